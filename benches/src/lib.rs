@@ -1,0 +1,1 @@
+//! Benchmarks of the metering workspace; see README.md.

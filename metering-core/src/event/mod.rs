@@ -1,0 +1,470 @@
+//! Events: what was used, by whom, how much and when.
+
+mod id;
+mod metadata;
+mod name;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use id::{EventId, EventIdError, MAX_EVENT_ID_LEN};
+pub use metadata::{Metadata, depth as metadata_depth, serialized_len as metadata_len};
+pub use name::{Feature, MAX_NAME_CHARS, NameError, Resource, TenantId};
+
+use crate::error::ValidationErrors;
+use crate::quantity::Quantity;
+
+/// A validated, stored usage event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Idempotency key.
+    pub id: EventId,
+    /// Who used it.
+    pub tenant_id: TenantId,
+    /// Which module.
+    pub resource: Resource,
+    /// Which feature of the module.
+    pub feature: Feature,
+    /// How much (> 0, exact).
+    pub quantity: Quantity,
+    /// When it was used (UTC, microsecond precision).
+    #[serde(with = "crate::time::rfc3339")]
+    pub timestamp: DateTime<Utc>,
+    /// Free-form details.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Metadata>,
+    /// When the store accepted it (UTC, microsecond precision).
+    #[serde(with = "crate::time::rfc3339")]
+    pub created_at: DateTime<Utc>,
+}
+
+/// Limits applied when validating events; the defaults are the REST contract's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct EventRules {
+    /// How far in the future a timestamp may be (default 1 hour).
+    pub max_future_skew: Duration,
+    /// Largest serialized metadata, in bytes (default 16 KiB).
+    pub max_metadata_bytes: usize,
+    /// Deepest metadata nesting (default 16).
+    pub max_metadata_depth: usize,
+    /// Most events in one batch (default 10,000).
+    pub max_batch_events: usize,
+}
+
+impl Default for EventRules {
+    fn default() -> Self {
+        EventRules {
+            max_future_skew: Duration::hours(1),
+            max_metadata_bytes: 16 * 1024,
+            max_metadata_depth: 16,
+            max_batch_events: 10_000,
+        }
+    }
+}
+
+impl EventRules {
+    /// Sets the future-skew bound.
+    #[must_use]
+    pub fn with_max_future_skew(mut self, skew: Duration) -> Self {
+        self.max_future_skew = skew;
+        self
+    }
+
+    /// Sets the metadata size limit.
+    #[must_use]
+    pub fn with_max_metadata_bytes(mut self, bytes: usize) -> Self {
+        self.max_metadata_bytes = bytes;
+        self
+    }
+
+    /// Sets the metadata depth limit.
+    #[must_use]
+    pub fn with_max_metadata_depth(mut self, depth: usize) -> Self {
+        self.max_metadata_depth = depth;
+        self
+    }
+
+    /// Sets the batch size limit.
+    #[must_use]
+    pub fn with_max_batch_events(mut self, events: usize) -> Self {
+        self.max_batch_events = events;
+        self
+    }
+}
+
+/// An event as submitted, before validation. Build one in code with [`NewEvent::new`] or
+/// decode one from JSON with [`NewEvent::from_json`].
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct NewEvent {
+    /// Idempotency key; a UUIDv7 is made when absent.
+    pub id: Option<String>,
+    /// Who used it.
+    pub tenant_id: String,
+    /// Which module.
+    pub resource: String,
+    /// Which feature.
+    pub feature: String,
+    /// How much; 1 when absent.
+    pub quantity: Option<Quantity>,
+    /// When; the time of receipt when absent.
+    pub timestamp: Option<DateTime<Utc>>,
+    /// Free-form details.
+    pub metadata: Option<Metadata>,
+}
+
+impl NewEvent {
+    /// One unit of `feature` of `resource` used by `tenant_id`, now.
+    pub fn new(
+        tenant_id: impl Into<String>,
+        resource: impl Into<String>,
+        feature: impl Into<String>,
+    ) -> Self {
+        NewEvent {
+            tenant_id: tenant_id.into(),
+            resource: resource.into(),
+            feature: feature.into(),
+            ..NewEvent::default()
+        }
+    }
+
+    /// Sets the idempotency key.
+    #[must_use]
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// Sets the quantity.
+    #[must_use]
+    pub fn with_quantity(mut self, quantity: Quantity) -> Self {
+        self.quantity = Some(quantity);
+        self
+    }
+
+    /// Sets the timestamp.
+    #[must_use]
+    pub fn with_timestamp(mut self, timestamp: DateTime<Utc>) -> Self {
+        self.timestamp = Some(timestamp);
+        self
+    }
+
+    /// Sets the metadata.
+    #[must_use]
+    pub fn with_metadata(mut self, metadata: Metadata) -> Self {
+        self.metadata = Some(metadata);
+        self
+    }
+
+    /// Decodes one JSON event object, recording every type problem under `path`
+    /// (e.g. `events[3]`) in `errors`. Unknown fields are refused so typos are caught.
+    ///
+    /// Returns `None` when anything was wrong.
+    pub fn from_json(
+        value: &Value,
+        index: Option<usize>,
+        path: &str,
+        errors: &mut ValidationErrors,
+    ) -> Option<NewEvent> {
+        let field = |name: &str| {
+            if path.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{path}.{name}")
+            }
+        };
+        let Value::Object(map) = value else {
+            let at = if path.is_empty() { "body" } else { path };
+            errors.push(index, at, "must be a JSON object");
+            return None;
+        };
+        let before = errors.errors().len();
+        let mut event = NewEvent::default();
+        for (key, v) in map {
+            match key.as_str() {
+                "id" => match v {
+                    Value::Null => {}
+                    Value::String(s) => event.id = Some(s.clone()),
+                    _ => errors.push(index, field("id"), "must be a string"),
+                },
+                "tenant_id" | "resource" | "feature" => match v {
+                    Value::String(s) => {
+                        let slot = match key.as_str() {
+                            "tenant_id" => &mut event.tenant_id,
+                            "resource" => &mut event.resource,
+                            _ => &mut event.feature,
+                        };
+                        slot.clone_from(s);
+                    }
+                    _ => errors.push(index, field(key), "must be a string"),
+                },
+                "quantity" => match v {
+                    Value::Null => {}
+                    Value::Number(_) | Value::String(_) => {
+                        match Quantity::deserialize(v).map_err(|e| e.to_string()) {
+                            Ok(q) => event.quantity = Some(q),
+                            Err(e) => errors.push(index, field("quantity"), e),
+                        }
+                    }
+                    _ => errors.push(index, field("quantity"), "must be a number"),
+                },
+                "timestamp" => match v {
+                    Value::Null => {}
+                    Value::String(s) => match crate::time::parse_rfc3339(s) {
+                        Some(t) => event.timestamp = Some(t),
+                        None => errors.push(
+                            index,
+                            field("timestamp"),
+                            "must be an RFC 3339 date-time, e.g. 2025-11-20T10:31:00Z",
+                        ),
+                    },
+                    _ => errors.push(index, field("timestamp"), "must be a string"),
+                },
+                "metadata" => match v {
+                    Value::Null => {}
+                    Value::Object(m) => event.metadata = Some(m.clone()),
+                    _ => errors.push(index, field("metadata"), "must be a JSON object"),
+                },
+                "created_at" => {} // read-only; sent back by clients that echo events
+                other => errors.push(index, field(other), "unknown field"),
+            }
+        }
+        for required in ["tenant_id", "resource", "feature"] {
+            if !map.contains_key(required) {
+                errors.push(index, field(required), "is required");
+            }
+        }
+        (errors.errors().len() == before).then_some(event)
+    }
+
+    /// Checks every rule, recording each problem under `path` in `errors`, and returns
+    /// the event ready to store (received at `now`) when all hold.
+    pub fn validate(
+        self,
+        rules: &EventRules,
+        now: DateTime<Utc>,
+        index: Option<usize>,
+        path: &str,
+        errors: &mut ValidationErrors,
+    ) -> Option<Event> {
+        let field = |name: &str| {
+            if path.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{path}.{name}")
+            }
+        };
+        let before = errors.errors().len();
+        let id = match self.id {
+            None => Some(EventId::generate()),
+            Some(raw) => EventId::new(raw)
+                .map_err(|e| errors.push(index, field("id"), e.to_string()))
+                .ok(),
+        };
+        let tenant_id = TenantId::new(&self.tenant_id)
+            .map_err(|e| errors.push(index, field("tenant_id"), e.to_string()))
+            .ok();
+        let resource = Resource::new(&self.resource)
+            .map_err(|e| errors.push(index, field("resource"), e.to_string()))
+            .ok();
+        let feature = Feature::new(&self.feature)
+            .map_err(|e| errors.push(index, field("feature"), e.to_string()))
+            .ok();
+        let quantity = self
+            .quantity
+            .unwrap_or(Quantity::ONE)
+            .validate_event()
+            .map_err(|e| errors.push(index, field("quantity"), e.to_string()))
+            .ok();
+        let now = crate::time::truncate_micros(now);
+        let timestamp = self.timestamp.map_or(now, crate::time::truncate_micros);
+        if timestamp > now + rules.max_future_skew {
+            errors.push(
+                index,
+                field("timestamp"),
+                format!(
+                    "is more than {} seconds in the future",
+                    rules.max_future_skew.num_seconds()
+                ),
+            );
+        }
+        if let Some(metadata) = &self.metadata {
+            if metadata_len(metadata) > rules.max_metadata_bytes {
+                errors.push(
+                    index,
+                    field("metadata"),
+                    format!("must be at most {} bytes serialized", rules.max_metadata_bytes),
+                );
+            } else {
+                // Depth only once the size is sane; the object itself is level 1.
+                let depth = 1 + metadata.values().map(metadata_depth).max().unwrap_or(0);
+                if depth > rules.max_metadata_depth {
+                    errors.push(
+                        index,
+                        field("metadata"),
+                        format!("must nest at most {} levels", rules.max_metadata_depth),
+                    );
+                }
+            }
+        }
+        if errors.errors().len() != before {
+            return None;
+        }
+        Some(Event {
+            id: id?,
+            tenant_id: tenant_id?,
+            resource: resource?,
+            feature: feature?,
+            quantity: quantity?,
+            timestamp,
+            metadata: self.metadata,
+            created_at: now,
+        })
+    }
+}
+
+/// Validates a whole batch: every problem of every event is collected (with its index and a
+/// path such as `events[3].quantity`) before anything is returned, so nothing is written
+/// unless all events are valid.
+///
+/// # Errors
+///
+/// [`crate::Error::TooLarge`] for an empty or oversized batch is reported by the caller;
+/// here an empty batch is a validation error and each bad event adds its problems.
+pub fn validate_batch(
+    events: Vec<NewEvent>,
+    rules: &EventRules,
+    now: DateTime<Utc>,
+) -> crate::Result<Vec<Event>> {
+    if events.len() > rules.max_batch_events {
+        return Err(crate::Error::TooLarge(format!(
+            "a batch holds at most {} events, got {}",
+            rules.max_batch_events,
+            events.len()
+        )));
+    }
+    let mut errors = ValidationErrors::new();
+    if events.is_empty() {
+        errors.push(None, "events", "must hold at least one event");
+    }
+    let mut valid = Vec::with_capacity(events.len());
+    for (i, event) in events.into_iter().enumerate() {
+        if let Some(e) = event.validate(rules, now, Some(i), &format!("events[{i}]"), &mut errors)
+        {
+            valid.push(e);
+        }
+    }
+    errors.into_result(valid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2025, 11, 20, 10, 0, 0).single().expect("valid")
+    }
+
+    #[test]
+    fn every_bad_event_of_a_batch_is_reported() {
+        let batch = vec![
+            NewEvent::new("org", "billing", "invoice"),
+            NewEvent::new("", "billing", "invoice").with_quantity(Quantity::ZERO),
+            NewEvent::new("org", "billing", "invoice")
+                .with_timestamp(now() + Duration::hours(2)),
+        ];
+        let Err(crate::Error::Validation(errors)) =
+            validate_batch(batch, &EventRules::default(), now())
+        else {
+            panic!("expected a validation error");
+        };
+        let fields: Vec<_> = errors.errors().iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["events[1].tenant_id", "events[1].quantity", "events[2].timestamp"]
+        );
+        assert_eq!(errors.errors()[0].index, Some(1));
+    }
+
+    #[test]
+    fn json_decoding_reports_types_and_unknown_fields() {
+        let mut errors = ValidationErrors::new();
+        let v = json!({"tenant_id": 5, "resource": "r", "feature": "f", "quantiy": 2,
+                       "quantity": "x", "timestamp": "yesterday", "metadata": []});
+        assert!(NewEvent::from_json(&v, Some(0), "events[0]", &mut errors).is_none());
+        let mut fields: Vec<_> = errors.errors().iter().map(|e| e.field.clone()).collect();
+        fields.sort();
+        assert_eq!(
+            fields,
+            [
+                "events[0].metadata",
+                "events[0].quantity",
+                "events[0].quantiy",
+                "events[0].tenant_id",
+                "events[0].timestamp"
+            ]
+        );
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let mut errors = ValidationErrors::new();
+        let v = json!({"tenant_id": " org ", "resource": "r", "feature": "f"});
+        let e = NewEvent::from_json(&v, None, "", &mut errors)
+            .expect("decodes")
+            .validate(&EventRules::default(), now(), None, "", &mut errors)
+            .expect("valid");
+        assert_eq!(e.quantity, Quantity::ONE);
+        assert_eq!(e.timestamp, now());
+        assert_eq!(e.tenant_id.as_str(), "org");
+    }
+
+    #[test]
+    fn metadata_limits() {
+        let mut deep = json!(1);
+        for _ in 0..16 {
+            deep = json!({ "x": deep });
+        }
+        let Value::Object(deep) = deep else {
+            unreachable!()
+        };
+        let mut errors = ValidationErrors::new();
+        let r = NewEvent::new("o", "r", "f").with_metadata(deep).validate(
+            &EventRules::default(),
+            now(),
+            None,
+            "",
+            &mut errors,
+        );
+        assert!(r.is_some(), "16 levels are allowed: {errors:?}");
+        let mut deeper = json!(1);
+        for _ in 0..17 {
+            deeper = json!({ "x": deeper });
+        }
+        let Value::Object(deeper) = deeper else {
+            unreachable!()
+        };
+        let r = NewEvent::new("o", "r", "f").with_metadata(deeper).validate(
+            &EventRules::default(),
+            now(),
+            None,
+            "",
+            &mut errors,
+        );
+        assert!(r.is_none());
+        let mut big = Metadata::new();
+        big.insert("x".into(), Value::String("y".repeat(17 * 1024)));
+        let r = NewEvent::new("o", "r", "f").with_metadata(big).validate(
+            &EventRules::default(),
+            now(),
+            None,
+            "",
+            &mut errors,
+        );
+        assert!(r.is_none());
+    }
+}

@@ -1,0 +1,114 @@
+//! # Implementing a Store
+//!
+//! A backend implements [`Store`](crate::Store) (and optionally
+//! [`QuotaCache`](crate::QuotaCache)) with methods that take `&self`: the type is a cheap
+//! `Clone` handle around a pool or connection. Each method is a unit of atomicity, and each
+//! `# Behavior` bullet in the trait docs is checked by the conformance suite in
+//! `metering-testkit`, which a backend runs from its `tests/conformance.rs`:
+//!
+//! ```text
+//! async fn setup() -> Option<MyStore> { Some(MyStore::open(...).await.expect("store")) }
+//! metering_testkit::store_conformance!(setup);
+//! ```
+//!
+//! Rules of thumb:
+//!
+//! - Map driver errors to [`Error`](crate::Error) in one place: refused connections and
+//!   timeouts become `Unavailable`, unique violations `Conflict`; keep the cause as `source`.
+//! - Keep quantities exact: store nano-units as integers (or `NUMERIC`), never floats.
+//!   [`Quantity::units`](crate::Quantity::units) and
+//!   [`Quantity::fraction_nanos`](crate::Quantity::fraction_nanos) split one into two integer
+//!   columns; [`Quantity::from_parts`](crate::Quantity::from_parts) joins sums back.
+//! - Build aggregate rows with [`AggregateBuilder`](crate::AggregateBuilder), feeding it
+//!   events or pre-summed buckets that each lie inside one window, so windowing and row order
+//!   are the same in every backend.
+//! - Make [`Store::consume`](crate::Store::consume) atomic across processes: a transaction
+//!   that holds a lock on the usage scope while it sums and inserts.
+//!
+//! A complete, compiled example: a store that wraps another and counts the events written,
+//! delegating everything else.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::sync::atomic::{AtomicUsize, Ordering};
+//!
+//! use async_trait::async_trait;
+//! use chrono::{DateTime, Utc};
+//! use metering_core::{
+//!     AggregateQuery, AggregateRow, ApiKey, ApiKeyId, ConsumeOutcome, Event, EventPage,
+//!     EventQuery, Feature, InsertOutcome, KeyHash, MemoryStore, Quantity, Quota, QuotaId,
+//!     QuotaScope, QuotaSpec, Result, Store, StoredApiKey, TenantId, UsageLimit, UsageScope,
+//!     Window,
+//! };
+//!
+//! #[derive(Debug, Clone, Default)]
+//! struct CountingStore {
+//!     inner: MemoryStore,
+//!     written: Arc<AtomicUsize>,
+//! }
+//!
+//! #[async_trait]
+//! impl Store for CountingStore {
+//!     async fn insert_events(&self, events: &[Event]) -> Result<InsertOutcome> {
+//!         let outcome = self.inner.insert_events(events).await?;
+//!         self.written.fetch_add(outcome.inserted_count(), Ordering::Relaxed);
+//!         Ok(outcome)
+//!     }
+//!     async fn list_events(&self, q: &EventQuery) -> Result<EventPage> {
+//!         self.inner.list_events(q).await
+//!     }
+//!     async fn aggregate(&self, q: &AggregateQuery) -> Result<Vec<AggregateRow>> {
+//!         self.inner.aggregate(q).await
+//!     }
+//!     async fn sum_usage(&self, scope: &UsageScope, window: Window) -> Result<Quantity> {
+//!         self.inner.sum_usage(scope, window).await
+//!     }
+//!     async fn consume(&self, event: &Event, limit: &UsageLimit) -> Result<ConsumeOutcome> {
+//!         let outcome = self.inner.consume(event, limit).await?;
+//!         if matches!(outcome, ConsumeOutcome::Admitted { .. }) {
+//!             self.written.fetch_add(1, Ordering::Relaxed);
+//!         }
+//!         Ok(outcome)
+//!     }
+//!     async fn upsert_quota(&self, spec: &QuotaSpec, now: DateTime<Utc>) -> Result<Quota> {
+//!         self.inner.upsert_quota(spec, now).await
+//!     }
+//!     async fn list_quotas(&self, scope: Option<&QuotaScope>) -> Result<Vec<Quota>> {
+//!         self.inner.list_quotas(scope).await
+//!     }
+//!     async fn quota_candidates(&self, t: &TenantId, f: &Feature) -> Result<Vec<Quota>> {
+//!         self.inner.quota_candidates(t, f).await
+//!     }
+//!     async fn delete_quota(&self, id: QuotaId) -> Result<()> {
+//!         self.inner.delete_quota(id).await
+//!     }
+//!     async fn insert_api_key(&self, key: &ApiKey, hash: &KeyHash) -> Result<()> {
+//!         self.inner.insert_api_key(key, hash).await
+//!     }
+//!     async fn api_key_by_hash(&self, hash: &KeyHash) -> Result<Option<StoredApiKey>> {
+//!         self.inner.api_key_by_hash(hash).await
+//!     }
+//!     async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
+//!         self.inner.list_api_keys().await
+//!     }
+//!     async fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<()> {
+//!         self.inner.revoke_api_key(id, at).await
+//!     }
+//!     async fn record_key_usage(&self, uses: &[(ApiKeyId, DateTime<Utc>)]) -> Result<()> {
+//!         self.inner.record_key_usage(uses).await
+//!     }
+//!     async fn health(&self) -> Result<()> {
+//!         self.inner.health().await
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<()> {
+//! let store = CountingStore::default();
+//! let engine = metering_core::Metering::builder(store.clone()).build();
+//! engine.ingest(vec![metering_core::NewEvent::new("t", "r", "f")]).await?;
+//! assert_eq!(store.written.load(Ordering::Relaxed), 1);
+//! # Ok(()) }
+//! ```
+//!
+//! The same store then runs the whole conformance suite unchanged; see
+//! `examples/custom-store` in the repository.

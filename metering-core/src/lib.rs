@@ -1,0 +1,83 @@
+//! # metering-core
+//!
+//! The heart of the `metering` framework: validated usage events, exact quantities, calendar
+//! windows in any time zone, aggregate and event queries, quotas with the most-specific-match
+//! rule, API keys, and the [`Store`] and [`QuotaCache`] traits that backends implement. The
+//! [`Metering`] engine ties them together; the REST server and embedders call only it.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> metering_core::Result<()> {
+//! use metering_core::{AggregateQuery, GroupBy, MemoryStore, Metering, NewEvent, Quantity,
+//!     WindowType};
+//!
+//! let engine = Metering::builder(MemoryStore::new()).build();
+//! let tenth: Quantity = "0.1".parse().expect("a decimal");
+//! let batch = (0..10).map(|_| NewEvent::new("org_1", "api", "search").with_quantity(tenth));
+//! engine.ingest(batch.collect()).await?;
+//!
+//! let now = engine.now();
+//! let query = AggregateQuery::new(WindowType::Daily, now - chrono::Duration::days(1),
+//!     now + chrono::Duration::hours(1)).group_by(GroupBy::NONE);
+//! let report = engine.aggregate(&query).await?;
+//! assert_eq!(report.summary.total_quantity, Quantity::ONE); // exactly, no float drift
+//! # Ok(()) }
+//! ```
+//!
+//! ## Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `memory` | yes | [`MemoryStore`] and [`MemoryQuotaCache`] |
+//!
+//! ## Guides
+//!
+//! - [Implementing a Store](crate::guide)
+//! - [The counter protocol](crate::cache) that keeps quota checks exact while counters are
+//!   rebuilt.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod apikey;
+pub mod cache;
+pub mod clock;
+pub mod engine;
+pub mod error;
+pub mod event;
+pub mod guide;
+#[cfg(feature = "memory")]
+#[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
+pub mod memory;
+pub mod quantity;
+pub mod query;
+pub mod quota;
+pub mod store;
+pub mod time;
+pub mod window;
+
+pub use apikey::{
+    Action, ApiKey, ApiKeyId, CreatedApiKey, KeyHash, NewApiKey, Principal, Role,
+};
+pub use cache::{CounterKey, Ingested, QuotaCache, RebuildToken, UsageStream};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use engine::{Health, HealthStatus, IngestReceipt, Metering, MeteringBuilder};
+pub use error::{BoxError, Error, FieldError, Result, ValidationErrors};
+pub use event::{
+    Event, EventId, EventRules, Feature, Metadata, NameError, NewEvent, Resource, TenantId,
+    validate_batch,
+};
+#[cfg(feature = "memory")]
+pub use memory::{MemoryQuotaCache, MemoryStore};
+pub use quantity::{Quantity, QuantityError};
+pub use query::{
+    AggregateBuilder, AggregateQuery, AggregateReport, AggregateRow, AggregateSummary, Cursor,
+    Dimension, EventFilter, EventPage, EventQuery, GroupBy, Paging,
+};
+pub use quota::{
+    Quota, QuotaDecision, QuotaId, QuotaScope, QuotaSpec, UsageLimit, UsageScope,
+    ValidateRequest, select_quota,
+};
+pub use store::{ConsumeOutcome, InsertOutcome, Store, StoredApiKey};
+pub use window::{Granularity, QuotaPeriod, Window, WindowType, parse_tz};
+
+/// Re-exported so users name time zones with the same version.
+pub use chrono_tz::Tz;

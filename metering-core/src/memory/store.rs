@@ -1,0 +1,282 @@
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Bound;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::apikey::{ApiKey, ApiKeyId, KeyHash};
+use crate::error::{Error, Result};
+use crate::event::{Event, EventId, Feature, TenantId};
+use crate::quantity::Quantity;
+use crate::query::{
+    AggregateBuilder, AggregateQuery, AggregateRow, Cursor, EventPage, EventQuery, Paging,
+};
+use crate::quota::{Quota, QuotaId, QuotaScope, QuotaSpec, UsageLimit, UsageScope};
+use crate::store::{ConsumeOutcome, InsertOutcome, Store, StoredApiKey};
+use crate::window::Window;
+
+/// A [`Store`] that keeps everything in memory. Clones share the same data.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> metering_core::Result<()> {
+/// use metering_core::{MemoryStore, Metering, NewEvent};
+/// let engine = Metering::builder(MemoryStore::new()).build();
+/// let receipt = engine.ingest(vec![NewEvent::new("org_1", "api", "search")]).await?;
+/// assert_eq!(receipt.events_processed, 1);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    state: Arc<RwLock<State>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Ascending by (timestamp, id); listings walk it backwards.
+    events: BTreeMap<(DateTime<Utc>, EventId), Event>,
+    ids: HashSet<EventId>,
+    quotas: HashMap<QuotaId, Quota>,
+    keys: Vec<StoredApiKey>,
+}
+
+/// The smallest id, so `(t, MIN_ID)` sorts before every event at `t`.
+fn min_id() -> EventId {
+    EventId::from_trusted(String::new())
+}
+
+impl State {
+    fn range(&self, start: Option<DateTime<Utc>>, end: Option<DateTime<Utc>>) -> impl DoubleEndedIterator<Item = &Event> {
+        let lower = start.map_or(Bound::Unbounded, |s| Bound::Included((s, min_id())));
+        let upper = end.map_or(Bound::Unbounded, |e| Bound::Excluded((e, min_id())));
+        self.events.range((lower, upper)).map(|(_, e)| e)
+    }
+
+    fn sum_usage(&self, scope: &UsageScope, window: Window) -> Quantity {
+        self.range(Some(window.start), Some(window.end))
+            .filter(|e| scope.counts(&e.tenant_id, &e.resource, &e.feature))
+            .map(|e| e.quantity)
+            .sum()
+    }
+
+    fn insert(&mut self, event: &Event) -> bool {
+        if !self.ids.insert(event.id.clone()) {
+            return false;
+        }
+        self.events
+            .insert((event.timestamp, event.id.clone()), event.clone());
+        true
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn sort_quotas(quotas: &mut [Quota]) {
+    quotas.sort_by(|a, b| {
+        (&a.spec.tenant_id, &a.spec.resource, &a.spec.feature).cmp(&(
+            &b.spec.tenant_id,
+            &b.spec.resource,
+            &b.spec.feature,
+        ))
+    });
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn insert_events(&self, events: &[Event]) -> Result<InsertOutcome> {
+        let mut state = self.write();
+        let inserted = events.iter().map(|e| state.insert(e)).collect();
+        Ok(InsertOutcome { inserted })
+    }
+
+    async fn list_events(&self, query: &EventQuery) -> Result<EventPage> {
+        let state = self.read();
+        let filter = &query.filter;
+        let size = usize::try_from(query.paging.page_size()).unwrap_or(usize::MAX);
+        let matching = state
+            .range(filter.start, filter.end)
+            .rev()
+            .filter(|e| filter.matches(e));
+        let (events, total): (Vec<Event>, _) = match &query.paging {
+            Paging::Page { page, .. } => {
+                let skip = usize::try_from(page.saturating_sub(1)).unwrap_or(usize::MAX).saturating_mul(size);
+                let all: Vec<&Event> = matching.collect();
+                let total = all.len() as u64;
+                (all.into_iter().skip(skip).take(size).cloned().collect(), Some(total))
+            }
+            Paging::Cursor { after, .. } => (
+                matching
+                    .filter(|e| after.as_ref().is_none_or(|c| c.precedes(e)))
+                    .take(size)
+                    .cloned()
+                    .collect(),
+                None,
+            ),
+        };
+        let next_cursor = (events.len() == size)
+            .then(|| events.last().map(Cursor::after))
+            .flatten();
+        Ok(EventPage {
+            events,
+            total,
+            next_cursor,
+        })
+    }
+
+    async fn aggregate(&self, query: &AggregateQuery) -> Result<Vec<AggregateRow>> {
+        let state = self.read();
+        let filter = query.filter();
+        let mut builder = AggregateBuilder::new(query);
+        for event in state
+            .range(filter.start, filter.end)
+            .filter(|e| filter.matches(e))
+        {
+            builder.add_event(event);
+        }
+        Ok(builder.finish())
+    }
+
+    async fn sum_usage(&self, scope: &UsageScope, window: Window) -> Result<Quantity> {
+        Ok(self.read().sum_usage(scope, window))
+    }
+
+    async fn consume(&self, event: &Event, limit: &UsageLimit) -> Result<ConsumeOutcome> {
+        // One write lock over the check and the insert makes them one atomic step.
+        let mut state = self.write();
+        let usage = state.sum_usage(&limit.scope, limit.window);
+        if state.ids.contains(&event.id) {
+            return Ok(ConsumeOutcome::Duplicate { usage });
+        }
+        match usage.checked_add(event.quantity) {
+            Some(total) if total <= limit.limit => {
+                state.insert(event);
+                Ok(ConsumeOutcome::Admitted {
+                    usage_before: usage,
+                })
+            }
+            _ => Ok(ConsumeOutcome::Denied { usage }),
+        }
+    }
+
+    async fn upsert_quota(&self, spec: &QuotaSpec, now: DateTime<Utc>) -> Result<Quota> {
+        let mut state = self.write();
+        let now = crate::time::truncate_micros(now);
+        let existing = state.quotas.values_mut().find(|q| {
+            q.spec.tenant_id == spec.tenant_id
+                && q.spec.resource == spec.resource
+                && q.spec.feature == spec.feature
+        });
+        if let Some(q) = existing {
+            q.spec = spec.clone();
+            q.updated_at = now;
+            return Ok(q.clone());
+        }
+        let quota = Quota {
+            id: QuotaId::generate(),
+            spec: spec.clone(),
+            created_at: now,
+            updated_at: now,
+        };
+        state.quotas.insert(quota.id, quota.clone());
+        Ok(quota)
+    }
+
+    async fn list_quotas(&self, scope: Option<&QuotaScope>) -> Result<Vec<Quota>> {
+        let mut quotas: Vec<Quota> = self
+            .read()
+            .quotas
+            .values()
+            .filter(|q| scope.is_none_or(|s| q.spec.tenant_id == *s))
+            .cloned()
+            .collect();
+        sort_quotas(&mut quotas);
+        Ok(quotas)
+    }
+
+    async fn quota_candidates(&self, tenant: &TenantId, feature: &Feature) -> Result<Vec<Quota>> {
+        let mut quotas: Vec<Quota> = self
+            .read()
+            .quotas
+            .values()
+            .filter(|q| q.spec.feature == *feature && q.spec.tenant_id.covers(tenant))
+            .cloned()
+            .collect();
+        sort_quotas(&mut quotas);
+        Ok(quotas)
+    }
+
+    async fn delete_quota(&self, id: QuotaId) -> Result<()> {
+        match self.write().quotas.remove(&id) {
+            Some(_) => Ok(()),
+            None => Err(Error::NotFound(format!("quota {id}"))),
+        }
+    }
+
+    async fn insert_api_key(&self, key: &ApiKey, hash: &KeyHash) -> Result<()> {
+        let mut state = self.write();
+        if state
+            .keys
+            .iter()
+            .any(|k| k.key.id == key.id || k.hash == *hash)
+        {
+            return Err(Error::Conflict("an API key with this id or secret exists".into()));
+        }
+        state.keys.push(StoredApiKey {
+            key: key.clone(),
+            hash: *hash,
+        });
+        Ok(())
+    }
+
+    async fn api_key_by_hash(&self, hash: &KeyHash) -> Result<Option<StoredApiKey>> {
+        Ok(self.read().keys.iter().find(|k| k.hash == *hash).cloned())
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
+        Ok(self.read().keys.iter().map(|k| k.key.clone()).collect())
+    }
+
+    async fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<()> {
+        let mut state = self.write();
+        let key = state
+            .keys
+            .iter_mut()
+            .find(|k| k.key.id == id)
+            .ok_or_else(|| Error::NotFound(format!("API key {id}")))?;
+        if key.key.revoked_at.is_none() {
+            key.key.revoked_at = Some(crate::time::truncate_micros(at));
+        }
+        Ok(())
+    }
+
+    async fn record_key_usage(&self, uses: &[(ApiKeyId, DateTime<Utc>)]) -> Result<()> {
+        let mut state = self.write();
+        for (id, at) in uses {
+            if let Some(k) = state.keys.iter_mut().find(|k| k.key.id == *id) {
+                let at = crate::time::truncate_micros(*at);
+                k.key.last_used_at = Some(k.key.last_used_at.map_or(at, |l| l.max(at)));
+            }
+        }
+        Ok(())
+    }
+
+    async fn health(&self) -> Result<()> {
+        Ok(())
+    }
+}

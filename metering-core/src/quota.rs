@@ -1,0 +1,720 @@
+//! Quotas: limits on usage per period, the most-specific-match rule and decisions.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+use crate::error::ValidationErrors;
+use crate::event::{EventId, Feature, Metadata, Resource, TenantId};
+use crate::quantity::Quantity;
+use crate::window::{QuotaPeriod, Window, parse_tz};
+
+/// The alert threshold when none is given, in percent of the limit.
+pub const DEFAULT_ALERT_THRESHOLD: u8 = 80;
+
+/// A quota's identifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct QuotaId(pub uuid::Uuid);
+
+impl QuotaId {
+    /// A new random (time-ordered) id.
+    #[must_use]
+    pub fn generate() -> Self {
+        QuotaId(uuid::Uuid::now_v7())
+    }
+}
+
+impl fmt::Display for QuotaId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::str::FromStr for QuotaId {
+    type Err = uuid::Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse().map(QuotaId)
+    }
+}
+
+/// Whom a quota applies to: one tenant, or every tenant (`*`) as a default.
+///
+/// A default quota still counts each tenant's usage separately.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum QuotaScope {
+    /// Every tenant that has no more specific quota; written `*`.
+    AllTenants,
+    /// One tenant.
+    Tenant(TenantId),
+}
+
+impl QuotaScope {
+    /// The wire form: the tenant id, or `*`.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        match self {
+            QuotaScope::AllTenants => "*",
+            QuotaScope::Tenant(t) => t.as_str(),
+        }
+    }
+
+    /// Parses the wire form.
+    ///
+    /// # Errors
+    ///
+    /// When it is neither `*` nor a valid tenant id.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if raw.trim() == "*" {
+            Ok(QuotaScope::AllTenants)
+        } else {
+            TenantId::new(raw)
+                .map(QuotaScope::Tenant)
+                .map_err(|e| e.to_string())
+        }
+    }
+
+    /// Whether the quota applies to `tenant`.
+    #[must_use]
+    pub fn covers(&self, tenant: &TenantId) -> bool {
+        match self {
+            QuotaScope::AllTenants => true,
+            QuotaScope::Tenant(t) => t == tenant,
+        }
+    }
+}
+
+impl fmt::Display for QuotaScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for QuotaScope {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for QuotaScope {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        QuotaScope::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// What a quota limits; its identity is `(tenant_id, resource, feature)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct QuotaSpec {
+    /// The tenant, or `*` for the default of every tenant.
+    pub tenant_id: QuotaScope,
+    /// The resource, or `None` for usage of the feature in any resource.
+    pub resource: Option<Resource>,
+    /// The feature.
+    pub feature: Feature,
+    /// The most usage allowed per period (> 0).
+    pub limit: Quantity,
+    /// The period usage is counted over.
+    pub period: QuotaPeriod,
+    /// Percent of the limit at which `alert` turns true (0 to 100).
+    pub alert_threshold: u8,
+    /// Zone of the period boundaries.
+    #[serde(with = "crate::window::tz_serde")]
+    pub tz: Tz,
+}
+
+impl QuotaSpec {
+    /// A quota of `limit` per `period` on `feature` of any resource for `tenant_id`, in UTC,
+    /// alerting at 80 %.
+    #[must_use]
+    pub fn new(tenant_id: QuotaScope, feature: Feature, limit: Quantity, period: QuotaPeriod) -> Self {
+        QuotaSpec {
+            tenant_id,
+            resource: None,
+            feature,
+            limit,
+            period,
+            alert_threshold: DEFAULT_ALERT_THRESHOLD,
+            tz: Tz::UTC,
+        }
+    }
+
+    /// Restricts the quota to one resource.
+    #[must_use]
+    pub fn with_resource(mut self, resource: Resource) -> Self {
+        self.resource = Some(resource);
+        self
+    }
+
+    /// Sets the alert threshold.
+    #[must_use]
+    pub fn with_alert_threshold(mut self, percent: u8) -> Self {
+        self.alert_threshold = percent;
+        self
+    }
+
+    /// Sets the zone of period boundaries.
+    #[must_use]
+    pub fn with_tz(mut self, tz: Tz) -> Self {
+        self.tz = tz;
+        self
+    }
+
+    /// Checks the rules that the types alone do not: `limit > 0`, threshold at most 100.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Validation`] listing each broken rule.
+    pub fn validate(self) -> crate::Result<Self> {
+        let mut errors = ValidationErrors::new();
+        if self.limit.is_zero() {
+            errors.push(None, "limit", "must be > 0");
+        }
+        if self.alert_threshold > 100 {
+            errors.push(None, "alert_threshold", "must be between 0 and 100");
+        }
+        errors.into_result(self)
+    }
+
+    /// Decodes a JSON quota, collecting every problem.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Validation`] listing each bad field.
+    pub fn from_json(value: &Value) -> crate::Result<Self> {
+        let mut errors = ValidationErrors::new();
+        let Value::Object(map) = value else {
+            return Err(crate::Error::invalid("body", "must be a JSON object"));
+        };
+        for key in map.keys() {
+            if !matches!(
+                key.as_str(),
+                "tenant_id" | "resource" | "feature" | "limit" | "period" | "alert_threshold"
+                    | "tz" | "id" | "created_at" | "updated_at"
+            ) {
+                errors.push(None, key.clone(), "unknown field");
+            }
+        }
+        let string = |name: &str, errors: &mut ValidationErrors| -> Option<String> {
+            match map.get(name) {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(_) => {
+                    errors.push(None, name, "must be a string");
+                    None
+                }
+            }
+        };
+        let tenant = match string("tenant_id", &mut errors) {
+            Some(raw) => QuotaScope::parse(&raw)
+                .map_err(|e| errors.push(None, "tenant_id", e))
+                .ok(),
+            None => {
+                if !map.contains_key("tenant_id") {
+                    errors.push(None, "tenant_id", "is required (a tenant id, or `*` for all)");
+                }
+                None
+            }
+        };
+        let resource = string("resource", &mut errors).and_then(|raw| {
+            Resource::new(raw)
+                .map_err(|e| errors.push(None, "resource", e.to_string()))
+                .ok()
+        });
+        let feature = match string("feature", &mut errors) {
+            Some(raw) => Feature::new(raw)
+                .map_err(|e| errors.push(None, "feature", e.to_string()))
+                .ok(),
+            None => {
+                if !map.contains_key("feature") {
+                    errors.push(None, "feature", "is required");
+                }
+                None
+            }
+        };
+        let limit = match map.get("limit") {
+            None | Some(Value::Null) => {
+                errors.push(None, "limit", "is required");
+                None
+            }
+            Some(v @ (Value::Number(_) | Value::String(_))) => Quantity::deserialize(v)
+                .map_err(|e| errors.push(None, "limit", e.to_string()))
+                .ok(),
+            Some(_) => {
+                errors.push(None, "limit", "must be a number");
+                None
+            }
+        };
+        let period = match string("period", &mut errors) {
+            Some(raw) => raw
+                .parse::<QuotaPeriod>()
+                .map_err(|e| errors.push(None, "period", e))
+                .ok(),
+            None => {
+                if !map.contains_key("period") {
+                    errors.push(None, "period", "is required");
+                }
+                None
+            }
+        };
+        let alert_threshold = match map.get("alert_threshold") {
+            None | Some(Value::Null) => Some(DEFAULT_ALERT_THRESHOLD),
+            Some(Value::Number(n)) => match n.as_u64().and_then(|n| u8::try_from(n).ok()) {
+                Some(p) if p <= 100 => Some(p),
+                _ => {
+                    errors.push(None, "alert_threshold", "must be an integer between 0 and 100");
+                    None
+                }
+            },
+            Some(_) => {
+                errors.push(None, "alert_threshold", "must be an integer between 0 and 100");
+                None
+            }
+        };
+        let tz = match string("tz", &mut errors) {
+            Some(raw) => parse_tz(&raw).map_err(|e| errors.push(None, "tz", e)).ok(),
+            None => Some(Tz::UTC),
+        };
+        if !errors.is_empty() {
+            return Err(crate::Error::Validation(errors));
+        }
+        match (tenant, feature, limit, period, alert_threshold, tz) {
+            (Some(tenant_id), Some(feature), Some(limit), Some(period), Some(alert_threshold), Some(tz)) => {
+                QuotaSpec {
+                    tenant_id,
+                    resource,
+                    feature,
+                    limit,
+                    period,
+                    alert_threshold,
+                    tz,
+                }
+                .validate()
+            }
+            _ => Err(crate::Error::invalid("body", "invalid quota")),
+        }
+    }
+
+    /// How specific the quota is for a request; lower wins.
+    fn rank(&self) -> u8 {
+        match (&self.tenant_id, &self.resource) {
+            (QuotaScope::Tenant(_), Some(_)) => 0,
+            (QuotaScope::Tenant(_), None) => 1,
+            (QuotaScope::AllTenants, Some(_)) => 2,
+            (QuotaScope::AllTenants, None) => 3,
+        }
+    }
+
+    /// Whether this quota applies to usage of `feature` (of `resource`, when given) by `tenant`.
+    #[must_use]
+    pub fn applies_to(&self, tenant: &TenantId, resource: Option<&Resource>, feature: &Feature) -> bool {
+        self.feature == *feature
+            && self.tenant_id.covers(tenant)
+            && match &self.resource {
+                None => true,
+                Some(r) => resource == Some(r),
+            }
+    }
+}
+
+/// A stored quota.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quota {
+    /// Identifier.
+    pub id: QuotaId,
+    /// What it limits.
+    #[serde(flatten)]
+    pub spec: QuotaSpec,
+    /// When it was first stored.
+    #[serde(with = "crate::time::rfc3339")]
+    pub created_at: DateTime<Utc>,
+    /// When it was last changed.
+    #[serde(with = "crate::time::rfc3339")]
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Picks the quota that governs a request, by the most-specific-match rule:
+/// `(tenant, resource, feature)`, then `(tenant, any resource, feature)`, then the default
+/// for every tenant (`*`) with a resource, then `*` with any resource.
+#[must_use]
+pub fn select_quota<'a>(
+    candidates: &'a [Quota],
+    tenant: &TenantId,
+    resource: Option<&Resource>,
+    feature: &Feature,
+) -> Option<&'a Quota> {
+    candidates
+        .iter()
+        .filter(|q| q.spec.applies_to(tenant, resource, feature))
+        .min_by_key(|q| q.spec.rank())
+}
+
+/// Whose usage a quota counts: one tenant's use of a feature, in one resource or in any.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UsageScope {
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// The resource, or `None` for any.
+    pub resource: Option<Resource>,
+    /// The feature.
+    pub feature: Feature,
+}
+
+impl UsageScope {
+    /// The usage a quota counts for `tenant`.
+    #[must_use]
+    pub fn of(quota: &QuotaSpec, tenant: &TenantId) -> Self {
+        UsageScope {
+            tenant_id: tenant.clone(),
+            resource: quota.resource.clone(),
+            feature: quota.feature.clone(),
+        }
+    }
+
+    /// Whether an event of (`tenant`, `resource`, `feature`) counts.
+    #[must_use]
+    pub fn counts(&self, tenant: &TenantId, resource: &Resource, feature: &Feature) -> bool {
+        self.tenant_id == *tenant
+            && self.feature == *feature
+            && self.resource.as_ref().is_none_or(|r| r == resource)
+    }
+}
+
+/// A limit on usage of a scope within a window: what [`crate::Store::consume`] enforces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageLimit {
+    /// Whose usage.
+    pub scope: UsageScope,
+    /// Over which window.
+    pub window: Window,
+    /// At most this much.
+    pub limit: Quantity,
+}
+
+/// A validate (or consume) request.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ValidateRequest {
+    /// Who wants to use it.
+    pub tenant_id: TenantId,
+    /// Which resource, if the quota may be resource-specific.
+    pub resource: Option<Resource>,
+    /// Which feature.
+    pub feature: Feature,
+    /// How much they want to use (default 1).
+    pub quantity: Quantity,
+    /// The period to report usage over when no quota applies.
+    pub period: Option<QuotaPeriod>,
+    /// Record the usage when allowed, atomically with the check.
+    pub consume: bool,
+    /// Idempotency key of the consumed event.
+    pub id: Option<EventId>,
+    /// Metadata of the consumed event.
+    pub metadata: Option<Metadata>,
+}
+
+impl ValidateRequest {
+    /// A check of one unit of `feature` for `tenant_id`, without consuming.
+    #[must_use]
+    pub fn new(tenant_id: TenantId, feature: Feature) -> Self {
+        ValidateRequest {
+            tenant_id,
+            resource: None,
+            feature,
+            quantity: Quantity::ONE,
+            period: None,
+            consume: false,
+            id: None,
+            metadata: None,
+        }
+    }
+
+    /// Sets the resource.
+    #[must_use]
+    pub fn with_resource(mut self, resource: Resource) -> Self {
+        self.resource = Some(resource);
+        self
+    }
+
+    /// Sets the quantity.
+    #[must_use]
+    pub fn with_quantity(mut self, quantity: Quantity) -> Self {
+        self.quantity = quantity;
+        self
+    }
+
+    /// Records the usage when allowed.
+    #[must_use]
+    pub fn consuming(mut self) -> Self {
+        self.consume = true;
+        self
+    }
+
+    /// Sets the idempotency key of the consumed event.
+    #[must_use]
+    pub fn with_id(mut self, id: EventId) -> Self {
+        self.id = Some(id);
+        self
+    }
+
+    /// Decodes a JSON validate request, collecting every problem.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Validation`] listing each bad field.
+    pub fn from_json(value: &Value) -> crate::Result<Self> {
+        let Value::Object(map) = value else {
+            return Err(crate::Error::invalid("body", "must be a JSON object"));
+        };
+        let mut errors = ValidationErrors::new();
+        let mut consume = false;
+        let mut period = None;
+        let mut id = None;
+        let mut metadata = None;
+        // Reuse the event decoder for the shared fields, so the rules are identical.
+        let mut event_fields = serde_json::Map::new();
+        for (key, v) in map {
+            match key.as_str() {
+                "tenant_id" | "resource" | "feature" | "quantity" => {
+                    event_fields.insert(key.clone(), v.clone());
+                }
+                "consume" => match v {
+                    Value::Bool(b) => consume = *b,
+                    Value::Null => {}
+                    _ => errors.push(None, "consume", "must be true or false"),
+                },
+                "period" => match v {
+                    Value::Null => {}
+                    Value::String(s) => {
+                        period = s
+                            .parse::<QuotaPeriod>()
+                            .map_err(|e| errors.push(None, "period", e))
+                            .ok();
+                    }
+                    _ => errors.push(None, "period", "must be a string"),
+                },
+                "id" => match v {
+                    Value::Null => {}
+                    Value::String(s) => {
+                        id = EventId::new(s.clone())
+                            .map_err(|e| errors.push(None, "id", e.to_string()))
+                            .ok();
+                    }
+                    _ => errors.push(None, "id", "must be a string"),
+                },
+                "metadata" => match v {
+                    Value::Null => {}
+                    Value::Object(m) => metadata = Some(m.clone()),
+                    _ => errors.push(None, "metadata", "must be a JSON object"),
+                },
+                other => errors.push(None, other, "unknown field"),
+            }
+        }
+        if !event_fields.contains_key("resource") {
+            // resource is optional here; a placeholder keeps the shared decoder happy.
+            event_fields.insert("resource".into(), Value::String("-".into()));
+        }
+        let decoded = crate::event::NewEvent::from_json(
+            &Value::Object(event_fields),
+            None,
+            "",
+            &mut errors,
+        );
+        let resource = match map.get("resource") {
+            Some(Value::String(s)) => Resource::new(s)
+                .map_err(|e| errors.push(None, "resource", e.to_string()))
+                .ok(),
+            _ => None,
+        };
+        let mut request = None;
+        if let Some(d) = decoded {
+            let tenant = TenantId::new(&d.tenant_id)
+                .map_err(|e| errors.push(None, "tenant_id", e.to_string()))
+                .ok();
+            let feature = Feature::new(&d.feature)
+                .map_err(|e| errors.push(None, "feature", e.to_string()))
+                .ok();
+            let quantity = d
+                .quantity
+                .unwrap_or(Quantity::ONE)
+                .validate_event()
+                .map_err(|e| errors.push(None, "quantity", e.to_string()))
+                .ok();
+            if let (Some(tenant_id), Some(feature), Some(quantity)) = (tenant, feature, quantity) {
+                request = Some(ValidateRequest {
+                    tenant_id,
+                    resource,
+                    feature,
+                    quantity,
+                    period,
+                    consume,
+                    id,
+                    metadata,
+                });
+            }
+        }
+        match request {
+            Some(r) if errors.is_empty() => Ok(r),
+            _ => Err(crate::Error::Validation(errors)),
+        }
+    }
+}
+
+/// The answer to a validate request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaDecision {
+    /// Whether `current_usage + quantity <= limit` (always true with no quota).
+    pub allowed: bool,
+    /// `limit - current_usage`, floored at 0; null with no quota.
+    pub remaining: Option<Quantity>,
+    /// The limit; null with no quota.
+    pub limit: Option<Quantity>,
+    /// The period usage is counted over.
+    pub period: Option<QuotaPeriod>,
+    /// When the current period ends and usage resets.
+    #[serde(with = "crate::time::rfc3339::option")]
+    pub reset_at: Option<DateTime<Utc>>,
+    /// Usage in the current period (after recording, for an admitted consume).
+    pub current_usage: Quantity,
+    /// Whether usage has reached the alert threshold.
+    pub alert: bool,
+    /// A human-readable note (why it was refused, or that no quota applies).
+    pub message: Option<String>,
+    /// The recorded event, for an admitted consume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<EventId>,
+    /// The quota that applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_id: Option<QuotaId>,
+}
+
+impl QuotaDecision {
+    /// The decision for `usage` (already including the request when it was consumed) against
+    /// `quota` in `window`.
+    #[must_use]
+    pub fn under_quota(
+        quota: &Quota,
+        window: Window,
+        usage: Quantity,
+        requested: Quantity,
+        allowed: bool,
+    ) -> Self {
+        let limit = quota.spec.limit;
+        let alert = usage
+            .percent_of(limit)
+            .is_some_and(|p| p >= u128::from(quota.spec.alert_threshold));
+        let message = (!allowed).then(|| {
+            format!(
+                "quota exceeded: usage {usage} + requested {requested} > limit {limit} per {} period",
+                quota.spec.period
+            )
+        });
+        QuotaDecision {
+            allowed,
+            remaining: Some(limit.saturating_sub(usage)),
+            limit: Some(limit),
+            period: Some(quota.spec.period),
+            reset_at: Some(window.end),
+            current_usage: usage,
+            alert,
+            message,
+            event_id: None,
+            quota_id: Some(quota.id),
+        }
+    }
+
+    /// The decision when no quota applies.
+    #[must_use]
+    pub fn unlimited(period: Option<(QuotaPeriod, Window)>, usage: Quantity) -> Self {
+        QuotaDecision {
+            allowed: true,
+            remaining: None,
+            limit: None,
+            period: period.map(|p| p.0),
+            reset_at: period.map(|p| p.1.end),
+            current_usage: usage,
+            alert: false,
+            message: Some("no quota configured".into()),
+            event_id: None,
+            quota_id: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn quota(tenant: &str, resource: Option<&str>) -> Quota {
+        let scope = QuotaScope::parse(tenant).expect("scope");
+        let mut spec = QuotaSpec::new(
+            scope,
+            Feature::new("f").expect("f"),
+            Quantity::from_units(10),
+            QuotaPeriod::Monthly,
+        );
+        spec.resource = resource.map(|r| Resource::new(r).expect("r"));
+        Quota {
+            id: QuotaId::generate(),
+            spec,
+            created_at: DateTime::UNIX_EPOCH,
+            updated_at: DateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn most_specific_quota_wins() {
+        let all = vec![
+            quota("*", None),
+            quota("*", Some("r")),
+            quota("t", None),
+            quota("t", Some("r")),
+            quota("other", Some("r")),
+        ];
+        let t = TenantId::new("t").expect("t");
+        let f = Feature::new("f").expect("f");
+        let r = Resource::new("r").expect("r");
+        let pick = |cands: &[Quota], res: Option<&Resource>, tenant: &TenantId| {
+            select_quota(cands, tenant, res, &f).map(|q| (q.spec.tenant_id.to_string(), q.spec.resource.clone()))
+        };
+        assert_eq!(pick(&all, Some(&r), &t), Some(("t".into(), Some(r.clone()))));
+        assert_eq!(pick(&all[..3], Some(&r), &t), Some(("t".into(), None)));
+        assert_eq!(pick(&all[..2], Some(&r), &t), Some(("*".into(), Some(r.clone()))));
+        assert_eq!(pick(&all[..1], Some(&r), &t), Some(("*".into(), None)));
+        assert_eq!(pick(&all, None, &t), Some(("t".into(), None)));
+        let u = TenantId::new("u").expect("u");
+        assert_eq!(pick(&all, Some(&r), &u), Some(("*".into(), Some(r.clone()))));
+        assert_eq!(pick(&all[4..], Some(&r), &t), None);
+    }
+
+    #[test]
+    fn quota_json_errors_are_collected() {
+        let Err(crate::Error::Validation(e)) = QuotaSpec::from_json(
+            &json!({"tenant_id": "", "feature": "f", "limit": 0, "period": "weekly", "alert_threshold": 101, "tz": "Nowhere/City"}),
+        ) else {
+            panic!("expected errors")
+        };
+        let fields: Vec<_> = e.errors().iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["tenant_id", "period", "alert_threshold", "tz"]);
+        let ok = QuotaSpec::from_json(&json!({"tenant_id": "*", "feature": "f", "limit": 100, "period": "monthly"}))
+            .expect("valid");
+        assert_eq!(ok.alert_threshold, 80);
+        assert!(QuotaSpec::from_json(&json!({"tenant_id": "t", "feature": "f", "limit": 0, "period": "daily"})).is_err());
+    }
+
+    #[test]
+    fn validate_request_json() {
+        let r = ValidateRequest::from_json(&json!({"tenant_id": "t", "feature": "f", "consume": true, "quantity": 2.5}))
+            .expect("valid");
+        assert!(r.consume);
+        assert_eq!(r.quantity.to_string(), "2.5");
+        assert_eq!(r.resource, None);
+        assert!(ValidateRequest::from_json(&json!({"tenant_id": "t"})).is_err());
+        assert!(ValidateRequest::from_json(&json!({"tenant_id": "t", "feature": "f", "quantity": 0})).is_err());
+    }
+}

@@ -1,0 +1,225 @@
+//! The [`Store`] trait: where events, quotas and keys are kept.
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::apikey::{ApiKey, ApiKeyId, KeyHash};
+use crate::error::Result;
+use crate::event::{Event, Feature, TenantId};
+use crate::quantity::Quantity;
+use crate::query::{AggregateQuery, AggregateRow, EventPage, EventQuery};
+use crate::quota::{Quota, QuotaId, QuotaScope, QuotaSpec, UsageLimit, UsageScope};
+use crate::window::Window;
+
+/// What [`Store::insert_events`] did with each event of a batch.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct InsertOutcome {
+    /// `inserted[i]` is true when event `i` was newly written, false when its id was
+    /// already stored (or appeared earlier in the same batch).
+    pub inserted: Vec<bool>,
+}
+
+impl InsertOutcome {
+    /// Events newly written.
+    #[must_use]
+    pub fn inserted_count(&self) -> usize {
+        self.inserted.iter().filter(|i| **i).count()
+    }
+
+    /// Events whose id was already stored.
+    #[must_use]
+    pub fn duplicate_count(&self) -> usize {
+        self.inserted.len() - self.inserted_count()
+    }
+}
+
+/// What [`Store::consume`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsumeOutcome {
+    /// The event was recorded; usage was `usage_before` before it.
+    Admitted {
+        /// Usage in the window before this event.
+        usage_before: Quantity,
+    },
+    /// An event with this id was already stored, so nothing was recorded (a retried consume).
+    Duplicate {
+        /// Usage in the window now.
+        usage: Quantity,
+    },
+    /// Recording the event would exceed the limit; nothing was written.
+    Denied {
+        /// Usage in the window now.
+        usage: Quantity,
+    },
+}
+
+/// A stored key with its secret's hash, as looked up during authentication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredApiKey {
+    /// The key record.
+    pub key: ApiKey,
+    /// The hash of its secret.
+    pub hash: KeyHash,
+}
+
+/// Durable storage for events, quotas and API keys.
+///
+/// Every method is a unit of atomicity: it either happens whole or not at all. Implementations
+/// are cheap `Clone` handles around a pool or connection, shared by every task; use them as
+/// `Arc<dyn Store>` to pick one at run time. The conformance suite in `metering-testkit`
+/// checks each `# Behavior` below. See the crate-level guide "Implementing a Store".
+#[async_trait]
+pub trait Store: Send + Sync + Debug + 'static {
+    /// Writes a batch of validated events in one transaction.
+    ///
+    /// # Behavior
+    ///
+    /// - All or nothing: on error, no event of the batch is stored.
+    /// - Idempotent by id: an event whose id is stored already, or appears earlier in the same
+    ///   batch, is not written again and is reported as not inserted; the first write wins.
+    /// - Once this returns, the events are durable and visible to every later query and to
+    ///   [`Store::sum_usage`].
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Unavailable`] when the store cannot be reached (nothing was written).
+    async fn insert_events(&self, events: &[Event]) -> Result<InsertOutcome>;
+
+    /// Lists events matching a filter, newest `timestamp` first, ties by `id` descending.
+    ///
+    /// # Behavior
+    ///
+    /// - Time filters are half-open: `start <= timestamp < end`.
+    /// - Numbered paging returns `total`; cursor paging returns the events strictly after the
+    ///   cursor and no total. Walking pages by `next_cursor` returns every matching event
+    ///   exactly once.
+    /// - `next_cursor` is set when the page is full.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Unavailable`] when the store cannot be reached.
+    async fn list_events(&self, query: &EventQuery) -> Result<EventPage>;
+
+    /// Sums events per window and group.
+    ///
+    /// # Behavior
+    ///
+    /// - Exactly the events with `start <= timestamp < end` matching the filters count, each
+    ///   in the window (in `query.tz`) that contains its timestamp.
+    /// - Sums are exact; rows are ordered by `window_start`, then the grouped dimensions, and
+    ///   windows with no events are absent (build rows with [`crate::AggregateBuilder`]).
+    /// - Results equal a recount over the raw events, including events that arrived late.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Unavailable`] when the store cannot be reached.
+    async fn aggregate(&self, query: &AggregateQuery) -> Result<Vec<AggregateRow>>;
+
+    /// The exact usage of `scope` within `window`.
+    ///
+    /// # Behavior
+    ///
+    /// Sums the quantity of the scope's events with `window.start <= timestamp < window.end`;
+    /// a scope without a resource counts every resource.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Unavailable`] when the store cannot be reached.
+    async fn sum_usage(&self, scope: &UsageScope, window: Window) -> Result<Quantity>;
+
+    /// Records `event` only if the scope's usage in the window stays within the limit, as one
+    /// atomic step.
+    ///
+    /// # Behavior
+    ///
+    /// - When an event with the same id is stored already, nothing is written:
+    ///   [`ConsumeOutcome::Duplicate`].
+    /// - Otherwise, with `usage` the exact [`Store::sum_usage`] of `limit.scope` in
+    ///   `limit.window`: when `usage + event.quantity <= limit.limit` the event is written
+    ///   ([`ConsumeOutcome::Admitted`]), else nothing is ([`ConsumeOutcome::Denied`]).
+    /// - Concurrent calls, through any number of handles or processes sharing the store,
+    ///   never admit more than the limit.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Unavailable`] when the store cannot be reached (nothing was written).
+    async fn consume(&self, event: &Event, limit: &UsageLimit) -> Result<ConsumeOutcome>;
+
+    /// Inserts or replaces the quota identified by `(tenant_id, resource, feature)`.
+    ///
+    /// # Behavior
+    ///
+    /// A replaced quota keeps its `id` and `created_at`; `updated_at` becomes `now`.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Unavailable`] when the store cannot be reached.
+    async fn upsert_quota(&self, spec: &QuotaSpec, now: DateTime<Utc>) -> Result<Quota>;
+
+    /// Lists quotas, all or those whose `tenant_id` equals `scope`, ordered by tenant,
+    /// resource (none first), feature.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Unavailable`] when the store cannot be reached.
+    async fn list_quotas(&self, scope: Option<&QuotaScope>) -> Result<Vec<Quota>>;
+
+    /// The quotas that may govern `tenant`'s use of `feature`: the tenant's own and the
+    /// defaults (`*`) for that feature, with any resource.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Unavailable`] when the store cannot be reached.
+    async fn quota_candidates(&self, tenant: &TenantId, feature: &Feature) -> Result<Vec<Quota>>;
+
+    /// Deletes a quota.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::NotFound`] when there is no such quota.
+    async fn delete_quota(&self, id: QuotaId) -> Result<()>;
+
+    /// Stores a new key with its secret's hash.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Conflict`] when the id or hash exists already.
+    async fn insert_api_key(&self, key: &ApiKey, hash: &KeyHash) -> Result<()>;
+
+    /// Looks a key up by its secret's hash, whatever its state (revoked and expired keys too).
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Unavailable`] when the store cannot be reached.
+    async fn api_key_by_hash(&self, hash: &KeyHash) -> Result<Option<StoredApiKey>>;
+
+    /// Lists every key, oldest first, without secrets.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Unavailable`] when the store cannot be reached.
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>>;
+
+    /// Marks a key revoked at `at`; it stops authenticating at once.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::NotFound`] when there is no such key.
+    async fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<()>;
+
+    /// Records when keys were last used (batched by the engine; later times win).
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Unavailable`] when the store cannot be reached.
+    async fn record_key_usage(&self, uses: &[(ApiKeyId, DateTime<Utc>)]) -> Result<()>;
+
+    /// Checks the store answers.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Unavailable`] when it does not.
+    async fn health(&self) -> Result<()>;
+}

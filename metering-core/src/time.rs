@@ -1,0 +1,100 @@
+//! Timestamp helpers: RFC 3339 in and out, microsecond precision.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+/// Parses an RFC 3339 date-time with any offset into UTC.
+#[must_use]
+pub fn parse_rfc3339(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text.trim())
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Drops precision below a microsecond, the precision every store keeps.
+#[must_use]
+pub fn truncate_micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+}
+
+/// Formats as RFC 3339 in UTC with a `Z` suffix and at most microsecond precision.
+#[must_use]
+pub fn format_rfc3339(t: DateTime<Utc>) -> String {
+    truncate_micros(t).to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// Serde helpers writing [`format_rfc3339`] and reading any RFC 3339 text.
+pub mod rfc3339 {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serializes as RFC 3339 UTC.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the serializer reports.
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::format_rfc3339(*t))
+    }
+
+    /// Deserializes RFC 3339 text with any offset.
+    ///
+    /// # Errors
+    ///
+    /// When the text is not RFC 3339.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = String::deserialize(d)?;
+        super::parse_rfc3339(&text)
+            .ok_or_else(|| serde::de::Error::custom("expected an RFC 3339 date-time"))
+    }
+
+    /// The same for `Option<DateTime<Utc>>`.
+    pub mod option {
+        use chrono::{DateTime, Utc};
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        /// Serializes `Some` as RFC 3339 UTC and `None` as null.
+        ///
+        /// # Errors
+        ///
+        /// Whatever the serializer reports.
+        pub fn serialize<S: Serializer>(
+            t: &Option<DateTime<Utc>>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => s.serialize_str(&super::super::format_rfc3339(*t)),
+                None => s.serialize_none(),
+            }
+        }
+
+        /// Deserializes RFC 3339 text or null.
+        ///
+        /// # Errors
+        ///
+        /// When the text is not RFC 3339.
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<DateTime<Utc>>, D::Error> {
+            match Option::<String>::deserialize(d)? {
+                None => Ok(None),
+                Some(text) => super::super::parse_rfc3339(&text)
+                    .map(Some)
+                    .ok_or_else(|| serde::de::Error::custom("expected an RFC 3339 date-time")),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_utc_with_micros_at_most() {
+        let t = parse_rfc3339("2025-11-20T11:31:00.123456789+01:00").expect("valid");
+        assert_eq!(format_rfc3339(t), "2025-11-20T10:31:00.123456Z");
+        let t = parse_rfc3339("2025-11-20T10:31:00Z").expect("valid");
+        assert_eq!(format_rfc3339(t), "2025-11-20T10:31:00Z");
+        assert!(parse_rfc3339("2025-11-20").is_none());
+    }
+}

@@ -1,0 +1,3 @@
+//! # metering-http
+//!
+//! Part of the `metering` workspace. This crate is not implemented yet: it exposes no API.

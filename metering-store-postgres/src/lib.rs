@@ -1,0 +1,3 @@
+//! # metering-store-postgres
+//!
+//! Part of the `metering` workspace. This crate is not implemented yet: it exposes no API.

@@ -1,0 +1,66 @@
+//! # metering
+//!
+//! Usage metering for SaaS products: record who used which module, feature or API and how
+//! much, enforce quotas before work is done, query usage per tenant, and feed billing.
+//!
+//! This is the facade crate: it re-exports [`metering_core`] (events, quantities, windows,
+//! quotas, the [`Store`] and [`QuotaCache`] traits and the [`Metering`] engine) and, by
+//! feature, the backends and integrations.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> metering::Result<()> {
+//! use metering::{MemoryStore, Metering, NewEvent, QuotaScope, QuotaSpec, Quantity,
+//!     QuotaPeriod, ValidateRequest, TenantId, Feature, Resource};
+//!
+//! let engine = Metering::builder(MemoryStore::new()).build();
+//! let tenant = TenantId::new("org_1").expect("valid");
+//! let feature = Feature::new("invoice_generate").expect("valid");
+//! engine.upsert_quota(QuotaSpec::new(QuotaScope::Tenant(tenant.clone()), feature.clone(),
+//!     Quantity::from_units(2), QuotaPeriod::Monthly)).await?;
+//! let consume = ValidateRequest::new(tenant, feature)
+//!     .with_resource(Resource::new("billing").expect("valid"))
+//!     .consuming();
+//! assert!(engine.validate(consume.clone()).await?.allowed);
+//! assert!(engine.validate(consume.clone()).await?.allowed);
+//! assert!(!engine.validate(consume).await?.allowed); // the third would exceed 2
+//! # Ok(()) }
+//! ```
+//!
+//! ## Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `sqlite` | yes | the embedded SQLite store (`metering::sqlite`) |
+//! | `postgres` | no | the PostgreSQL store (`metering::postgres`) |
+//! | `redis` | no | the Redis quota cache (`metering::redis`) |
+//! | `http` | no | the REST service (`metering::http`) |
+//! | `macros` | no | the `#[meter]` attribute |
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub use metering_core::*;
+
+/// The embedded SQLite store.
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use metering_store_sqlite as sqlite;
+
+/// The PostgreSQL store.
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use metering_store_postgres as postgres;
+
+/// The Redis quota cache.
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use metering_store_redis as redis;
+
+/// The REST service.
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub use metering_http as http;
+
+/// The `#[meter]` attribute.
+#[cfg(feature = "macros")]
+#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
+pub use metering_macros as macros;

@@ -1,0 +1,102 @@
+/**
+ * Exact decimal arithmetic for quantities.
+ *
+ * The API sends quantities as JSON numbers, or as decimal strings when the
+ * exact value does not fit a double. Quantities carry at most 9 fractional
+ * digits, so a BigInt scaled by 10^9 represents every one of them (and every
+ * sum of them) exactly.
+ */
+
+export type Quantity = number | string;
+
+const SCALE_DIGITS = 9;
+const SCALE = 10n ** BigInt(SCALE_DIGITS);
+
+const DECIMAL_RE = /^([+-])?(\d*)(?:\.(\d*))?$/;
+
+/** Turns a JS number into a plain (non-exponent) decimal string. */
+export function numberToPlainString(n: number): string {
+  if (!Number.isFinite(n)) throw new Error(`not a finite number: ${n}`);
+  const s = String(n);
+  if (!/e/i.test(s)) return s;
+  // Exponent form (very small or very large): expand it.
+  const [mant, expStr] = s.toLowerCase().split('e');
+  const exp = Number(expStr);
+  const neg = mant.startsWith('-');
+  const digits = mant.replace('-', '');
+  const [ip, fp = ''] = digits.split('.');
+  const all = ip + fp;
+  const point = ip.length + exp;
+  let out: string;
+  if (point <= 0) {
+    out = '0.' + '0'.repeat(-point) + all;
+  } else if (point >= all.length) {
+    out = all + '0'.repeat(point - all.length);
+  } else {
+    out = all.slice(0, point) + '.' + all.slice(point);
+  }
+  out = out.replace(/^0+(?=\d)/, '');
+  if (out.includes('.')) out = out.replace(/0+$/, '').replace(/\.$/, '');
+  return (neg ? '-' : '') + out;
+}
+
+/** Parses a quantity (number or decimal string) into scaled units. */
+export function toScaled(q: Quantity | null | undefined): bigint {
+  if (q === null || q === undefined || q === '') return 0n;
+  const s = typeof q === 'number' ? numberToPlainString(q) : q.trim();
+  const m = DECIMAL_RE.exec(s);
+  if (!m || (m[2] === '' && (m[3] === undefined || m[3] === ''))) {
+    throw new Error(`not a decimal: ${JSON.stringify(q)}`);
+  }
+  const sign = m[1] === '-' ? -1n : 1n;
+  const intPart = m[2] || '0';
+  // Round away anything past 9 fractional digits (the API never sends more;
+  // floats converted from numbers may carry binary noise).
+  let frac = (m[3] ?? '').padEnd(SCALE_DIGITS + 1, '0');
+  const roundUp = Number(frac[SCALE_DIGITS]) >= 5;
+  frac = frac.slice(0, SCALE_DIGITS);
+  let v = BigInt(intPart) * SCALE + BigInt(frac);
+  if (roundUp) v += 1n;
+  return sign * v;
+}
+
+/** Renders scaled units as a canonical decimal string ("12", "0.5", "-3.25"). */
+export function fromScaled(v: bigint): string {
+  const neg = v < 0n;
+  const abs = neg ? -v : v;
+  const ip = abs / SCALE;
+  const fp = (abs % SCALE).toString().padStart(SCALE_DIGITS, '0').replace(/0+$/, '');
+  return (neg ? '-' : '') + ip.toString() + (fp ? '.' + fp : '');
+}
+
+/** Canonical decimal string of a quantity. */
+export function toDecimalString(q: Quantity | null | undefined): string {
+  return fromScaled(toScaled(q));
+}
+
+/** Exact sum of quantities, as a canonical decimal string. */
+export function sumQuantities(values: Iterable<Quantity | null | undefined>): string {
+  let total = 0n;
+  for (const v of values) total += toScaled(v);
+  return fromScaled(total);
+}
+
+/** Exact comparison: negative, zero or positive. */
+export function compareQuantities(a: Quantity, b: Quantity): number {
+  const x = toScaled(a);
+  const y = toScaled(b);
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/** Approximate numeric value (for charts and percentages). */
+export function toNumber(q: Quantity | null | undefined): number {
+  if (q === null || q === undefined || q === '') return 0;
+  return typeof q === 'number' ? q : Number(q);
+}
+
+/** True when the string is a valid positive quantity for a form field. */
+export function isPositiveDecimal(s: string): boolean {
+  const t = s.trim();
+  if (!/^\d+(\.\d{1,9})?$/.test(t)) return false;
+  return toScaled(t) > 0n;
+}
