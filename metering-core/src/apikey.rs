@@ -221,7 +221,10 @@ impl NewApiKey {
                 }
                 ("name", _) => errors.push(None, "name", "must be a string of 1 to 255 characters"),
                 ("role", Value::String(s)) => {
-                    role = s.parse().map_err(|e: String| errors.push(None, "role", e)).ok();
+                    role = s
+                        .parse()
+                        .map_err(|e: String| errors.push(None, "role", e))
+                        .ok();
                 }
                 ("role", _) => errors.push(None, "role", "must be one of admin, ingest, read"),
                 ("tenant_id", Value::Null) | ("expires_at", Value::Null) => {}
@@ -235,7 +238,9 @@ impl NewApiKey {
                     Some(t) => expires_at = Some(t),
                     None => errors.push(None, "expires_at", "must be an RFC 3339 date-time"),
                 },
-                ("expires_at", _) => errors.push(None, "expires_at", "must be an RFC 3339 date-time or null"),
+                ("expires_at", _) => {
+                    errors.push(None, "expires_at", "must be an RFC 3339 date-time or null")
+                }
                 (other, _) => errors.push(None, other, "unknown field"),
             }
         }

@@ -311,7 +311,9 @@ impl Metering {
                 Some(event) => Some(self.ingest_validated(vec![event]).await?.event_ids[0].clone()),
                 None => None,
             };
-            let period = request.period.map(|p| (p, p.window(now, chrono_tz::Tz::UTC)));
+            let period = request
+                .period
+                .map(|p| (p, p.window(now, chrono_tz::Tz::UTC)));
             let usage = match (&period, &request.resource) {
                 (Some((_, window)), resource) => {
                     let scope = UsageScope {
@@ -679,10 +681,7 @@ impl Inner {
         let result = write(Arc::clone(&self.store), events).await;
         if began {
             let ingested = match &result {
-                Ok((_, inserted, events)) => Ingested {
-                    events,
-                    inserted,
-                },
+                Ok((_, inserted, events)) => Ingested { events, inserted },
                 Err(_) => Ingested::NONE,
             };
             if let Err(e) = self.cache.end_ingest(streams, ingested).await {

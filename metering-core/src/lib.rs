@@ -54,9 +54,7 @@ pub mod store;
 pub mod time;
 pub mod window;
 
-pub use apikey::{
-    Action, ApiKey, ApiKeyId, CreatedApiKey, KeyHash, NewApiKey, Principal, Role,
-};
+pub use apikey::{Action, ApiKey, ApiKeyId, CreatedApiKey, KeyHash, NewApiKey, Principal, Role};
 pub use cache::{CounterKey, Ingested, QuotaCache, RebuildToken, UsageStream};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{Health, HealthStatus, IngestReceipt, Metering, MeteringBuilder};
@@ -73,8 +71,8 @@ pub use query::{
     Dimension, EventFilter, EventPage, EventQuery, GroupBy, Paging,
 };
 pub use quota::{
-    Quota, QuotaDecision, QuotaId, QuotaScope, QuotaSpec, UsageLimit, UsageScope,
-    ValidateRequest, select_quota,
+    Quota, QuotaDecision, QuotaId, QuotaScope, QuotaSpec, UsageLimit, UsageScope, ValidateRequest,
+    select_quota,
 };
 pub use store::{ConsumeOutcome, InsertOutcome, Store, StoredApiKey};
 pub use window::{Granularity, QuotaPeriod, Window, WindowType, parse_tz};

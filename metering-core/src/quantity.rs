@@ -382,7 +382,10 @@ mod tests {
             let q: Quantity = text.parse().expect(text);
             assert_eq!(q.to_string(), shown);
         }
-        assert_eq!("1.0000000001".parse::<Quantity>(), Err(QuantityError::TooPrecise));
+        assert_eq!(
+            "1.0000000001".parse::<Quantity>(),
+            Err(QuantityError::TooPrecise)
+        );
         assert_eq!("-1".parse::<Quantity>(), Err(QuantityError::Negative));
         assert_eq!("abc".parse::<Quantity>(), Err(QuantityError::NotANumber));
         assert_eq!("1.".parse::<Quantity>(), Err(QuantityError::NotANumber));
@@ -423,7 +426,10 @@ mod tests {
 
     #[test]
     fn event_rules() {
-        assert_eq!(Quantity::ZERO.validate_event(), Err(QuantityError::Negative));
+        assert_eq!(
+            Quantity::ZERO.validate_event(),
+            Err(QuantityError::Negative)
+        );
         assert!(Quantity::ONE.validate_event().is_ok());
     }
 }

@@ -74,7 +74,9 @@ impl EventFilter {
     /// Whether `event` is selected.
     #[must_use]
     pub fn matches(&self, event: &Event) -> bool {
-        self.tenant_id.as_ref().is_none_or(|t| *t == event.tenant_id)
+        self.tenant_id
+            .as_ref()
+            .is_none_or(|t| *t == event.tenant_id)
             && self.resource.as_ref().is_none_or(|r| *r == event.resource)
             && self.feature.as_ref().is_none_or(|f| *f == event.feature)
             && self.start.is_none_or(|s| event.timestamp >= s)
@@ -113,7 +115,11 @@ impl Cursor {
     /// The opaque text form.
     #[must_use]
     pub fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(format!("1:{}:{}", self.timestamp.timestamp_micros(), self.id))
+        URL_SAFE_NO_PAD.encode(format!(
+            "1:{}:{}",
+            self.timestamp.timestamp_micros(),
+            self.id
+        ))
     }
 
     /// Reads the opaque text form.
@@ -430,7 +436,12 @@ impl AggregateReport {
     }
 }
 
-type GroupKey = (DateTime<Utc>, Option<TenantId>, Option<Resource>, Option<Feature>);
+type GroupKey = (
+    DateTime<Utc>,
+    Option<TenantId>,
+    Option<Resource>,
+    Option<Feature>,
+);
 
 /// Builds aggregate rows from events or from pre-summed parts (rollup buckets), placing each
 /// in its window and group. Stores use it so windowing and ordering live in one place.

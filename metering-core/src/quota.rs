@@ -131,7 +131,12 @@ impl QuotaSpec {
     /// A quota of `limit` per `period` on `feature` of any resource for `tenant_id`, in UTC,
     /// alerting at 80 %.
     #[must_use]
-    pub fn new(tenant_id: QuotaScope, feature: Feature, limit: Quantity, period: QuotaPeriod) -> Self {
+    pub fn new(
+        tenant_id: QuotaScope,
+        feature: Feature,
+        limit: Quantity,
+        period: QuotaPeriod,
+    ) -> Self {
         QuotaSpec {
             tenant_id,
             resource: None,
@@ -193,8 +198,16 @@ impl QuotaSpec {
         for key in map.keys() {
             if !matches!(
                 key.as_str(),
-                "tenant_id" | "resource" | "feature" | "limit" | "period" | "alert_threshold"
-                    | "tz" | "id" | "created_at" | "updated_at"
+                "tenant_id"
+                    | "resource"
+                    | "feature"
+                    | "limit"
+                    | "period"
+                    | "alert_threshold"
+                    | "tz"
+                    | "id"
+                    | "created_at"
+                    | "updated_at"
             ) {
                 errors.push(None, key.clone(), "unknown field");
             }
@@ -215,7 +228,11 @@ impl QuotaSpec {
                 .ok(),
             None => {
                 if !map.contains_key("tenant_id") {
-                    errors.push(None, "tenant_id", "is required (a tenant id, or `*` for all)");
+                    errors.push(
+                        None,
+                        "tenant_id",
+                        "is required (a tenant id, or `*` for all)",
+                    );
                 }
                 None
             }
@@ -266,12 +283,20 @@ impl QuotaSpec {
             Some(Value::Number(n)) => match n.as_u64().and_then(|n| u8::try_from(n).ok()) {
                 Some(p) if p <= 100 => Some(p),
                 _ => {
-                    errors.push(None, "alert_threshold", "must be an integer between 0 and 100");
+                    errors.push(
+                        None,
+                        "alert_threshold",
+                        "must be an integer between 0 and 100",
+                    );
                     None
                 }
             },
             Some(_) => {
-                errors.push(None, "alert_threshold", "must be an integer between 0 and 100");
+                errors.push(
+                    None,
+                    "alert_threshold",
+                    "must be an integer between 0 and 100",
+                );
                 None
             }
         };
@@ -283,18 +308,23 @@ impl QuotaSpec {
             return Err(crate::Error::Validation(errors));
         }
         match (tenant, feature, limit, period, alert_threshold, tz) {
-            (Some(tenant_id), Some(feature), Some(limit), Some(period), Some(alert_threshold), Some(tz)) => {
-                QuotaSpec {
-                    tenant_id,
-                    resource,
-                    feature,
-                    limit,
-                    period,
-                    alert_threshold,
-                    tz,
-                }
-                .validate()
+            (
+                Some(tenant_id),
+                Some(feature),
+                Some(limit),
+                Some(period),
+                Some(alert_threshold),
+                Some(tz),
+            ) => QuotaSpec {
+                tenant_id,
+                resource,
+                feature,
+                limit,
+                period,
+                alert_threshold,
+                tz,
             }
+            .validate(),
             _ => Err(crate::Error::invalid("body", "invalid quota")),
         }
     }
@@ -311,7 +341,12 @@ impl QuotaSpec {
 
     /// Whether this quota applies to usage of `feature` (of `resource`, when given) by `tenant`.
     #[must_use]
-    pub fn applies_to(&self, tenant: &TenantId, resource: Option<&Resource>, feature: &Feature) -> bool {
+    pub fn applies_to(
+        &self,
+        tenant: &TenantId,
+        resource: Option<&Resource>,
+        feature: &Feature,
+    ) -> bool {
         self.feature == *feature
             && self.tenant_id.covers(tenant)
             && match &self.resource {
@@ -518,12 +553,8 @@ impl ValidateRequest {
             // resource is optional here; a placeholder keeps the shared decoder happy.
             event_fields.insert("resource".into(), Value::String("-".into()));
         }
-        let decoded = crate::event::NewEvent::from_json(
-            &Value::Object(event_fields),
-            None,
-            "",
-            &mut errors,
-        );
+        let decoded =
+            crate::event::NewEvent::from_json(&Value::Object(event_fields), None, "", &mut errors);
         let resource = match map.get("resource") {
             Some(Value::String(s)) => Resource::new(s)
                 .map_err(|e| errors.push(None, "resource", e.to_string()))
@@ -680,15 +711,25 @@ mod tests {
         let f = Feature::new("f").expect("f");
         let r = Resource::new("r").expect("r");
         let pick = |cands: &[Quota], res: Option<&Resource>, tenant: &TenantId| {
-            select_quota(cands, tenant, res, &f).map(|q| (q.spec.tenant_id.to_string(), q.spec.resource.clone()))
+            select_quota(cands, tenant, res, &f)
+                .map(|q| (q.spec.tenant_id.to_string(), q.spec.resource.clone()))
         };
-        assert_eq!(pick(&all, Some(&r), &t), Some(("t".into(), Some(r.clone()))));
+        assert_eq!(
+            pick(&all, Some(&r), &t),
+            Some(("t".into(), Some(r.clone())))
+        );
         assert_eq!(pick(&all[..3], Some(&r), &t), Some(("t".into(), None)));
-        assert_eq!(pick(&all[..2], Some(&r), &t), Some(("*".into(), Some(r.clone()))));
+        assert_eq!(
+            pick(&all[..2], Some(&r), &t),
+            Some(("*".into(), Some(r.clone())))
+        );
         assert_eq!(pick(&all[..1], Some(&r), &t), Some(("*".into(), None)));
         assert_eq!(pick(&all, None, &t), Some(("t".into(), None)));
         let u = TenantId::new("u").expect("u");
-        assert_eq!(pick(&all, Some(&r), &u), Some(("*".into(), Some(r.clone()))));
+        assert_eq!(
+            pick(&all, Some(&r), &u),
+            Some(("*".into(), Some(r.clone())))
+        );
         assert_eq!(pick(&all[4..], Some(&r), &t), None);
     }
 
@@ -701,20 +742,32 @@ mod tests {
         };
         let fields: Vec<_> = e.errors().iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["tenant_id", "period", "alert_threshold", "tz"]);
-        let ok = QuotaSpec::from_json(&json!({"tenant_id": "*", "feature": "f", "limit": 100, "period": "monthly"}))
-            .expect("valid");
+        let ok = QuotaSpec::from_json(
+            &json!({"tenant_id": "*", "feature": "f", "limit": 100, "period": "monthly"}),
+        )
+        .expect("valid");
         assert_eq!(ok.alert_threshold, 80);
-        assert!(QuotaSpec::from_json(&json!({"tenant_id": "t", "feature": "f", "limit": 0, "period": "daily"})).is_err());
+        assert!(
+            QuotaSpec::from_json(
+                &json!({"tenant_id": "t", "feature": "f", "limit": 0, "period": "daily"})
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn validate_request_json() {
-        let r = ValidateRequest::from_json(&json!({"tenant_id": "t", "feature": "f", "consume": true, "quantity": 2.5}))
-            .expect("valid");
+        let r = ValidateRequest::from_json(
+            &json!({"tenant_id": "t", "feature": "f", "consume": true, "quantity": 2.5}),
+        )
+        .expect("valid");
         assert!(r.consume);
         assert_eq!(r.quantity.to_string(), "2.5");
         assert_eq!(r.resource, None);
         assert!(ValidateRequest::from_json(&json!({"tenant_id": "t"})).is_err());
-        assert!(ValidateRequest::from_json(&json!({"tenant_id": "t", "feature": "f", "quantity": 0})).is_err());
+        assert!(
+            ValidateRequest::from_json(&json!({"tenant_id": "t", "feature": "f", "quantity": 0}))
+                .is_err()
+        );
     }
 }

@@ -76,7 +76,12 @@ impl Granularity {
         // The local truncation of t nearly always resolves to an instant <= t; the loop only
         // steps back when a zone's history makes it resolve later.
         for _ in 0..4 {
-            if let Some(start) = self.resolve(boundary, tz).into_iter().filter(|b| *b <= t).max() {
+            if let Some(start) = self
+                .resolve(boundary, tz)
+                .into_iter()
+                .filter(|b| *b <= t)
+                .max()
+            {
                 return start;
             }
             boundary = self.step(boundary, -1);
@@ -87,7 +92,12 @@ impl Granularity {
     fn first_boundary_after(self, first: NaiveDateTime, t: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
         let mut boundary = first;
         for _ in 0..6 {
-            if let Some(end) = self.resolve(boundary, tz).into_iter().filter(|b| *b > t).min() {
+            if let Some(end) = self
+                .resolve(boundary, tz)
+                .into_iter()
+                .filter(|b| *b > t)
+                .min()
+            {
                 return end;
             }
             boundary = self.step(boundary, 1);
@@ -104,13 +114,13 @@ impl Granularity {
                 .and_hms_opt(local.hour(), 0, 0)
                 .expect("the top of an existing hour exists"),
             Granularity::Day => midnight(date),
-            Granularity::Week => midnight(
-                date - Days::new(u64::from(date.weekday().num_days_from_monday())),
-            ),
+            Granularity::Week => {
+                midnight(date - Days::new(u64::from(date.weekday().num_days_from_monday())))
+            }
             Granularity::Month => midnight(date.with_day(1).expect("day 1 exists")),
-            Granularity::Year => midnight(
-                NaiveDate::from_ymd_opt(date.year(), 1, 1).expect("January 1st exists"),
-            ),
+            Granularity::Year => {
+                midnight(NaiveDate::from_ymd_opt(date.year(), 1, 1).expect("January 1st exists"))
+            }
         }
     }
 
@@ -122,11 +132,19 @@ impl Granularity {
             Granularity::Hour => Some(boundary + Duration::hours(i64::from(n))),
             Granularity::Day => {
                 let d = Days::new(u64::from(k));
-                if forward { boundary.checked_add_days(d) } else { boundary.checked_sub_days(d) }
+                if forward {
+                    boundary.checked_add_days(d)
+                } else {
+                    boundary.checked_sub_days(d)
+                }
             }
             Granularity::Week => {
                 let d = Days::new(7 * u64::from(k));
-                if forward { boundary.checked_add_days(d) } else { boundary.checked_sub_days(d) }
+                if forward {
+                    boundary.checked_add_days(d)
+                } else {
+                    boundary.checked_sub_days(d)
+                }
             }
             Granularity::Month | Granularity::Year => {
                 let m = Months::new(if self == Granularity::Year { 12 * k } else { k });
@@ -313,15 +331,30 @@ mod tests {
     fn utc_windows() {
         let at = t("2025-11-20T10:31:00Z");
         let w = WindowType::Hourly.window(at, Tz::UTC);
-        assert_eq!((w.start, w.end), (t("2025-11-20T10:00:00Z"), t("2025-11-20T11:00:00Z")));
+        assert_eq!(
+            (w.start, w.end),
+            (t("2025-11-20T10:00:00Z"), t("2025-11-20T11:00:00Z"))
+        );
         let w = WindowType::Daily.window(at, Tz::UTC);
-        assert_eq!((w.start, w.end), (t("2025-11-20T00:00:00Z"), t("2025-11-21T00:00:00Z")));
+        assert_eq!(
+            (w.start, w.end),
+            (t("2025-11-20T00:00:00Z"), t("2025-11-21T00:00:00Z"))
+        );
         let w = WindowType::Weekly.window(at, Tz::UTC);
-        assert_eq!((w.start, w.end), (t("2025-11-17T00:00:00Z"), t("2025-11-24T00:00:00Z")));
+        assert_eq!(
+            (w.start, w.end),
+            (t("2025-11-17T00:00:00Z"), t("2025-11-24T00:00:00Z"))
+        );
         let w = WindowType::Monthly.window(at, Tz::UTC);
-        assert_eq!((w.start, w.end), (t("2025-11-01T00:00:00Z"), t("2025-12-01T00:00:00Z")));
+        assert_eq!(
+            (w.start, w.end),
+            (t("2025-11-01T00:00:00Z"), t("2025-12-01T00:00:00Z"))
+        );
         let w = QuotaPeriod::Yearly.window(at, Tz::UTC);
-        assert_eq!((w.start, w.end), (t("2025-01-01T00:00:00Z"), t("2026-01-01T00:00:00Z")));
+        assert_eq!(
+            (w.start, w.end),
+            (t("2025-01-01T00:00:00Z"), t("2026-01-01T00:00:00Z"))
+        );
     }
 
     #[test]
@@ -329,7 +362,10 @@ mod tests {
         let w = WindowType::Hourly.window(t("2025-11-20T10:31:00Z"), tz("Asia/Kolkata"));
         assert_eq!(w.start, t("2025-11-20T10:30:00Z"));
         let w = WindowType::Daily.window(t("2025-11-20T10:31:00Z"), tz("Asia/Kathmandu"));
-        assert_eq!((w.start, w.end), (t("2025-11-19T18:15:00Z"), t("2025-11-20T18:15:00Z")));
+        assert_eq!(
+            (w.start, w.end),
+            (t("2025-11-19T18:15:00Z"), t("2025-11-20T18:15:00Z"))
+        );
     }
 
     #[test]
@@ -348,8 +384,14 @@ mod tests {
         // 01:30 EDT and 01:30 EST.
         let first = WindowType::Hourly.window(t("2025-11-02T05:30:00Z"), ny);
         let second = WindowType::Hourly.window(t("2025-11-02T06:30:00Z"), ny);
-        assert_eq!((first.start, first.end), (t("2025-11-02T05:00:00Z"), t("2025-11-02T06:00:00Z")));
-        assert_eq!((second.start, second.end), (t("2025-11-02T06:00:00Z"), t("2025-11-02T07:00:00Z")));
+        assert_eq!(
+            (first.start, first.end),
+            (t("2025-11-02T05:00:00Z"), t("2025-11-02T06:00:00Z"))
+        );
+        assert_eq!(
+            (second.start, second.end),
+            (t("2025-11-02T06:00:00Z"), t("2025-11-02T07:00:00Z"))
+        );
     }
 
     #[test]

@@ -1,1 +1,106 @@
-//! placeholder
+//! # metering-testkit
+//!
+//! The one conformance suite that every [`Store`](metering_core::Store) and
+//! [`QuotaCache`](metering_core::QuotaCache) implementation runs unchanged, plus the helpers
+//! that find the test servers.
+//!
+//! A backend's `tests/conformance.rs` holds only a `setup` function and one macro call:
+//!
+//! ```text
+//! async fn setup() -> Option<MyStore> {
+//!     let url = metering_testkit::postgres_url()?;   // None (and a SKIPPED line) when unset
+//!     Some(MyStore::connect(&url).await.expect("the configured server must work"))
+//! }
+//! metering_testkit::store_conformance!(setup);
+//! ```
+//!
+//! `setup` is called once per case and must return a fresh, isolated store (its own
+//! database file, PostgreSQL schema or key prefix), so cases run in parallel.
+//!
+//! The cases live in [`store_cases`] and [`cache_cases`], one public async function each;
+//! the macros expand to one `#[tokio::test]` per case.
+
+pub mod cache_cases;
+pub mod env;
+pub mod fixtures;
+pub mod recount;
+pub mod store_cases;
+
+pub use env::{postgres_url, redis_url};
+
+/// Expands to one `#[tokio::test]` per store conformance case, each calling `$setup()` for a
+/// fresh store (`async fn() -> Option<S>` with `S: Store + Clone`). A `None` store skips.
+#[macro_export]
+macro_rules! store_conformance {
+    ($setup:path) => {
+        $crate::store_conformance!(@cases $setup;
+            insert_and_list_round_trip,
+            duplicate_ids_count_once,
+            concurrent_overlapping_batches_insert_each_id_once,
+            invalid_batch_writes_nothing,
+            filters_select_exactly,
+            time_ranges_are_half_open,
+            listing_order_is_newest_first_ties_by_id,
+            numbered_pages_cover_everything_once,
+            cursor_walk_returns_each_event_once,
+            aggregates_match_recount_for_every_window_and_grouping,
+            aggregates_across_dst_changes,
+            aggregate_range_edges_inside_buckets,
+            exact_decimal_sums,
+            late_events_land_in_their_own_window,
+            sum_usage_scopes_and_windows,
+            quota_upsert_list_delete,
+            quota_matching_and_periods,
+            validate_sees_every_acknowledged_event,
+            consume_is_atomic_under_concurrency,
+            consume_through_two_engines_never_exceeds_limit,
+            consume_retry_with_same_id_counts_once,
+            api_keys_lookup_revoke_expiry,
+            aggregates_match_recount_property,
+        );
+    };
+    (@cases $setup:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let Some(store) = $setup().await else {
+                    println!("SKIPPED {}: backend not configured", stringify!($case));
+                    return;
+                };
+                $crate::store_cases::$case(store).await;
+            }
+        )*
+    };
+}
+
+/// Expands to one `#[tokio::test]` per quota cache conformance case, each calling `$setup()`
+/// for a fresh cache (`async fn() -> Option<C>` with `C: QuotaCache + Clone`).
+#[macro_export]
+macro_rules! cache_conformance {
+    ($setup:path) => {
+        $crate::cache_conformance!(@cases $setup;
+            missing_counter_is_absent,
+            rebuild_stores_the_counter,
+            busy_stream_refuses_rebuild,
+            ingest_during_rebuild_discards_it,
+            end_ingest_bumps_only_matching_counters,
+            duplicates_are_not_counted,
+            forget_drops_the_counter,
+            counters_are_exact_decimals,
+            engine_counters_equal_recount_under_races,
+            consume_through_cache_is_atomic,
+        );
+    };
+    (@cases $setup:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let Some(cache) = $setup().await else {
+                    println!("SKIPPED {}: backend not configured", stringify!($case));
+                    return;
+                };
+                $crate::cache_cases::$case(cache).await;
+            }
+        )*
+    };
+}

@@ -295,7 +295,10 @@ impl NewEvent {
                 errors.push(
                     index,
                     field("metadata"),
-                    format!("must be at most {} bytes serialized", rules.max_metadata_bytes),
+                    format!(
+                        "must be at most {} bytes serialized",
+                        rules.max_metadata_bytes
+                    ),
                 );
             } else {
                 // Depth only once the size is sane; the object itself is level 1.
@@ -351,8 +354,7 @@ pub fn validate_batch(
     }
     let mut valid = Vec::with_capacity(events.len());
     for (i, event) in events.into_iter().enumerate() {
-        if let Some(e) = event.validate(rules, now, Some(i), &format!("events[{i}]"), &mut errors)
-        {
+        if let Some(e) = event.validate(rules, now, Some(i), &format!("events[{i}]"), &mut errors) {
             valid.push(e);
         }
     }
@@ -366,7 +368,9 @@ mod tests {
     use serde_json::json;
 
     fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2025, 11, 20, 10, 0, 0).single().expect("valid")
+        Utc.with_ymd_and_hms(2025, 11, 20, 10, 0, 0)
+            .single()
+            .expect("valid")
     }
 
     #[test]
@@ -374,8 +378,7 @@ mod tests {
         let batch = vec![
             NewEvent::new("org", "billing", "invoice"),
             NewEvent::new("", "billing", "invoice").with_quantity(Quantity::ZERO),
-            NewEvent::new("org", "billing", "invoice")
-                .with_timestamp(now() + Duration::hours(2)),
+            NewEvent::new("org", "billing", "invoice").with_timestamp(now() + Duration::hours(2)),
         ];
         let Err(crate::Error::Validation(errors)) =
             validate_batch(batch, &EventRules::default(), now())
@@ -385,7 +388,11 @@ mod tests {
         let fields: Vec<_> = errors.errors().iter().map(|e| e.field.as_str()).collect();
         assert_eq!(
             fields,
-            ["events[1].tenant_id", "events[1].quantity", "events[2].timestamp"]
+            [
+                "events[1].tenant_id",
+                "events[1].quantity",
+                "events[2].timestamp"
+            ]
         );
         assert_eq!(errors.errors()[0].index, Some(1));
     }

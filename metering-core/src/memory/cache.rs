@@ -86,8 +86,11 @@ impl QuotaCache for MemoryQuotaCache {
         if stream.busy != 0 || stream.version != token.0 || stream.find(key).is_some() {
             return Ok(false);
         }
-        // Windows that ended before this one starts will never be asked for again.
-        stream.counters.retain(|c| c.window.end > key.window.start);
+        // Windows that ended a whole window-length before this one starts are not asked for
+        // any more (checks use the current window); dropping them bounds memory.
+        stream
+            .counters
+            .retain(|c| c.window.end + (c.window.end - c.window.start) > key.window.start);
         stream.counters.push(Counter {
             resource: key.scope.resource.clone(),
             window: key.window,

@@ -48,7 +48,11 @@ fn min_id() -> EventId {
 }
 
 impl State {
-    fn range(&self, start: Option<DateTime<Utc>>, end: Option<DateTime<Utc>>) -> impl DoubleEndedIterator<Item = &Event> {
+    fn range(
+        &self,
+        start: Option<DateTime<Utc>>,
+        end: Option<DateTime<Utc>>,
+    ) -> impl DoubleEndedIterator<Item = &Event> {
         let lower = start.map_or(Bound::Unbounded, |s| Bound::Included((s, min_id())));
         let upper = end.map_or(Bound::Unbounded, |e| Bound::Excluded((e, min_id())));
         self.events.range((lower, upper)).map(|(_, e)| e)
@@ -115,10 +119,15 @@ impl Store for MemoryStore {
             .filter(|e| filter.matches(e));
         let (events, total): (Vec<Event>, _) = match &query.paging {
             Paging::Page { page, .. } => {
-                let skip = usize::try_from(page.saturating_sub(1)).unwrap_or(usize::MAX).saturating_mul(size);
+                let skip = usize::try_from(page.saturating_sub(1))
+                    .unwrap_or(usize::MAX)
+                    .saturating_mul(size);
                 let all: Vec<&Event> = matching.collect();
                 let total = all.len() as u64;
-                (all.into_iter().skip(skip).take(size).cloned().collect(), Some(total))
+                (
+                    all.into_iter().skip(skip).take(size).cloned().collect(),
+                    Some(total),
+                )
             }
             Paging::Cursor { after, .. } => (
                 matching
@@ -235,7 +244,9 @@ impl Store for MemoryStore {
             .iter()
             .any(|k| k.key.id == key.id || k.hash == *hash)
         {
-            return Err(Error::Conflict("an API key with this id or secret exists".into()));
+            return Err(Error::Conflict(
+                "an API key with this id or secret exists".into(),
+            ));
         }
         state.keys.push(StoredApiKey {
             key: key.clone(),
