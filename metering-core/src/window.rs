@@ -414,4 +414,45 @@ mod tests {
         assert_eq!("yearly".parse::<QuotaPeriod>(), Ok(QuotaPeriod::Yearly));
         assert!(parse_tz("Mars/Olympus").is_err());
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        const ZONES: &[&str] = &[
+            "UTC",
+            "America/New_York",
+            "Europe/London",
+            "Asia/Kolkata",
+            "Asia/Kathmandu",
+            "Australia/Lord_Howe",
+            "America/Santiago",
+            "Pacific/Chatham",
+            "America/St_Johns",
+            "Europe/Amsterdam",
+        ];
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            /// start <= t < end, the window is its own start's window, and end is the next start.
+            #[test]
+            fn windows_tile_time(
+                secs in -2_500_000_000i64..4_000_000_000i64,
+                zone in 0..ZONES.len(),
+                g in 0usize..5,
+            ) {
+                let gran = [Granularity::Hour, Granularity::Day, Granularity::Week,
+                            Granularity::Month, Granularity::Year][g];
+                let tz = parse_tz(ZONES[zone]).expect("known zone");
+                let t = DateTime::from_timestamp(secs, 0).expect("in range");
+                let w = gran.window(t, tz);
+                prop_assert!(w.start <= t && t < w.end, "{t} not in {w:?}");
+                prop_assert_eq!(gran.window(w.start, tz), w);
+                let next = gran.window(w.end, tz);
+                prop_assert_eq!(next.start, w.end);
+                prop_assert_eq!(gran.window(w.end - Duration::microseconds(1), tz), w);
+            }
+        }
+    }
 }
