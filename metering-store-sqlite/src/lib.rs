@@ -1,3 +1,21 @@
-//! # metering-store-sqlite
-//!
-//! Part of the `metering` workspace. This crate is not implemented yet: it exposes no API.
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod aggregate;
+mod codec;
+pub mod config;
+mod conn;
+mod error;
+mod events;
+mod keys;
+pub mod migrations;
+mod quotas;
+mod rollup;
+mod store;
+
+pub use config::{SqliteConfig, Synchronous};
+pub use migrations::SCHEMA_VERSION;
+pub use store::SqliteStore;
+
+/// Re-exported so users open extra connections with the same version.
+pub use rusqlite;

@@ -1,0 +1,287 @@
+//! [`SqliteStore`]: the [`Store`] implementation.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use metering_core::{
+    AggregateQuery, AggregateRow, ApiKey, ApiKeyId, ConsumeOutcome, Error, Event, EventPage,
+    EventQuery, Feature, InsertOutcome, KeyHash, Quantity, Quota, QuotaId, QuotaScope, QuotaSpec,
+    Result, Store, StoredApiKey, TenantId, UsageLimit, UsageScope, Window,
+};
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::codec::EventRow;
+use crate::config::SqliteConfig;
+use crate::conn::{self, Readers, Writer};
+use crate::error::{DbResult, SqliteError};
+use crate::{aggregate, events, keys, migrations, quotas};
+
+/// The SQLite [`Store`]: a cheap `Clone` handle; clones share one writer thread and one pool
+/// of read connections (see the crate docs for the design).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> metering_core::Result<()> {
+/// use metering_core::{Metering, NewEvent};
+/// use metering_store_sqlite::SqliteStore;
+///
+/// let store = SqliteStore::connect("sqlite::memory:").await?;
+/// let engine = Metering::builder(store).build();
+/// let receipt = engine.ingest(vec![NewEvent::new("org_1", "api", "search")]).await?;
+/// assert_eq!(receipt.events_processed, 1);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: SqliteConfig,
+    writer: Writer,
+    readers: Arc<Readers>,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.config.path)
+            .field("synchronous", &self.inner.config.synchronous)
+            .field("readers", &self.inner.config.readers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating when missing) the database of `config` and applies any pending
+    /// migrations.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unavailable`] when the file cannot be opened or locked;
+    /// [`Error::Internal`] when the schema is newer than this version or a migration fails.
+    pub async fn open(config: SqliteConfig) -> Result<Self> {
+        let opened = tokio::task::spawn_blocking(move || -> DbResult<_> {
+            let mut writer = conn::open(&config, true)?;
+            migrations::migrate(&mut writer)?;
+            let count = if config.is_in_memory() {
+                0
+            } else {
+                config.readers
+            };
+            let readers = Readers::open(&config, count)?;
+            Ok((config, writer, readers))
+        })
+        .await
+        .map_err(|e| SqliteError::Task(e.to_string()))??;
+        let (config, writer, readers) = opened;
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                config,
+                writer: Writer::spawn(writer)?,
+                readers: Arc::new(readers),
+            }),
+        })
+    }
+
+    /// Opens the database a `sqlite:` URL names (see [`SqliteConfig::from_url`]) with the
+    /// default settings.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`] for a malformed URL, else as [`SqliteStore::open`].
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::open(SqliteConfig::from_url(url)?).await
+    }
+
+    /// Applies any pending migrations (already done by [`SqliteStore::open`]; useful when
+    /// another process may have opened the file with an older version) and returns how many
+    /// ran.
+    ///
+    /// # Errors
+    ///
+    /// As [`SqliteStore::open`].
+    pub async fn migrate(&self) -> Result<usize> {
+        Ok(self.inner.writer.run(migrations::migrate).await?)
+    }
+
+    /// The stored schema version (`PRAGMA user_version`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unavailable`] when the database cannot be read.
+    pub async fn schema_version(&self) -> Result<i64> {
+        self.read(migrations::schema_version).await
+    }
+
+    /// The settings this store was opened with.
+    #[must_use]
+    pub fn config(&self) -> &SqliteConfig {
+        &self.inner.config
+    }
+
+    /// Runs `f` on the write connection, on the writer thread.
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> DbResult<T> + Send + 'static,
+    {
+        Ok(self.inner.writer.run(f).await?)
+    }
+
+    /// Runs `f` in one read transaction (a consistent snapshot), on a reader when there are.
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> DbResult<T> + Send + 'static,
+    {
+        let snapshot = move |conn: &mut Connection| {
+            let tx = conn.transaction()?;
+            let value = f(&tx)?;
+            tx.finish()?;
+            Ok(value)
+        };
+        if self.inner.readers.is_empty() {
+            self.write(snapshot).await
+        } else {
+            Ok(self.inner.readers.run(snapshot).await?)
+        }
+    }
+
+    /// Runs `f` in a `BEGIN IMMEDIATE` transaction on the writer thread and commits.
+    async fn write_tx<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> DbResult<T> + Send + 'static,
+    {
+        self.write(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let value = f(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        })
+        .await
+    }
+}
+
+fn rows_of(events: &[Event]) -> Result<Vec<EventRow>> {
+    Ok(events
+        .iter()
+        .map(EventRow::of)
+        .collect::<DbResult<Vec<_>>>()?)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn insert_events(&self, events: &[Event]) -> Result<InsertOutcome> {
+        if events.is_empty() {
+            return Ok(InsertOutcome::default());
+        }
+        // Binding values are built here, on the caller's task, so the writer thread only
+        // executes statements.
+        let rows = rows_of(events)?;
+        let inserted = self
+            .write_tx(move |tx| events::insert_rows(tx, &rows))
+            .await?;
+        Ok(InsertOutcome { inserted })
+    }
+
+    async fn list_events(&self, query: &EventQuery) -> Result<EventPage> {
+        let query = query.clone();
+        self.read(move |c| events::list(c, &query)).await
+    }
+
+    async fn aggregate(&self, query: &AggregateQuery) -> Result<Vec<AggregateRow>> {
+        let query = query.clone();
+        self.read(move |c| aggregate::aggregate(c, &query)).await
+    }
+
+    async fn sum_usage(&self, scope: &UsageScope, window: Window) -> Result<Quantity> {
+        let scope = scope.clone();
+        self.read(move |c| aggregate::sum_usage(c, &scope, window))
+            .await
+    }
+
+    async fn consume(&self, event: &Event, limit: &UsageLimit) -> Result<ConsumeOutcome> {
+        let rows = rows_of(std::slice::from_ref(event))?;
+        let limit = limit.clone();
+        // BEGIN IMMEDIATE takes the database write lock before the sum is read, so no other
+        // connection of any process can insert between the check and the write.
+        self.write_tx(move |tx| {
+            let usage = aggregate::sum_usage(tx, &limit.scope, limit.window)?;
+            if events::exists(tx, &rows[0].id)? {
+                return Ok(ConsumeOutcome::Duplicate { usage });
+            }
+            match usage.checked_add(Quantity::from_nanos(rows[0].nanos)) {
+                Some(total) if total <= limit.limit => {
+                    events::insert_rows(tx, &rows)?;
+                    Ok(ConsumeOutcome::Admitted {
+                        usage_before: usage,
+                    })
+                }
+                _ => Ok(ConsumeOutcome::Denied { usage }),
+            }
+        })
+        .await
+    }
+
+    async fn upsert_quota(&self, spec: &QuotaSpec, now: DateTime<Utc>) -> Result<Quota> {
+        let spec = spec.clone();
+        self.write_tx(move |tx| quotas::upsert(tx, &spec, now))
+            .await
+    }
+
+    async fn list_quotas(&self, scope: Option<&QuotaScope>) -> Result<Vec<Quota>> {
+        let scope = scope.cloned();
+        self.read(move |c| quotas::list(c, scope.as_ref())).await
+    }
+
+    async fn quota_candidates(&self, tenant: &TenantId, feature: &Feature) -> Result<Vec<Quota>> {
+        let (tenant, feature) = (tenant.clone(), feature.clone());
+        self.read(move |c| quotas::candidates(c, &tenant, &feature))
+            .await
+    }
+
+    async fn delete_quota(&self, id: QuotaId) -> Result<()> {
+        if self.write_tx(move |tx| quotas::delete(tx, id)).await? {
+            Ok(())
+        } else {
+            Err(Error::NotFound(format!("quota {id}")))
+        }
+    }
+
+    async fn insert_api_key(&self, key: &ApiKey, hash: &KeyHash) -> Result<()> {
+        let (key, hash) = (key.clone(), *hash);
+        self.write_tx(move |tx| keys::insert(tx, &key, &hash)).await
+    }
+
+    async fn api_key_by_hash(&self, hash: &KeyHash) -> Result<Option<StoredApiKey>> {
+        let hash = *hash;
+        self.read(move |c| keys::by_hash(c, &hash)).await
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
+        self.read(keys::list).await
+    }
+
+    async fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<()> {
+        if self.write_tx(move |tx| keys::revoke(tx, id, at)).await? {
+            Ok(())
+        } else {
+            Err(Error::NotFound(format!("API key {id}")))
+        }
+    }
+
+    async fn record_key_usage(&self, uses: &[(ApiKeyId, DateTime<Utc>)]) -> Result<()> {
+        let uses = uses.to_vec();
+        self.write_tx(move |tx| keys::record_usage(tx, &uses)).await
+    }
+
+    async fn health(&self) -> Result<()> {
+        self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
+            .await
+    }
+}
