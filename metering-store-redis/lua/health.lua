@@ -1,0 +1,2 @@
+-- Answers with the current epoch (bumping it first when asked).
+return epoch
