@@ -262,9 +262,9 @@ impl QuotaCache for RedisQuotaCache {
         let version: Option<String> = self.run(&call, bump, Step::Read).await?;
         version
             .map(|v| {
-                v.parse().map(RebuildToken).map_err(|_| {
-                    RedisCacheError::Protocol(format!("version {v}")).into()
-                })
+                v.parse()
+                    .map(RebuildToken)
+                    .map_err(|_| RedisCacheError::Protocol(format!("version {v}")).into())
             })
             .transpose()
     }
@@ -319,7 +319,10 @@ impl QuotaCache for RedisQuotaCache {
         }
         let mut events: HashMap<UsageStream, Vec<_>> = HashMap::new();
         for event in ingested.new_events() {
-            events.entry(UsageStream::of(event)).or_default().push(event);
+            events
+                .entry(UsageStream::of(event))
+                .or_default()
+                .push(event);
         }
         let named: Vec<String> = streams.iter().map(keys::stream).collect();
         let marks: Vec<String> = {

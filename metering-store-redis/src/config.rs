@@ -113,7 +113,10 @@ pub(crate) fn redact(url: &str) -> String {
     let authority_end = url[scheme_end..]
         .find(['/', '?', '#'])
         .map_or(url.len(), |i| scheme_end + i);
-    let Some(at) = url[scheme_end..authority_end].rfind('@').map(|i| scheme_end + i) else {
+    let Some(at) = url[scheme_end..authority_end]
+        .rfind('@')
+        .map(|i| scheme_end + i)
+    else {
         return url.to_owned();
     };
     let credentials = &url[scheme_end..at];
@@ -140,7 +143,10 @@ mod tests {
     fn redacts_credentials() {
         assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
         assert_eq!(redact("redis://:pw@h:6379/0"), "redis://:***@h:6379/0");
-        assert_eq!(redact("rediss://user:pw@h/1?x=@"), "rediss://user:***@h/1?x=@");
+        assert_eq!(
+            redact("rediss://user:pw@h/1?x=@"),
+            "rediss://user:***@h/1?x=@"
+        );
         assert_eq!(redact("redis://token@h"), "redis://:***@h");
         let config = RedisConfig::default().with_url("redis://u:hunter2@h");
         let debug = format!("{config:?}");

@@ -60,8 +60,14 @@ mod tests {
     use super::*;
 
     fn key(tenant: &str, resource: Option<&str>) -> CounterKey {
-        let start = Utc.with_ymd_and_hms(2025, 11, 1, 0, 0, 0).single().expect("valid");
-        let end = Utc.with_ymd_and_hms(2025, 12, 1, 0, 0, 0).single().expect("valid");
+        let start = Utc
+            .with_ymd_and_hms(2025, 11, 1, 0, 0, 0)
+            .single()
+            .expect("valid");
+        let end = Utc
+            .with_ymd_and_hms(2025, 12, 1, 0, 0, 0)
+            .single()
+            .expect("valid");
         CounterKey {
             scope: UsageScope {
                 tenant_id: TenantId::new(tenant).expect("valid"),
@@ -85,7 +91,10 @@ mod tests {
         };
         assert_ne!(stream(&one), stream(&two));
         assert_eq!(stream(&key("ü:x", None).stream()), "4:ü:x:a:b");
-        assert_eq!(counter(&key("t", None)), "1761955200000000|1764547200000000|*");
+        assert_eq!(
+            counter(&key("t", None)),
+            "1761955200000000|1764547200000000|*"
+        );
         assert_eq!(
             counter(&key("t", Some("|*"))),
             "1761955200000000|1764547200000000|=|*"
@@ -98,7 +107,10 @@ mod tests {
         let (u, n) = parts(q);
         assert_eq!((u.as_str(), n.as_str()), ("12345678901234", "1"));
         assert_eq!(quantity(&u, &n), Some(q));
-        assert_eq!(quantity("1", "1500000000"), Some("2.5".parse().expect("valid")));
+        assert_eq!(
+            quantity("1", "1500000000"),
+            Some("2.5".parse().expect("valid"))
+        );
         assert_eq!(quantity("x", "0"), None);
     }
 }

@@ -56,7 +56,13 @@ async fn unreachable_redis_falls_back_to_the_store_exactly() {
         .with_resource(resource("r"))
         .with_quantity(qty("3"))
         .consuming();
-    assert!(engine.validate(consume.clone()).await.expect("consume").allowed);
+    assert!(
+        engine
+            .validate(consume.clone())
+            .await
+            .expect("consume")
+            .allowed
+    );
     assert!(
         !engine.validate(consume).await.expect("consume").allowed,
         "9.5 + 3 > 10: never over-admits"
@@ -96,7 +102,9 @@ async fn a_process_that_missed_an_ingest_drops_stale_counters_when_redis_returns
             .with_connect_timeout(Duration::from_millis(300))
             .with_response_timeout(Duration::from_millis(300))
     };
-    let flaky = RedisQuotaCache::open(config(&proxy.url)).await.expect("open");
+    let flaky = RedisQuotaCache::open(config(&proxy.url))
+        .await
+        .expect("open");
     let steady = RedisQuotaCache::open(config(&url)).await.expect("open");
     flaky.health().await.expect("the proxy forwards");
 
@@ -117,10 +125,15 @@ async fn a_process_that_missed_an_ingest_drops_stale_counters_when_redis_returns
     let check = ValidateRequest::new(t.clone(), f.clone());
     let event = || NewEvent::new(t.as_str(), "r", "f");
     one.ingest(vec![event()]).await.expect("ingest");
-    assert_eq!(two.validate(check.clone()).await.expect("v").current_usage, qty("1"));
+    assert_eq!(
+        two.validate(check.clone()).await.expect("v").current_usage,
+        qty("1")
+    );
 
     proxy.cut();
-    one.ingest(vec![event(), event()]).await.expect("ingest without redis");
+    one.ingest(vec![event(), event()])
+        .await
+        .expect("ingest without redis");
     assert_eq!(
         one.validate(check.clone()).await.expect("v").current_usage,
         qty("3"),
@@ -158,5 +171,8 @@ async fn a_process_that_missed_an_ingest_drops_stale_counters_when_redis_returns
         one.validate(check.clone()).await.expect("v").current_usage,
         qty("3")
     );
-    assert_eq!(two.validate(check).await.expect("v").current_usage, qty("3"));
+    assert_eq!(
+        two.validate(check).await.expect("v").current_usage,
+        qty("3")
+    );
 }

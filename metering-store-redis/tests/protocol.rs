@@ -5,7 +5,6 @@ mod common;
 
 use std::time::Duration;
 
-use chrono::Utc;
 use metering_core::{
     CounterKey, Event, Ingested, Quantity, QuotaCache, UsageScope, UsageStream, Window,
 };
@@ -13,8 +12,13 @@ use metering_store_redis::redis::AsyncCommands;
 use metering_store_redis::{RedisConfig, RedisQuotaCache};
 use metering_testkit::fixtures::{Namespace, event, feature, qty, resource};
 
+/// The real time: counter lifetimes are measured by the Redis server's clock.
+fn wall_now() -> chrono::DateTime<chrono::Utc> {
+    metering_core::Clock::now(&metering_core::SystemClock)
+}
+
 fn window() -> Window {
-    let now = Utc::now();
+    let now = wall_now();
     Window {
         start: now - chrono::Duration::hours(1),
         end: now + chrono::Duration::days(2),
@@ -39,7 +43,7 @@ fn ev(ns: &Namespace, k: &CounterKey, id: &str, q: &str) -> Event {
         "r",
         k.scope.feature.as_str(),
         qty(q),
-        Utc::now(),
+        wall_now(),
     );
     e.created_at = e.timestamp;
     e
@@ -59,7 +63,7 @@ async fn overlapping_ingests_keep_the_stream_busy_until_the_last_ends() {
     let Some(cache) = common::cache().await else {
         return;
     };
-    let k = key(&Namespace::new().tenant("a").to_string(), "f", None);
+    let k = key(Namespace::new().tenant("a").as_str(), "f", None);
     let streams = vec![k.stream()];
     cache.begin_ingest(&streams).await.expect("begin 1");
     cache.begin_ingest(&streams).await.expect("begin 2");
@@ -123,13 +127,21 @@ async fn deleted_keys_never_revive_an_old_token() {
     let cache = common::cache_at(&url, &prefix).await;
     let mut raw = common::raw_connection(&url).await;
     let k = key(Namespace::new().tenant("a").as_str(), "f", None);
-    let old = cache.begin_rebuild(&k).await.expect("begin").expect("token");
+    let old = cache
+        .begin_rebuild(&k)
+        .await
+        .expect("begin")
+        .expect("token");
     for _ in 0..3 {
         // Delete everything, even the version sequence, and let versions be handed out again.
         for key in common::keys(&mut raw, &format!("{prefix}*")).await {
             let _: () = raw.del(key).await.expect("DEL");
         }
-        let fresh = cache.begin_rebuild(&k).await.expect("begin").expect("token");
+        let fresh = cache
+            .begin_rebuild(&k)
+            .await
+            .expect("begin")
+            .expect("token");
         assert_ne!(fresh, old);
         cache.begin_ingest(&[k.stream()]).await.expect("begin");
         cache
@@ -137,7 +149,12 @@ async fn deleted_keys_never_revive_an_old_token() {
             .await
             .expect("end");
     }
-    assert!(!cache.finish_rebuild(&k, old, qty("1")).await.expect("finish"));
+    assert!(
+        !cache
+            .finish_rebuild(&k, old, qty("1"))
+            .await
+            .expect("finish")
+    );
     assert_eq!(cache.usage(&k).await.expect("usage"), None);
     assert!(rebuild(&cache, &k, qty("2")).await);
     assert_eq!(cache.usage(&k).await.expect("usage"), Some(qty("2")));
@@ -160,7 +177,11 @@ async fn an_epoch_bump_drops_every_counter_for_every_handle() {
     // A token issued before the bump is stale after it.
     let token = two.begin_rebuild(&k).await.expect("begin").expect("token");
     one.drop_all_counters().await.expect("bump");
-    assert!(!two.finish_rebuild(&k, token, qty("3")).await.expect("finish"));
+    assert!(
+        !two.finish_rebuild(&k, token, qty("3"))
+            .await
+            .expect("finish")
+    );
 }
 
 #[tokio::test]
@@ -224,7 +245,7 @@ async fn counters_live_as_long_as_their_window() {
     let hashes = common::keys(&mut raw, &format!("{prefix}c:*")).await;
     assert_eq!(hashes.len(), 1, "{hashes:?}");
     let ttl_ms: i64 = raw.pttl(&hashes[0]).await.expect("PTTL");
-    let until_end = (k.window.end - Utc::now()).num_milliseconds();
+    let until_end = (k.window.end - wall_now()).num_milliseconds();
     assert!(
         (until_end - 60_000..=until_end + 5_000).contains(&ttl_ms),
         "ttl {ttl_ms} ms, window ends in {until_end} ms"

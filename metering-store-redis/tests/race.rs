@@ -5,13 +5,14 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use chrono::Duration;
 use metering_core::{
     CounterKey, MemoryStore, Metering, NewEvent, Quantity, QuotaCache, QuotaPeriod, QuotaScope,
     QuotaSpec, Store, Tz, UsageScope, ValidateRequest,
 };
+use metering_store_redis::RedisQuotaCache;
 use metering_store_redis::redis::AsyncCommands;
 use metering_testkit::fixtures::{Namespace, engine_with_cache, feature, now, qty, resource};
 
@@ -25,10 +26,28 @@ async fn counters_equal_a_recount_after_ingest_races_with_deleted_keys() {
         common::cache_at(&url, &prefix).await,
         common::cache_at(&url, &prefix).await,
     ];
-    let store = MemoryStore::new();
+    // Stretch the windows between commit and `end_ingest`, and between reading the usage
+    // and `finish_rebuild`, so a broken protocol shows up.
+    let store = common::SlowStore {
+        inner: MemoryStore::new(),
+        max_pause: std::time::Duration::from_millis(3),
+    };
+    for _ in 0..4 {
+        round(&url, &prefix, &caches, &store).await;
+    }
+}
+
+/// One round with fresh tenants. Deleting stops two thirds of the way through, so the
+/// counters rebuilt while ingest goes on survive to the final comparison.
+async fn round(
+    url: &str,
+    prefix: &str,
+    caches: &[RedisQuotaCache; 2],
+    store: &common::SlowStore<MemoryStore>,
+) {
     let engines: Vec<Metering> = caches
         .iter()
-        .map(|c| engine_with_cache(&store, c).0)
+        .map(|c| engine_with_cache(store, c).0)
         .collect();
     let ns = Namespace::new();
     let t = ns.tenant("a");
@@ -74,10 +93,11 @@ async fn counters_equal_a_recount_after_ingest_races_with_deleted_keys() {
     let mut ceiling = [Quantity::ZERO; 2];
 
     let done = Arc::new(AtomicBool::new(false));
+    let progress = Arc::new(AtomicUsize::new(0));
     let mut writers = Vec::new();
     for w in 0..4 {
         let engine = engines[w % 2].clone();
-        let (t, ns) = (t.clone(), ns.clone());
+        let (t, ns, progress) = (t.clone(), ns.clone(), progress.clone());
         let mut batches = Vec::new();
         for b in 0..30 {
             let batch: Vec<NewEvent> = (0..5)
@@ -111,6 +131,7 @@ async fn counters_equal_a_recount_after_ingest_races_with_deleted_keys() {
         writers.push(tokio::spawn(async move {
             for batch in batches {
                 engine.ingest(batch).await.expect("ingest");
+                progress.fetch_add(1, Ordering::SeqCst);
             }
         }));
     }
@@ -155,16 +176,16 @@ async fn counters_equal_a_recount_after_ingest_races_with_deleted_keys() {
         }
     }
     let deleter = {
-        let (url, prefix, done) = (url.clone(), prefix.clone(), done.clone());
+        let (url, prefix, progress) = (url.to_owned(), prefix.to_owned(), progress.clone());
         tokio::spawn(async move {
             let mut raw = common::raw_connection(&url).await;
             let mut deletions = 0_u32;
-            while !done.load(Ordering::SeqCst) {
+            while progress.load(Ordering::SeqCst) < 80 {
                 for key in common::keys(&mut raw, &format!("{prefix}c:*")).await {
                     let n: u32 = raw.del(key).await.expect("DEL");
                     deletions += n;
                 }
-                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
             }
             deletions
         })
@@ -178,12 +199,19 @@ async fn counters_equal_a_recount_after_ingest_races_with_deleted_keys() {
         checks += c.await.expect("checker");
     }
     let deletions = deleter.await.expect("deleter");
-    assert!(checks > 0 && deletions > 0, "{checks} checks, {deletions} deletions");
+    assert!(
+        checks > 0 && deletions > 0,
+        "{checks} checks, {deletions} deletions"
+    );
 
     for (i, key) in [&day, &month].into_iter().enumerate() {
-        let recount = store.sum_usage(&key.scope, key.window).await.expect("sum");
+        let recount = store
+            .inner
+            .sum_usage(&key.scope, key.window)
+            .await
+            .expect("sum");
         assert_eq!(recount, ceiling[i], "the store holds every event once");
-        for (engine, cache) in engines.iter().zip(&caches) {
+        for (engine, cache) in engines.iter().zip(caches) {
             let mut request = ValidateRequest::new(t.clone(), f.clone());
             if let Some(res) = &key.scope.resource {
                 request = request.with_resource(res.clone());

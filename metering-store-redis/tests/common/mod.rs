@@ -1,6 +1,10 @@
 //! Helpers shared by this crate's integration tests.
 #![allow(dead_code, unreachable_pub)]
 
+mod slow_store;
+#[allow(unused_imports)]
+pub use slow_store::SlowStore;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -23,13 +27,9 @@ pub async fn cache() -> Option<RedisQuotaCache> {
 
 /// A cache on `url` under `prefix`, checked to answer.
 pub async fn cache_at(url: &str, prefix: &str) -> RedisQuotaCache {
-    let cache = RedisQuotaCache::open(
-        RedisConfig::default()
-            .with_url(url)
-            .with_key_prefix(prefix),
-    )
-    .await
-    .expect("a valid redis URL");
+    let cache = RedisQuotaCache::open(RedisConfig::default().with_url(url).with_key_prefix(prefix))
+        .await
+        .expect("a valid redis URL");
     if let Err(e) = metering_core::QuotaCache::health(&cache).await {
         panic!(
             "redis at {} does not answer: {e}",
