@@ -1,3 +1,127 @@
 //! # metering-http
 //!
-//! Part of the `metering` workspace. This crate is not implemented yet: it exposes no API.
+//! The REST service of the `metering` framework: an [axum] [`Router`](axum::Router) serving
+//! every endpoint of the v1 contract under `/v1/meter`, and the `metering-server` binary
+//! that runs it on a store and quota cache chosen by URL.
+//!
+//! Handlers only parse, check the caller's role and call the [`Metering`] engine; every
+//! failure becomes the error envelope `{"error": {"code", "message", "details"}}` in one
+//! place, [`ApiError`], including axum's own rejections (bad JSON, wrong content type,
+//! oversized bodies, unknown paths and methods).
+//!
+//! ## Embedding
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> metering_core::Result<()> {
+//! use metering_core::{MemoryStore, Metering};
+//! use metering_http::{AppState, ServerConfig};
+//!
+//! let config = ServerConfig::default();
+//! let engine = Metering::builder(MemoryStore::new()).rules(config.event_rules()).build();
+//! let app: axum::Router = axum::Router::new()
+//!     .route("/", axum::routing::get(|| async { "my app" }))
+//!     .merge(metering_http::router(AppState::new(engine, config)));
+//! # let _ = app; Ok(()) }
+//! ```
+//!
+//! Run a [`KeyUsageFlusher`] next to a router you mount yourself, or use [`serve`], which
+//! does that and shuts down gracefully.
+//!
+//! ## Picking backends at run time
+//!
+//! [`open_store`] and [`open_quota_cache`] take a URL (`memory://`, `sqlite://path`,
+//! `postgres://...`, `redis://...`); see [`backends`].
+//!
+//! ## Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `sqlite` | yes | `sqlite://` store URLs (metering-store-sqlite) |
+//! | `postgres` | no | `postgres://` store URLs (metering-store-postgres) |
+//! | `redis` | no | `redis://` quota cache URLs (metering-store-redis) |
+//! | `cli` | yes | the `metering-server` binary |
+//!
+//! ## Error codes
+//!
+//! | status | code |
+//! |---|---|
+//! | 400 | `BAD_REQUEST`: body not JSON, wrong content type, unknown or unreadable query parameter |
+//! | 401 | `UNAUTHORIZED` |
+//! | 403 | `FORBIDDEN` |
+//! | 404 | `NOT_FOUND`: unknown id or path |
+//! | 405 | `METHOD_NOT_ALLOWED`: known path, other method (with an `Allow` header) |
+//! | 409 | `CONFLICT` |
+//! | 413 | `PAYLOAD_TOO_LARGE`: body over the byte limit, or batch over the event limit |
+//! | 422 | `VALIDATION_ERROR`: `details.errors` lists `{index, field, message}` |
+//! | 500 | `INTERNAL`: fixed message; the cause is logged |
+//! | 503 | `UNAVAILABLE` |
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod backends;
+mod config;
+mod decode;
+mod error;
+mod extract;
+mod params;
+mod routes;
+mod serve;
+mod state;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+pub use backends::{open_quota_cache, open_store};
+pub use config::ServerConfig;
+pub use error::{ApiError, ErrorCode, INTERNAL_MESSAGE};
+pub use extract::{Auth, JsonBody, QueryPairs};
+pub use metering_core::{self, Metering};
+pub use serve::{KeyUsageFlusher, serve};
+pub use state::AppState;
+
+/// Every endpoint of the v1 contract, with its limits and error handling, over `state`.
+///
+/// `GET /` is left free for the dashboard or the embedding application; unknown paths
+/// answer 404 `NOT_FOUND` with the error envelope.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.config().body_limit;
+    Router::new()
+        .route(
+            "/v1/meter/events",
+            post(routes::events::ingest).get(routes::events::list),
+        )
+        .route("/v1/meter/aggregates", get(routes::aggregates::aggregate))
+        .route("/v1/meter/validate", post(routes::validate::validate))
+        .route(
+            "/v1/meter/quotas",
+            get(routes::quotas::list).put(routes::quotas::upsert),
+        )
+        .route("/v1/meter/quotas/{id}", delete(routes::quotas::delete))
+        .route(
+            "/v1/meter/api-keys",
+            get(routes::api_keys::list).post(routes::api_keys::create),
+        )
+        .route("/v1/meter/api-keys/{id}", delete(routes::api_keys::revoke))
+        .route("/v1/meter/health", get(routes::health::health))
+        .fallback(routes::unknown_path)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// A panicking handler is a bug: 500 with the fixed message; the panic is logged.
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    tracing::error!(panic = %detail, "a request handler panicked");
+    ApiError::new(ErrorCode::Internal, error::INTERNAL_MESSAGE).into_response()
+}

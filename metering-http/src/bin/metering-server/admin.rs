@@ -1,0 +1,212 @@
+//! The admin commands (`keys`, `quotas`) and the first-start admin key.
+
+use anyhow::Context as _;
+use clap::Subcommand;
+use metering_core::{ApiKeyId, Error, Metering, NewApiKey, QuotaId, QuotaScope, QuotaSpec, Role};
+use serde_json::{Value, json};
+
+/// `keys` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeysCommand {
+    /// Create a key and print it (the secret is shown only this once).
+    Create {
+        /// A name for people.
+        #[arg(long)]
+        name: String,
+        /// admin, ingest or read.
+        #[arg(long)]
+        role: String,
+        /// Scope the key to one tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// When it stops working (RFC 3339).
+        #[arg(long)]
+        expires_at: Option<String>,
+    },
+    /// List keys (without secrets).
+    List,
+    /// Revoke a key by id; it stops working at once.
+    Revoke {
+        /// The key's id.
+        id: String,
+    },
+}
+
+/// `quotas` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum QuotasCommand {
+    /// Create or replace the quota of (tenant, resource, feature).
+    Set {
+        /// A tenant id, or `*` for the default of every tenant.
+        #[arg(long)]
+        tenant: String,
+        /// Limit usage in this resource only (default: any resource).
+        #[arg(long)]
+        resource: Option<String>,
+        /// The feature.
+        #[arg(long)]
+        feature: String,
+        /// Most usage per period (> 0, decimals allowed).
+        #[arg(long)]
+        limit: String,
+        /// hourly, daily, monthly or yearly.
+        #[arg(long)]
+        period: String,
+        /// Percent of the limit at which `alert` turns true (default 80).
+        #[arg(long)]
+        alert_threshold: Option<u8>,
+        /// IANA zone of the period boundaries (default UTC).
+        #[arg(long)]
+        tz: Option<String>,
+    },
+    /// List quotas, all or one tenant's.
+    List {
+        /// A tenant id, or `*` for the defaults.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Delete a quota by id.
+    Delete {
+        /// The quota's id.
+        id: String,
+    },
+}
+
+fn print_json(value: &Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// Runs a `keys` command.
+pub(crate) async fn keys(engine: &Metering, command: KeysCommand) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::Create {
+            name,
+            role,
+            tenant,
+            expires_at,
+        } => {
+            let body =
+                json!({"name": name, "role": role, "tenant_id": tenant, "expires_at": expires_at});
+            let new = NewApiKey::from_json(&body).map_err(describe)?;
+            let created = engine.create_api_key(new).await.map_err(describe)?;
+            let mut record = serde_json::to_value(&created.key)?;
+            record["key"] = Value::String(created.secret);
+            print_json(&record)
+        }
+        KeysCommand::List => print_json(&json!({ "api_keys": engine.list_api_keys().await? })),
+        KeysCommand::Revoke { id } => {
+            let id: ApiKeyId = id.parse().context("the id must be a UUID")?;
+            engine.revoke_api_key(id).await.map_err(describe)?;
+            println!("revoked {id}");
+            Ok(())
+        }
+    }
+}
+
+/// Runs a `quotas` command.
+pub(crate) async fn quotas(engine: &Metering, command: QuotasCommand) -> anyhow::Result<()> {
+    match command {
+        QuotasCommand::Set {
+            tenant,
+            resource,
+            feature,
+            limit,
+            period,
+            alert_threshold,
+            tz,
+        } => {
+            // The limit goes through as text so decimals stay exact.
+            let body = json!({"tenant_id": tenant, "resource": resource, "feature": feature,
+                "limit": limit, "period": period, "alert_threshold": alert_threshold, "tz": tz});
+            let spec = QuotaSpec::from_json(&body).map_err(describe)?;
+            print_json(&serde_json::to_value(
+                engine.upsert_quota(spec).await.map_err(describe)?,
+            )?)
+        }
+        QuotasCommand::List { tenant } => {
+            let scope = tenant
+                .map(|t| QuotaScope::parse(&t).map_err(anyhow::Error::msg))
+                .transpose()?;
+            print_json(&json!({ "quotas": engine.list_quotas(scope.as_ref()).await? }))
+        }
+        QuotasCommand::Delete { id } => {
+            let id: QuotaId = id.parse().context("the id must be a UUID")?;
+            engine.delete_quota(id).await.map_err(describe)?;
+            println!("deleted {id}");
+            Ok(())
+        }
+    }
+}
+
+/// A core error as a message naming every bad field.
+fn describe(error: Error) -> anyhow::Error {
+    match error {
+        Error::Validation(errors) => anyhow::anyhow!(
+            "invalid input:\n{}",
+            errors
+                .errors()
+                .iter()
+                .map(|e| format!("  {}: {}", e.field, e.message))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+        other => anyhow::Error::new(other),
+    }
+}
+
+/// Makes sure an admin can get in: imports `METERING_ADMIN_KEY` when set, else creates an
+/// admin key on first start (no keys at all) and prints it once to stdout. Secrets are never
+/// logged.
+pub(crate) async fn ensure_admin_key(engine: &Metering) -> anyhow::Result<()> {
+    let preset = std::env::var("METERING_ADMIN_KEY")
+        .ok()
+        .filter(|k| !k.trim().is_empty());
+    let Some(secret) = preset else {
+        if engine.has_api_keys().await? {
+            return Ok(());
+        }
+        let created = engine
+            .create_api_key(NewApiKey::new("admin", Role::Admin))
+            .await?;
+        println!("Created an admin API key. It is shown only this once; keep it now:");
+        println!();
+        println!("    {}", created.secret);
+        println!();
+        tracing::info!(id = %created.key.id, prefix = %created.key.prefix, "created the first admin key");
+        return Ok(());
+    };
+    let secret = secret.trim();
+    match engine.authenticate(secret).await {
+        Ok(principal) if principal.key.role == Role::Admin => return Ok(()),
+        Ok(_) => {
+            tracing::warn!("METERING_ADMIN_KEY is a known key without the admin role; left as is");
+            return Ok(());
+        }
+        Err(Error::Unauthenticated(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    match engine
+        .import_api_key(
+            NewApiKey::new("admin (METERING_ADMIN_KEY)", Role::Admin),
+            secret,
+        )
+        .await
+    {
+        Ok(created) => {
+            tracing::info!(id = %created.key.id, prefix = %created.key.prefix, "imported METERING_ADMIN_KEY as an admin key");
+            Ok(())
+        }
+        // Another instance sharing the store imported it at the same moment, or the key
+        // was revoked (a revoked key is never brought back).
+        Err(Error::Conflict(_)) => {
+            if engine.authenticate(secret).await.is_err() {
+                tracing::warn!(
+                    "METERING_ADMIN_KEY matches a revoked or expired key; not re-created"
+                );
+            }
+            Ok(())
+        }
+        Err(e) => Err(describe(e).context("importing METERING_ADMIN_KEY")),
+    }
+}

@@ -1,0 +1,218 @@
+//! `metering-server`: the metering REST service and its admin commands.
+//!
+//! ```text
+//! metering-server serve --demo                      # SQLite file metering.db, sample data
+//! metering-server --store postgres://... --quota-cache redis://... serve --bind 0.0.0.0:8000
+//! metering-server keys create --name ci --role ingest
+//! metering-server quotas set --tenant org_001 --feature api_call --limit 1000 --period monthly
+//! ```
+//!
+//! Settings come from flags or the environment: `METERING_STORE` (or `DATABASE_URL`),
+//! `METERING_QUOTA_CACHE` (or `REDIS_URL`), `METERING_BIND`, `METERING_ADMIN_KEY`, the
+//! limits (`METERING_BODY_LIMIT`, ...) and `RUST_LOG`. Logs go to stderr; stdout carries only
+//! what the operator asked for (the address, a new admin key once, command output).
+
+mod admin;
+mod demo;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use metering_core::{Metering, QuotaCache, Store};
+use metering_http::backends::{DEFAULT_QUOTA_CACHE_URL, DEFAULT_STORE_URL, redact_url};
+use metering_http::{AppState, ServerConfig};
+
+/// The metering REST service and its admin commands.
+#[derive(Debug, Parser)]
+#[command(name = "metering-server", version, about)]
+struct Cli {
+    /// Store URL: sqlite://path, postgres://..., or memory:// [default: sqlite://metering.db;
+    /// env: METERING_STORE, else DATABASE_URL]
+    #[arg(long, global = true, env = "METERING_STORE", hide_env_values = true)]
+    store: Option<String>,
+
+    /// Quota cache URL: memory:// or redis://... [default: memory://; env:
+    /// METERING_QUOTA_CACHE, else REDIS_URL]
+    #[arg(
+        long,
+        global = true,
+        env = "METERING_QUOTA_CACHE",
+        hide_env_values = true
+    )]
+    quota_cache: Option<String>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the REST service.
+    Serve(ServeArgs),
+    /// Create or update the store's schema, then exit.
+    Migrate,
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(admin::KeysCommand),
+    /// Manage quotas.
+    #[command(subcommand)]
+    Quotas(admin::QuotasCommand),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the address is printed).
+    #[arg(long, env = "METERING_BIND", default_value = "127.0.0.1:8000")]
+    bind: SocketAddr,
+
+    /// Load a month of sample usage (50 tenants, quotas near and over their limits) into an
+    /// empty store before serving.
+    #[arg(long)]
+    demo: bool,
+
+    /// Largest request body in bytes.
+    #[arg(long, env = "METERING_BODY_LIMIT", default_value_t = 5 * 1024 * 1024)]
+    body_limit: usize,
+
+    /// Most events in one POST.
+    #[arg(long, env = "METERING_MAX_BATCH_EVENTS", default_value_t = 10_000)]
+    max_batch_events: usize,
+
+    /// How far in the future an event timestamp may be, in seconds.
+    #[arg(long, env = "METERING_MAX_FUTURE_SKEW_SECS", default_value_t = 3600)]
+    max_future_skew_secs: u64,
+
+    /// How often API key uses (`last_used_at`) are written to the store, in seconds.
+    #[arg(long, env = "METERING_KEY_USAGE_FLUSH_SECS", default_value_t = 10)]
+    key_usage_flush_secs: u64,
+}
+
+impl ServeArgs {
+    fn config(&self) -> ServerConfig {
+        ServerConfig::default()
+            .with_body_limit(self.body_limit)
+            .with_max_batch_events(self.max_batch_events)
+            .with_max_future_skew(Duration::from_secs(self.max_future_skew_secs))
+            .with_key_usage_flush_interval(Duration::from_secs(self.key_usage_flush_secs.max(1)))
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run(cli))
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,tower_http=info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// The flag, else the first set environment variable of `fallbacks`, else `default`.
+fn url_setting(flag: Option<String>, fallbacks: &[&str], default: &str) -> String {
+    flag.filter(|s| !s.trim().is_empty())
+        .or_else(|| {
+            fallbacks
+                .iter()
+                .find_map(|name| std::env::var(name).ok().filter(|s| !s.trim().is_empty()))
+        })
+        .unwrap_or_else(|| default.to_owned())
+}
+
+async fn open_backends(cli: &Cli) -> anyhow::Result<(Arc<dyn Store>, Arc<dyn QuotaCache>)> {
+    let store_url = url_setting(cli.store.clone(), &["DATABASE_URL"], DEFAULT_STORE_URL);
+    let cache_url = url_setting(
+        cli.quota_cache.clone(),
+        &["REDIS_URL"],
+        DEFAULT_QUOTA_CACHE_URL,
+    );
+    let store = metering_http::open_store(&store_url)
+        .await
+        .with_context(|| format!("opening the store {}", redact_url(&store_url)))?;
+    let cache = metering_http::open_quota_cache(&cache_url)
+        .await
+        .with_context(|| format!("opening the quota cache {}", redact_url(&cache_url)))?;
+    tracing::info!(store = %redact_url(&store_url), quota_cache = %redact_url(&cache_url), "backends ready");
+    Ok((store, cache))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let (store, cache) = open_backends(&cli).await?;
+    let config = match &cli.command {
+        Command::Serve(args) => args.config(),
+        _ => ServerConfig::default(),
+    };
+    let engine = Metering::builder_arc(store)
+        .quota_cache_arc(cache)
+        .rules(config.event_rules())
+        .build();
+    match cli.command {
+        Command::Serve(args) => serve(engine, config, &args).await,
+        Command::Migrate => {
+            // Opening the store has brought its schema up to date.
+            println!("the store schema is up to date");
+            Ok(())
+        }
+        Command::Keys(command) => admin::keys(&engine, command).await,
+        Command::Quotas(command) => admin::quotas(&engine, command).await,
+    }
+}
+
+async fn serve(engine: Metering, config: ServerConfig, args: &ServeArgs) -> anyhow::Result<()> {
+    if args.demo {
+        demo::load_if_empty(&engine).await?;
+    }
+    admin::ensure_admin_key(&engine).await?;
+    let listener = tokio::net::TcpListener::bind(args.bind)
+        .await
+        .with_context(|| format!("binding {}", args.bind))?;
+    let address = listener.local_addr().context("reading the bound address")?;
+    println!("metering-server listening on http://{address}");
+    tracing::info!(%address, "listening");
+    metering_http::serve(listener, AppState::new(engine, config), shutdown_signal())
+        .await
+        .context("serving")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

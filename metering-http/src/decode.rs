@@ -1,0 +1,129 @@
+//! Decoding of event bodies: one event object, or `{"events": [...]}`.
+
+use chrono::{DateTime, Utc};
+use metering_core::{Error, Event, EventRules, NewEvent, ValidationErrors, validate_batch};
+use serde_json::Value;
+
+/// Decodes and validates an event body, reporting every problem of every event at once.
+///
+/// A single event reports fields by name (`quantity`); a batch by path and index
+/// (`events[3].quantity`).
+///
+/// # Errors
+///
+/// [`Error::TooLarge`] for a batch over `rules.max_batch_events` (checked before decoding),
+/// [`Error::Validation`] listing each problem.
+pub(crate) fn decode_events(
+    body: &Value,
+    rules: &EventRules,
+    now: DateTime<Utc>,
+) -> Result<Vec<Event>, Error> {
+    let Value::Object(map) = body else {
+        return Err(Error::invalid(
+            "body",
+            "must be an event object or {\"events\": [...]}",
+        ));
+    };
+    if !map.contains_key("events") {
+        let mut errors = ValidationErrors::new();
+        let event = NewEvent::from_json(body, None, "", &mut errors)
+            .and_then(|new| new.validate(rules, now, None, "", &mut errors));
+        return match event {
+            Some(event) if errors.is_empty() => Ok(vec![event]),
+            _ => Err(Error::Validation(errors)),
+        };
+    }
+    let mut errors = ValidationErrors::new();
+    for key in map.keys().filter(|k| *k != "events") {
+        errors.push(
+            None,
+            key.clone(),
+            "unknown field (a batch holds only `events`)",
+        );
+    }
+    let Some(Value::Array(items)) = map.get("events") else {
+        errors.push(None, "events", "must be an array of event objects");
+        return Err(Error::Validation(errors));
+    };
+    if items.len() > rules.max_batch_events {
+        return Err(Error::TooLarge(format!(
+            "a batch holds at most {} events, got {}",
+            rules.max_batch_events,
+            items.len()
+        )));
+    }
+    let decoded: Vec<Option<NewEvent>> = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| NewEvent::from_json(item, Some(i), &format!("events[{i}]"), &mut errors))
+        .collect();
+    if errors.is_empty() {
+        return validate_batch(decoded.into_iter().flatten().collect(), rules, now);
+    }
+    // Some events did not decode: still check the rules of those that did, so the client
+    // sees every problem in one answer, in batch order.
+    for (i, new) in decoded.into_iter().enumerate() {
+        if let Some(new) = new {
+            let _ = new.validate(rules, now, Some(i), &format!("events[{i}]"), &mut errors);
+        }
+    }
+    let mut sorted: Vec<_> = errors.errors().to_vec();
+    sorted.sort_by_key(|e| e.index);
+    let mut ordered = ValidationErrors::new();
+    for e in sorted {
+        ordered.push(e.index, e.field, e.message);
+    }
+    Err(Error::Validation(ordered))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rules() -> EventRules {
+        EventRules::default().with_max_batch_events(3)
+    }
+
+    fn fields(result: Result<Vec<Event>, Error>) -> Vec<String> {
+        match result {
+            Err(Error::Validation(e)) => e.errors().iter().map(|e| e.field.clone()).collect(),
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn single_and_batch() {
+        let now = chrono::DateTime::UNIX_EPOCH + chrono::Duration::days(20_000);
+        let one = json!({"tenant_id": "t", "resource": "r", "feature": "f"});
+        assert_eq!(decode_events(&one, &rules(), now).expect("one").len(), 1);
+        let two = json!({"events": [one.clone(), one]});
+        assert_eq!(decode_events(&two, &rules(), now).expect("two").len(), 2);
+    }
+
+    #[test]
+    fn every_problem_is_reported_in_order() {
+        let now = chrono::DateTime::UNIX_EPOCH + chrono::Duration::days(20_000);
+        let body = json!({"events": [
+            {"tenant_id": "t", "resource": "r", "feature": "f", "quantity": 0},
+            {"tenant_id": 1, "resource": "r", "feature": "f"},
+        ]});
+        assert_eq!(
+            fields(decode_events(&body, &rules(), now)),
+            ["events[0].quantity", "events[1].tenant_id"]
+        );
+        let single = json!({"tenant_id": "", "resource": "r", "feature": "f", "quantity": -1});
+        assert_eq!(fields(decode_events(&single, &rules(), now)), ["quantity"]);
+    }
+
+    #[test]
+    fn too_many_events_is_too_large() {
+        let now = chrono::DateTime::UNIX_EPOCH;
+        let e = json!({"tenant_id": "t", "resource": "r", "feature": "f"});
+        let body = json!({"events": [e.clone(), e.clone(), e.clone(), e]});
+        assert!(matches!(
+            decode_events(&body, &rules(), now),
+            Err(Error::TooLarge(_))
+        ));
+    }
+}

@@ -1,0 +1,62 @@
+//! `GET /v1/meter/aggregates`.
+
+use axum::Json;
+use axum::extract::State;
+use metering_core::{
+    Action, AggregateQuery, AggregateReport, Feature, GroupBy, Resource, TenantId, WindowType,
+    parse_tz,
+};
+
+use crate::error::ApiError;
+use crate::extract::{Auth, QueryPairs};
+use crate::params::{Params, date_time};
+use crate::state::AppState;
+
+const PARAMS: &[&str] = &[
+    "window_type",
+    "start_date",
+    "end_date",
+    "group_by",
+    "tenant_id",
+    "resource",
+    "feature",
+    "tz",
+];
+
+/// Sums usage per window and group.
+pub(crate) async fn aggregate(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    QueryPairs(pairs): QueryPairs,
+) -> Result<Json<AggregateReport>, ApiError> {
+    principal.authorize(Action::Read)?;
+    let mut p = Params::new(pairs, PARAMS);
+    let window = p.required("window_type", |raw| raw.parse::<WindowType>());
+    let start = p.required("start_date", date_time);
+    let end = p.required("end_date", date_time);
+    // Present but empty means "no grouping" (one series); absent means the default.
+    let group_by = match p.raw("group_by") {
+        None => Some(GroupBy::DEFAULT),
+        Some(raw) if raw.trim().is_empty() => Some(GroupBy::NONE),
+        Some(_) => p.read("group_by", str::parse::<GroupBy>),
+    };
+    let tenant = p.check("tenant_id", |s| TenantId::new(s));
+    let resource = p.check("resource", |s| Resource::new(s));
+    let feature = p.check("feature", |s| Feature::new(s));
+    let tz = p.read("tz", parse_tz);
+    p.finish()?;
+    let tenant = principal.scope_read(tenant)?;
+    let (Some(window), Some(start), Some(end), Some(group_by)) = (window, start, end, group_by)
+    else {
+        // finish() has already refused a request missing any of these.
+        return Err(ApiError::bad_request("incomplete aggregate query"));
+    };
+    let mut query = AggregateQuery::new(window, start, end).group_by(group_by);
+    query.tenant_id = tenant;
+    query.resource = resource;
+    query.feature = feature;
+    if let Some(tz) = tz {
+        query = query.tz(tz);
+    }
+    Ok(Json(state.engine().aggregate(&query).await?))
+}

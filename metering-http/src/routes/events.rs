@@ -1,0 +1,110 @@
+//! `POST /v1/meter/events` and `GET /v1/meter/events`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use metering_core::{Action, Cursor, EventFilter, EventQuery, Feature, Paging, Resource, TenantId};
+use serde_json::{Value, json};
+
+use crate::decode::decode_events;
+use crate::error::ApiError;
+use crate::extract::{Auth, JsonBody, QueryPairs};
+use crate::params::{Params, date_time, number};
+use crate::state::AppState;
+
+/// Ingests one event or a batch; 201 once the events are committed.
+pub(crate) async fn ingest(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    JsonBody(body): JsonBody,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    principal.authorize(Action::WriteEvents)?;
+    let engine = state.engine();
+    let events = decode_events(&body, engine.rules(), engine.now())?;
+    for event in &events {
+        principal.authorize_tenant(&event.tenant_id)?;
+    }
+    let receipt = engine.ingest_validated(events).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "status": "success",
+            "events_processed": receipt.events_processed,
+            "duplicates": receipt.duplicates,
+            "event_ids": receipt.event_ids,
+        })),
+    ))
+}
+
+const LIST_PARAMS: &[&str] = &[
+    "tenant_id",
+    "resource",
+    "feature",
+    "start_date",
+    "end_date",
+    "page",
+    "page_size",
+    "cursor",
+];
+
+/// Lists events, newest first, by page number or by cursor.
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    QueryPairs(pairs): QueryPairs,
+) -> Result<Json<Value>, ApiError> {
+    principal.authorize(Action::Read)?;
+    let mut p = Params::new(pairs, LIST_PARAMS);
+    let tenant = p.check("tenant_id", |s| TenantId::new(s));
+    let resource = p.check("resource", |s| Resource::new(s));
+    let feature = p.check("feature", |s| Feature::new(s));
+    let start = p.read("start_date", date_time);
+    let end = p.read("end_date", date_time);
+    let page = p.read("page", number);
+    let page_size = p
+        .read("page_size", number)
+        .unwrap_or(metering_core::query::DEFAULT_PAGE_SIZE);
+    let cursor = p.read("cursor", Cursor::decode);
+    if page.is_some() && cursor.is_some() {
+        p.reject("cursor", "use either page or cursor, not both");
+    }
+    p.finish()?;
+    let tenant = principal.scope_read(tenant)?;
+
+    let mut filter = EventFilter::all().between(start, end);
+    filter.tenant_id = tenant;
+    filter.resource = resource;
+    filter.feature = feature;
+    let paging = match cursor {
+        Some(after) => Paging::Cursor {
+            after: Some(after),
+            page_size,
+        },
+        None => Paging::Page {
+            page: page.unwrap_or(1),
+            page_size,
+        },
+    };
+    let page_info = match paging {
+        Paging::Page { page, .. } => Some(page),
+        Paging::Cursor { .. } => None,
+    };
+    let result = state
+        .engine()
+        .list_events(&EventQuery::new(filter, paging))
+        .await?;
+    let pagination = match (page_info, result.total) {
+        (Some(page), Some(total)) => json!({
+            "page": page,
+            "page_size": page_size,
+            "total": total,
+            "total_pages": total.div_ceil(u64::from(page_size.max(1))),
+        }),
+        _ => json!({ "page_size": page_size }),
+    };
+    Ok(Json(json!({
+        "events": result.events,
+        "pagination": pagination,
+        "next_cursor": result.next_cursor.map(|c| c.encode()),
+    })))
+}

@@ -1,0 +1,26 @@
+//! The handlers, one module per resource. Each parses its input, checks the caller's role,
+//! calls the engine and shapes the answer; errors go through [`crate::ApiError`].
+
+pub(crate) mod aggregates;
+pub(crate) mod api_keys;
+pub(crate) mod events;
+pub(crate) mod health;
+pub(crate) mod quotas;
+pub(crate) mod validate;
+
+use axum::http::{Method, Uri};
+
+use crate::error::{ApiError, ErrorCode};
+
+/// Any path no route serves.
+pub(crate) async fn unknown_path(uri: Uri) -> ApiError {
+    ApiError::unknown_path(uri.path())
+}
+
+/// A known path with a method it does not serve (the `Allow` header lists those it does).
+pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        format!("{} does not accept {method}", uri.path()),
+    )
+}

@@ -1,0 +1,87 @@
+//! `PUT /v1/meter/quotas`, `GET /v1/meter/quotas` and `DELETE /v1/meter/quotas/{id}`.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use metering_core::{Action, Error, Quota, QuotaId, QuotaScope, QuotaSpec};
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::extract::{Auth, JsonBody, QueryPairs};
+use crate::params::Params;
+use crate::state::AppState;
+
+/// Inserts or replaces the quota of `(tenant_id, resource, feature)`.
+pub(crate) async fn upsert(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Quota>, ApiError> {
+    principal.authorize(Action::Admin)?;
+    let spec = QuotaSpec::from_json(&body)?;
+    if let QuotaScope::Tenant(tenant) = &spec.tenant_id {
+        principal.authorize_tenant(tenant)?;
+    } else if principal.key.tenant_id.is_some() {
+        return Err(
+            Error::Forbidden("a tenant-scoped key may not set default quotas".into()).into(),
+        );
+    }
+    Ok(Json(state.engine().upsert_quota(spec).await?))
+}
+
+/// Lists quotas, all or one tenant's (`tenant_id=*` lists the defaults).
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    QueryPairs(pairs): QueryPairs,
+) -> Result<Json<Value>, ApiError> {
+    principal.authorize(Action::Read)?;
+    let mut p = Params::new(pairs, &["tenant_id"]);
+    let scope = p.check("tenant_id", QuotaScope::parse);
+    p.finish()?;
+    let scope = match scope {
+        Some(QuotaScope::AllTenants) if principal.key.tenant_id.is_some() => {
+            return Err(
+                Error::Forbidden("a tenant-scoped key sees only its own quotas".into()).into(),
+            );
+        }
+        Some(QuotaScope::Tenant(t)) => principal.scope_read(Some(t))?.map(QuotaScope::Tenant),
+        Some(QuotaScope::AllTenants) => Some(QuotaScope::AllTenants),
+        None => principal.scope_read(None)?.map(QuotaScope::Tenant),
+    };
+    let quotas = state.engine().list_quotas(scope.as_ref()).await?;
+    Ok(Json(json!({ "quotas": quotas })))
+}
+
+/// Deletes a quota; 204.
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    principal.authorize(Action::Admin)?;
+    // An id that is not even a UUID names no quota.
+    let id: QuotaId = id
+        .parse()
+        .map_err(|_| Error::NotFound(format!("quota `{id}`")))?;
+    if principal.key.tenant_id.is_some() {
+        let quota = state
+            .engine()
+            .list_quotas(None)
+            .await?
+            .into_iter()
+            .find(|q| q.id == id)
+            .ok_or_else(|| Error::NotFound(format!("quota `{id}`")))?;
+        match &quota.spec.tenant_id {
+            QuotaScope::Tenant(t) => principal.authorize_tenant(t)?,
+            QuotaScope::AllTenants => {
+                return Err(Error::Forbidden(
+                    "a tenant-scoped key may not delete default quotas".into(),
+                )
+                .into());
+            }
+        }
+    }
+    state.engine().delete_quota(id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

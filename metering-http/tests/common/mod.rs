@@ -1,0 +1,342 @@
+//! Shared helpers of the in-process HTTP tests: an app over the memory store, keys of every
+//! role, one-shot requests and a store that can be switched off.
+
+#![allow(dead_code, unreachable_pub)] // each test file uses a different subset
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use async_trait::async_trait;
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use chrono::{DateTime, Utc};
+use http_body_util::BodyExt;
+use metering_core::{
+    AggregateQuery, AggregateRow, ApiKey, ApiKeyId, ConsumeOutcome, Error, Event, EventFilter,
+    EventPage, EventQuery, Feature, InsertOutcome, KeyHash, MemoryQuotaCache, MemoryStore,
+    Metering, NewApiKey, Paging, Quantity, Quota, QuotaCache, QuotaId, QuotaScope, QuotaSpec,
+    Result, Role, Store, StoredApiKey, TenantId, UsageLimit, UsageScope, Window,
+};
+use metering_http::{AppState, ServerConfig};
+use serde_json::Value;
+use tower::ServiceExt as _;
+
+/// The admin secret every test app starts with.
+pub const ADMIN: &str = "mk_test_admin_secret_0123456789";
+
+/// A router and the engine behind it.
+#[derive(Clone)]
+pub struct App {
+    pub router: Router,
+    pub engine: Metering,
+    pub store: SwitchStore,
+    pub cache: SwitchCache,
+}
+
+/// An app over the memory store with the default limits.
+pub async fn app() -> App {
+    app_with(ServerConfig::default()).await
+}
+
+/// An app over the memory store with `config`.
+pub async fn app_with(config: ServerConfig) -> App {
+    let store = SwitchStore::default();
+    let cache = SwitchCache::default();
+    let engine = Metering::builder(store.clone())
+        .quota_cache(cache.clone())
+        .rules(config.event_rules())
+        .build();
+    engine
+        .import_api_key(NewApiKey::new("admin", Role::Admin), ADMIN)
+        .await
+        .expect("import the admin key");
+    let router = metering_http::router(AppState::new(engine.clone(), config));
+    App {
+        router,
+        engine,
+        store,
+        cache,
+    }
+}
+
+impl App {
+    /// A new key with `role`, scoped to `tenant` when given.
+    pub async fn key(&self, role: Role, tenant: Option<&str>) -> String {
+        let mut new = NewApiKey::new(format!("{role:?}"), role);
+        if let Some(t) = tenant {
+            new = new.for_tenant(TenantId::new(t).expect("tenant"));
+        }
+        self.engine
+            .create_api_key(new)
+            .await
+            .expect("create key")
+            .secret
+    }
+
+    /// Sends a request with an optional key and JSON body; returns status, headers and the
+    /// body parsed as JSON (`Value::Null` when empty).
+    pub async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, HeaderMap, Value) {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(k) = key {
+            request = request.header("x-api-key", k);
+        }
+        let request = match body {
+            Some(b) => request
+                .header("content-type", "application/json")
+                .body(Body::from(b.to_string())),
+            None => request.body(Body::empty()),
+        }
+        .expect("request");
+        self.send(request).await
+    }
+
+    /// Sends a prepared request.
+    pub async fn send(&self, request: Request<Body>) -> (StatusCode, HeaderMap, Value) {
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("infallible");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let json = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)))
+        };
+        (status, headers, json)
+    }
+
+    /// GET with the admin key.
+    pub async fn get(&self, uri: &str) -> (StatusCode, Value) {
+        let (s, _, b) = self.call(Method::GET, uri, Some(ADMIN), None).await;
+        (s, b)
+    }
+
+    /// POST JSON with the admin key.
+    pub async fn post(&self, uri: &str, body: Value) -> (StatusCode, Value) {
+        let (s, _, b) = self.call(Method::POST, uri, Some(ADMIN), Some(body)).await;
+        (s, b)
+    }
+
+    /// PUT JSON with the admin key.
+    pub async fn put(&self, uri: &str, body: Value) -> (StatusCode, Value) {
+        let (s, _, b) = self.call(Method::PUT, uri, Some(ADMIN), Some(body)).await;
+        (s, b)
+    }
+
+    /// How many events the store holds.
+    pub async fn event_count(&self) -> u64 {
+        let page = self
+            .engine
+            .list_events(&EventQuery::new(
+                EventFilter::all(),
+                Paging::Page {
+                    page: 1,
+                    page_size: 1,
+                },
+            ))
+            .await
+            .expect("count");
+        page.total.expect("numbered paging counts")
+    }
+
+    /// How many quotas and keys the store holds.
+    pub async fn record_count(&self) -> (usize, usize) {
+        (
+            self.engine.list_quotas(None).await.expect("quotas").len(),
+            self.engine.list_api_keys().await.expect("keys").len(),
+        )
+    }
+}
+
+/// Asserts the error envelope: status, code and a non-empty message.
+pub fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
+    assert_eq!(status, expected, "body: {body}");
+    assert_eq!(body["error"]["code"], code, "body: {body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "body: {body}"
+    );
+}
+
+/// How a [`SwitchStore`] or [`SwitchCache`] answers.
+pub const UP: u8 = 0;
+/// Every call fails with `Unavailable`.
+pub const DOWN: u8 = 1;
+/// Every call fails with `Internal` (a bug in the backend).
+pub const BROKEN: u8 = 2;
+
+fn fail(mode: &AtomicU8) -> Result<()> {
+    match mode.load(Ordering::SeqCst) {
+        DOWN => Err(Error::unavailable(
+            "the store is unreachable",
+            "connection refused",
+        )),
+        BROKEN => Err(Error::internal(
+            "SELECT secret FROM keys failed",
+            "syntax error at or near",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The memory store behind a switch that makes every call fail.
+#[derive(Debug, Clone, Default)]
+pub struct SwitchStore {
+    inner: MemoryStore,
+    mode: Arc<AtomicU8>,
+}
+
+impl SwitchStore {
+    pub fn set(&self, mode: u8) {
+        self.mode.store(mode, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl Store for SwitchStore {
+    async fn insert_events(&self, events: &[Event]) -> Result<InsertOutcome> {
+        fail(&self.mode)?;
+        self.inner.insert_events(events).await
+    }
+    async fn list_events(&self, query: &EventQuery) -> Result<EventPage> {
+        fail(&self.mode)?;
+        self.inner.list_events(query).await
+    }
+    async fn aggregate(&self, query: &AggregateQuery) -> Result<Vec<AggregateRow>> {
+        fail(&self.mode)?;
+        self.inner.aggregate(query).await
+    }
+    async fn sum_usage(&self, scope: &UsageScope, window: Window) -> Result<Quantity> {
+        fail(&self.mode)?;
+        self.inner.sum_usage(scope, window).await
+    }
+    async fn consume(&self, event: &Event, limit: &UsageLimit) -> Result<ConsumeOutcome> {
+        fail(&self.mode)?;
+        self.inner.consume(event, limit).await
+    }
+    async fn upsert_quota(&self, spec: &QuotaSpec, now: DateTime<Utc>) -> Result<Quota> {
+        fail(&self.mode)?;
+        self.inner.upsert_quota(spec, now).await
+    }
+    async fn list_quotas(&self, scope: Option<&QuotaScope>) -> Result<Vec<Quota>> {
+        fail(&self.mode)?;
+        self.inner.list_quotas(scope).await
+    }
+    async fn quota_candidates(&self, tenant: &TenantId, feature: &Feature) -> Result<Vec<Quota>> {
+        fail(&self.mode)?;
+        self.inner.quota_candidates(tenant, feature).await
+    }
+    async fn delete_quota(&self, id: QuotaId) -> Result<()> {
+        fail(&self.mode)?;
+        self.inner.delete_quota(id).await
+    }
+    async fn insert_api_key(&self, key: &ApiKey, hash: &KeyHash) -> Result<()> {
+        fail(&self.mode)?;
+        self.inner.insert_api_key(key, hash).await
+    }
+    async fn api_key_by_hash(&self, hash: &KeyHash) -> Result<Option<StoredApiKey>> {
+        // Keys still authenticate, so the failure shows on the endpoint itself.
+        self.inner.api_key_by_hash(hash).await
+    }
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
+        fail(&self.mode)?;
+        self.inner.list_api_keys().await
+    }
+    async fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<()> {
+        fail(&self.mode)?;
+        self.inner.revoke_api_key(id, at).await
+    }
+    async fn record_key_usage(&self, uses: &[(ApiKeyId, DateTime<Utc>)]) -> Result<()> {
+        fail(&self.mode)?;
+        self.inner.record_key_usage(uses).await
+    }
+    async fn health(&self) -> Result<()> {
+        fail(&self.mode)?;
+        self.inner.health().await
+    }
+}
+
+/// The memory quota cache behind a switch.
+#[derive(Debug, Clone, Default)]
+pub struct SwitchCache {
+    inner: MemoryQuotaCache,
+    mode: Arc<AtomicU8>,
+}
+
+impl SwitchCache {
+    pub fn set(&self, mode: u8) {
+        self.mode.store(mode, Ordering::SeqCst);
+        if mode == UP {
+            // Counters may have missed events while down: start over, as the protocol asks.
+            self.inner.clear();
+        }
+    }
+}
+
+#[async_trait]
+impl QuotaCache for SwitchCache {
+    async fn usage(&self, key: &metering_core::CounterKey) -> Result<Option<Quantity>> {
+        fail(&self.mode)?;
+        self.inner.usage(key).await
+    }
+    async fn begin_rebuild(
+        &self,
+        key: &metering_core::CounterKey,
+    ) -> Result<Option<metering_core::RebuildToken>> {
+        fail(&self.mode)?;
+        self.inner.begin_rebuild(key).await
+    }
+    async fn finish_rebuild(
+        &self,
+        key: &metering_core::CounterKey,
+        token: metering_core::RebuildToken,
+        usage: Quantity,
+    ) -> Result<bool> {
+        fail(&self.mode)?;
+        self.inner.finish_rebuild(key, token, usage).await
+    }
+    async fn begin_ingest(&self, streams: &[metering_core::UsageStream]) -> Result<()> {
+        fail(&self.mode)?;
+        self.inner.begin_ingest(streams).await
+    }
+    async fn end_ingest(
+        &self,
+        streams: &[metering_core::UsageStream],
+        ingested: metering_core::Ingested<'_>,
+    ) -> Result<()> {
+        fail(&self.mode)?;
+        self.inner.end_ingest(streams, ingested).await
+    }
+    async fn forget(&self, key: &metering_core::CounterKey) -> Result<()> {
+        fail(&self.mode)?;
+        self.inner.forget(key).await
+    }
+    async fn health(&self) -> Result<()> {
+        fail(&self.mode)?;
+        self.inner.health().await
+    }
+}
+
+/// A valid event body for `tenant`.
+pub fn event(tenant: &str) -> Value {
+    serde_json::json!({"tenant_id": tenant, "resource": "billing", "feature": "invoice_generate"})
+}
