@@ -1,0 +1,194 @@
+//! [`PostgresConfig`]: where the database is and how the store uses it.
+
+use std::fmt;
+use std::time::Duration;
+
+/// How to reach PostgreSQL and how the store lays out its data.
+///
+/// Build one with [`PostgresConfig::new`] (or `Default`) and the `with_*` setters. Its `Debug`
+/// output hides the password of the URL.
+///
+/// ```
+/// use std::time::Duration;
+/// use metering_store_postgres::PostgresConfig;
+///
+/// let config = PostgresConfig::new("postgres://metering:secret@db.internal/metering")
+///     .with_max_connections(20)
+///     .with_schema("metering")
+///     .with_retention(Some(Duration::from_secs(400 * 86_400)));
+/// assert!(!format!("{config:?}").contains("secret"));
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PostgresConfig {
+    /// The connection URL, e.g. `postgres://user:password@host:5432/db`.
+    pub url: String,
+    /// Most connections the pool opens (default 10).
+    pub max_connections: u32,
+    /// Connections the pool keeps open even when idle (default 0).
+    pub min_connections: u32,
+    /// How long opening one connection may take (default 3 s).
+    pub connect_timeout: Duration,
+    /// How long a call waits for a connection before failing with
+    /// [`metering_core::Error::Unavailable`] (default 3 s), e.g. while the server is down.
+    pub acquire_timeout: Duration,
+    /// The PostgreSQL schema that holds every table (created when missing); `None` uses the
+    /// connection's default search path (usually `public`).
+    pub schema: Option<String>,
+    /// Monthly partitions created ahead of the current month by [`crate::PostgresStore::maintain`]
+    /// (default 2). Ingest creates any other month it needs on the fly.
+    pub partitions_ahead: u32,
+    /// Events older than this are dropped, a whole monthly partition at a time, by
+    /// [`crate::PostgresStore::maintain`]; `None` (the default) keeps everything.
+    pub retention: Option<Duration>,
+    /// Whether [`crate::PostgresStore::open`] applies the migrations (default true).
+    pub run_migrations: bool,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        PostgresConfig {
+            url: "postgres://localhost/metering".to_owned(),
+            max_connections: 10,
+            min_connections: 0,
+            connect_timeout: Duration::from_secs(3),
+            acquire_timeout: Duration::from_secs(3),
+            schema: None,
+            partitions_ahead: 2,
+            retention: None,
+            run_migrations: true,
+        }
+    }
+}
+
+impl PostgresConfig {
+    /// The defaults with `url`.
+    #[must_use]
+    pub fn new(url: impl Into<String>) -> Self {
+        PostgresConfig {
+            url: url.into(),
+            ..PostgresConfig::default()
+        }
+    }
+
+    /// Sets the connection URL.
+    #[must_use]
+    pub fn with_url(mut self, url: impl Into<String>) -> Self {
+        self.url = url.into();
+        self
+    }
+
+    /// Sets the largest pool size.
+    #[must_use]
+    pub fn with_max_connections(mut self, max: u32) -> Self {
+        self.max_connections = max;
+        self
+    }
+
+    /// Sets how many idle connections the pool keeps.
+    #[must_use]
+    pub fn with_min_connections(mut self, min: u32) -> Self {
+        self.min_connections = min;
+        self
+    }
+
+    /// Sets the timeout for opening one connection.
+    #[must_use]
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets how long a call waits for a pooled connection.
+    #[must_use]
+    pub fn with_acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.acquire_timeout = timeout;
+        self
+    }
+
+    /// Keeps every table in `schema` (created when missing).
+    #[must_use]
+    pub fn with_schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = Some(schema.into());
+        self
+    }
+
+    /// Sets how many monthly partitions are created ahead of need.
+    #[must_use]
+    pub fn with_partitions_ahead(mut self, months: u32) -> Self {
+        self.partitions_ahead = months;
+        self
+    }
+
+    /// Sets the retention; `None` keeps everything.
+    #[must_use]
+    pub fn with_retention(mut self, retention: Option<Duration>) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Sets whether opening the store applies migrations.
+    #[must_use]
+    pub fn with_run_migrations(mut self, run: bool) -> Self {
+        self.run_migrations = run;
+        self
+    }
+}
+
+/// `url` with its password replaced by `***`.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match (authority.rfind('@'), authority.find(':')) {
+        (Some(at), Some(colon)) if colon < at => format!(
+            "{}{}:***{}",
+            &url[..scheme_end],
+            &authority[..colon],
+            &rest[at..]
+        ),
+        _ => url.to_owned(),
+    }
+}
+
+impl fmt::Debug for PostgresConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresConfig")
+            .field("url", &redact_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("min_connections", &self.min_connections)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .field("schema", &self.schema)
+            .field("partitions_ahead", &self.partitions_ahead)
+            .field("retention", &self.retention)
+            .field("run_migrations", &self.run_migrations)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_password() {
+        let config = PostgresConfig::new("postgres://app:s3cr3t@db:5432/metering?sslmode=require");
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(
+            shown.contains("postgres://app:***@db:5432/metering?sslmode=require"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn urls_without_password_are_kept() {
+        assert_eq!(redact_url("postgres://app@db/m"), "postgres://app@db/m");
+        assert_eq!(redact_url("postgres://db:5432/m"), "postgres://db:5432/m");
+        assert_eq!(redact_url("not a url"), "not a url");
+    }
+}

@@ -1,0 +1,341 @@
+//! Writing events: batch ingest in one statement, partitions on demand, and `consume`.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Datelike, TimeZone, Utc};
+use metering_core::{ConsumeOutcome, Event, InsertOutcome, Result, UsageLimit};
+use sqlx::PgConnection;
+
+use crate::error::{db, is_missing_partition, is_retryable};
+use crate::store::{PostgresStore, lock};
+
+/// How often a batch is retried after a deadlock, a serialization failure or a partition
+/// dropped under it.
+const ATTEMPTS: usize = 4;
+
+/// Claims the ids (in id order, so concurrent overlapping batches lock them in one order),
+/// writes the events whose id was new, and adds them to the rollups of the three bucket
+/// sizes, pre-aggregated so each rollup row is updated once per batch (in key order, again
+/// so that concurrent batches never deadlock). Returns the ids that were new.
+const INSERT_BATCH: &str = r"
+WITH input AS MATERIALIZED (
+    SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]::numeric[],
+                         $6::timestamptz[], $7::text[]::json[], $8::timestamptz[])
+        AS t(id, tenant_id, resource, feature, quantity, ts, metadata, created_at)
+),
+new_ids AS (
+    INSERT INTO event_ids (id, ts)
+    SELECT id, ts FROM input ORDER BY id
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+),
+fresh AS MATERIALIZED (
+    SELECT i.* FROM input i JOIN new_ids n ON n.id = i.id
+),
+new_events AS (
+    INSERT INTO events (id, tenant_id, resource, feature, quantity, ts, metadata, created_at)
+    SELECT id, tenant_id, resource, feature, quantity, ts, metadata, created_at FROM fresh
+),
+quarter AS (
+    INSERT INTO rollups_15m AS r (tenant_id, feature, resource, bucket, quantity, events)
+    SELECT tenant_id, feature, resource, date_bin('15 minutes', ts, TIMESTAMPTZ 'epoch'),
+           sum(quantity), count(*)
+    FROM fresh GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+    ON CONFLICT (tenant_id, feature, resource, bucket) DO UPDATE
+    SET quantity = r.quantity + EXCLUDED.quantity, events = r.events + EXCLUDED.events
+),
+hour AS (
+    INSERT INTO rollups_1h AS r (tenant_id, feature, resource, bucket, quantity, events)
+    SELECT tenant_id, feature, resource, date_bin('1 hour', ts, TIMESTAMPTZ 'epoch'),
+           sum(quantity), count(*)
+    FROM fresh GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+    ON CONFLICT (tenant_id, feature, resource, bucket) DO UPDATE
+    SET quantity = r.quantity + EXCLUDED.quantity, events = r.events + EXCLUDED.events
+),
+day AS (
+    INSERT INTO rollups_1d AS r (tenant_id, feature, resource, bucket, quantity, events)
+    SELECT tenant_id, feature, resource, date_bin('1 day', ts, TIMESTAMPTZ 'epoch'),
+           sum(quantity), count(*)
+    FROM fresh GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+    ON CONFLICT (tenant_id, feature, resource, bucket) DO UPDATE
+    SET quantity = r.quantity + EXCLUDED.quantity, events = r.events + EXCLUDED.events
+)
+SELECT id FROM new_ids
+";
+
+/// The first instant (UTC) of the month holding `t`.
+pub(crate) fn month_start(t: DateTime<Utc>) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(t.year(), t.month(), 1, 0, 0, 0)
+        .single()
+        .unwrap_or(t)
+}
+
+/// The batch with later duplicates of an id removed, and for each input event the index of
+/// the unique event it stands for when it is the first of its id.
+fn dedup(events: &[Event]) -> (Vec<&Event>, Vec<bool>) {
+    let mut seen = HashSet::with_capacity(events.len());
+    let mut unique = Vec::with_capacity(events.len());
+    let mut first = Vec::with_capacity(events.len());
+    for e in events {
+        let is_first = seen.insert(e.id.as_str());
+        if is_first {
+            unique.push(e);
+        }
+        first.push(is_first);
+    }
+    (unique, first)
+}
+
+/// Runs the batch statement on `conn` and returns the ids that were new.
+async fn write(
+    conn: &mut PgConnection,
+    events: &[&Event],
+) -> std::result::Result<HashSet<String>, sqlx::Error> {
+    let n = events.len();
+    let (mut ids, mut tenants, mut resources, mut features) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut quantities, mut timestamps, mut metadata, mut created) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for e in events {
+        ids.push(e.id.as_str());
+        tenants.push(e.tenant_id.as_str());
+        resources.push(e.resource.as_str());
+        features.push(e.feature.as_str());
+        quantities.push(e.quantity.to_string());
+        timestamps.push(e.timestamp);
+        metadata.push(
+            e.metadata
+                .as_ref()
+                .map(|m| serde_json::Value::Object(m.clone()).to_string()),
+        );
+        created.push(e.created_at);
+    }
+    let rows: Vec<String> = sqlx::query_scalar(INSERT_BATCH)
+        .bind(ids)
+        .bind(tenants)
+        .bind(resources)
+        .bind(features)
+        .bind(quantities)
+        .bind(timestamps)
+        .bind(metadata)
+        .bind(created)
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(rows.into_iter().collect())
+}
+
+impl PostgresStore {
+    /// Makes sure the monthly partitions holding `timestamps` exist.
+    pub(crate) async fn ensure_partitions(
+        &self,
+        conn: &mut PgConnection,
+        timestamps: impl IntoIterator<Item = DateTime<Utc>>,
+    ) -> Result<()> {
+        let months: HashSet<DateTime<Utc>> = timestamps.into_iter().map(month_start).collect();
+        let missing: Vec<DateTime<Utc>> = {
+            let known = lock(&self.partitions);
+            months.into_iter().filter(|m| !known.contains(m)).collect()
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        sqlx::query("SELECT metering_ensure_partition(m) FROM unnest($1::timestamptz[]) AS m")
+            .bind(&missing)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+        lock(&self.partitions).extend(missing);
+        Ok(())
+    }
+
+    /// Writes `events` (already unique by id) in one transaction on `conn`, creating
+    /// partitions as needed.
+    async fn write_in_tx(
+        &self,
+        conn: &mut PgConnection,
+        events: &[&Event],
+    ) -> std::result::Result<HashSet<String>, sqlx::Error> {
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        let new = write(&mut tx, events).await?;
+        tx.commit().await?;
+        Ok(new)
+    }
+
+    pub(crate) async fn insert_batch(&self, events: &[Event]) -> Result<InsertOutcome> {
+        if events.is_empty() {
+            return Ok(InsertOutcome::default());
+        }
+        let (unique, first) = dedup(events);
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        let mut attempt = 0;
+        let new = loop {
+            attempt += 1;
+            self.ensure_partitions(&mut conn, unique.iter().map(|e| e.timestamp))
+                .await?;
+            match self.write_in_tx(&mut conn, &unique).await {
+                Ok(new) => break new,
+                Err(e) if attempt < ATTEMPTS && is_missing_partition(&e) => {
+                    // Retention dropped a partition this handle believed in.
+                    lock(&self.partitions).clear();
+                }
+                Err(e) if attempt < ATTEMPTS && is_retryable(&e) => {}
+                Err(e) => return Err(db(e)),
+            }
+        };
+        let inserted = events
+            .iter()
+            .zip(first)
+            .map(|(e, is_first)| is_first && new.contains(e.id.as_str()))
+            .collect();
+        Ok(InsertOutcome { inserted })
+    }
+
+    pub(crate) async fn consume_one(
+        &self,
+        event: &Event,
+        limit: &UsageLimit,
+    ) -> Result<ConsumeOutcome> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        self.ensure_partitions(&mut conn, [event.timestamp]).await?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.consume_in_tx(&mut conn, event, limit).await {
+                Ok(outcome) => return Ok(outcome),
+                Err(ConsumeError::Db(e)) if attempt < ATTEMPTS && is_missing_partition(&e) => {
+                    lock(&self.partitions).clear();
+                    self.ensure_partitions(&mut conn, [event.timestamp]).await?;
+                }
+                Err(ConsumeError::Db(e)) if attempt < ATTEMPTS && is_retryable(&e) => {}
+                Err(ConsumeError::Db(e)) => return Err(db(e)),
+                Err(ConsumeError::Core(e)) => return Err(e),
+            }
+        }
+    }
+
+    /// One consume attempt: lock the scope, sum, and write only within the limit.
+    async fn consume_in_tx(
+        &self,
+        conn: &mut PgConnection,
+        event: &Event,
+        limit: &UsageLimit,
+    ) -> std::result::Result<ConsumeOutcome, ConsumeError> {
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        // Every consume that can count the same events takes the same lock: the key leaves
+        // out the resource, because a scope without one counts every resource.
+        let key = format!(
+            "metering:consume:{}\u{1f}{}",
+            limit.scope.tenant_id.as_str(),
+            limit.scope.feature.as_str()
+        );
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        // Read committed: each statement below sees every transaction that committed before
+        // we got the lock.
+        let usage = crate::read::sum_usage(&mut tx, &limit.scope, limit.window).await?;
+        let duplicate: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM event_ids WHERE id = $1)")
+                .bind(event.id.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+        if duplicate {
+            return Ok(ConsumeOutcome::Duplicate { usage });
+        }
+        match usage.checked_add(event.quantity) {
+            Some(total) if total <= limit.limit => {
+                let new = write(&mut tx, &[event]).await?;
+                tx.commit().await?;
+                if new.contains(event.id.as_str()) {
+                    Ok(ConsumeOutcome::Admitted {
+                        usage_before: usage,
+                    })
+                } else {
+                    // A plain insert of the same id won the race after our check.
+                    Ok(ConsumeOutcome::Duplicate { usage })
+                }
+            }
+            _ => Ok(ConsumeOutcome::Denied { usage }),
+        }
+    }
+}
+
+/// A consume attempt's failure: a driver error (maybe retried) or a classified one.
+enum ConsumeError {
+    Db(sqlx::Error),
+    Core(metering_core::Error),
+}
+
+impl From<sqlx::Error> for ConsumeError {
+    fn from(e: sqlx::Error) -> Self {
+        ConsumeError::Db(e)
+    }
+}
+
+impl From<metering_core::Error> for ConsumeError {
+    fn from(e: metering_core::Error) -> Self {
+        ConsumeError::Core(e)
+    }
+}
+
+/// Months touched by a batch, for tests.
+#[cfg(test)]
+fn months(events: &[Event]) -> std::collections::HashMap<DateTime<Utc>, usize> {
+    let mut m = std::collections::HashMap::new();
+    for e in events {
+        *m.entry(month_start(e.timestamp)).or_insert(0) += 1;
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use metering_core::{EventRules, NewEvent};
+
+    fn event(id: &str, at: DateTime<Utc>) -> Event {
+        metering_core::validate_batch(
+            vec![NewEvent::new("t", "r", "f").with_id(id).with_timestamp(at)],
+            &EventRules::default(),
+            at,
+        )
+        .expect("valid")
+        .remove(0)
+    }
+
+    #[test]
+    fn later_duplicates_are_dropped() {
+        let at = Utc
+            .with_ymd_and_hms(2025, 1, 31, 23, 0, 0)
+            .single()
+            .expect("valid");
+        let events = [event("a", at), event("b", at), event("a", at)];
+        let (unique, first) = dedup(&events);
+        assert_eq!(unique.len(), 2);
+        assert_eq!(first, [true, true, false]);
+    }
+
+    #[test]
+    fn months_start_at_utc_midnight_of_the_first() {
+        let at = Utc
+            .with_ymd_and_hms(2024, 2, 29, 23, 59, 59)
+            .single()
+            .expect("valid");
+        let start = Utc
+            .with_ymd_and_hms(2024, 2, 1, 0, 0, 0)
+            .single()
+            .expect("valid");
+        assert_eq!(month_start(at), start);
+        let m = months(&[event("a", at), event("b", start)]);
+        assert_eq!(m.get(&start), Some(&2));
+    }
+}

@@ -1,0 +1,291 @@
+//! Reading events: listings, aggregates and usage sums.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use metering_core::{
+    AggregateBuilder, AggregateQuery, AggregateRow, Cursor, Event, EventFilter, EventId, EventPage,
+    EventQuery, Feature, Metadata, Paging, Quantity, Resource, Result, TenantId, UsageScope,
+    Window,
+};
+use sqlx::postgres::{PgRow, Postgres};
+use sqlx::{PgConnection, QueryBuilder, Row};
+
+use crate::error::{PgError, db};
+use crate::plan::{Piece, Source, plan};
+use crate::store::PostgresStore;
+
+/// Appends ` AND column = $n` for each equality filter that is set.
+fn push_filters(
+    sql: &mut QueryBuilder<Postgres>,
+    alias: &str,
+    tenant: Option<&TenantId>,
+    resource: Option<&Resource>,
+    feature: Option<&Feature>,
+) {
+    if let Some(t) = tenant {
+        sql.push(format_args!(" AND {alias}.tenant_id = "));
+        sql.push_bind(t.as_str().to_owned());
+    }
+    if let Some(r) = resource {
+        sql.push(format_args!(" AND {alias}.resource = "));
+        sql.push_bind(r.as_str().to_owned());
+    }
+    if let Some(f) = feature {
+        sql.push(format_args!(" AND {alias}.feature = "));
+        sql.push_bind(f.as_str().to_owned());
+    }
+}
+
+/// The pieces of `pieces` read from `source`, as two arrays of bounds.
+fn bounds(pieces: &[Piece], source: Source) -> (Vec<DateTime<Utc>>, Vec<DateTime<Utc>>) {
+    pieces
+        .iter()
+        .filter(|p| p.source == source)
+        .map(|p| (p.start, p.end))
+        .unzip()
+}
+
+/// Appends a `UNION ALL` of one `SELECT` per source that has pieces, each yielding
+/// `(at, tenant_id, resource, feature, q, n)` where `at` is a bucket start or event time.
+fn push_sources(
+    sql: &mut QueryBuilder<Postgres>,
+    pieces: &[Piece],
+    tenant: Option<&TenantId>,
+    resource: Option<&Resource>,
+    feature: Option<&Feature>,
+) {
+    let mut first = true;
+    for source in [Source::Day, Source::Hour, Source::Quarter, Source::Raw] {
+        let (starts, ends) = bounds(pieces, source);
+        if starts.is_empty() {
+            continue;
+        }
+        if !first {
+            sql.push(" UNION ALL ");
+        }
+        first = false;
+        let (at, n) = match source {
+            Source::Raw => ("ts", "1::bigint"),
+            _ => ("bucket", "x.events"),
+        };
+        sql.push(format_args!(
+            "SELECT x.{at} AS at, x.tenant_id, x.resource, x.feature, x.quantity AS q, {n} AS n \
+             FROM unnest("
+        ));
+        sql.push_bind(starts);
+        sql.push("::timestamptz[], ");
+        sql.push_bind(ends);
+        sql.push(format_args!(
+            "::timestamptz[]) AS r(lo, hi) JOIN {} x ON x.{at} >= r.lo AND x.{at} < r.hi WHERE true",
+            source.table()
+        ));
+        push_filters(sql, "x", tenant, resource, feature);
+    }
+    if first {
+        // Nothing to read: an empty relation of the same shape.
+        sql.push(
+            "SELECT NULL::timestamptz AS at, NULL::text AS tenant_id, NULL::text AS resource, \
+             NULL::text AS feature, NULL::numeric AS q, NULL::bigint AS n WHERE false",
+        );
+    }
+}
+
+fn quantity(text: &str) -> Result<Quantity> {
+    Quantity::from_str(text).map_err(|e| PgError::corrupt("quantity", e).into())
+}
+
+/// The exact usage of `scope` in `window`, on `conn` (inside a transaction or not).
+pub(crate) async fn sum_usage(
+    conn: &mut PgConnection,
+    scope: &UsageScope,
+    window: Window,
+) -> Result<Quantity> {
+    let pieces = plan(window.start, window.end, &[]);
+    let mut sql = QueryBuilder::new("SELECT COALESCE(sum(q), 0)::text FROM (");
+    push_sources(
+        &mut sql,
+        &pieces,
+        Some(&scope.tenant_id),
+        scope.resource.as_ref(),
+        Some(&scope.feature),
+    );
+    sql.push(") s");
+    let text: String = sql
+        .build_query_scalar()
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db)?;
+    quantity(&text)
+}
+
+fn event_from_row(row: &PgRow) -> Result<Event> {
+    let get = |e: sqlx::Error| Into::<metering_core::Error>::into(PgError::from(e));
+    let metadata: Option<String> = row.try_get("metadata").map_err(get)?;
+    let metadata = match metadata {
+        None => None,
+        Some(text) => Some(
+            serde_json::from_str::<Metadata>(&text).map_err(|e| PgError::corrupt("metadata", e))?,
+        ),
+    };
+    let q: String = row.try_get("quantity").map_err(get)?;
+    Ok(Event {
+        id: EventId::from_trusted(row.try_get("id").map_err(get)?),
+        tenant_id: TenantId::from_trusted(row.try_get("tenant_id").map_err(get)?),
+        resource: Resource::from_trusted(row.try_get("resource").map_err(get)?),
+        feature: Feature::from_trusted(row.try_get("feature").map_err(get)?),
+        quantity: quantity(&q)?,
+        timestamp: row.try_get("ts").map_err(get)?,
+        metadata,
+        created_at: row.try_get("created_at").map_err(get)?,
+    })
+}
+
+/// ` WHERE ...` for an event filter, on table alias `e`.
+fn push_event_filter(sql: &mut QueryBuilder<Postgres>, filter: &EventFilter) {
+    sql.push(" WHERE true");
+    push_filters(
+        sql,
+        "e",
+        filter.tenant_id.as_ref(),
+        filter.resource.as_ref(),
+        filter.feature.as_ref(),
+    );
+    if let Some(start) = filter.start {
+        sql.push(" AND e.ts >= ");
+        sql.push_bind(start);
+    }
+    if let Some(end) = filter.end {
+        sql.push(" AND e.ts < ");
+        sql.push_bind(end);
+    }
+}
+
+impl PostgresStore {
+    pub(crate) async fn list(&self, query: &EventQuery) -> Result<EventPage> {
+        let filter = &query.filter;
+        let size = query.paging.page_size().max(1);
+        let mut sql = QueryBuilder::new(
+            "SELECT e.id, e.tenant_id, e.resource, e.feature, e.quantity::text AS quantity, e.ts, \
+             e.metadata::text AS metadata, e.created_at FROM events e",
+        );
+        push_event_filter(&mut sql, filter);
+        let mut offset = 0i64;
+        if let Paging::Cursor { after: Some(c), .. } = &query.paging {
+            sql.push(" AND (e.ts, e.id) < (");
+            sql.push_bind(c.timestamp);
+            sql.push(", ");
+            sql.push_bind(c.id.as_str().to_owned());
+            // The plain bound lets the planner skip partitions newer than the cursor.
+            sql.push(") AND e.ts <= ");
+            sql.push_bind(c.timestamp);
+        }
+        if let Paging::Page { page, .. } = &query.paging {
+            offset = i64::from(page.saturating_sub(1)) * i64::from(size);
+        }
+        sql.push(" ORDER BY e.ts DESC, e.id DESC LIMIT ");
+        sql.push_bind(i64::from(size));
+        if offset > 0 {
+            sql.push(" OFFSET ");
+            sql.push_bind(offset);
+        }
+        let rows = sql.build().fetch_all(&self.pool).await.map_err(db)?;
+        let events = rows
+            .iter()
+            .map(event_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        let total = match &query.paging {
+            Paging::Page { .. } => {
+                let mut count = QueryBuilder::new("SELECT count(*) FROM events e");
+                push_event_filter(&mut count, filter);
+                let n: i64 = count
+                    .build_query_scalar()
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db)?;
+                Some(u64::try_from(n).unwrap_or(0))
+            }
+            Paging::Cursor { .. } => None,
+        };
+        let full = u32::try_from(events.len()).is_ok_and(|n| n == size);
+        let next_cursor = if full {
+            events.last().map(Cursor::after)
+        } else {
+            None
+        };
+        Ok(EventPage {
+            events,
+            total,
+            next_cursor,
+        })
+    }
+
+    pub(crate) async fn aggregate_rows(&self, query: &AggregateQuery) -> Result<Vec<AggregateRow>> {
+        if query.start >= query.end {
+            return Ok(Vec::new());
+        }
+        // Window starts from the one holding `start` up to the last before `end`.
+        let mut starts = Vec::new();
+        let mut window = query.window.window(query.start, query.tz);
+        loop {
+            starts.push(window.start);
+            if window.end >= query.end {
+                break;
+            }
+            window = query.window.granularity().next(window, query.tz);
+        }
+        let cuts: Vec<DateTime<Utc>> = starts.iter().skip(1).copied().collect();
+        let pieces = plan(query.start, query.end, &cuts);
+        let g = query.group_by;
+        let dim = |on: bool, name: &str| {
+            if on {
+                format!("s.{name}")
+            } else {
+                format!("NULL::text AS {name}")
+            }
+        };
+        let mut sql = QueryBuilder::new("SELECT width_bucket(s.at, ");
+        sql.push_bind(starts.clone());
+        sql.push(format_args!(
+            "::timestamptz[]) AS w, {}, {}, {}, sum(s.q)::text AS q, sum(s.n)::bigint AS n FROM (",
+            dim(g.tenant_id, "tenant_id"),
+            dim(g.resource, "resource"),
+            dim(g.feature, "feature"),
+        ));
+        push_sources(
+            &mut sql,
+            &pieces,
+            query.tenant_id.as_ref(),
+            query.resource.as_ref(),
+            query.feature.as_ref(),
+        );
+        sql.push(") s GROUP BY 1, 2, 3, 4");
+        let rows = sql.build().fetch_all(&self.pool).await.map_err(db)?;
+        let mut builder = AggregateBuilder::new(query);
+        let blank = String::new();
+        for row in rows {
+            let get = |e: sqlx::Error| Into::<metering_core::Error>::into(PgError::from(e));
+            let w: i32 = row.try_get("w").map_err(get)?;
+            let at = usize::try_from(w)
+                .ok()
+                .and_then(|w| w.checked_sub(1))
+                .and_then(|i| starts.get(i))
+                .copied()
+                .ok_or_else(|| PgError::corrupt("window index", w))?;
+            let tenant: Option<String> = row.try_get("tenant_id").map_err(get)?;
+            let resource: Option<String> = row.try_get("resource").map_err(get)?;
+            let feature: Option<String> = row.try_get("feature").map_err(get)?;
+            let q: String = row.try_get("q").map_err(get)?;
+            let n: i64 = row.try_get("n").map_err(get)?;
+            builder.add(
+                at,
+                &TenantId::from_trusted(tenant.unwrap_or_else(|| blank.clone())),
+                &Resource::from_trusted(resource.unwrap_or_else(|| blank.clone())),
+                &Feature::from_trusted(feature.unwrap_or_else(|| blank.clone())),
+                quantity(&q)?,
+                u64::try_from(n).unwrap_or(0),
+            );
+        }
+        Ok(builder.finish())
+    }
+}

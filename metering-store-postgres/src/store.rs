@@ -1,0 +1,246 @@
+//! [`PostgresStore`]: the handle, opening, migrations and the [`Store`] implementation.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use metering_core::{
+    AggregateQuery, AggregateRow, ApiKey, ApiKeyId, ConsumeOutcome, Error, Event, EventPage,
+    EventQuery, Feature, InsertOutcome, KeyHash, Quantity, Quota, QuotaId, QuotaScope, QuotaSpec,
+    Result, Store, StoredApiKey, TenantId, UsageLimit, UsageScope, Window,
+};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Executor, PgPool};
+
+use crate::config::{PostgresConfig, redact_url};
+use crate::error::{PgError, db};
+
+/// The migrations embedded in this crate.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// A [`Store`] on PostgreSQL: a cheap `Clone` handle around a [`sqlx::PgPool`].
+///
+/// Open it with [`PostgresStore::open`] or [`PostgresStore::connect`]; clones share the pool.
+/// See the crate docs for the schema and its guarantees.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pub(crate) pool: PgPool,
+    pub(crate) config: Arc<PostgresConfig>,
+    /// First days (UTC) of the months whose partition is known to exist.
+    pub(crate) partitions: Arc<Mutex<HashSet<DateTime<Utc>>>>,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("url", &redact_url(&self.config.url))
+            .field("schema", &self.config.schema)
+            .field("pool_size", &self.pool.size())
+            .finish_non_exhaustive()
+    }
+}
+
+/// `name` quoted as a PostgreSQL identifier.
+pub(crate) fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+impl PostgresStore {
+    /// Connects with `config`, creates the schema when one is configured, applies the
+    /// migrations (unless turned off) and creates the partitions of the coming months.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unavailable`] when the server cannot be reached within the connect timeout,
+    /// [`Error::Internal`] when the URL is invalid or a migration fails.
+    pub async fn open(config: PostgresConfig) -> Result<PostgresStore> {
+        let options: PgConnectOptions = config.url.parse().map_err(|e| {
+            Error::internal(
+                format!("invalid PostgreSQL URL {}", redact_url(&config.url)),
+                e,
+            )
+        })?;
+        let options = options.application_name("metering");
+        let search_path = config.schema.as_deref().map(quote_ident);
+        let pool = PgPoolOptions::new()
+            .max_connections(config.max_connections.max(1))
+            .min_connections(config.min_connections)
+            .acquire_timeout(config.acquire_timeout)
+            .test_before_acquire(true)
+            .after_connect(move |conn, _meta| {
+                let search_path = search_path.clone();
+                Box::pin(async move {
+                    if let Some(path) = search_path {
+                        // The schema name is quoted as an identifier; SET takes no parameters.
+                        let sql = format!("SET search_path TO {path}");
+                        conn.execute(sqlx::AssertSqlSafe(sql)).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_lazy_with(options);
+        let store = PostgresStore {
+            pool,
+            config: Arc::new(config),
+            partitions: Arc::new(Mutex::new(HashSet::new())),
+        };
+        let setup = async {
+            store.create_schema().await?;
+            if store.config.run_migrations {
+                store.migrate().await?;
+                store
+                    .maintain(metering_core::Clock::now(&metering_core::SystemClock))
+                    .await?;
+            }
+            Ok::<_, Error>(())
+        };
+        match tokio::time::timeout(
+            store
+                .config
+                .connect_timeout
+                .max(store.config.acquire_timeout),
+            setup,
+        )
+        .await
+        {
+            Ok(result) => result?,
+            Err(elapsed) => {
+                return Err(Error::unavailable(
+                    format!(
+                        "PostgreSQL at {} did not answer in time",
+                        redact_url(&store.config.url)
+                    ),
+                    elapsed,
+                ));
+            }
+        }
+        Ok(store)
+    }
+
+    /// Opens the store at `url` with the default settings.
+    ///
+    /// # Errors
+    ///
+    /// As [`PostgresStore::open`].
+    pub async fn connect(url: &str) -> Result<PostgresStore> {
+        PostgresStore::open(PostgresConfig::new(url)).await
+    }
+
+    /// Applies the embedded migrations. Several instances may call it at once: sqlx holds an
+    /// advisory lock while it migrates.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unavailable`] when the server cannot be reached, [`Error::Internal`] when a
+    /// migration fails.
+    pub async fn migrate(&self) -> Result<()> {
+        MIGRATOR.run(&self.pool).await.map_err(PgError::from)?;
+        Ok(())
+    }
+
+    /// The pool, for queries of your own.
+    #[must_use]
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The configuration the store was opened with.
+    #[must_use]
+    pub fn config(&self) -> &PostgresConfig {
+        &self.config
+    }
+
+    /// Closes the pool; later calls fail.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn create_schema(&self) -> Result<()> {
+        if let Some(schema) = &self.config.schema {
+            let sql = format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema));
+            match self.pool.execute(sqlx::AssertSqlSafe(sql)).await {
+                Ok(_) => {}
+                // Two stores creating the same schema at once: the loser sees a unique
+                // violation on the catalog, and the schema exists.
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {}
+                Err(e) => return Err(db(e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn insert_events(&self, events: &[Event]) -> Result<InsertOutcome> {
+        self.insert_batch(events).await
+    }
+
+    async fn list_events(&self, query: &EventQuery) -> Result<EventPage> {
+        self.list(query).await
+    }
+
+    async fn aggregate(&self, query: &AggregateQuery) -> Result<Vec<AggregateRow>> {
+        self.aggregate_rows(query).await
+    }
+
+    async fn sum_usage(&self, scope: &UsageScope, window: Window) -> Result<Quantity> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        crate::read::sum_usage(&mut conn, scope, window).await
+    }
+
+    async fn consume(&self, event: &Event, limit: &UsageLimit) -> Result<ConsumeOutcome> {
+        self.consume_one(event, limit).await
+    }
+
+    async fn upsert_quota(&self, spec: &QuotaSpec, now: DateTime<Utc>) -> Result<Quota> {
+        crate::admin::upsert_quota(&self.pool, spec, now).await
+    }
+
+    async fn list_quotas(&self, scope: Option<&QuotaScope>) -> Result<Vec<Quota>> {
+        crate::admin::list_quotas(&self.pool, scope).await
+    }
+
+    async fn quota_candidates(&self, tenant: &TenantId, feature: &Feature) -> Result<Vec<Quota>> {
+        crate::admin::quota_candidates(&self.pool, tenant, feature).await
+    }
+
+    async fn delete_quota(&self, id: QuotaId) -> Result<()> {
+        crate::admin::delete_quota(&self.pool, id).await
+    }
+
+    async fn insert_api_key(&self, key: &ApiKey, hash: &KeyHash) -> Result<()> {
+        crate::admin::insert_api_key(&self.pool, key, hash).await
+    }
+
+    async fn api_key_by_hash(&self, hash: &KeyHash) -> Result<Option<StoredApiKey>> {
+        crate::admin::api_key_by_hash(&self.pool, hash).await
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
+        crate::admin::list_api_keys(&self.pool).await
+    }
+
+    async fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<()> {
+        crate::admin::revoke_api_key(&self.pool, id, at).await
+    }
+
+    async fn record_key_usage(&self, uses: &[(ApiKeyId, DateTime<Utc>)]) -> Result<()> {
+        crate::admin::record_key_usage(&self.pool, uses).await
+    }
+
+    async fn health(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+}
+
+/// Locks the partition cache, surviving a poisoned lock (the set stays consistent).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}

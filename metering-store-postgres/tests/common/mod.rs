@@ -1,0 +1,95 @@
+//! Opening a store in a fresh schema of the test database.
+
+#![allow(dead_code, unreachable_pub)]
+
+use metering_store_postgres::{PostgresConfig, PostgresStore, sqlx};
+use tokio::sync::OnceCell;
+
+/// Schemas of this prefix older than this many seconds are leftovers of earlier runs.
+const STALE_AFTER_SECS: u64 = 3_600;
+const PREFIX: &str = "mtest_pg_";
+
+static CLEANED: OnceCell<()> = OnceCell::const_new();
+
+fn now_secs() -> u64 {
+    use metering_core::Clock;
+    u64::try_from(metering_core::SystemClock.now().timestamp()).unwrap_or(0)
+}
+
+/// A fresh schema name: the prefix, the creation time and random letters.
+pub fn schema_name() -> String {
+    format!("{PREFIX}{}_{:016x}", now_secs(), rand::random::<u64>())
+}
+
+/// Drops schemas that earlier runs left behind (those more than an hour old), once per process.
+async fn clean_stale(url: &str) {
+    CLEANED
+        .get_or_init(|| async {
+            let Ok(store) =
+                PostgresStore::open(PostgresConfig::new(url).with_run_migrations(false)).await
+            else {
+                return;
+            };
+            let names: Vec<String> = sqlx::query_scalar(
+                "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'mtest\\_pg\\_%'",
+            )
+            .fetch_all(store.pool())
+            .await
+            .unwrap_or_default();
+            for name in names {
+                let born: Option<u64> = name
+                    .strip_prefix(PREFIX)
+                    .and_then(|rest| rest.split('_').next())
+                    .and_then(|secs| secs.parse().ok());
+                if born.is_some_and(|b| b + STALE_AFTER_SECS < now_secs()) {
+                    let sql = format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE");
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .execute(store.pool())
+                        .await;
+                }
+            }
+            store.close().await;
+        })
+        .await;
+}
+
+/// The test URL, or `None` (and a SKIPPED line) when unset.
+pub fn url() -> Option<String> {
+    metering_testkit::postgres_url()
+}
+
+/// The config of a store in schema `schema`.
+pub fn config(url: &str, schema: &str) -> PostgresConfig {
+    PostgresConfig::new(url)
+        .with_schema(schema)
+        .with_max_connections(4)
+}
+
+/// Opens a store in `schema`, panicking with the cause when the configured server fails.
+pub async fn open_in(url: &str, schema: &str) -> PostgresStore {
+    match PostgresStore::open(config(url, schema)).await {
+        Ok(store) => store,
+        Err(e) => panic!(
+            "METERING_TEST_POSTGRES_URL={} is set but the store does not open: {e:?}",
+            metering_testkit::env::redact(url)
+        ),
+    }
+}
+
+/// A store in a schema of its own, or `None` when no server is configured.
+pub async fn fresh_store() -> Option<PostgresStore> {
+    let url = url()?;
+    clean_stale(&url).await;
+    Some(open_in(&url, &schema_name()).await)
+}
+
+/// Drops the store's schema.
+pub async fn drop_schema(store: &PostgresStore) {
+    if let Some(schema) = store.config().schema.clone() {
+        let sql = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(store.pool())
+            .await
+            .expect("drop the test schema");
+    }
+}
