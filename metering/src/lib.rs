@@ -35,6 +35,7 @@
 //! | `redis` | no | the Redis quota cache (`metering::redis`) |
 //! | `http` | no | the REST service (`metering::http`) |
 //! | `macros` | no | the `#[meter]` attribute |
+//! | `client` | no | the client, recorder and middleware (`metering::client`) |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -64,3 +65,23 @@ pub use metering_http as http;
 #[cfg(feature = "macros")]
 #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub use metering_macros as macros;
+
+/// The `#[meter]` attribute: meters every call of a function (see [`metering_macros`]).
+#[cfg(feature = "macros")]
+#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
+pub use metering_macros::meter;
+
+/// The client: recorder, transports, spill queue and tower middleware.
+#[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
+pub use metering_client as client;
+
+/// The process-wide recorder `#[meter]` reports to.
+#[cfg(any(feature = "macros", feature = "client"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "macros", feature = "client"))))]
+pub use metering_client::{Recorder, set_recorder};
+
+/// Support for the code `#[meter]` generates; not a public API.
+#[cfg(feature = "macros")]
+#[doc(hidden)]
+pub use metering_client::__private;

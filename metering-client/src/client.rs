@@ -1,0 +1,445 @@
+//! [`MeteringClient`]: the three transports over one delivery core.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use metering_core::{Metering, NewEvent, QuotaDecision, ValidateRequest};
+use tokio::runtime::{Handle, RuntimeFlavor};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::config::{ClientConfig, OverflowPolicy, TransportMode};
+use crate::delivery::Core;
+use crate::error::ClientError;
+use crate::recorder::Recorder;
+use crate::sink::{EmbeddedSink, Sink};
+use crate::spill::SpillQueue;
+use crate::stats::{ClientStats, Counters};
+use crate::wire;
+use crate::worker::{Command, run_batcher, run_replayer};
+
+/// What [`MeteringClient::send`] did with an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Delivery {
+    /// The sink acknowledged it (sync mode).
+    Sent,
+    /// The sink was unreachable (or older events wait to be replayed); the event waits in
+    /// the spill queue and is replayed in order (sync mode).
+    Spilled,
+    /// Queued for the background task (batching and fire-and-forget modes).
+    Queued,
+}
+
+/// What is left after [`MeteringClient::flush`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FlushReport {
+    /// Events still in the spill queue because the sink did not answer; they are on disk
+    /// and are replayed later (also by the next run of the application).
+    pub pending_spill: u64,
+    /// The counters after the flush.
+    pub stats: ClientStats,
+}
+
+impl FlushReport {
+    /// Whether every event reached the sink (or was rejected by it).
+    #[must_use]
+    pub fn is_complete(&self) -> bool {
+        self.pending_spill == 0
+    }
+}
+
+/// Sends usage events to a metering sink: a [`Metering`] engine in this process or a
+/// `metering-server` over HTTP. A cheap handle: clones share one set of buffers, tasks and
+/// counters. It is a [`Recorder`], so `set_recorder(client.clone())` routes `#[meter]` and
+/// the middleware through it.
+///
+/// Every event gets its id (a UUIDv7) and timestamp when it is recorded, before the first
+/// attempt, so retries and replays never count it twice and late deliveries land in the
+/// window the usage happened in.
+///
+/// Call [`MeteringClient::shutdown`] before the application exits; events still in memory
+/// are lost otherwise (spilled ones are not).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use metering_client::{ClientConfig, MeteringClient, NewEvent};
+/// use metering_core::{MemoryStore, Metering};
+///
+/// let engine = Metering::builder(MemoryStore::new()).build();
+/// let client = MeteringClient::embedded(engine, ClientConfig::default()).await?;
+/// client.record(NewEvent::new("org_1", "billing", "invoice_generate"));
+/// let report = client.shutdown().await;
+/// assert_eq!(report.stats.sent, 1);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct MeteringClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ClientConfig,
+    core: Arc<Core>,
+    runtime: Handle,
+    /// Batching mode: the channel to the batcher.
+    batcher: Option<mpsc::Sender<Command>>,
+    /// Sync and fire-and-forget modes: one permit per event in flight (the memory cap).
+    in_flight: Arc<Semaphore>,
+    closed: AtomicBool,
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl fmt::Debug for MeteringClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MeteringClient")
+            .field("config", &self.inner.config)
+            .field("sink", &self.inner.core.sink)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl MeteringClient {
+    /// A client for the `metering-server` at `config.api_url`, authenticated with
+    /// `config.api_key`. Must be called inside a tokio runtime: the background tasks are
+    /// spawned on it. Events left in the spill queue by an earlier run are replayed.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::Config`] for a missing or malformed URL or setting,
+    /// [`ClientError::Spill`] when the spill queue cannot be opened.
+    #[cfg(feature = "remote")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
+    pub async fn connect(config: ClientConfig) -> Result<Self, ClientError> {
+        let sink = crate::sink::RemoteSink::new(&config)?;
+        Self::with_sink(Arc::new(sink), config).await
+    }
+
+    /// [`MeteringClient::connect`] with [`ClientConfig::from_env`].
+    ///
+    /// # Errors
+    ///
+    /// As [`ClientConfig::from_env`] and [`MeteringClient::connect`].
+    #[cfg(feature = "remote")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
+    pub async fn from_env() -> Result<Self, ClientError> {
+        Self::connect(ClientConfig::from_env()?).await
+    }
+
+    /// A client writing through `engine` in this process (any store). `config.api_url` is
+    /// ignored.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::Config`] for a bad setting or outside a tokio runtime,
+    /// [`ClientError::Spill`] when the spill queue cannot be opened.
+    pub async fn embedded(engine: Metering, config: ClientConfig) -> Result<Self, ClientError> {
+        Self::with_sink(Arc::new(EmbeddedSink::new(engine)), config).await
+    }
+
+    async fn with_sink(sink: Arc<dyn Sink>, config: ClientConfig) -> Result<Self, ClientError> {
+        config.check()?;
+        let runtime = Handle::try_current().map_err(|_| {
+            ClientError::Config("the metering client must be built inside a tokio runtime".into())
+        })?;
+        let spill = match &config.spill_path {
+            Some(path) => Some(SpillQueue::open(path.clone()).await?),
+            None => None,
+        };
+        let core = Arc::new(Core::new(sink, spill, &config));
+        let mut tasks = Vec::new();
+        let batcher = if config.mode == TransportMode::Batching {
+            let (tx, rx) = mpsc::channel(config.max_buffered);
+            tasks.push(runtime.spawn(run_batcher(
+                Arc::clone(&core),
+                rx,
+                config.batch_size,
+                config.batch_interval,
+            )));
+            Some(tx)
+        } else {
+            None
+        };
+        if core.spill.is_some() {
+            if core.pending_spill() > 0 {
+                tracing::info!(
+                    events = core.pending_spill(),
+                    "replaying metering events spilled by an earlier run"
+                );
+                core.replay_wake.notify_one();
+            }
+            tasks.push(runtime.spawn(run_replayer(Arc::clone(&core), config.replay_interval)));
+        }
+        Ok(MeteringClient {
+            inner: Arc::new(Inner {
+                in_flight: Arc::new(Semaphore::new(config.max_buffered)),
+                config,
+                core,
+                runtime,
+                batcher,
+                closed: AtomicBool::new(false),
+                tasks: std::sync::Mutex::new(tasks),
+            }),
+        })
+    }
+
+    /// The settings.
+    #[must_use]
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    /// A snapshot of the counters.
+    #[must_use]
+    pub fn stats(&self) -> ClientStats {
+        self.inner
+            .core
+            .counters
+            .snapshot(self.inner.core.pending_spill())
+    }
+
+    fn stamp(mut event: NewEvent) -> NewEvent {
+        wire::stamp(&mut event, metering_core::Clock::now(&metering_core::SystemClock));
+        event
+    }
+
+    fn count_dropped(&self, why: &'static str) {
+        Counters::add(&self.inner.core.counters.dropped, 1);
+        tracing::debug!(why, "metering event dropped");
+    }
+
+    /// Takes one event without waiting: queued for the batcher, or handed to a spawned task
+    /// in the other modes. When `max_buffered` events are already held, the
+    /// [`OverflowPolicy`] decides (drop and count, or block). After
+    /// [`MeteringClient::shutdown`] events are dropped and counted.
+    pub fn record(&self, event: NewEvent) {
+        if self.inner.closed.load(Ordering::Acquire) {
+            self.count_dropped("client shut down");
+            return;
+        }
+        let event = Self::stamp(event);
+        let counters = &self.inner.core.counters;
+        match &self.inner.batcher {
+            Some(tx) => {
+                // Count first: the batcher may take the event before try_send returns.
+                Counters::add(&counters.buffered, 1);
+                match tx.try_send(Command::Event(event)) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(command)) => {
+                        let sent = match self.inner.config.overflow {
+                            OverflowPolicy::DropNewest => false,
+                            OverflowPolicy::Block => {
+                                let tx = tx.clone();
+                                self.block_on(async move { tx.send(command).await.is_ok() })
+                                    .unwrap_or(false)
+                            }
+                        };
+                        if !sent {
+                            Counters::sub(&counters.buffered, 1);
+                            self.count_dropped("buffer full");
+                        }
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => {
+                        Counters::sub(&counters.buffered, 1);
+                        self.count_dropped("client shut down");
+                    }
+                }
+            }
+            None => {
+                let permit = match Arc::clone(&self.inner.in_flight).try_acquire_owned() {
+                    Ok(permit) => Some(permit),
+                    Err(_) => match self.inner.config.overflow {
+                        OverflowPolicy::DropNewest => None,
+                        OverflowPolicy::Block => {
+                            let semaphore = Arc::clone(&self.inner.in_flight);
+                            self.block_on(async move { semaphore.acquire_owned().await.ok() })
+                                .flatten()
+                        }
+                    },
+                };
+                let Some(permit) = permit else {
+                    self.count_dropped("buffer full");
+                    return;
+                };
+                Counters::add(&counters.buffered, 1);
+                let core = Arc::clone(&self.inner.core);
+                self.inner.runtime.spawn(async move {
+                    core.deliver(vec![event]).await;
+                    Counters::sub(&core.counters.buffered, 1);
+                    drop(permit);
+                });
+            }
+        }
+    }
+
+    /// Runs `future` to completion from synchronous code, where that cannot deadlock: on a
+    /// multi-threaded runtime via `block_in_place`, outside any runtime directly. `None` on
+    /// a current-thread runtime, whose only thread would be the one waiting.
+    fn block_on<F: Future>(&self, future: F) -> Option<F::Output> {
+        match Handle::try_current() {
+            Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+                Some(tokio::task::block_in_place(|| handle.block_on(future)))
+            }
+            Ok(_) => None,
+            Err(_) => Some(self.inner.runtime.block_on(future)),
+        }
+    }
+
+    /// Takes one event, waiting as the mode says: in [`TransportMode::Sync`] the write itself
+    /// (with retries; spilled when the sink stays down); in the other modes only for room in
+    /// the buffer (under [`OverflowPolicy::Block`]).
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::Rejected`] when the sink refused the event as invalid (sync mode),
+    /// [`ClientError::Unavailable`] when it stayed unreachable and there is no spill queue
+    /// (sync mode), [`ClientError::Closed`] after shutdown, and
+    /// [`ClientError::Unavailable`] when the buffer is full under the drop policy.
+    pub async fn send(&self, event: NewEvent) -> Result<Delivery, ClientError> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            self.count_dropped("client shut down");
+            return Err(ClientError::Closed);
+        }
+        let event = Self::stamp(event);
+        let core = &self.inner.core;
+        match (&self.inner.batcher, self.inner.config.mode) {
+            (Some(tx), _) => {
+                Counters::add(&core.counters.buffered, 1);
+                let queued = match self.inner.config.overflow {
+                    OverflowPolicy::Block => tx.send(Command::Event(event)).await.is_ok(),
+                    OverflowPolicy::DropNewest => tx.try_send(Command::Event(event)).is_ok(),
+                };
+                if queued {
+                    Ok(Delivery::Queued)
+                } else {
+                    Counters::sub(&core.counters.buffered, 1);
+                    self.count_dropped("buffer full or closed");
+                    Err(ClientError::Unavailable {
+                        message: "the metering buffer is full".into(),
+                        source: None,
+                    })
+                }
+            }
+            (None, TransportMode::Sync) => {
+                let permit = Arc::clone(&self.inner.in_flight)
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| ClientError::Closed)?;
+                Counters::add(&core.counters.buffered, 1);
+                let report = core.deliver(vec![event]).await;
+                Counters::sub(&core.counters.buffered, 1);
+                drop(permit);
+                if report.rejected_events > 0 {
+                    let message = report
+                        .rejected
+                        .iter()
+                        .map(|e| format!("{}: {}", e.field, e.message))
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    return Err(ClientError::Rejected {
+                        message,
+                        errors: report.rejected,
+                    });
+                }
+                if report.dropped > 0 {
+                    return Err(ClientError::Unavailable {
+                        message: report
+                            .failure
+                            .unwrap_or_else(|| "the event could not be delivered".into()),
+                        source: None,
+                    });
+                }
+                Ok(if report.spilled > 0 {
+                    Delivery::Spilled
+                } else {
+                    Delivery::Sent
+                })
+            }
+            (None, _) => {
+                if self.inner.config.overflow == OverflowPolicy::Block {
+                    // Wait for room, then hand over without blocking.
+                    let permit = Arc::clone(&self.inner.in_flight)
+                        .acquire_owned()
+                        .await
+                        .map_err(|_| ClientError::Closed)?;
+                    drop(permit);
+                }
+                self.record(event);
+                Ok(Delivery::Queued)
+            }
+        }
+    }
+
+    /// Checks a quota against the sink (the embedded engine, or `POST /v1/meter/validate`),
+    /// consuming it when `request.consume` is set. Not buffered: this waits for the answer.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::Rejected`] for an invalid request, [`ClientError::Unavailable`] when
+    /// the sink cannot answer.
+    pub async fn validate(&self, request: ValidateRequest) -> Result<QuotaDecision, ClientError> {
+        self.inner.core.sink.validate(request).await
+    }
+
+    /// Delivers everything recorded before this call: the partial batch is sent, events in
+    /// flight are awaited, and the spill queue is replayed (with retries). Events the sink
+    /// still does not take stay in the spill queue (see [`FlushReport::pending_spill`]).
+    pub async fn flush(&self) -> FlushReport {
+        if let Some(tx) = &self.inner.batcher {
+            let (reply, done) = oneshot::channel();
+            if tx.send(Command::Flush(reply)).await.is_ok() {
+                let _ = done.await;
+            }
+        } else {
+            // Every permit back means no event is in flight.
+            let permits = u32::try_from(self.inner.config.max_buffered).unwrap_or(u32::MAX);
+            if let Ok(all) = self.inner.in_flight.acquire_many(permits).await {
+                drop(all);
+            }
+        }
+        let core = &self.inner.core;
+        if core.pending_spill() > 0 {
+            core.replay(core.retry.max_retries).await;
+        }
+        FlushReport {
+            pending_spill: core.pending_spill(),
+            stats: self.stats(),
+        }
+    }
+
+    /// Flushes, then stops the background tasks. Later events are dropped and counted.
+    /// Idempotent; every clone of the client is shut down.
+    pub async fn shutdown(&self) -> FlushReport {
+        self.inner.closed.store(true, Ordering::Release);
+        if let Some(tx) = &self.inner.batcher {
+            let (reply, done) = oneshot::channel();
+            if tx.send(Command::Shutdown(reply)).await.is_ok() {
+                let _ = done.await;
+            }
+        }
+        let report = self.flush().await;
+        let tasks = std::mem::take(
+            &mut *self
+                .inner
+                .tasks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for task in tasks {
+            task.abort();
+            let _ = task.await;
+        }
+        report
+    }
+}
+
+impl Recorder for MeteringClient {
+    fn record(&self, event: NewEvent) {
+        MeteringClient::record(self, event);
+    }
+}

@@ -1,0 +1,6 @@
+use metering::meter;
+
+#[meter(resource = "  ")]
+fn invoice(tenant_id: &str) {}
+
+fn main() {}

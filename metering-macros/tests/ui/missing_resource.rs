@@ -1,0 +1,6 @@
+use metering::meter;
+
+#[meter(feature = "invoice")]
+fn invoice(tenant_id: &str) {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use metering::meter;
+
+#[meter(resource = "billing")]
+fn invoice(org: &str) {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use metering::meter;
+
+#[meter(resource = "billing")]
+struct Invoice;
+
+fn main() {}
