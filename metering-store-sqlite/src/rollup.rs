@@ -167,24 +167,33 @@ impl<'a> RollupDelta<'a> {
         slot.1 += 1;
     }
 
-    /// Adds the sums to the stored buckets of every level: one UPSERT per distinct bucket.
+    /// Adds the sums to the stored buckets of every level: one statement per distinct bucket.
     pub(crate) fn apply(&self, tx: &Transaction<'_>) -> DbResult<()> {
         if self.quarters.is_empty() {
             return Ok(());
         }
-        let mut stmt = tx.prepare_cached(
+        // Nearly every batch lands in buckets that exist already (a quarter holds many
+        // batches), so try the one-seek UPDATE first and INSERT only a new bucket. The
+        // writer thread holds the write lock, so nothing can create the row in between.
+        let mut update = tx.prepare_cached(
+            "UPDATE rollups SET
+                 sum_lo = (sum_lo + ?7) % 1000000000000000000,
+                 sum_hi = sum_hi + ?6 + (sum_lo + ?7) / 1000000000000000000,
+                 event_count = event_count + ?8
+             WHERE level = ?1 AND bucket = ?2 AND tenant_id = ?3 AND resource = ?4 AND feature = ?5",
+        )?;
+        let mut insert = tx.prepare_cached(
             "INSERT INTO rollups (level, bucket, tenant_id, resource, feature, sum_hi, sum_lo, event_count)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-             ON CONFLICT (level, bucket, tenant_id, resource, feature) DO UPDATE SET
-                 sum_lo = (sum_lo + excluded.sum_lo) % 1000000000000000000,
-                 sum_hi = sum_hi + excluded.sum_hi + (sum_lo + excluded.sum_lo) / 1000000000000000000,
-                 event_count = event_count + excluded.event_count",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?;
         let mut upsert = |level: usize, key: &(&str, &str, &str, i64), sum: &(u128, i64)| {
             let (hi, lo) = split(sum.0);
             let level = i64::try_from(level).expect("three levels");
-            stmt.execute(params![level, key.3, key.0, key.1, key.2, hi, lo, sum.1])
-                .map(drop)
+            let args = params![level, key.3, key.0, key.1, key.2, hi, lo, sum.1];
+            if update.execute(args)? == 0 {
+                insert.execute(args)?;
+            }
+            Ok::<_, rusqlite::Error>(())
         };
         let mut sums = self.quarters.clone();
         for (level, &size) in LEVELS.iter().enumerate() {
