@@ -6,6 +6,14 @@
 //! | `sqlite://path` (`sqlite://metering.db`, `sqlite::memory:`) | `metering_store_sqlite::SqliteStore` | `sqlite` (default) |
 //! | `postgres://...`, `postgresql://...` | `metering_store_postgres::PostgresStore` | `postgres` |
 //! | `redis://...`, `rediss://...` | `metering_store_redis::RedisQuotaCache` | `redis` |
+//!
+//! Two URL parameters are ours rather than the driver's: `schema=NAME` on a PostgreSQL URL
+//! keeps every table in that schema (created when missing), and `key_prefix=PREFIX` on a
+//! Redis URL namespaces the counters (default `metering:`), so several deployments or test
+//! runs can share one server. `max_connections=N` sizes the PostgreSQL pool and
+//! `acquire_timeout_secs=N` sets how long a request waits for a pooled connection before
+//! answering 503 (default 3 s; raise it for bursts of consumes on one quota, which
+//! serialise).
 
 use std::sync::Arc;
 
@@ -21,6 +29,10 @@ fn scheme(url: &str) -> &str {
     url.split_once(':').map_or(url, |(s, _)| s)
 }
 
+#[cfg_attr(
+    all(feature = "sqlite", feature = "postgres", feature = "redis"),
+    allow(dead_code)
+)]
 fn no_backend(what: &str, feature: &str) -> Error {
     Error::invalid(
         what,
@@ -70,8 +82,10 @@ pub async fn open_quota_cache(url: &str) -> Result<Arc<dyn QuotaCache>> {
 
 #[cfg(feature = "sqlite")]
 async fn open_sqlite(url: &str) -> Result<Arc<dyn Store>> {
-    let _ = url;
-    Err(no_backend("store", "sqlite"))
+    // Opening applies any pending migrations.
+    Ok(Arc::new(
+        metering_store_sqlite::SqliteStore::connect(url).await?,
+    ))
 }
 
 #[cfg(not(feature = "sqlite"))]
@@ -81,8 +95,27 @@ async fn open_sqlite(_url: &str) -> Result<Arc<dyn Store>> {
 
 #[cfg(feature = "postgres")]
 async fn open_postgres(url: &str) -> Result<Arc<dyn Store>> {
-    let _ = url;
-    Err(no_backend("store", "postgres"))
+    let (url, mut extra) = take_params(url, &["schema", "max_connections", "acquire_timeout_secs"]);
+    let mut config = metering_store_postgres::PostgresConfig::new(url);
+    if let Some(schema) = extra.remove("schema") {
+        config = config.with_schema(schema);
+    }
+    if let Some(max) = extra.remove("max_connections") {
+        let max = max
+            .parse()
+            .map_err(|_| Error::invalid("store", "max_connections must be a whole number"))?;
+        config = config.with_max_connections(max);
+    }
+    if let Some(secs) = extra.remove("acquire_timeout_secs") {
+        let secs = secs
+            .parse()
+            .map_err(|_| Error::invalid("store", "acquire_timeout_secs must be a whole number"))?;
+        config = config.with_acquire_timeout(std::time::Duration::from_secs(secs));
+    }
+    // Opening creates the schema when asked and applies any pending migrations.
+    Ok(Arc::new(
+        metering_store_postgres::PostgresStore::open(config).await?,
+    ))
 }
 
 #[cfg(not(feature = "postgres"))]
@@ -92,13 +125,43 @@ async fn open_postgres(_url: &str) -> Result<Arc<dyn Store>> {
 
 #[cfg(feature = "redis")]
 async fn open_redis(url: &str) -> Result<Arc<dyn QuotaCache>> {
-    let _ = url;
-    Err(no_backend("quota_cache", "redis"))
+    let (url, mut extra) = take_params(url, &["key_prefix"]);
+    let mut config = metering_store_redis::RedisConfig::default().with_url(url);
+    if let Some(prefix) = extra.remove("key_prefix") {
+        config = config.with_key_prefix(prefix);
+    }
+    Ok(Arc::new(
+        metering_store_redis::RedisQuotaCache::open(config).await?,
+    ))
 }
 
 #[cfg(not(feature = "redis"))]
 async fn open_redis(_url: &str) -> Result<Arc<dyn QuotaCache>> {
     Err(no_backend("quota_cache", "redis"))
+}
+
+/// Splits our own query parameters (`names`) off a URL, leaving the driver's in place.
+#[cfg_attr(not(any(feature = "postgres", feature = "redis")), allow(dead_code))]
+fn take_params(url: &str, names: &[&str]) -> (String, std::collections::HashMap<String, String>) {
+    let mut taken = std::collections::HashMap::new();
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_owned(), taken);
+    };
+    let mut kept = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if names.contains(&name) {
+            taken.insert(name.to_owned(), value.to_owned());
+        } else {
+            kept.push(pair);
+        }
+    }
+    let url = if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    (url, taken)
 }
 
 /// A URL with any password replaced by `***`, for logs.
@@ -136,6 +199,16 @@ mod tests {
             "redis://127.0.0.1:6379"
         );
         assert_eq!(redact_url("sqlite://metering.db"), "sqlite://metering.db");
+    }
+
+    #[test]
+    fn own_parameters_are_split_off() {
+        let (url, taken) = take_params("postgres://h/db?sslmode=disable&schema=t1", &["schema"]);
+        assert_eq!(url, "postgres://h/db?sslmode=disable");
+        assert_eq!(taken.get("schema").map(String::as_str), Some("t1"));
+        let (url, taken) = take_params("redis://h:6379?key_prefix=x:", &["key_prefix"]);
+        assert_eq!(url, "redis://h:6379");
+        assert_eq!(taken.get("key_prefix").map(String::as_str), Some("x:"));
     }
 
     #[tokio::test]

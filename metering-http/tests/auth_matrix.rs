@@ -1,0 +1,248 @@
+//! Roles and tenant scoping: every endpoint against every kind of key.
+
+mod common;
+
+use axum::http::{Method, StatusCode};
+use common::{ADMIN, app, event};
+use metering_core::Role;
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Needs {
+    Write,
+    Validate,
+    Read,
+    Admin,
+}
+
+fn allowed(role: Role, needs: Needs) -> bool {
+    match role {
+        Role::Admin => true,
+        Role::Ingest => matches!(needs, Needs::Write | Needs::Validate),
+        Role::Read => needs == Needs::Read,
+    }
+}
+
+/// (name, method, uri, body, what it needs, whether it touches another tenant than `org_a`)
+fn requests() -> Vec<(
+    &'static str,
+    Method,
+    &'static str,
+    Option<Value>,
+    Needs,
+    bool,
+)> {
+    let agg = "/v1/meter/aggregates?window_type=daily&start_date=2025-01-01&end_date=2030-01-01";
+    let agg_b = "/v1/meter/aggregates?window_type=daily&start_date=2025-01-01&end_date=2030-01-01&tenant_id=org_b";
+    vec![
+        (
+            "ingest own",
+            Method::POST,
+            "/v1/meter/events",
+            Some(event("org_a")),
+            Needs::Write,
+            false,
+        ),
+        (
+            "ingest other",
+            Method::POST,
+            "/v1/meter/events",
+            Some(event("org_b")),
+            Needs::Write,
+            true,
+        ),
+        (
+            "ingest mixed batch",
+            Method::POST,
+            "/v1/meter/events",
+            Some(json!({"events": [event("org_a"), event("org_b")]})),
+            Needs::Write,
+            true,
+        ),
+        (
+            "validate own",
+            Method::POST,
+            "/v1/meter/validate",
+            Some(json!({"tenant_id": "org_a", "feature": "f"})),
+            Needs::Validate,
+            false,
+        ),
+        (
+            "validate other",
+            Method::POST,
+            "/v1/meter/validate",
+            Some(json!({"tenant_id": "org_b", "feature": "f"})),
+            Needs::Validate,
+            true,
+        ),
+        (
+            "list events",
+            Method::GET,
+            "/v1/meter/events",
+            None,
+            Needs::Read,
+            false,
+        ),
+        (
+            "list other's events",
+            Method::GET,
+            "/v1/meter/events?tenant_id=org_b",
+            None,
+            Needs::Read,
+            true,
+        ),
+        ("aggregates", Method::GET, agg, None, Needs::Read, false),
+        (
+            "other's aggregates",
+            Method::GET,
+            agg_b,
+            None,
+            Needs::Read,
+            true,
+        ),
+        (
+            "list quotas",
+            Method::GET,
+            "/v1/meter/quotas",
+            None,
+            Needs::Read,
+            false,
+        ),
+        (
+            "list other's quotas",
+            Method::GET,
+            "/v1/meter/quotas?tenant_id=org_b",
+            None,
+            Needs::Read,
+            true,
+        ),
+        (
+            "set own quota",
+            Method::PUT,
+            "/v1/meter/quotas",
+            Some(json!({"tenant_id": "org_a", "feature": "f", "limit": 5, "period": "daily"})),
+            Needs::Admin,
+            false,
+        ),
+        (
+            "set other's quota",
+            Method::PUT,
+            "/v1/meter/quotas",
+            Some(json!({"tenant_id": "org_b", "feature": "f", "limit": 5, "period": "daily"})),
+            Needs::Admin,
+            true,
+        ),
+        (
+            "set default quota",
+            Method::PUT,
+            "/v1/meter/quotas",
+            Some(json!({"tenant_id": "*", "feature": "f", "limit": 5, "period": "daily"})),
+            Needs::Admin,
+            true,
+        ),
+        (
+            "create own key",
+            Method::POST,
+            "/v1/meter/api-keys",
+            Some(json!({"name": "k", "role": "read", "tenant_id": "org_a"})),
+            Needs::Admin,
+            false,
+        ),
+        (
+            "create unscoped key",
+            Method::POST,
+            "/v1/meter/api-keys",
+            Some(json!({"name": "k", "role": "read"})),
+            Needs::Admin,
+            true,
+        ),
+        (
+            "list keys",
+            Method::GET,
+            "/v1/meter/api-keys",
+            None,
+            Needs::Admin,
+            false,
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn every_role_and_scope_on_every_endpoint() {
+    let mut checked = 0;
+    for role in [Role::Admin, Role::Ingest, Role::Read] {
+        for scoped in [false, true] {
+            let app = app().await;
+            let key = app.key(role, scoped.then_some("org_a")).await;
+            for (name, method, uri, body, needs, other_tenant) in requests() {
+                let (status, _, answer) = app.call(method, uri, Some(&key), body).await;
+                let expected_ok = allowed(role, needs) && !(scoped && other_tenant);
+                if expected_ok {
+                    assert!(
+                        status.is_success(),
+                        "{role:?} scoped={scoped} {name}: {status} {answer}"
+                    );
+                } else {
+                    assert_eq!(
+                        status,
+                        StatusCode::FORBIDDEN,
+                        "{role:?} scoped={scoped} {name}: {answer}"
+                    );
+                    assert_eq!(answer["error"]["code"], "FORBIDDEN");
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 6 * requests().len());
+}
+
+#[tokio::test]
+async fn scoped_reads_see_only_their_tenant() {
+    let app = app().await;
+    let events = json!({"events": [event("org_a"), event("org_a"), event("org_b")]});
+    assert_eq!(
+        app.post("/v1/meter/events", events).await.0,
+        StatusCode::CREATED
+    );
+    app.put(
+        "/v1/meter/quotas",
+        json!({"tenant_id": "org_b", "feature": "f", "limit": 5, "period": "daily"}),
+    )
+    .await;
+    app.put(
+        "/v1/meter/quotas",
+        json!({"tenant_id": "org_a", "feature": "f", "limit": 5, "period": "daily"}),
+    )
+    .await;
+    let key = app.key(Role::Read, Some("org_a")).await;
+
+    let (_, _, body) = app
+        .call(Method::GET, "/v1/meter/events", Some(&key), None)
+        .await;
+    assert_eq!(body["pagination"]["total"], 2, "{body}");
+    assert!(
+        body["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .all(|e| e["tenant_id"] == "org_a")
+    );
+
+    let uri = "/v1/meter/aggregates?window_type=monthly&start_date=2025-01-01&end_date=2030-01-01&group_by=tenant_id";
+    let (_, _, body) = app.call(Method::GET, uri, Some(&key), None).await;
+    assert_eq!(body["summary"]["total_events"], 2, "{body}");
+
+    let (_, _, body) = app
+        .call(Method::GET, "/v1/meter/quotas", Some(&key), None)
+        .await;
+    let quotas = body["quotas"].as_array().expect("quotas");
+    assert_eq!(quotas.len(), 1);
+    assert_eq!(quotas[0]["tenant_id"], "org_a");
+
+    // The admin sees everything.
+    let (_, _, body) = app
+        .call(Method::GET, "/v1/meter/events", Some(ADMIN), None)
+        .await;
+    assert_eq!(body["pagination"]["total"], 3);
+}
