@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -15,6 +15,7 @@ use crate::cache::{CounterKey, Ingested, QuotaCache, UsageStream};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::event::{Event, EventId, EventRules, NewEvent, TenantId, validate_batch};
+use crate::group_commit::{GroupCommitConfig, GroupCommitter};
 use crate::quantity::Quantity;
 use crate::query::{AggregateQuery, AggregateReport, EventPage, EventQuery, MAX_PAGE_SIZE, Paging};
 use crate::quota::{
@@ -89,6 +90,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     rules: EventRules,
     key_uses: Mutex<HashMap<ApiKeyId, DateTime<Utc>>>,
+    group: Option<GroupCommitter>,
 }
 
 impl fmt::Debug for Metering {
@@ -109,9 +111,17 @@ pub struct MeteringBuilder {
     cache: Option<Arc<dyn QuotaCache>>,
     clock: Arc<dyn Clock>,
     rules: EventRules,
+    group_commit: Option<GroupCommitConfig>,
 }
 
 impl MeteringBuilder {
+    /// Coalesces concurrent small ingests into shared store transactions (see
+    /// [`crate::group_commit`]). Off by default; the REST server turns it on.
+    pub fn group_commit(mut self, config: GroupCommitConfig) -> Self {
+        self.group_commit = Some(config);
+        self
+    }
+
     /// Uses `cache` for live counters (default: an in-process cache when the `memory`
     /// feature is on).
     pub fn quota_cache(mut self, cache: impl QuotaCache) -> Self {
@@ -141,7 +151,8 @@ impl MeteringBuilder {
     ///
     /// # Panics
     ///
-    /// Without the `memory` feature, when no quota cache was given.
+    /// Without the `memory` feature, when no quota cache was given; with group commit, when
+    /// called outside a tokio runtime (its worker is spawned here).
     #[must_use]
     pub fn build(self) -> Metering {
         let cache = match self.cache {
@@ -151,13 +162,33 @@ impl MeteringBuilder {
             #[cfg(not(feature = "memory"))]
             None => panic!("a quota cache is required without the `memory` feature"),
         };
+        let group_commit = self.group_commit;
         Metering {
-            inner: Arc::new(Inner {
-                store: self.store,
-                cache,
-                clock: self.clock,
-                rules: self.rules,
-                key_uses: Mutex::new(HashMap::new()),
+            inner: Arc::new_cyclic(|weak: &Weak<Inner>| {
+                let group = group_commit.map(|config| {
+                    let weak = weak.clone();
+                    GroupCommitter::start(
+                        config,
+                        Box::new(move |events| {
+                            let weak = weak.clone();
+                            Box::pin(async move {
+                                let inner = weak.upgrade().ok_or_else(|| Error::Unavailable {
+                                    message: "the engine is shutting down".into(),
+                                    source: None,
+                                })?;
+                                inner.insert_bracketed(events).await
+                            })
+                        }),
+                    )
+                });
+                Inner {
+                    store: self.store,
+                    cache,
+                    clock: self.clock,
+                    rules: self.rules,
+                    key_uses: Mutex::new(HashMap::new()),
+                    group,
+                }
             }),
         }
     }
@@ -176,6 +207,7 @@ impl Metering {
             cache: None,
             clock: Arc::new(SystemClock),
             rules: EventRules::default(),
+            group_commit: None,
         }
     }
 
@@ -228,23 +260,20 @@ impl Metering {
     ///
     /// The store's error; nothing was written then.
     pub async fn ingest_validated(&self, events: Vec<Event>) -> Result<IngestReceipt> {
-        let inner = Arc::clone(&self.inner);
-        spawn_to_completion(async move {
-            let streams = UsageStream::of_batch(&events);
-            let ((), inserted, events) = inner
-                .bracket(&streams, events, |store, events| async move {
-                    let InsertOutcome { inserted } = store.insert_events(&events).await?;
-                    Ok(((), inserted, events))
-                })
-                .await?;
-            let processed = inserted.iter().filter(|i| **i).count();
-            Ok(IngestReceipt {
-                events_processed: processed,
-                duplicates: inserted.len() - processed,
-                event_ids: events.into_iter().map(|e| e.id).collect(),
-            })
+        let (inserted, events) = match &self.inner.group {
+            // Queued jobs run to completion in the worker even if this caller goes away.
+            Some(group) if group.takes(events.len()) => group.submit(events).await?,
+            _ => {
+                let inner = Arc::clone(&self.inner);
+                spawn_to_completion(async move { inner.insert_bracketed(events).await }).await?
+            }
+        };
+        let processed = inserted.iter().filter(|i| **i).count();
+        Ok(IngestReceipt {
+            events_processed: processed,
+            duplicates: inserted.len() - processed,
+            event_ids: events.into_iter().map(|e| e.id).collect(),
         })
-        .await
     }
 
     /// Lists events.
@@ -658,6 +687,18 @@ impl Metering {
 }
 
 impl Inner {
+    /// Inserts events under the counter protocol; returns which were new, and the events.
+    async fn insert_bracketed(&self, events: Vec<Event>) -> Result<(Vec<bool>, Vec<Event>)> {
+        let streams = UsageStream::of_batch(&events);
+        let ((), inserted, events) = self
+            .bracket(&streams, events, |store, events| async move {
+                let InsertOutcome { inserted } = store.insert_events(&events).await?;
+                Ok(((), inserted, events))
+            })
+            .await?;
+        Ok((inserted, events))
+    }
+
     /// Runs a store write bracketed by the counter protocol (see [`crate::cache`]): streams
     /// marked busy before, new events added to counters after. `write` returns its result,
     /// which events it wrote (by index) and the events back.

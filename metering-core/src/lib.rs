@@ -43,6 +43,7 @@ pub mod clock;
 pub mod engine;
 pub mod error;
 pub mod event;
+pub mod group_commit;
 pub mod guide;
 #[cfg(feature = "memory")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
@@ -63,6 +64,7 @@ pub use event::{
     Event, EventId, EventRules, Feature, Metadata, NameError, NewEvent, Resource, TenantId,
     validate_batch,
 };
+pub use group_commit::GroupCommitConfig;
 #[cfg(feature = "memory")]
 pub use memory::{MemoryQuotaCache, MemoryStore};
 pub use quantity::{Quantity, QuantityError};
