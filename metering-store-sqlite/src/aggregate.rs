@@ -1,5 +1,7 @@
 //! Aggregates and usage sums, served from rollups with raw-event fragments at the edges.
 
+use std::collections::HashMap;
+
 use metering_core::{
     AggregateBuilder, AggregateQuery, AggregateRow, Feature, Quantity, Resource, TenantId,
     UsageScope, Window,
@@ -62,10 +64,11 @@ impl Filters<'_> {
 }
 
 /// Calls `row(at, tenant, resource, feature, nano-units, count)` for every rollup row and
-/// raw event of `pieces` that matches `filters`.
+/// raw event of `pieces` that matches `filters`. Names are borrowed from SQLite's row buffer,
+/// so a row costs no allocation.
 fn scan<F>(conn: &Connection, pieces: &[Piece], filters: &Filters<'_>, mut row: F) -> DbResult<()>
 where
-    F: FnMut(i64, String, String, String, u128, u64),
+    F: FnMut(i64, &str, &str, &str, u128, u64),
 {
     for piece in pieces {
         let (mut sql, mut args) = match *piece {
@@ -98,15 +101,100 @@ where
             let count: i64 = r.get(6)?;
             row(
                 r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
+                r.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?,
+                r.get_ref(2)?.as_str().map_err(rusqlite::Error::from)?,
+                r.get_ref(3)?.as_str().map_err(rusqlite::Error::from)?,
                 sum,
                 u64::try_from(count).unwrap_or(0),
             );
         }
     }
     Ok(())
+}
+
+/// Sums per window and group, keyed by interned names: a bucket row costs a few hash
+/// lookups and no allocation. The rows are then built once per group by
+/// [`AggregateBuilder`], so windowing and ordering stay those of every backend.
+struct Accumulator<'q> {
+    query: &'q AggregateQuery,
+    names: HashMap<String, u32>,
+    window: Option<Window>,
+    sums: HashMap<(i64, u32, u32, u32), (u128, u64)>,
+}
+
+/// The interned id of a dimension that is not grouped.
+const UNGROUPED: u32 = u32::MAX;
+
+impl<'q> Accumulator<'q> {
+    fn new(query: &'q AggregateQuery) -> Self {
+        Accumulator {
+            query,
+            names: HashMap::new(),
+            window: None,
+            sums: HashMap::new(),
+        }
+    }
+
+    fn intern(&mut self, grouped: bool, name: &str) -> u32 {
+        if !grouped {
+            return UNGROUPED;
+        }
+        if let Some(&id) = self.names.get(name) {
+            return id;
+        }
+        let id = u32::try_from(self.names.len()).expect("fewer than 2^32 names");
+        self.names.insert(name.to_owned(), id);
+        id
+    }
+
+    /// Adds a bucket (`at` its start, the bucket wholly inside one window) or an event.
+    fn add(&mut self, at: i64, tenant: &str, resource: &str, feature: &str, sum: u128, count: u64) {
+        let instant = crate::codec::instant(at);
+        let window = match self.window {
+            Some(w) if w.contains(instant) => w,
+            _ => {
+                let w = self.query.window.window(instant, self.query.tz);
+                self.window = Some(w);
+                w
+            }
+        };
+        let g = self.query.group_by;
+        let key = (
+            micros(window.start),
+            self.intern(g.tenant_id, tenant),
+            self.intern(g.resource, resource),
+            self.intern(g.feature, feature),
+        );
+        let slot = self.sums.entry(key).or_insert((0, 0));
+        slot.0 += sum;
+        slot.1 += count;
+    }
+
+    fn finish(self) -> Vec<AggregateRow> {
+        let mut names = vec![String::new(); self.names.len()];
+        for (name, id) in self.names {
+            names[usize::try_from(id).expect("fits")] = name;
+        }
+        let name = |id: u32| {
+            names
+                .get(usize::try_from(id).unwrap_or(usize::MAX))
+                .cloned()
+                .unwrap_or_default()
+        };
+        let mut builder = AggregateBuilder::new(self.query);
+        for ((start, t, r, f), (sum, count)) in self.sums {
+            // Ungrouped dimensions are ignored by the builder; any name will do.
+            builder.add(
+                crate::codec::instant(start),
+                &TenantId::from_trusted(name(t)),
+                &Resource::from_trusted(name(r)),
+                &Feature::from_trusted(name(f)),
+                Quantity::from_nanos(sum),
+                count,
+            );
+        }
+        builder.finish()
+    }
 }
 
 /// The rows of `query`.
@@ -117,23 +205,16 @@ pub(crate) fn aggregate(conn: &Connection, query: &AggregateQuery) -> DbResult<V
         resource: query.resource.as_ref().map(Resource::as_str),
         feature: query.feature.as_ref().map(Feature::as_str),
     };
-    let mut builder = AggregateBuilder::new(query);
+    let mut sums = Accumulator::new(query);
     scan(
         conn,
         &pieces,
         &filters,
         |at, tenant, resource, feature, sum, count| {
-            builder.add(
-                crate::codec::instant(at),
-                &TenantId::from_trusted(tenant),
-                &Resource::from_trusted(resource),
-                &Feature::from_trusted(feature),
-                Quantity::from_nanos(sum),
-                count,
-            );
+            sums.add(at, tenant, resource, feature, sum, count);
         },
     )?;
-    Ok(builder.finish())
+    Ok(sums.finish())
 }
 
 /// The usage of `scope` in `window`, in nano-units.
