@@ -94,7 +94,7 @@ export function Layout({ children, showRange }: { children: ReactNode; showRange
   }, [open]);
 
   return (
-    <div className="min-h-screen bg-slate-50">
+    <div className="min-h-screen bg-slate-50 lg:flex">
       <a
         href="#main"
         className="sr-only z-50 rounded-md bg-white px-3 py-2 text-sm font-medium text-indigo-700 shadow focus:not-sr-only focus:fixed focus:left-3 focus:top-3"
@@ -103,7 +103,8 @@ export function Layout({ children, showRange }: { children: ReactNode; showRange
       </a>
 
       {/* Desktop sidebar */}
-      <aside className="fixed inset-y-0 left-0 z-30 hidden w-60 flex-col border-r border-slate-200 bg-white lg:flex">
+      <aside className="hidden w-60 shrink-0 border-r border-slate-200 bg-white lg:block">
+        <div className="sticky top-0 flex h-screen flex-col">
         <div className="flex h-14 items-center px-5">
           <Link to="/" className={cn('rounded-md', focusRing)} aria-label="metering overview">
             <Logo />
@@ -114,6 +115,7 @@ export function Layout({ children, showRange }: { children: ReactNode; showRange
           <NavLinks />
         </nav>
         <KeyFooter />
+        </div>
       </aside>
 
       {/* Mobile drawer */}
@@ -141,8 +143,8 @@ export function Layout({ children, showRange }: { children: ReactNode; showRange
         </div>
       ) : null}
 
-      <div className="lg:pl-60">
-        <header className="sticky top-0 z-20 border-b border-slate-200 bg-white/85 backdrop-blur supports-[backdrop-filter]:bg-white/70">
+      <div className="min-w-0 flex-1">
+        <header className="sticky top-0 z-20 border-b border-slate-200 bg-white/95">
           <div className="flex min-h-14 flex-wrap items-center gap-x-3 gap-y-2 px-4 py-2.5 sm:px-6 lg:px-8">
             <Button
               variant="ghost"

@@ -25,7 +25,8 @@ export function RangeLabel({ range, tz }: { range: TimeRange; tz: string }) {
         ·
       </span>
       <span>
-        {tz} ({formatOffset(tz, new Date(range.end))})
+        {tz}
+        {formatOffset(tz, new Date(range.end)) !== tz ? ` (${formatOffset(tz, new Date(range.end))})` : ''}
       </span>
     </span>
   );

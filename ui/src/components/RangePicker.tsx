@@ -70,7 +70,9 @@ export function RangePicker() {
             value={from}
             max={to}
             onChange={(e) => setFrom(e.target.value)}
-            className="h-8 w-[9.5rem] text-xs"
+            fieldSize="sm"
+            block={false}
+            className="w-[9.5rem]"
             required
           />
           <span className="text-xs text-slate-400" aria-hidden="true">
@@ -85,7 +87,9 @@ export function RangePicker() {
             value={to}
             min={from}
             onChange={(e) => setTo(e.target.value)}
-            className="h-8 w-[9.5rem] text-xs"
+            fieldSize="sm"
+            block={false}
+            className="w-[9.5rem]"
             required
           />
           <Button type="submit" size="sm">
@@ -110,7 +114,8 @@ export function TimeZoneSelect({ className }: { className?: string }) {
         id="tz-select"
         value={tz}
         onChange={(e) => setTz(e.target.value)}
-        className="h-8 max-w-[15rem] pl-8 text-xs"
+        fieldSize="sm"
+        className="max-w-[15rem] pl-8"
         title={`Time zone: ${tz} (${formatOffset(tz)})`}
       >
         {options.map((z) => (
@@ -140,7 +145,6 @@ export function LiveToggle() {
       )}
     >
       <span className="relative flex h-2 w-2" aria-hidden="true">
-        {live ? <span className="absolute inline-flex h-full w-full animate-ping rounded-full bg-emerald-400 opacity-60" /> : null}
         <span className={cn('relative inline-flex h-2 w-2 rounded-full', live ? 'bg-emerald-500' : 'bg-slate-400')} />
       </span>
       {live ? 'Live' : 'Paused'}

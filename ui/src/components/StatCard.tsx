@@ -32,6 +32,29 @@ export function ChangeBadge({ change, className }: { change: Change; className?:
   );
 }
 
+/** Long exact values get a smaller font instead of being cut off. */
+function valueSize(text: string): string {
+  if (text.length > 20) return 'text-base leading-7';
+  if (text.length > 16) return 'text-lg leading-7';
+  if (text.length > 11) return 'text-xl leading-8';
+  return 'text-2xl leading-8';
+}
+
+/**
+ * A formatted number with its fractional digits set smaller; the fraction
+ * moves to the next line as a whole when the card is narrow.
+ */
+function NumberText({ text }: { text: string }) {
+  const m = /^(-?[\d,]+)(\.\d+)$/.exec(text);
+  if (!m) return <span className="break-words">{text}</span>;
+  return (
+    <>
+      <span className={valueSize(m[1])}>{m[1]}</span>
+      <span className="inline-block text-base font-medium text-slate-500">{m[2]}</span>
+    </>
+  );
+}
+
 export function StatCard({
   label,
   value,
@@ -62,12 +85,15 @@ export function StatCard({
         <Skeleton className="mt-3 h-8 w-32" />
       ) : (
         <p
-          className="mt-2 truncate text-2xl font-semibold tracking-tight text-slate-900 tabular-nums"
+          className={cn(
+            'mt-2 font-semibold tracking-tight text-slate-900 tabular-nums wrap-anywhere',
+            valueSize(typeof value === 'string' ? value.split('.')[0] : ''),
+          )}
           data-testid={testId ? `${testId}-value` : undefined}
           data-value={rawValue}
           title={typeof value === 'string' ? value : undefined}
         >
-          {value}
+          {typeof value === 'string' ? <NumberText text={value} /> : value}
         </p>
       )}
       <div className="mt-2 flex min-h-5 flex-wrap items-center gap-2 text-xs text-slate-500">

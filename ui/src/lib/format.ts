@@ -72,6 +72,9 @@ export function percentChange(
   const rounded = Math.abs(pct) >= 10 ? Math.round(pct) : Math.round(pct * 10) / 10;
   if (rounded === 0) return { pct, direction: 'flat', label: '0%' };
   const sign = rounded > 0 ? '+' : '−';
+  if (Math.abs(rounded) > 999) {
+    return { pct, direction: rounded > 0 ? 'up' : 'down', label: `${sign}>999%` };
+  }
   return {
     pct,
     direction: rounded > 0 ? 'up' : 'down',
@@ -148,7 +151,8 @@ export function formatOffset(tz: string, at: Date = new Date()): string {
   try {
     const parts = new Intl.DateTimeFormat(LOCALE, { timeZone: tz, timeZoneName: 'longOffset' }).formatToParts(at);
     const name = parts.find((p) => p.type === 'timeZoneName')?.value ?? '';
-    return name === 'GMT' ? 'UTC' : name.replace('GMT', 'UTC');
+    const off = name.replace('GMT', 'UTC');
+    return off === 'UTC' || /^UTC[+-]00:00$/.test(off) ? 'UTC' : off;
   } catch {
     return '';
   }

@@ -251,11 +251,11 @@ export function ApiKeysPage() {
               <tr>
                 <TH>Name</TH>
                 <TH>Role</TH>
-                <TH>Tenant</TH>
-                <TH>Status</TH>
-                <TH>Created</TH>
+                <TH className="hidden md:table-cell">Tenant</TH>
+                <TH className="hidden sm:table-cell">Status</TH>
+                <TH className="hidden md:table-cell">Created</TH>
                 <TH>Last used</TH>
-                <TH>Expires</TH>
+                <TH className="hidden lg:table-cell">Expires</TH>
                 <TH className="text-right">
                   <span className="sr-only">Actions</span>
                 </TH>
@@ -281,11 +281,11 @@ export function ApiKeysPage() {
                     <TD>
                       <Badge tone={ROLE_TONE[k.role] ?? 'slate'}>{k.role}</Badge>
                     </TD>
-                    <TD className="whitespace-nowrap">{k.tenant_id ?? <span className="text-slate-400">all</span>}</TD>
-                    <TD>
+                    <TD className="hidden whitespace-nowrap md:table-cell">{k.tenant_id ?? <span className="text-slate-400">all</span>}</TD>
+                    <TD className="hidden sm:table-cell">
                       <Badge tone={st.tone}>{st.label}</Badge>
                     </TD>
-                    <TD className="whitespace-nowrap text-slate-500" title={formatDateTime(k.created_at, tz)}>
+                    <TD className="hidden whitespace-nowrap text-slate-500 md:table-cell" title={formatDateTime(k.created_at, tz)}>
                       {formatRelative(k.created_at)}
                     </TD>
                     <TD
@@ -295,14 +295,13 @@ export function ApiKeysPage() {
                     >
                       {formatRelative(k.last_used_at)}
                     </TD>
-                    <TD className="whitespace-nowrap text-slate-500">
+                    <TD className="hidden whitespace-nowrap text-slate-500 lg:table-cell">
                       {k.expires_at ? formatDateTime(k.expires_at, tz, false) : <span className="text-slate-400">never</span>}
                     </TD>
                     <TD className="text-right">
                       <Button
-                        variant="outline"
+                        variant="outline-destructive"
                         size="sm"
-                        className="text-red-600 hover:bg-red-50 hover:text-red-700"
                         onClick={() => {
                           setRevokeError(null);
                           setRevoking(k);

@@ -158,7 +158,7 @@ export function EventsPage() {
       />
 
       <Card className="mb-4 p-4">
-        <form onSubmit={apply} aria-label="Event filters" className="grid grid-cols-1 gap-3 sm:grid-cols-2 lg:grid-cols-6">
+        <form onSubmit={apply} aria-label="Event filters" className="grid grid-cols-1 gap-3 sm:grid-cols-2 lg:grid-cols-3">
           <Field label="Tenant" htmlFor="f-tenant">
             <Input
               id="f-tenant"
@@ -189,7 +189,7 @@ export function EventsPage() {
           <Field label={`To (${tz})`} htmlFor="f-to">
             <Input id="f-to" type="datetime-local" value={draft.to} onChange={(e) => setDraft({ ...draft, to: e.target.value })} />
           </Field>
-          <div className="flex items-end gap-2">
+          <div className="flex items-end gap-2 sm:col-span-2 lg:col-span-1">
             <Button type="submit" className="flex-1" data-testid="apply-filters">
               <Filter className="h-3.5 w-3.5" aria-hidden="true" />
               Apply
@@ -238,7 +238,7 @@ export function EventsPage() {
                 </TH>
                 <TH>Time</TH>
                 <TH>Tenant</TH>
-                <TH>Resource</TH>
+                <TH className="hidden sm:table-cell">Resource</TH>
                 <TH>Feature</TH>
                 <TH className="text-right">Quantity</TH>
               </tr>
@@ -269,7 +269,7 @@ export function EventsPage() {
                         <time dateTime={ev.timestamp}>{formatDateTime(ev.timestamp, tz)}</time>
                       </TD>
                       <TD className="font-medium whitespace-nowrap text-slate-900">{ev.tenant_id}</TD>
-                      <TD className="whitespace-nowrap">{ev.resource}</TD>
+                      <TD className="hidden whitespace-nowrap sm:table-cell">{ev.resource}</TD>
                       <TD className="whitespace-nowrap">
                         <Badge tone="slate">{ev.feature}</Badge>
                       </TD>
@@ -304,7 +304,8 @@ export function EventsPage() {
                 setPageSize(Number(e.target.value));
                 setCursors([undefined]);
               }}
-              className="h-7 w-auto text-xs"
+              fieldSize="sm"
+              block={false}
             >
               {PAGE_SIZES.map((n) => (
                 <option key={n} value={n}>

@@ -279,11 +279,11 @@ export function QuotasPage() {
                 <tr>
                   <TH>Tenant</TH>
                   <TH>Feature</TH>
-                  <TH>Resource</TH>
+                  <TH className="hidden sm:table-cell">Resource</TH>
                   <TH className="text-right">Limit</TH>
-                  <TH>Period</TH>
-                  <TH className="text-right">Alert</TH>
-                  <TH>Updated</TH>
+                  <TH className="hidden sm:table-cell">Period</TH>
+                  <TH className="hidden text-right md:table-cell">Alert</TH>
+                  <TH className="hidden md:table-cell">Updated</TH>
                   <TH className="text-right">
                     <span className="sr-only">Actions</span>
                   </TH>
@@ -305,14 +305,14 @@ export function QuotasPage() {
                       )}
                     </TD>
                     <TD className="font-medium whitespace-nowrap text-slate-900">{q.feature}</TD>
-                    <TD className="whitespace-nowrap">{q.resource ?? <span className="text-slate-400">any</span>}</TD>
+                    <TD className="hidden whitespace-nowrap sm:table-cell">{q.resource ?? <span className="text-slate-400">any</span>}</TD>
                     <TD className="text-right font-medium whitespace-nowrap text-slate-900 tabular-nums">{formatQuantity(q.limit)}</TD>
-                    <TD className="whitespace-nowrap capitalize">
+                    <TD className="hidden whitespace-nowrap capitalize sm:table-cell">
                       {q.period}
                       {q.tz && q.tz !== 'UTC' ? <span className="ml-1 text-xs text-slate-400 normal-case">({q.tz})</span> : null}
                     </TD>
-                    <TD className="text-right tabular-nums">{q.alert_threshold}%</TD>
-                    <TD className="whitespace-nowrap text-slate-500" title={formatDateTime(q.updated_at, tz)}>
+                    <TD className="hidden text-right tabular-nums md:table-cell">{q.alert_threshold}%</TD>
+                    <TD className="hidden whitespace-nowrap text-slate-500 md:table-cell" title={formatDateTime(q.updated_at, tz)}>
                       {formatRelative(q.updated_at)}
                     </TD>
                     <TD className="text-right whitespace-nowrap">
@@ -325,9 +325,8 @@ export function QuotasPage() {
                         <Pencil className="h-4 w-4" aria-hidden="true" />
                       </Button>
                       <Button
-                        variant="ghost"
+                        variant="ghost-destructive"
                         size="icon-sm"
-                        className="text-red-600 hover:bg-red-50 hover:text-red-700"
                         aria-label={`Delete quota ${q.tenant_id} / ${q.feature}`}
                         onClick={() => {
                           setDeleteError(null);

@@ -1,7 +1,15 @@
 import type { ButtonHTMLAttributes, Ref } from 'react';
 import { cn } from '../../lib/cn';
 
-export type ButtonVariant = 'default' | 'secondary' | 'outline' | 'ghost' | 'destructive' | 'link';
+export type ButtonVariant =
+  | 'default'
+  | 'secondary'
+  | 'outline'
+  | 'ghost'
+  | 'destructive'
+  | 'outline-destructive'
+  | 'ghost-destructive'
+  | 'link';
 export type ButtonSize = 'sm' | 'md' | 'icon' | 'icon-sm';
 
 const variants: Record<ButtonVariant, string> = {
@@ -10,6 +18,8 @@ const variants: Record<ButtonVariant, string> = {
   outline: 'border border-slate-200 bg-white text-slate-800 shadow-xs hover:bg-slate-50 hover:text-slate-900',
   ghost: 'text-slate-600 hover:bg-slate-100 hover:text-slate-900',
   destructive: 'bg-red-600 text-white shadow-sm hover:bg-red-700 active:bg-red-800',
+  'outline-destructive': 'border border-slate-200 bg-white text-red-600 shadow-xs hover:border-red-200 hover:bg-red-50 hover:text-red-700',
+  'ghost-destructive': 'text-red-600 hover:bg-red-50 hover:text-red-700',
   link: 'text-indigo-600 underline-offset-4 hover:underline px-0',
 };
 

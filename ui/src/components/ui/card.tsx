@@ -11,7 +11,8 @@ export function Card({ className, ...props }: HTMLAttributes<HTMLDivElement>) {
 }
 
 export function CardHeader({ className, ...props }: HTMLAttributes<HTMLDivElement>) {
-  return <div className={cn('flex flex-col gap-1 px-5 pt-5 pb-3', className)} {...props} />;
+  const row = className?.includes('flex-row');
+  return <div className={cn('flex gap-1 px-5 pt-5 pb-3', !row && 'flex-col', className)} {...props} />;
 }
 
 export function CardTitle({ className, ...props }: HTMLAttributes<HTMLHeadingElement>) {

@@ -2,17 +2,33 @@ import type { InputHTMLAttributes, ReactNode, LabelHTMLAttributes, Ref, SelectHT
 import { cn } from '../../lib/cn';
 
 const field =
-  'h-9 w-full min-w-0 rounded-md border border-slate-300 bg-white px-3 text-sm text-slate-900 shadow-xs ' +
+  'min-w-0 rounded-md border border-slate-300 bg-white px-3 text-slate-900 shadow-xs ' +
   'placeholder:text-slate-400 transition-colors ' +
   'focus-visible:outline-none focus-visible:border-indigo-500 focus-visible:ring-2 focus-visible:ring-indigo-500/30 ' +
   'disabled:cursor-not-allowed disabled:bg-slate-50 disabled:text-slate-500 aria-[invalid=true]:border-red-400';
 
-export function Input({ className, ref, ...props }: InputHTMLAttributes<HTMLInputElement> & { ref?: Ref<HTMLInputElement> }) {
-  return <input ref={ref} className={cn(field, className)} {...props} />;
+export type FieldSize = 'sm' | 'md';
+const SIZES: Record<FieldSize, string> = { sm: 'h-8 text-xs', md: 'h-9 text-sm' };
+
+interface SizeProps {
+  /** Control height and text size. */
+  fieldSize?: FieldSize;
+  /** Stretch to the container's width (default true). */
+  block?: boolean;
 }
 
-export function Select({ className, ...props }: SelectHTMLAttributes<HTMLSelectElement>) {
-  return <select className={cn(field, 'cursor-pointer pr-8', className)} {...props} />;
+export function Input({
+  className,
+  ref,
+  fieldSize = 'md',
+  block = true,
+  ...props
+}: InputHTMLAttributes<HTMLInputElement> & SizeProps & { ref?: Ref<HTMLInputElement> }) {
+  return <input ref={ref} className={cn(field, SIZES[fieldSize], block && 'w-full', className)} {...props} />;
+}
+
+export function Select({ className, fieldSize = 'md', block = true, ...props }: SelectHTMLAttributes<HTMLSelectElement> & SizeProps) {
+  return <select className={cn(field, SIZES[fieldSize], block && 'w-full', 'cursor-pointer pr-8', className)} {...props} />;
 }
 
 export function Label({ className, ...props }: LabelHTMLAttributes<HTMLLabelElement>) {

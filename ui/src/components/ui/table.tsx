@@ -3,7 +3,7 @@ import { cn } from '../../lib/cn';
 
 export function Table({ className, ...props }: HTMLAttributes<HTMLTableElement>) {
   return (
-    <div className="w-full overflow-x-auto">
+    <div className="relative w-full overflow-x-auto">
       <table className={cn('w-full caption-bottom border-collapse text-sm', className)} {...props} />
     </div>
   );
@@ -25,7 +25,7 @@ export function TH({ className, ...props }: ThHTMLAttributes<HTMLTableCellElemen
   return (
     <th
       className={cn(
-        'h-10 px-4 text-left align-middle text-xs font-medium whitespace-nowrap text-slate-500',
+        'h-10 px-3 text-left align-middle sm:px-4 text-xs font-medium whitespace-nowrap text-slate-500',
         className,
       )}
       {...props}
@@ -34,5 +34,5 @@ export function TH({ className, ...props }: ThHTMLAttributes<HTMLTableCellElemen
 }
 
 export function TD({ className, ...props }: TdHTMLAttributes<HTMLTableCellElement>) {
-  return <td className={cn('px-4 py-2.5 align-middle text-slate-700', className)} {...props} />;
+  return <td className={cn('px-3 py-2.5 align-middle text-slate-700 sm:px-4', className)} {...props} />;
 }

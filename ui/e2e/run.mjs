@@ -1,0 +1,462 @@
+#!/usr/bin/env node
+/**
+ * End-to-end test of the dashboard, driving Debian's chromium through
+ * playwright-core (no browser download).
+ *
+ *   METERING_E2E_URL=http://127.0.0.1:8000 METERING_E2E_KEY=<admin key> npm run e2e
+ *
+ * Optional: METERING_E2E_SCREENSHOTS (folder, default ui/e2e/screenshots),
+ * METERING_E2E_CHROMIUM (default /usr/bin/chromium).
+ * Prints one line per test and "N passed, N failed" as its last line; exits
+ * non-zero when a test failed.
+ */
+import { chromium } from 'playwright-core';
+import { mkdirSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const BASE = (process.env.METERING_E2E_URL ?? '').replace(/\/+$/, '');
+const KEY = process.env.METERING_E2E_KEY ?? '';
+const SHOTS = resolve(process.env.METERING_E2E_SCREENSHOTS || join(HERE, 'screenshots'));
+const CHROMIUM = process.env.METERING_E2E_CHROMIUM || '/usr/bin/chromium';
+const RUN = Date.now().toString(36);
+const TENANT = `e2e-${RUN}`;
+const FEATURE = 'e2e_feature';
+
+if (!BASE || !KEY) {
+  console.error('Set METERING_E2E_URL (the server, e.g. http://127.0.0.1:8000) and METERING_E2E_KEY (an admin API key).');
+  console.error('To run against the bundled mock server instead: npm run e2e:mock');
+  console.log('0 passed, 1 failed');
+  process.exit(2);
+}
+if (!existsSync(CHROMIUM)) {
+  console.error(`${CHROMIUM} is missing: apt-get install -y chromium`);
+  console.log('0 passed, 1 failed');
+  process.exit(2);
+}
+
+// ------------------------------------------------------------ tiny harness
+const results = [];
+let currentPage = null;
+
+async function test(name, fn) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    results.push({ name, ok: true });
+    console.log(`ok - ${name} (${Date.now() - t0} ms)`);
+  } catch (err) {
+    results.push({ name, ok: false });
+    console.log(`not ok - ${name} (${Date.now() - t0} ms)`);
+    console.log(`  ${String(err?.stack ?? err).split('\n').slice(0, 6).join('\n  ')}`);
+    if (currentPage) {
+      await currentPage
+        .screenshot({ path: join(SHOTS, `FAILED-${name.replace(/[^a-z0-9]+/gi, '-').toLowerCase()}.png`), fullPage: true })
+        .catch(() => {});
+    }
+  }
+}
+
+function assert(cond, msg) {
+  if (!cond) throw new Error(`assertion failed: ${msg}`);
+}
+
+function assertEqual(actual, expected, msg) {
+  if (actual !== expected) throw new Error(`${msg}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`);
+}
+
+async function eventually(fn, { timeout = 8000, interval = 200, what = 'condition' } = {}) {
+  const end = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== false && v !== undefined && v !== null) return v;
+      last = new Error(`${what} not met`);
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > end) throw new Error(`timed out after ${timeout} ms waiting for ${what}: ${last?.message ?? last}`);
+    await new Promise((r) => setTimeout(r, interval));
+  }
+}
+
+// ------------------------------------------------------------- API helpers
+async function api(method, path, body, key = KEY) {
+  const res = await fetch(`${BASE}/v1/meter${path}`, {
+    method,
+    headers: { 'X-API-Key': key, ...(body ? { 'Content-Type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  let json = null;
+  try {
+    json = text ? JSON.parse(text) : null;
+  } catch {
+    json = null;
+  }
+  return { status: res.status, json };
+}
+
+/** Canonical decimal text of a quantity (number or decimal string). */
+function canon(v) {
+  let s = typeof v === 'number' ? String(v) : String(v).trim();
+  if (/e/i.test(s)) s = Number(v).toFixed(9);
+  if (s.includes('.')) s = s.replace(/0+$/, '').replace(/\.$/, '');
+  return s;
+}
+
+// --------------------------------------------------------- page helpers
+async function shot(page, name) {
+  await page.waitForTimeout(150);
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+async function signIn(page, key = KEY) {
+  await page.goto(`${BASE}/`);
+  await page.getByLabel('API key').fill(key);
+  await page.getByLabel('API key').press('Enter');
+  await page.locator('main h1').first().waitFor();
+}
+
+async function goto(page, path) {
+  // Client-side navigation through the sidebar when possible, a full load otherwise.
+  await page.goto(`${BASE}${path}`);
+  await page.locator('main h1').first().waitFor();
+}
+
+async function settle(page) {
+  // Wait for skeletons to go away.
+  await page.waitForFunction(() => !document.querySelector('main .animate-pulse'), null, { timeout: 15000 });
+}
+
+// ------------------------------------------------------------------ tests
+async function main() {
+  mkdirSync(SHOTS, { recursive: true });
+  const userDataDir = mkdtempSync(join(tmpdir(), 'metering-e2e-'));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+    viewport: { width: 1280, height: 860 },
+    timezoneId: 'UTC',
+    locale: 'en-US',
+  });
+  context.setDefaultTimeout(15000);
+  const pageErrors = [];
+  const page = context.pages()[0] ?? (await context.newPage());
+  page.on('pageerror', (e) => pageErrors.push(String(e)));
+  currentPage = page;
+
+  // Something to find: a tenant of this run with one event (and metadata).
+  let sample = null;
+
+  try {
+    await test('server answers and the dashboard is served at / with SPA fallback', async () => {
+      const root = await fetch(`${BASE}/`);
+      assertEqual(root.status, 200, 'GET /');
+      assert((root.headers.get('content-type') ?? '').includes('text/html'), 'GET / is HTML');
+      const deep = await fetch(`${BASE}/tenants/some-tenant`);
+      assertEqual(deep.status, 200, 'SPA fallback for /tenants/some-tenant');
+      const r = await api('GET', '/events?page_size=1');
+      assertEqual(r.status, 200, 'GET /v1/meter/events with the admin key');
+    });
+
+    await test('sign-in rejects a wrong key with a readable 401', async () => {
+      await page.goto(`${BASE}/`);
+      await shot(page, 'desktop-01-sign-in');
+      await page.getByLabel('API key').fill('definitely-not-a-key');
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      const alert = page.getByRole('alert');
+      await alert.waitFor();
+      const text = await alert.innerText();
+      assert(/401/.test(text) && /not accepted/i.test(text), `error text: ${text}`);
+      await shot(page, 'desktop-02-sign-in-error');
+    });
+
+    await test('signs in with the keyboard and keeps the key in sessionStorage', async () => {
+      await page.getByLabel('API key').fill(KEY);
+      await page.getByLabel('API key').press('Enter');
+      await page.getByRole('heading', { name: 'Overview' }).waitFor();
+      const stored = await page.evaluate(() => sessionStorage.getItem('metering.apiKey'));
+      assertEqual(stored, KEY, 'sessionStorage key');
+    });
+
+    await test('overview totals equal GET /v1/meter/aggregates for the same range (24h, 7d, 30d)', async () => {
+      for (const [preset, shotName] of [
+        ['24h', 'desktop-03-overview-24h'],
+        ['30d', 'desktop-04-overview-30d'],
+        ['7d', 'desktop-05-overview-7d'],
+      ]) {
+        await page.getByRole('button', { name: preset, exact: true }).click();
+        await settle(page);
+        await eventually(
+          async () => {
+            const label = page.getByTestId('range-label');
+            const start = await label.getAttribute('data-start');
+            const end = await label.getAttribute('data-end');
+            const windowType = await label.getAttribute('data-window');
+            const tz = await label.getAttribute('data-tz');
+            const qs = new URLSearchParams({ window_type: windowType, start_date: start, end_date: end, tz, group_by: '' });
+            const r = await api('GET', `/aggregates?${qs}`);
+            assertEqual(r.status, 200, 'aggregates status');
+            const events = await page.getByTestId('total-events-value').getAttribute('data-value');
+            const quantity = await page.getByTestId('total-quantity-value').getAttribute('data-value');
+            const eventsText = (await page.getByTestId('total-events-value').innerText()).replace(/,/g, '');
+            const quantityText = (await page.getByTestId('total-quantity-value').innerText()).replace(/,/g, '');
+            assertEqual(events, String(r.json.summary.total_events), `${preset} total events (data)`);
+            assertEqual(eventsText, String(r.json.summary.total_events), `${preset} total events (shown)`);
+            assertEqual(canon(quantity), canon(r.json.summary.total_quantity), `${preset} total quantity (data)`);
+            assertEqual(quantityText, canon(r.json.summary.total_quantity), `${preset} total quantity (shown)`);
+            return true;
+          },
+          { timeout: 10000, what: `${preset} overview totals to match the API` },
+        );
+        await shot(page, shotName);
+      }
+    });
+
+    await test('a new event shows up on the overview within 3 seconds', async () => {
+      const before = Number(await page.getByTestId('total-events-value').getAttribute('data-value'));
+      const r = await api('POST', '/events', {
+        tenant_id: TENANT,
+        resource: 'e2e',
+        feature: FEATURE,
+        quantity: 1,
+        metadata: { source: 'dashboard-e2e', run: RUN, nested: { ok: true, list: [1, 2, 3] } },
+      });
+      assertEqual(r.status, 201, 'POST /events');
+      const t0 = Date.now();
+      await eventually(
+        async () => Number(await page.getByTestId('total-events-value').getAttribute('data-value')) >= before + 1,
+        { timeout: 3500, interval: 100, what: 'the new event on the overview' },
+      );
+      console.log(`  (appeared after ${Date.now() - t0} ms)`);
+    });
+
+    await test('tenants page lists tenants with a chart and sorts', async () => {
+      await page.getByRole('link', { name: 'Tenants' }).first().click();
+      await page.getByRole('heading', { name: 'Tenants', level: 1 }).waitFor();
+      await settle(page);
+      const rows = page.locator('[data-testid="tenants-table"] tbody tr');
+      await rows.first().waitFor();
+      assert((await rows.count()) > 0, 'tenant rows');
+      await page.getByRole('button', { name: 'Tenant', exact: true }).click();
+      const first = await rows.first().getAttribute('data-tenant');
+      const names = await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-tenant')));
+      assertEqual(first, [...names].sort((a, b) => a.localeCompare(b))[0], 'sorted by name');
+      await page.getByRole('button', { name: 'Quantity', exact: true }).click();
+      await shot(page, 'desktop-06-tenants');
+    });
+
+    await test('events can be filtered by tenant and a metadata view opened', async () => {
+      const r = await api('GET', '/events?page_size=1');
+      sample = r.json.events[0];
+      assert(sample, 'at least one event exists');
+      await page.getByRole('link', { name: 'Events' }).first().click();
+      await page.getByRole('heading', { name: 'Events', level: 1 }).waitFor();
+      await page.getByLabel('Tenant', { exact: true }).fill(sample.tenant_id);
+      await page.getByRole('button', { name: 'Apply' }).click();
+      await eventually(
+        async () => {
+          const tenants = await page
+            .locator('[data-testid="event-row"]')
+            .evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-tenant')));
+          return tenants.length > 0 && tenants.every((t) => t === sample.tenant_id) && page.url().includes('tenant_id=');
+        },
+        { what: `only ${sample.tenant_id} rows` },
+      );
+      const expected = await api('GET', `/events?page_size=1&tenant_id=${encodeURIComponent(sample.tenant_id)}`);
+      const ev = expected.json.events[0];
+      const row = page.locator('[data-testid="event-row"]').first();
+      await row.getByRole('button', { name: /Show details/ }).click();
+      const view = page.getByTestId('event-details').first();
+      await view.waitFor();
+      const json = view.getByTestId('json-view');
+      if (ev.metadata && Object.keys(ev.metadata).length) {
+        const shown = JSON.parse(await json.innerText());
+        assertEqual(JSON.stringify(shown), JSON.stringify(ev.metadata), 'metadata shown');
+      }
+      const expandedAttr = await row.getByRole('button', { name: /Hide details/ }).getAttribute('aria-expanded');
+      assertEqual(expandedAttr, 'true', 'aria-expanded');
+      await shot(page, 'desktop-07-events-filtered');
+    });
+
+    await test('events of this run show their metadata and page with the cursor', async () => {
+      await page.goto(`${BASE}/events?tenant_id=${encodeURIComponent(TENANT)}`);
+      const row = page.locator('[data-testid="event-row"]').first();
+      await row.waitFor();
+      await row.getByRole('button', { name: /Show details/ }).click();
+      const shown = JSON.parse(await page.getByTestId('json-view').first().innerText());
+      assertEqual(shown.run, RUN, 'metadata.run');
+      // Cursor paging over all events.
+      await page.goto(`${BASE}/events`);
+      await page.locator('[data-testid="event-row"]').first().waitFor();
+      const firstIds = await page.locator('[data-testid="event-row"] time').allInnerTexts();
+      const next = page.getByTestId('next-page');
+      if (await next.isEnabled()) {
+        await next.click();
+        await page.getByText('Page 2').waitFor();
+        await eventually(async () => {
+          const ids = await page.locator('[data-testid="event-row"] time').allInnerTexts();
+          return ids.length > 0 && ids.join() !== firstIds.join();
+        }, { what: 'second page' });
+        await page.getByRole('button', { name: 'Newer' }).click();
+        await page.getByText('Page 1').waitFor();
+      }
+    });
+
+    await test('a quota created in the UI shows its bar on the tenant page (amber, then red)', async () => {
+      await page.getByRole('link', { name: 'Quotas' }).first().click();
+      await page.getByRole('heading', { name: 'Quotas', level: 1 }).waitFor();
+      await settle(page);
+      await shot(page, 'desktop-08-quotas');
+      await page.getByTestId('new-quota').click();
+      const dialog = page.getByRole('dialog');
+      await dialog.getByLabel('Tenant', { exact: true }).fill(TENANT);
+      await dialog.getByLabel('Feature', { exact: true }).fill(FEATURE);
+      await dialog.getByLabel('Limit').fill('2');
+      await dialog.getByLabel('Period').selectOption('monthly');
+      await dialog.getByLabel('Alert threshold (%)').fill('50');
+      await shot(page, 'desktop-09-quota-dialog');
+      await dialog.getByTestId('save-quota').click();
+      await dialog.waitFor({ state: 'detached' });
+      const row = page.locator(`[data-testid="quota-row"][data-tenant="${TENANT}"]`);
+      await row.waitFor();
+      const listed = await api('GET', '/quotas');
+      assert(listed.json.quotas.some((q) => q.tenant_id === TENANT && q.feature === FEATURE), 'quota stored');
+
+      await row.getByRole('link', { name: TENANT }).click();
+      await page.getByTestId('tenant-title').waitFor();
+      const bar = page.locator(`[data-testid="quota-bar"][data-feature="${FEATURE}"]`);
+      await bar.waitFor();
+      await eventually(async () => (await bar.getAttribute('data-level')) === 'alert', { what: 'amber bar (1 of 2, alert at 50%)' });
+      assert((await bar.innerText()).includes('resets'), 'reset time shown');
+      await shot(page, 'desktop-10-tenant-detail-amber');
+
+      // Edit the limit down to the usage: the bar turns red.
+      await page.getByRole('link', { name: 'Quotas' }).first().click();
+      await row.getByRole('button', { name: /Edit quota/ }).click();
+      await page.getByRole('dialog').getByLabel('Limit').fill('1');
+      await page.getByRole('dialog').getByTestId('save-quota').click();
+      await page.getByRole('dialog').waitFor({ state: 'detached' });
+      await page.goto(`${BASE}/tenants/${encodeURIComponent(TENANT)}`);
+      await eventually(async () => (await bar.getAttribute('data-level')) === 'exceeded', { what: 'red bar (limit reached)' });
+      await settle(page);
+      await shot(page, 'desktop-11-tenant-detail-red');
+    });
+
+    await test('the quota can be deleted', async () => {
+      await page.getByRole('link', { name: 'Quotas' }).first().click();
+      const row = page.locator(`[data-testid="quota-row"][data-tenant="${TENANT}"]`);
+      await row.getByRole('button', { name: /Delete quota/ }).click();
+      await shot(page, 'desktop-12-quota-delete');
+      await page.getByTestId('confirm-delete').click();
+      await row.waitFor({ state: 'detached' });
+      const listed = await api('GET', '/quotas');
+      assert(!listed.json.quotas.some((q) => q.tenant_id === TENANT), 'quota gone from the API');
+    });
+
+    await test('an API key is created (secret shown once, copyable) and revoked', async () => {
+      await page.getByRole('link', { name: 'API keys' }).first().click();
+      await page.getByRole('heading', { name: 'API keys', level: 1 }).waitFor();
+      await settle(page);
+      await shot(page, 'desktop-13-api-keys');
+      await page.getByTestId('create-key').click();
+      const dialog = page.getByRole('dialog');
+      const name = `e2e-key-${RUN}`;
+      await dialog.getByLabel('Name').fill(name);
+      await dialog.getByLabel('Role').selectOption('read');
+      await dialog.getByTestId('create-key-submit').click();
+      const secretInput = page.getByTestId('new-key-secret');
+      await secretInput.waitFor();
+      const secret = await secretInput.inputValue();
+      assert(secret.length >= 16, 'secret shown');
+      await page.getByTestId('copy-key').click();
+      await page.getByRole('button', { name: 'Copied', exact: true }).or(page.getByRole('button', { name: 'Press Ctrl+C', exact: true })).waitFor();
+      await shot(page, 'desktop-14-api-key-secret');
+      assertEqual((await api('GET', '/events?page_size=1', undefined, secret)).status, 200, 'new key works');
+      await page.getByTestId('close-secret').click();
+      const row = page.locator(`[data-testid="key-row"][data-name="${name}"]`);
+      await row.waitFor();
+      assert(!(await page.content()).includes(secret), 'secret no longer in the page');
+      await row.getByRole('button', { name: /Revoke key/ }).click();
+      await page.getByTestId('confirm-revoke').click();
+      await eventually(
+        async () => (await row.count()) === 0 || /revoked/.test(await row.innerText()),
+        { what: 'key gone or marked revoked' },
+      );
+      assertEqual((await api('GET', '/events?page_size=1', undefined, secret)).status, 401, 'revoked key refused');
+    });
+
+    await test('phone width: every page renders without horizontal overflow', async () => {
+      const phone = await context.newPage();
+      currentPage = phone;
+      phone.on('pageerror', (e) => pageErrors.push(String(e)));
+      await phone.setViewportSize({ width: 390, height: 844 });
+      await phone.goto(`${BASE}/`);
+      await shot(phone, 'phone-01-sign-in');
+      await signIn(phone);
+      const pages = [
+        ['/', 'phone-02-overview'],
+        ['/tenants', 'phone-03-tenants'],
+        [`/tenants/${encodeURIComponent(sample?.tenant_id ?? TENANT)}`, 'phone-04-tenant-detail'],
+        ['/events', 'phone-05-events'],
+        ['/quotas', 'phone-06-quotas'],
+        ['/keys', 'phone-07-api-keys'],
+      ];
+      for (const [path, name] of pages) {
+        await goto(phone, path);
+        await settle(phone);
+        const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+        assert(overflow <= 1, `${path} overflows horizontally by ${overflow}px`);
+        await shot(phone, name);
+      }
+      await phone.getByRole('button', { name: 'Open menu' }).click();
+      await phone.getByRole('dialog', { name: 'Navigation' }).waitFor();
+      await shot(phone, 'phone-08-menu');
+      await phone.getByRole('dialog', { name: 'Navigation' }).getByRole('link', { name: 'Tenants' }).click();
+      await phone.getByRole('heading', { name: 'Tenants', level: 1 }).waitFor();
+      await phone.close();
+      currentPage = page;
+    });
+
+    await test('sign-out clears the key', async () => {
+      await page.getByTestId('sign-out').click();
+      await page.getByLabel('API key').waitFor();
+      const stored = await page.evaluate(() => sessionStorage.getItem('metering.apiKey'));
+      assertEqual(stored, null, 'sessionStorage after sign-out');
+    });
+
+    await test('no uncaught errors in the page', async () => {
+      assertEqual(pageErrors.length, 0, `page errors: ${pageErrors.join(' | ')}`);
+    });
+  } finally {
+    await context.close().catch(() => {});
+    rmSync(userDataDir, { recursive: true, force: true });
+  }
+}
+
+main()
+  .catch((err) => {
+    console.log(`not ok - harness: ${err?.stack ?? err}`);
+    results.push({ name: 'harness', ok: false });
+  })
+  .finally(() => {
+    const passed = results.filter((r) => r.ok).length;
+    const failed = results.length - passed;
+    console.log(`screenshots: ${SHOTS}`);
+    console.log(`${passed} passed, ${failed} failed`);
+    process.exitCode = failed ? 1 : 0;
+  });

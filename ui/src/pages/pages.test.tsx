@@ -1,0 +1,189 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { act, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
+import { App } from '../App';
+import { KEY_STORAGE } from '../lib/auth';
+import { sortTotals } from './Tenants';
+import { applicableQuota } from './TenantDetail';
+import { validateQuotaForm } from './Quotas';
+import type { Quota } from '../lib/api';
+
+type Handler = (url: URL, init: RequestInit) => { status: number; body?: unknown };
+
+function installFetch(handler: Handler) {
+  const f = vi.fn(async (input: RequestInfo | URL, init: RequestInit = {}) => {
+    const url = new URL(String(input), 'http://dash.test');
+    const key = (init.headers as Record<string, string> | undefined)?.['X-API-Key'];
+    if (key !== 'good-key') {
+      return new Response(JSON.stringify({ error: { code: 'UNAUTHORIZED', message: 'API key is unknown', details: null } }), {
+        status: 401,
+      });
+    }
+    const { status, body } = handler(url, init);
+    return new Response(body === undefined ? null : JSON.stringify(body), { status });
+  });
+  vi.stubGlobal('fetch', f);
+  return f;
+}
+
+const EVENT = {
+  id: 'evt_1',
+  tenant_id: 'org_001',
+  resource: 'billing',
+  feature: 'invoice_generate',
+  quantity: '1234567890123456.5',
+  timestamp: '2025-11-20T10:31:00Z',
+  metadata: { user: 'u_123', nested: { a: [1, 2] } },
+  created_at: '2025-11-20T10:31:01Z',
+};
+
+function api(url: URL): { status: number; body?: unknown } {
+  const p = url.pathname;
+  if (p === '/v1/meter/events') {
+    return { status: 200, body: { events: [EVENT], pagination: { page: 1, page_size: 50, total: 1, total_pages: 1 }, next_cursor: null } };
+  }
+  if (p === '/v1/meter/aggregates') {
+    const start = url.searchParams.get('start_date')!;
+    // The previous range ends where the current one starts: answer it with smaller totals.
+    const isPrevious = url.searchParams.get('group_by') === '';
+    return {
+      status: 200,
+      body: {
+        aggregates: isPrevious
+          ? []
+          : [
+              {
+                tenant_id: 'org_001',
+                resource: 'billing',
+                feature: 'invoice_generate',
+                window_start: start,
+                window_end: start,
+                window_type: url.searchParams.get('window_type'),
+                total_quantity: '9007199254740993',
+                event_count: 150,
+              },
+            ],
+        summary: isPrevious
+          ? { total_quantity: 100, total_events: 100 }
+          : { total_quantity: '9007199254740993', total_events: 150 },
+      },
+    };
+  }
+  return { status: 404, body: { error: { code: 'NOT_FOUND', message: 'no route', details: null } } };
+}
+
+describe('App', () => {
+  beforeEach(() => {
+    window.history.replaceState(null, '', '/');
+  });
+  afterEach(() => {
+    vi.unstubAllGlobals();
+  });
+
+  it('rejects a wrong key readably and signs in with a good one', async () => {
+    installFetch(api);
+    render(<App />);
+    const input = screen.getByLabelText('API key');
+    fireEvent.change(input, { target: { value: 'bad-key' } });
+    fireEvent.click(screen.getByRole('button', { name: 'Sign in' }));
+    const alert = await screen.findByRole('alert');
+    expect(alert.textContent).toContain('API key not accepted');
+    expect(alert.textContent).toContain('401');
+    expect(window.sessionStorage.getItem(KEY_STORAGE)).toBeNull();
+
+    fireEvent.change(input, { target: { value: 'good-key' } });
+    fireEvent.click(screen.getByRole('button', { name: 'Sign in' }));
+    await screen.findByRole('heading', { name: 'Overview' });
+    expect(window.sessionStorage.getItem(KEY_STORAGE)).toBe('good-key');
+  });
+
+  it('shows overview totals from the aggregates summary with change against the previous range', async () => {
+    const f = installFetch(api);
+    window.sessionStorage.setItem(KEY_STORAGE, 'good-key');
+    render(<App />);
+    const events = await screen.findByTestId('total-events-value');
+    expect(events.textContent).toBe('150');
+    expect(screen.getByTestId('total-quantity-value').textContent).toBe('9,007,199,254,740,993');
+    expect(screen.getByTestId('total-quantity-value').dataset.value).toBe('9007199254740993');
+    const card = screen.getByTestId('total-events');
+    expect(within(card).getByTestId('change').textContent).toContain('+50%');
+    expect(screen.getByTestId('top-resources').textContent).toContain('billing');
+    const urls = f.mock.calls.map((c) => String(c[0]));
+    expect(urls.every((u) => u.startsWith('/v1/meter/'))).toBe(true);
+    expect(urls.some((u) => u.includes('tz='))).toBe(true);
+  });
+
+  it('signs out and clears the key', async () => {
+    installFetch(api);
+    window.sessionStorage.setItem(KEY_STORAGE, 'good-key');
+    render(<App />);
+    await screen.findByRole('heading', { name: 'Overview' });
+    fireEvent.click(screen.getAllByTestId('sign-out')[0]);
+    await screen.findByLabelText('API key');
+    expect(window.sessionStorage.getItem(KEY_STORAGE)).toBeNull();
+  });
+
+  it('events explorer expands a row into its metadata', async () => {
+    installFetch(api);
+    window.sessionStorage.setItem(KEY_STORAGE, 'good-key');
+    window.history.replaceState(null, '', '/events?tenant_id=org_001');
+    render(<App />);
+    const row = await screen.findByTestId('event-row');
+    expect(row.textContent).toContain('1,234,567,890,123,456.5');
+    const toggle = within(row).getByRole('button', { name: /Show details/ });
+    expect(toggle.getAttribute('aria-expanded')).toBe('false');
+    await act(async () => fireEvent.click(toggle));
+    const json = screen.getByTestId('json-view');
+    expect(JSON.parse(json.textContent!)).toEqual(EVENT.metadata);
+    expect((screen.getByLabelText('Tenant') as HTMLInputElement).value).toBe('org_001');
+  });
+
+  it('drops to sign-in when the key stops working', async () => {
+    installFetch(api);
+    window.sessionStorage.setItem(KEY_STORAGE, 'revoked-key');
+    render(<App />);
+    await waitFor(() => expect(screen.getByLabelText('API key')).toBeTruthy());
+    expect(screen.getByRole('status').textContent).toContain('Signed out');
+  });
+});
+
+describe('page helpers', () => {
+  it('sorts tenant totals by any column', () => {
+    const rows = [
+      { key: 'b', quantity: '10', events: 1 },
+      { key: 'a', quantity: '9007199254740993', events: 3 },
+      { key: 'c', quantity: '0.5', events: 2 },
+    ];
+    expect(sortTotals(rows, 'quantity', 'desc').map((r) => r.key)).toEqual(['a', 'b', 'c']);
+    expect(sortTotals(rows, 'key', 'asc').map((r) => r.key)).toEqual(['a', 'b', 'c']);
+    expect(sortTotals(rows, 'events', 'asc').map((r) => r.key)).toEqual(['b', 'c', 'a']);
+  });
+
+  it('picks the most specific quota like validate does', () => {
+    const q = (id: string, tenant_id: string, resource: string | null): Quota => ({
+      id,
+      tenant_id,
+      resource,
+      feature: 'f',
+      limit: 10,
+      period: 'monthly',
+      alert_threshold: 80,
+    });
+    const all = [q('default', '*', null), q('tenant-any', 't', null), q('tenant-r', 't', 'r')];
+    expect(applicableQuota(all, 't', 'r', 'f')?.id).toBe('tenant-r');
+    expect(applicableQuota(all, 't', null, 'f')?.id).toBe('tenant-any');
+    expect(applicableQuota(all, 'other', null, 'f')?.id).toBe('default');
+    expect(applicableQuota(all, 'other', 'r', 'f')?.id).toBe('default');
+    expect(applicableQuota(all, 't', null, 'g')).toBeNull();
+  });
+
+  it('validates the quota form like the API', () => {
+    const ok = { tenant_id: 't', resource: '', feature: 'f', limit: '10', period: 'monthly' as const, alert_threshold: '80', tz: '' };
+    expect(validateQuotaForm(ok)).toEqual({});
+    expect(Object.keys(validateQuotaForm({ ...ok, limit: '0', tenant_id: '', alert_threshold: '101', tz: 'Mars/Base' })).sort()).toEqual([
+      'alert_threshold',
+      'limit',
+      'tenant_id',
+      'tz',
+    ]);
+  });
+});
