@@ -85,7 +85,7 @@ pub(crate) async fn upsert_quota(
          updated_at = EXCLUDED.updated_at \
          RETURNING {QUOTA_COLUMNS}"
     );
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+    let row = sqlx::query(sql.as_str())
         .bind(QuotaId::generate().0)
         .bind(spec.tenant_id.as_str())
         .bind(spec.resource.as_ref().map(Resource::as_str))
@@ -104,7 +104,7 @@ pub(crate) async fn upsert_quota(
 pub(crate) async fn list_quotas(pool: &PgPool, scope: Option<&QuotaScope>) -> Result<Vec<Quota>> {
     let sql =
         format!("SELECT {QUOTA_COLUMNS} FROM quotas WHERE $1::text IS NULL OR tenant_id = $1");
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+    let rows = sqlx::query(sql.as_str())
         .bind(scope.map(QuotaScope::as_str))
         .fetch_all(pool)
         .await
@@ -119,7 +119,7 @@ pub(crate) async fn quota_candidates(
 ) -> Result<Vec<Quota>> {
     let sql =
         format!("SELECT {QUOTA_COLUMNS} FROM quotas WHERE feature = $1 AND tenant_id IN ($2, '*')");
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+    let rows = sqlx::query(sql.as_str())
         .bind(feature.as_str())
         .bind(tenant.as_str())
         .fetch_all(pool)
@@ -192,7 +192,7 @@ pub(crate) async fn insert_api_key(pool: &PgPool, key: &ApiKey, hash: &KeyHash) 
 
 pub(crate) async fn api_key_by_hash(pool: &PgPool, hash: &KeyHash) -> Result<Option<StoredApiKey>> {
     let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = $1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+    let row = sqlx::query(sql.as_str())
         .bind(hash.0.as_slice())
         .fetch_optional(pool)
         .await
@@ -202,7 +202,7 @@ pub(crate) async fn api_key_by_hash(pool: &PgPool, hash: &KeyHash) -> Result<Opt
 
 pub(crate) async fn list_api_keys(pool: &PgPool) -> Result<Vec<ApiKey>> {
     let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY seq");
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+    let rows = sqlx::query(sql.as_str())
         .fetch_all(pool)
         .await
         .map_err(db)?;

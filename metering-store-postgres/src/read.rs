@@ -232,7 +232,12 @@ impl PostgresStore {
             if window.end >= query.end {
                 break;
             }
-            window = query.window.granularity().next(window, query.tz);
+            let next = query.window.granularity().next(window, query.tz);
+            if next.start <= window.start {
+                // Cannot happen with real zones; never loop forever on a broken one.
+                break;
+            }
+            window = next;
         }
         let cuts: Vec<DateTime<Utc>> = starts.iter().skip(1).copied().collect();
         let pieces = plan(query.start, query.end, &cuts);

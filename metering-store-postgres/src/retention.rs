@@ -85,7 +85,7 @@ impl PostgresStore {
         for (name, end) in &doomed {
             // The name was read from the catalog and matched `events_pYYYYMM`; it is quoted.
             let sql = format!("DROP TABLE {}", quote_ident(name));
-            sqlx::query(sqlx::AssertSqlSafe(sql))
+            sqlx::query(sql.as_str())
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?;

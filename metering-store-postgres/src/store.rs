@@ -75,7 +75,7 @@ impl PostgresStore {
                     if let Some(path) = search_path {
                         // The schema name is quoted as an identifier; SET takes no parameters.
                         let sql = format!("SET search_path TO {path}");
-                        conn.execute(sqlx::AssertSqlSafe(sql)).await?;
+                        conn.execute(sql.as_str()).await?;
                     }
                     Ok(())
                 })
@@ -160,7 +160,7 @@ impl PostgresStore {
     async fn create_schema(&self) -> Result<()> {
         if let Some(schema) = &self.config.schema {
             let sql = format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema));
-            match self.pool.execute(sqlx::AssertSqlSafe(sql)).await {
+            match self.pool.execute(sql.as_str()).await {
                 Ok(_) => {}
                 // Two stores creating the same schema at once: the loser sees a unique
                 // violation on the catalog, and the schema exists.

@@ -43,9 +43,7 @@ async fn clean_stale(url: &str) {
                     .and_then(|secs| secs.parse().ok());
                 if born.is_some_and(|b| b + STALE_AFTER_SECS < now_secs()) {
                     let sql = format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE");
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
-                        .execute(store.pool())
-                        .await;
+                    let _ = sqlx::query(sql.as_str()).execute(store.pool()).await;
                 }
             }
             store.close().await;
@@ -87,7 +85,7 @@ pub async fn fresh_store() -> Option<PostgresStore> {
 pub async fn drop_schema(store: &PostgresStore) {
     if let Some(schema) = store.config().schema.clone() {
         let sql = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
-        sqlx::query(sqlx::AssertSqlSafe(sql))
+        sqlx::query(sql.as_str())
             .execute(store.pool())
             .await
             .expect("drop the test schema");
