@@ -204,7 +204,10 @@ impl MeteringClient {
     }
 
     fn stamp(mut event: NewEvent) -> NewEvent {
-        wire::stamp(&mut event, metering_core::Clock::now(&metering_core::SystemClock));
+        wire::stamp(
+            &mut event,
+            metering_core::Clock::now(&metering_core::SystemClock),
+        );
         event
     }
 

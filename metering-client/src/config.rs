@@ -183,7 +183,9 @@ impl ClientConfig {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ClientError> {
         fn number<T: FromStr>(name: &str, raw: &str) -> Result<T, ClientError> {
             raw.trim().parse().map_err(|_| {
-                ClientError::Config(format!("{name} must be a non-negative integer, got {raw:?}"))
+                ClientError::Config(format!(
+                    "{name} must be a non-negative integer, got {raw:?}"
+                ))
             })
         }
         let mut config = ClientConfig::default();
@@ -220,13 +222,19 @@ impl ClientConfig {
             return Err(ClientError::Config("batch_size must be at least 1".into()));
         }
         if self.max_buffered == 0 {
-            return Err(ClientError::Config("max_buffered must be at least 1".into()));
+            return Err(ClientError::Config(
+                "max_buffered must be at least 1".into(),
+            ));
         }
         if self.batch_interval.is_zero() {
-            return Err(ClientError::Config("batch_interval must be positive".into()));
+            return Err(ClientError::Config(
+                "batch_interval must be positive".into(),
+            ));
         }
         if self.replay_interval.is_zero() {
-            return Err(ClientError::Config("replay_interval must be positive".into()));
+            return Err(ClientError::Config(
+                "replay_interval must be positive".into(),
+            ));
         }
         Ok(())
     }

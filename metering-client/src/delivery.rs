@@ -334,7 +334,10 @@ mod tests {
             let full = Duration::from_millis(100 * 2u64.pow(retry));
             assert!(d >= full / 2 && d <= full, "{retry}: {d:?}");
         }
-        assert_eq!(policy.delay(10, None).max(Duration::from_secs(1)), Duration::from_secs(1));
+        assert_eq!(
+            policy.delay(10, None).max(Duration::from_secs(1)),
+            Duration::from_secs(1)
+        );
         assert_eq!(
             policy.delay(0, Some(Duration::from_millis(700))),
             Duration::from_millis(700)

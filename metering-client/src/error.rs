@@ -61,7 +61,6 @@ pub(crate) enum SendFailure {
     TooLarge { message: String },
 }
 
-
 impl From<metering_core::Error> for SendFailure {
     fn from(error: metering_core::Error) -> Self {
         match error {

@@ -2,7 +2,7 @@
 //! the spill queue stores it.
 
 use chrono::{DateTime, Utc};
-use metering_core::{EventId, Metadata, NewEvent, Quantity, ValidationErrors};
+use metering_core::{EventId, Metadata, NewEvent, Quantity};
 use serde::Serialize;
 
 /// Borrowed view of a [`NewEvent`] for serialization.
@@ -61,7 +61,7 @@ pub(crate) fn encode(event: &NewEvent) -> String {
 /// Reads back what [`encode`] wrote; `None` (logged by the caller) for a corrupt row.
 pub(crate) fn decode(json: &str) -> Option<NewEvent> {
     let value: serde_json::Value = serde_json::from_str(json).ok()?;
-    let mut errors = ValidationErrors::new();
+    let mut errors = metering_core::ValidationErrors::new();
     NewEvent::from_json(&value, None, "", &mut errors)
 }
 
@@ -88,7 +88,10 @@ mod tests {
         let mut event = NewEvent::new("org", "billing", "invoice")
             .with_quantity("2.5".parse().expect("a quantity"))
             .with_metadata(metadata);
-        stamp(&mut event, metering_core::Clock::now(&metering_core::SystemClock));
+        stamp(
+            &mut event,
+            metering_core::Clock::now(&metering_core::SystemClock),
+        );
         let back = decode(&encode(&event)).expect("decodes");
         assert_eq!(back.id, event.id);
         assert_eq!(back.quantity, event.quantity);
@@ -105,7 +108,10 @@ mod tests {
     #[test]
     fn stamping_keeps_what_is_set() {
         let mut event = NewEvent::new("org", "r", "f").with_id("mine");
-        stamp(&mut event, metering_core::Clock::now(&metering_core::SystemClock));
+        stamp(
+            &mut event,
+            metering_core::Clock::now(&metering_core::SystemClock),
+        );
         assert_eq!(event.id.as_deref(), Some("mine"));
         assert!(event.timestamp.is_some());
     }

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use metering_client::{ClientConfig, ClientError, Delivery, MeteringClient, NewEvent, TransportMode};
+use metering_client::{
+    ClientConfig, ClientError, Delivery, MeteringClient, NewEvent, TransportMode,
+};
 use metering_core::{AggregateQuery, GroupBy, MemoryStore, Metering, WindowType};
 
 async fn total_events(engine: &Metering) -> anyhow::Result<u64> {
@@ -46,9 +48,15 @@ async fn sync_mode_awaits_the_write() -> anyhow::Result<()> {
         ClientConfig::default().with_mode(TransportMode::Sync),
     )
     .await?;
-    assert_eq!(client.send(NewEvent::new("org", "api", "call")).await?, Delivery::Sent);
+    assert_eq!(
+        client.send(NewEvent::new("org", "api", "call")).await?,
+        Delivery::Sent
+    );
     assert_eq!(total_events(&engine).await?, 1);
     let rejected = client.send(NewEvent::new("org", "", "call")).await;
-    assert!(matches!(rejected, Err(ClientError::Rejected { .. })), "{rejected:?}");
+    assert!(
+        matches!(rejected, Err(ClientError::Rejected { .. })),
+        "{rejected:?}"
+    );
     Ok(())
 }

@@ -1,5 +1,7 @@
 //! The remote sink against a mock server: batching, retries, rejections, spilling, replay.
 
+#![cfg(all(feature = "remote", feature = "spill"))]
+
 mod common;
 
 use std::time::{Duration, Instant};
@@ -89,7 +91,10 @@ async fn retries_5xx_with_the_same_ids() -> anyhow::Result<()> {
     assert_eq!(client.send(event("org", 0)).await?, Delivery::Sent);
     let attempts = server.attempts();
     assert_eq!(attempts.len(), 3);
-    assert!(attempts.iter().all(|a| *a == attempts[0]), "same id each time");
+    assert!(
+        attempts.iter().all(|a| *a == attempts[0]),
+        "same id each time"
+    );
     let stats = client.stats();
     assert_eq!((stats.sent, stats.retried, stats.spilled), (1, 2, 0));
     Ok(())
@@ -120,7 +125,10 @@ async fn gives_up_after_three_retries_without_a_spill_queue() -> anyhow::Result<
     let client =
         MeteringClient::connect(fast(&server.url()).with_mode(TransportMode::Sync)).await?;
     let result = client.send(event("org", 0)).await;
-    assert!(matches!(result, Err(ClientError::Unavailable { .. })), "{result:?}");
+    assert!(
+        matches!(result, Err(ClientError::Unavailable { .. })),
+        "{result:?}"
+    );
     assert_eq!(server.attempts().len(), 4, "one attempt and three retries");
     let stats = client.stats();
     assert_eq!((stats.retried, stats.dropped), (3, 1));
@@ -296,7 +304,10 @@ async fn after_shutdown_events_are_dropped_and_counted() -> anyhow::Result<()> {
     let report = client.shutdown().await;
     assert_eq!(report.stats.sent, 1);
     client.record(event("org", 1));
-    assert!(matches!(client.send(event("org", 2)).await, Err(ClientError::Closed)));
+    assert!(matches!(
+        client.send(event("org", 2)).await,
+        Err(ClientError::Closed)
+    ));
     assert_eq!(client.stats().dropped, 2);
     assert_eq!(server.stored().len(), 1);
     Ok(())

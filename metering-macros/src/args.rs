@@ -31,7 +31,10 @@ fn check_name(lit: &LitStr, what: &str) -> syn::Result<()> {
     let value = lit.value();
     let trimmed = value.trim();
     if trimmed.is_empty() {
-        return Err(syn::Error::new(lit.span(), format!("`{what}` must not be empty")));
+        return Err(syn::Error::new(
+            lit.span(),
+            format!("`{what}` must not be empty"),
+        ));
     }
     if trimmed.chars().count() > 255 {
         return Err(syn::Error::new(
@@ -48,7 +51,12 @@ fn check_name(lit: &LitStr, what: &str) -> syn::Result<()> {
     Ok(())
 }
 
-fn once<T>(slot: &mut Option<T>, value: T, meta: &ParseNestedMeta<'_>, name: &str) -> syn::Result<()> {
+fn once<T>(
+    slot: &mut Option<T>,
+    value: T,
+    meta: &ParseNestedMeta<'_>,
+    name: &str,
+) -> syn::Result<()> {
     if slot.is_some() {
         return Err(meta.error(format!("`{name}` is given twice")));
     }
@@ -66,7 +74,10 @@ impl Args {
         match name.as_str() {
             "resource" | "feature" => {
                 let lit: LitStr = meta.value()?.parse().map_err(|e| {
-                    syn::Error::new(e.span(), format!("`{name}` takes a string literal, e.g. {name} = \"billing\""))
+                    syn::Error::new(
+                        e.span(),
+                        format!("`{name}` takes a string literal, e.g. {name} = \"billing\""),
+                    )
                 })?;
                 check_name(&lit, &name)?;
                 let slot = if name == "resource" {
@@ -90,7 +101,9 @@ impl Args {
                 }
                 meta.parse_nested_meta(|entry| {
                     let Some(key) = entry.path.get_ident().cloned() else {
-                        return Err(entry.error("metadata keys are plain names, e.g. metadata(user = user_id)"));
+                        return Err(entry.error(
+                            "metadata keys are plain names, e.g. metadata(user = user_id)",
+                        ));
                     };
                     if self.metadata.iter().any(|(k, _)| *k == key) {
                         return Err(entry.error(format!("metadata key `{key}` is given twice")));

@@ -56,7 +56,10 @@ struct Metered {
 impl Settings {
     fn excluded(&self, path: &str) -> bool {
         self.excluded_paths.iter().any(|p| p == path)
-            || self.excluded_prefixes.iter().any(|p| path.starts_with(p.as_str()))
+            || self
+                .excluded_prefixes
+                .iter()
+                .any(|p| path.starts_with(p.as_str()))
     }
 
     fn metered(&self, parts: &axum::http::request::Parts) -> Option<Metered> {

@@ -175,7 +175,12 @@ impl Sink for RemoteSink {
             // that someone will fix; until then the events wait (and spill) rather than being
             // thrown away.
             _ => Err(SendFailure::Retryable {
-                message: format!("HTTP {}: {} {}", status.as_u16(), detail.code, detail.message),
+                message: format!(
+                    "HTTP {}: {} {}",
+                    status.as_u16(),
+                    detail.code,
+                    detail.message
+                ),
                 retry_after: wait,
                 source: None,
             }),
@@ -258,8 +263,8 @@ mod tests {
     fn urls_are_checked() {
         assert!(RemoteSink::new(&ClientConfig::default()).is_err());
         assert!(RemoteSink::new(&ClientConfig::default().with_api_url("localhost:1")).is_err());
-        let sink = RemoteSink::new(&ClientConfig::default().with_api_url("http://h:1/"))
-            .expect("valid");
+        let sink =
+            RemoteSink::new(&ClientConfig::default().with_api_url("http://h:1/")).expect("valid");
         assert_eq!(sink.events_url, "http://h:1/v1/meter/events");
     }
 }

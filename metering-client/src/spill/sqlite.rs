@@ -135,9 +135,7 @@ impl SpillQueue {
         let (events, corrupt) = self
             .with_conn(move |conn| {
                 let mut select = conn
-                    .prepare_cached(
-                        "SELECT seq, event FROM spilled_events ORDER BY seq LIMIT ?1",
-                    )
+                    .prepare_cached("SELECT seq, event FROM spilled_events ORDER BY seq LIMIT ?1")
                     .map_err(spill_error("cannot read spilled events"))?;
                 let rows = select
                     .query_map(params![limit], |r| {

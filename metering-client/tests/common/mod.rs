@@ -169,7 +169,11 @@ async fn ingest(
         } else {
             json!({ "errors": bad })
         };
-        return error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR", details);
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "VALIDATION_ERROR",
+            details,
+        );
     }
     let mut s = state.lock().expect("not poisoned");
     let mut processed = 0;
@@ -189,8 +193,10 @@ async fn ingest(
 
 async fn validate(Json(body): Json<Value>) -> Response {
     let allowed = body["quantity"].as_u64().unwrap_or(1) <= 5;
-    Json(json!({"allowed": allowed, "remaining": 5, "limit": 5, "period": "daily",
+    Json(
+        json!({"allowed": allowed, "remaining": 5, "limit": 5, "period": "daily",
                 "reset_at": "2030-01-01T00:00:00Z", "current_usage": 0, "alert": false,
-                "message": null}))
+                "message": null}),
+    )
     .into_response()
 }
