@@ -1,6 +1,6 @@
 //! # metering-http
 //!
-//! The REST service of the `metering` framework: an [axum] [`Router`](axum::Router) serving
+//! The REST service of the `metering` framework: an [axum] [`axum::Router`] serving
 //! every endpoint of the v1 contract under `/v1/meter`, and the `metering-server` binary
 //! that runs it on a store and quota cache chosen by URL.
 //!

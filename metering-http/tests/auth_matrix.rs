@@ -24,14 +24,16 @@ fn allowed(role: Role, needs: Needs) -> bool {
 }
 
 /// (name, method, uri, body, what it needs, whether it touches another tenant than `org_a`)
-fn requests() -> Vec<(
+type Probe = (
     &'static str,
     Method,
     &'static str,
     Option<Value>,
     Needs,
     bool,
-)> {
+);
+
+fn requests() -> Vec<Probe> {
     let agg = "/v1/meter/aggregates?window_type=daily&start_date=2025-01-01&end_date=2030-01-01";
     let agg_b = "/v1/meter/aggregates?window_type=daily&start_date=2025-01-01&end_date=2030-01-01&tenant_id=org_b";
     vec![

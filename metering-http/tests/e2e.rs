@@ -3,6 +3,10 @@
 //! `METERING_TEST_POSTGRES_URL` and `METERING_TEST_REDIS_URL` are set and the crate is built
 //! with `--features postgres,redis`).
 
+#![cfg(feature = "cli")]
+// Without the sqlite feature only the demo test runs, and the shared helpers go unused.
+#![cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::process::Stdio;
