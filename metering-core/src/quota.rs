@@ -258,9 +258,17 @@ impl QuotaSpec {
                 errors.push(None, "limit", "is required");
                 None
             }
-            Some(v @ (Value::Number(_) | Value::String(_))) => Quantity::deserialize(v)
-                .map_err(|e| errors.push(None, "limit", e.to_string()))
-                .ok(),
+            Some(v @ (Value::Number(_) | Value::String(_))) => match Quantity::deserialize(v) {
+                Ok(q) if q.is_zero() => {
+                    errors.push(None, "limit", "must be > 0");
+                    None
+                }
+                Ok(q) => Some(q),
+                Err(e) => {
+                    errors.push(None, "limit", e.to_string());
+                    None
+                }
+            },
             Some(_) => {
                 errors.push(None, "limit", "must be a number");
                 None
@@ -741,7 +749,7 @@ mod tests {
             panic!("expected errors")
         };
         let fields: Vec<_> = e.errors().iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, ["tenant_id", "period", "alert_threshold", "tz"]);
+        assert_eq!(fields, ["tenant_id", "limit", "period", "alert_threshold", "tz"]);
         let ok = QuotaSpec::from_json(
             &json!({"tenant_id": "*", "feature": "f", "limit": 100, "period": "monthly"}),
         )
