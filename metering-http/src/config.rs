@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use metering_core::EventRules;
+use metering_core::{EventRules, GroupCommitConfig};
 use serde::Deserialize;
 
 /// Limits and timings of the REST service. Every field has the REST contract's default.
@@ -33,6 +33,79 @@ pub struct ServerConfig {
     /// How often remembered API key uses (`last_used_at`) are written to the store
     /// (default 10 s).
     pub key_usage_flush_interval: Duration,
+    /// Group commit of concurrent ingests (default on: 2,000 events, 2 ms, 10,000 waiting
+    /// requests); `None` writes each request in its own transaction. Used by
+    /// [`crate::AppState::from_backends`], which builds the engine.
+    pub group_commit: Option<GroupCommit>,
+    /// Per-API-key rate limit (default off).
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// Group commit settings: concurrent small ingests share one store transaction (see
+/// [`metering_core::group_commit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct GroupCommit {
+    /// Commit a group once it holds this many events; larger requests commit alone.
+    pub max_events: usize,
+    /// Commit a group at most this long after its first request arrived.
+    pub max_delay: Duration,
+    /// Requests waiting at most; beyond that ingests get 503 with `Retry-After`.
+    pub queue_capacity: usize,
+}
+
+impl Default for GroupCommit {
+    fn default() -> Self {
+        let core = GroupCommitConfig::default();
+        GroupCommit {
+            max_events: core.max_events,
+            max_delay: core.max_delay,
+            queue_capacity: core.queue_capacity,
+        }
+    }
+}
+
+impl GroupCommit {
+    /// Settings with these bounds.
+    #[must_use]
+    pub fn new(max_events: usize, max_delay: Duration, queue_capacity: usize) -> Self {
+        GroupCommit {
+            max_events,
+            max_delay,
+            queue_capacity,
+        }
+    }
+
+    /// The engine's form of these settings.
+    #[must_use]
+    pub fn to_core(&self) -> GroupCommitConfig {
+        GroupCommitConfig::default()
+            .with_max_events(self.max_events)
+            .with_max_delay(self.max_delay)
+            .with_queue_capacity(self.queue_capacity)
+    }
+}
+
+/// A per-API-key rate limit: a token bucket refilled at `per_second`, holding `burst`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct RateLimit {
+    /// Sustained requests per second per key (at least 1).
+    pub per_second: u32,
+    /// Requests a key may send at once after being idle (at least 1).
+    pub burst: u32,
+}
+
+impl RateLimit {
+    /// `per_second` sustained, `burst` at once (both raised to at least 1).
+    #[must_use]
+    pub fn new(per_second: u32, burst: u32) -> Self {
+        RateLimit {
+            per_second: per_second.max(1),
+            burst: burst.max(1),
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -48,6 +121,8 @@ impl Default for ServerConfig {
             max_metadata_bytes: rules.max_metadata_bytes,
             max_metadata_depth: rules.max_metadata_depth,
             key_usage_flush_interval: Duration::from_secs(10),
+            group_commit: Some(GroupCommit::default()),
+            rate_limit: None,
         }
     }
 }
@@ -92,6 +167,20 @@ impl ServerConfig {
     #[must_use]
     pub fn with_key_usage_flush_interval(mut self, interval: Duration) -> Self {
         self.key_usage_flush_interval = interval;
+        self
+    }
+
+    /// Sets group commit (`None` turns it off).
+    #[must_use]
+    pub fn with_group_commit(mut self, group_commit: Option<GroupCommit>) -> Self {
+        self.group_commit = group_commit;
+        self
+    }
+
+    /// Sets the per-key rate limit (`None` turns it off).
+    #[must_use]
+    pub fn with_rate_limit(mut self, rate_limit: Option<RateLimit>) -> Self {
+        self.rate_limit = rate_limit;
         self
     }
 

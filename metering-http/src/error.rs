@@ -31,6 +31,9 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// 422: well-formed input that breaks a rule.
     ValidationError,
+    /// 429: the key sent more requests than its rate limit allows; `Retry-After` says when
+    /// to try again.
+    RateLimited,
     /// 500: a bug.
     Internal,
     /// 503: the store (or a required cache) is unreachable.
@@ -50,6 +53,7 @@ impl ErrorCode {
             ErrorCode::Conflict => "CONFLICT",
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ErrorCode::ValidationError => "VALIDATION_ERROR",
+            ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::Internal => "INTERNAL",
             ErrorCode::Unavailable => "UNAVAILABLE",
         }
@@ -67,9 +71,16 @@ impl ErrorCode {
             ErrorCode::Conflict => StatusCode::CONFLICT,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::ValidationError => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
+    }
+}
+
+impl serde::Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
@@ -82,6 +93,7 @@ pub struct ApiError {
     code: ErrorCode,
     message: String,
     details: Option<Value>,
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -91,7 +103,15 @@ impl ApiError {
             code,
             message: message.into(),
             details: None,
+            retry_after: None,
         }
+    }
+
+    /// Sets the `Retry-After` header, in seconds (503 has 5 by default).
+    #[must_use]
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     /// Adds `details` to the envelope.
@@ -181,10 +201,11 @@ impl IntoResponse for ApiError {
                     HeaderValue::from_static("Bearer, ApiKey header=\"X-API-Key\""),
                 );
             }
-            ErrorCode::Unavailable => {
+            ErrorCode::Unavailable | ErrorCode::RateLimited => {
+                let seconds = self.retry_after.unwrap_or(5);
                 response
                     .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
             }
             _ => {}
         }

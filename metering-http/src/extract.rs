@@ -54,7 +54,18 @@ impl FromRequestParts<AppState> for Auth {
                 "an API key is required (X-API-Key or Authorization: Bearer)",
             ));
         };
-        Ok(Auth(state.engine().authenticate(secret).await?))
+        let principal = state.engine().authenticate(secret).await?;
+        if let Some(limiter) = state.limiter() {
+            if let Err(wait) = limiter.check(&principal.key.id) {
+                state.metrics().record_rate_limited();
+                return Err(ApiError::new(
+                    ErrorCode::RateLimited,
+                    "too many requests for this API key; retry after the Retry-After delay",
+                )
+                .with_retry_after(wait.max(1)));
+            }
+        }
+        Ok(Auth(principal))
     }
 }
 

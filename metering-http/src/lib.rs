@@ -63,6 +63,10 @@ mod config;
 mod decode;
 mod error;
 mod extract;
+pub mod instrument;
+pub mod metrics;
+pub mod openapi;
+mod ops;
 mod params;
 mod routes;
 mod serve;
@@ -73,13 +77,16 @@ use axum::extract::DefaultBodyLimit;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 pub use backends::{open_quota_cache, open_store};
-pub use config::ServerConfig;
+pub use config::{GroupCommit, RateLimit, ServerConfig};
 pub use error::{ApiError, ErrorCode, INTERNAL_MESSAGE};
 pub use extract::{Auth, JsonBody, QueryPairs};
+pub use instrument::{InstrumentedCache, InstrumentedStore};
 pub use metering_core::{self, Metering};
+pub use metrics::Metrics;
 pub use serve::{KeyUsageFlusher, serve};
 pub use state::AppState;
 
@@ -107,11 +114,19 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/meter/api-keys/{id}", delete(routes::api_keys::revoke))
         .route("/v1/meter/health", get(routes::health::health))
+        .route("/metrics", get(ops::metrics))
+        .merge(openapi::docs())
         .fallback(routes::unknown_path)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ops::track,
+        ))
+        .layer(TraceLayer::new_for_http().make_span_with(ops::request_span))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
 }
 

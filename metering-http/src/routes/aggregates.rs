@@ -24,6 +24,28 @@ const PARAMS: &[&str] = &[
 ];
 
 /// Sums usage per window and group.
+#[utoipa::path(
+    get,
+    path = "/v1/meter/aggregates",
+    tag = "aggregates",
+    summary = "Usage per time window and group (role read or admin)",
+    params(
+        ("window_type" = crate::openapi::schema::WindowType, Query, description = "Window size"),
+        ("start_date" = String, Query, description = "RFC 3339 or YYYY-MM-DD, inclusive"),
+        ("end_date" = String, Query, description = "RFC 3339 or YYYY-MM-DD, exclusive"),
+        ("group_by" = Option<String>, Query, description = "Comma-separated subset of tenant_id,resource,feature; default resource,feature; empty for one series"),
+        ("tenant_id" = Option<String>, Query, description = "Only this tenant"),
+        ("resource" = Option<String>, Query, description = "Only this resource"),
+        ("feature" = Option<String>, Query, description = "Only this feature"),
+        ("tz" = Option<String>, Query, description = "IANA zone of the window boundaries, default UTC"),
+    ),
+    responses(
+        (status = 200, description = "The windows with events", body = crate::openapi::schema::AggregateReport),
+        (status = 400, description = "BAD_REQUEST: unknown, repeated or unreadable parameter", body = crate::openapi::ErrorEnvelope),
+        (status = 422, description = "VALIDATION_ERROR: a missing or invalid parameter", body = crate::openapi::ErrorEnvelope),
+    ),
+    security(("api_key" = []), ("bearer" = []))
+)]
 pub(crate) async fn aggregate(
     State(state): State<AppState>,
     Auth(principal): Auth,

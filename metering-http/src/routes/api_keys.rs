@@ -12,6 +12,19 @@ use crate::params::Params;
 use crate::state::AppState;
 
 /// Makes a key; 201 with the record and `key`, the only time the secret is shown.
+#[utoipa::path(
+    post,
+    path = "/v1/meter/api-keys",
+    tag = "api-keys",
+    summary = "Create an API key (role admin)",
+    request_body(content = crate::openapi::schema::NewApiKey, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The key; `key` is shown only here", body = crate::openapi::schema::CreatedApiKey),
+        (status = 400, description = "BAD_REQUEST", body = crate::openapi::ErrorEnvelope),
+        (status = 422, description = "VALIDATION_ERROR", body = crate::openapi::ErrorEnvelope),
+    ),
+    security(("api_key" = []), ("bearer" = []))
+)]
 pub(crate) async fn create(
     State(state): State<AppState>,
     Auth(principal): Auth,
@@ -39,6 +52,17 @@ pub(crate) async fn create(
 }
 
 /// Lists keys without secrets, with `last_used_at`.
+#[utoipa::path(
+    get,
+    path = "/v1/meter/api-keys",
+    tag = "api-keys",
+    summary = "List API keys, without secrets (role admin)",
+    responses(
+        (status = 200, description = "Keys", body = crate::openapi::schema::ApiKeyList),
+        (status = 400, description = "BAD_REQUEST: a query parameter", body = crate::openapi::ErrorEnvelope),
+    ),
+    security(("api_key" = []), ("bearer" = []))
+)]
 pub(crate) async fn list(
     State(state): State<AppState>,
     Auth(principal): Auth,
@@ -58,6 +82,18 @@ pub(crate) async fn list(
 }
 
 /// Revokes a key; 204, and it stops working at once.
+#[utoipa::path(
+    delete,
+    path = "/v1/meter/api-keys/{id}",
+    tag = "api-keys",
+    summary = "Revoke an API key (role admin)",
+    params(("id" = uuid::Uuid, Path, description = "The key's id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 404, description = "NOT_FOUND", body = crate::openapi::ErrorEnvelope),
+    ),
+    security(("api_key" = []), ("bearer" = []))
+)]
 pub(crate) async fn revoke(
     State(state): State<AppState>,
     Auth(principal): Auth,

@@ -13,6 +13,22 @@ use crate::params::{Params, date_time, number};
 use crate::state::AppState;
 
 /// Ingests one event or a batch; 201 once the events are committed.
+#[utoipa::path(
+    post,
+    path = "/v1/meter/events",
+    tag = "events",
+    summary = "Record one event or a batch (role ingest or admin)",
+    description = "A batch is validated whole: any invalid event rejects it with 422 listing every problem. \
+                   201 means the events are committed. With an `id`, a repeated event counts once.",
+    request_body(content = crate::openapi::schema::IngestBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Committed", body = crate::openapi::schema::IngestReceipt),
+        (status = 400, description = "BAD_REQUEST: not JSON, or not application/json", body = crate::openapi::ErrorEnvelope),
+        (status = 413, description = "PAYLOAD_TOO_LARGE: body over the byte limit or batch over the event limit", body = crate::openapi::ErrorEnvelope),
+        (status = 422, description = "VALIDATION_ERROR: `details.errors` lists every bad field", body = crate::openapi::ErrorEnvelope),
+    ),
+    security(("api_key" = []), ("bearer" = []))
+)]
 pub(crate) async fn ingest(
     State(state): State<AppState>,
     Auth(principal): Auth,
@@ -24,7 +40,9 @@ pub(crate) async fn ingest(
     for event in &events {
         principal.authorize_tenant(&event.tenant_id)?;
     }
+    let count = events.len();
     let receipt = engine.ingest_validated(events).await?;
+    state.metrics().record_ingest(count, receipt.duplicates);
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -48,6 +66,28 @@ const LIST_PARAMS: &[&str] = &[
 ];
 
 /// Lists events, newest first, by page number or by cursor.
+#[utoipa::path(
+    get,
+    path = "/v1/meter/events",
+    tag = "events",
+    summary = "List events, newest first (role read or admin)",
+    params(
+        ("tenant_id" = Option<String>, Query, description = "Only this tenant"),
+        ("resource" = Option<String>, Query, description = "Only this resource"),
+        ("feature" = Option<String>, Query, description = "Only this feature"),
+        ("start_date" = Option<String>, Query, description = "RFC 3339 or YYYY-MM-DD, inclusive"),
+        ("end_date" = Option<String>, Query, description = "RFC 3339 or YYYY-MM-DD, exclusive"),
+        ("page" = Option<u32>, Query, description = "Page number from 1 (not with cursor)"),
+        ("page_size" = Option<u32>, Query, description = "1-1000, default 50"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "A page", body = crate::openapi::schema::EventPage),
+        (status = 400, description = "BAD_REQUEST: unknown, repeated or unreadable parameter", body = crate::openapi::ErrorEnvelope),
+        (status = 422, description = "VALIDATION_ERROR: a value breaks a rule", body = crate::openapi::ErrorEnvelope),
+    ),
+    security(("api_key" = []), ("bearer" = []))
+)]
 pub(crate) async fn list(
     State(state): State<AppState>,
     Auth(principal): Auth,

@@ -10,6 +10,16 @@ use crate::state::AppState;
 
 /// 200 `healthy` or `degraded` (the quota cache is down; checks fall back to the store),
 /// 503 `unhealthy` (the store is down).
+#[utoipa::path(
+    get,
+    path = "/v1/meter/health",
+    tag = "operations",
+    summary = "Health of the store and the quota cache (no key)",
+    responses(
+        (status = 200, description = "healthy, or degraded when only the quota cache is down", body = crate::openapi::schema::Health),
+        (status = 503, description = "unhealthy: the store is down", body = crate::openapi::schema::Health),
+    )
+)]
 pub(crate) async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let engine = state.engine();
     let health = engine.health().await;

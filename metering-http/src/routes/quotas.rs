@@ -12,6 +12,20 @@ use crate::params::Params;
 use crate::state::AppState;
 
 /// Inserts or replaces the quota of `(tenant_id, resource, feature)`.
+#[utoipa::path(
+    put,
+    path = "/v1/meter/quotas",
+    tag = "quotas",
+    summary = "Create or replace a quota (role admin)",
+    request_body(content = crate::openapi::schema::QuotaSpec, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The stored quota", body = crate::openapi::schema::Quota),
+        (status = 400, description = "BAD_REQUEST", body = crate::openapi::ErrorEnvelope),
+        (status = 409, description = "CONFLICT", body = crate::openapi::ErrorEnvelope),
+        (status = 422, description = "VALIDATION_ERROR", body = crate::openapi::ErrorEnvelope),
+    ),
+    security(("api_key" = []), ("bearer" = []))
+)]
 pub(crate) async fn upsert(
     State(state): State<AppState>,
     Auth(principal): Auth,
@@ -30,6 +44,19 @@ pub(crate) async fn upsert(
 }
 
 /// Lists quotas, all or one tenant's (`tenant_id=*` lists the defaults).
+#[utoipa::path(
+    get,
+    path = "/v1/meter/quotas",
+    tag = "quotas",
+    summary = "List quotas (role read or admin)",
+    params(("tenant_id" = Option<String>, Query, description = "One tenant's quotas; `*` lists the defaults")),
+    responses(
+        (status = 200, description = "Quotas", body = crate::openapi::schema::QuotaList),
+        (status = 400, description = "BAD_REQUEST", body = crate::openapi::ErrorEnvelope),
+        (status = 422, description = "VALIDATION_ERROR", body = crate::openapi::ErrorEnvelope),
+    ),
+    security(("api_key" = []), ("bearer" = []))
+)]
 pub(crate) async fn list(
     State(state): State<AppState>,
     Auth(principal): Auth,
@@ -54,6 +81,18 @@ pub(crate) async fn list(
 }
 
 /// Deletes a quota; 204.
+#[utoipa::path(
+    delete,
+    path = "/v1/meter/quotas/{id}",
+    tag = "quotas",
+    summary = "Delete a quota (role admin)",
+    params(("id" = uuid::Uuid, Path, description = "The quota's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "NOT_FOUND", body = crate::openapi::ErrorEnvelope),
+    ),
+    security(("api_key" = []), ("bearer" = []))
+)]
 pub(crate) async fn delete(
     State(state): State<AppState>,
     Auth(principal): Auth,

@@ -9,6 +9,19 @@ use crate::extract::{Auth, JsonBody};
 use crate::state::AppState;
 
 /// Checks a quota, and with `consume: true` records the usage when allowed, atomically.
+#[utoipa::path(
+    post,
+    path = "/v1/meter/validate",
+    tag = "quotas",
+    summary = "Check a quota, optionally consuming atomically (role ingest or admin)",
+    request_body(content = crate::openapi::schema::ValidateBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The decision (a denial is still 200, with allowed false)", body = crate::openapi::schema::QuotaDecision),
+        (status = 400, description = "BAD_REQUEST: not JSON, or not application/json", body = crate::openapi::ErrorEnvelope),
+        (status = 422, description = "VALIDATION_ERROR", body = crate::openapi::ErrorEnvelope),
+    ),
+    security(("api_key" = []), ("bearer" = []))
+)]
 pub(crate) async fn validate(
     State(state): State<AppState>,
     Auth(principal): Auth,
@@ -17,5 +30,13 @@ pub(crate) async fn validate(
     principal.authorize(Action::Validate)?;
     let request = ValidateRequest::from_json(&body)?;
     principal.authorize_tenant(&request.tenant_id)?;
-    Ok(Json(state.engine().validate(request).await?))
+    let consume = request.consume;
+    let decision = state.engine().validate(request).await?;
+    let outcome = match (&decision.quota_id, decision.allowed) {
+        (None, _) => "no_quota",
+        (Some(_), true) => "allowed",
+        (Some(_), false) => "denied",
+    };
+    state.metrics().record_quota_decision(outcome, consume);
+    Ok(Json(decision))
 }

@@ -23,7 +23,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use metering_core::{Metering, QuotaCache, Store};
 use metering_http::backends::{DEFAULT_QUOTA_CACHE_URL, DEFAULT_STORE_URL, redact_url};
-use metering_http::{AppState, ServerConfig};
+use metering_http::{AppState, GroupCommit, RateLimit, ServerConfig};
 
 /// The metering REST service and its admin commands.
 #[derive(Debug, Parser)]
@@ -88,6 +88,33 @@ struct ServeArgs {
     /// How often API key uses (`last_used_at`) are written to the store, in seconds.
     #[arg(long, env = "METERING_KEY_USAGE_FLUSH_SECS", default_value_t = 10)]
     key_usage_flush_secs: u64,
+
+    /// Group commit: most events in one shared store transaction (0 turns group commit
+    /// off: each request commits alone).
+    #[arg(
+        long,
+        env = "METERING_GROUP_COMMIT_MAX_EVENTS",
+        default_value_t = 2_000
+    )]
+    group_commit_max_events: usize,
+
+    /// Group commit: longest wait for more requests after the first of a group, in
+    /// milliseconds.
+    #[arg(long, env = "METERING_GROUP_COMMIT_MAX_DELAY_MS", default_value_t = 2)]
+    group_commit_max_delay_ms: u64,
+
+    /// Group commit: most requests waiting for a commit; beyond it ingests get 503 with
+    /// Retry-After.
+    #[arg(long, env = "METERING_GROUP_COMMIT_QUEUE", default_value_t = 10_000)]
+    group_commit_queue: usize,
+
+    /// Per-API-key rate limit, requests per second (0: off).
+    #[arg(long, env = "METERING_RATE_LIMIT_PER_SEC", default_value_t = 0)]
+    rate_limit_per_sec: u32,
+
+    /// Per-API-key burst: requests a key may send at once (default: one second's worth).
+    #[arg(long, env = "METERING_RATE_LIMIT_BURST")]
+    rate_limit_burst: Option<u32>,
 }
 
 impl ServeArgs {
@@ -97,6 +124,19 @@ impl ServeArgs {
             .with_max_batch_events(self.max_batch_events)
             .with_max_future_skew(Duration::from_secs(self.max_future_skew_secs))
             .with_key_usage_flush_interval(Duration::from_secs(self.key_usage_flush_secs.max(1)))
+            .with_group_commit((self.group_commit_max_events > 0).then(|| {
+                GroupCommit::new(
+                    self.group_commit_max_events,
+                    Duration::from_millis(self.group_commit_max_delay_ms),
+                    self.group_commit_queue,
+                )
+            }))
+            .with_rate_limit((self.rate_limit_per_sec > 0).then(|| {
+                RateLimit::new(
+                    self.rate_limit_per_sec,
+                    self.rate_limit_burst.unwrap_or(self.rate_limit_per_sec),
+                )
+            }))
     }
 }
 
@@ -110,14 +150,22 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(run(cli))
 }
 
+/// Human-readable logs on stderr, or one JSON object per line with
+/// `METERING_LOG_FORMAT=json`; `RUST_LOG` filters.
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,tower_http=info"));
-    tracing_subscriber::fmt()
+    let json =
+        std::env::var("METERING_LOG_FORMAT").is_ok_and(|f| f.trim().eq_ignore_ascii_case("json"));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().with_current_span(true).init();
+    } else {
+        builder.init();
+    }
 }
 
 /// The flag, else the first set environment variable of `fallbacks`, else `default`.
@@ -154,12 +202,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => args.config(),
         _ => ServerConfig::default(),
     };
+    if let Command::Serve(args) = &cli.command {
+        // The server's wiring: timed store and cache, group commit, metrics.
+        return serve(AppState::from_backends(store, cache, config), args).await;
+    }
     let engine = Metering::builder_arc(store)
         .quota_cache_arc(cache)
         .rules(config.event_rules())
         .build();
     match cli.command {
-        Command::Serve(args) => serve(engine, config, &args).await,
+        Command::Serve(_) => Ok(()),
         Command::Migrate => {
             // Opening the store has brought its schema up to date.
             println!("the store schema is up to date");
@@ -170,18 +222,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(engine: Metering, config: ServerConfig, args: &ServeArgs) -> anyhow::Result<()> {
+async fn serve(state: AppState, args: &ServeArgs) -> anyhow::Result<()> {
+    let engine = state.engine();
     if args.demo {
-        demo::load_if_empty(&engine).await?;
+        demo::load_if_empty(engine).await?;
     }
-    admin::ensure_admin_key(&engine).await?;
+    admin::ensure_admin_key(engine).await?;
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("binding {}", args.bind))?;
     let address = listener.local_addr().context("reading the bound address")?;
     println!("metering-server listening on http://{address}");
     tracing::info!(%address, "listening");
-    metering_http::serve(listener, AppState::new(engine, config), shutdown_signal())
+    metering_http::serve(listener, state, shutdown_signal())
         .await
         .context("serving")?;
     tracing::info!("stopped");

@@ -1,0 +1,261 @@
+//! Timing decorators: [`InstrumentedStore`] and [`InstrumentedCache`] implement the traits
+//! they wrap and record each call's latency in [`Metrics`], so the engine and the handlers
+//! stay free of measuring code.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use metering_core::{
+    AggregateQuery, AggregateRow, ApiKey, ApiKeyId, ConsumeOutcome, CounterKey, Event, EventPage,
+    EventQuery, Feature, Ingested, InsertOutcome, KeyHash, Quantity, Quota, QuotaCache, QuotaId,
+    QuotaScope, QuotaSpec, RebuildToken, Result, Store, StoredApiKey, TenantId, UsageLimit,
+    UsageScope, UsageStream, Window,
+};
+
+use crate::metrics::{Metrics, result_label};
+
+/// A [`Store`] that records the latency of every call as
+/// `metering_store_duration_seconds{method, result}`, and the size of every insert as
+/// `metering_commit_events` (with group commit on, one insert is one group).
+#[derive(Debug, Clone)]
+pub struct InstrumentedStore<S: ?Sized = dyn Store> {
+    inner: Arc<S>,
+    metrics: Metrics,
+}
+
+impl<S: Store + ?Sized> InstrumentedStore<S> {
+    /// Wraps `inner`, recording into `metrics`.
+    #[must_use]
+    pub fn new(inner: Arc<S>, metrics: Metrics) -> Self {
+        InstrumentedStore { inner, metrics }
+    }
+
+    /// The wrapped store.
+    #[must_use]
+    pub fn inner(&self) -> &Arc<S> {
+        &self.inner
+    }
+}
+
+/// Times `$call` and records it under `$method` with `$record`.
+macro_rules! timed {
+    ($self:ident, $record:ident, $method:literal, $call:expr) => {{
+        let started = Instant::now();
+        let result = $call.await;
+        $self
+            .metrics
+            .$record($method, result_label(&result), started.elapsed());
+        result
+    }};
+}
+
+#[async_trait]
+impl<S: Store + ?Sized> Store for InstrumentedStore<S> {
+    async fn insert_events(&self, events: &[Event]) -> Result<InsertOutcome> {
+        let result = timed!(
+            self,
+            record_store_call,
+            "insert_events",
+            self.inner.insert_events(events)
+        );
+        if result.is_ok() {
+            self.metrics.record_commit(events.len());
+        }
+        result
+    }
+
+    async fn list_events(&self, query: &EventQuery) -> Result<EventPage> {
+        timed!(
+            self,
+            record_store_call,
+            "list_events",
+            self.inner.list_events(query)
+        )
+    }
+
+    async fn aggregate(&self, query: &AggregateQuery) -> Result<Vec<AggregateRow>> {
+        timed!(
+            self,
+            record_store_call,
+            "aggregate",
+            self.inner.aggregate(query)
+        )
+    }
+
+    async fn sum_usage(&self, scope: &UsageScope, window: Window) -> Result<Quantity> {
+        timed!(
+            self,
+            record_store_call,
+            "sum_usage",
+            self.inner.sum_usage(scope, window)
+        )
+    }
+
+    async fn consume(&self, event: &Event, limit: &UsageLimit) -> Result<ConsumeOutcome> {
+        timed!(
+            self,
+            record_store_call,
+            "consume",
+            self.inner.consume(event, limit)
+        )
+    }
+
+    async fn upsert_quota(&self, spec: &QuotaSpec, now: DateTime<Utc>) -> Result<Quota> {
+        timed!(
+            self,
+            record_store_call,
+            "upsert_quota",
+            self.inner.upsert_quota(spec, now)
+        )
+    }
+
+    async fn list_quotas(&self, scope: Option<&QuotaScope>) -> Result<Vec<Quota>> {
+        timed!(
+            self,
+            record_store_call,
+            "list_quotas",
+            self.inner.list_quotas(scope)
+        )
+    }
+
+    async fn quota_candidates(&self, tenant: &TenantId, feature: &Feature) -> Result<Vec<Quota>> {
+        timed!(
+            self,
+            record_store_call,
+            "quota_candidates",
+            self.inner.quota_candidates(tenant, feature)
+        )
+    }
+
+    async fn delete_quota(&self, id: QuotaId) -> Result<()> {
+        timed!(
+            self,
+            record_store_call,
+            "delete_quota",
+            self.inner.delete_quota(id)
+        )
+    }
+
+    async fn insert_api_key(&self, key: &ApiKey, hash: &KeyHash) -> Result<()> {
+        timed!(
+            self,
+            record_store_call,
+            "insert_api_key",
+            self.inner.insert_api_key(key, hash)
+        )
+    }
+
+    async fn api_key_by_hash(&self, hash: &KeyHash) -> Result<Option<StoredApiKey>> {
+        timed!(
+            self,
+            record_store_call,
+            "api_key_by_hash",
+            self.inner.api_key_by_hash(hash)
+        )
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
+        timed!(
+            self,
+            record_store_call,
+            "list_api_keys",
+            self.inner.list_api_keys()
+        )
+    }
+
+    async fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<()> {
+        timed!(
+            self,
+            record_store_call,
+            "revoke_api_key",
+            self.inner.revoke_api_key(id, at)
+        )
+    }
+
+    async fn record_key_usage(&self, uses: &[(ApiKeyId, DateTime<Utc>)]) -> Result<()> {
+        timed!(
+            self,
+            record_store_call,
+            "record_key_usage",
+            self.inner.record_key_usage(uses)
+        )
+    }
+
+    async fn health(&self) -> Result<()> {
+        timed!(self, record_store_call, "health", self.inner.health())
+    }
+}
+
+/// A [`QuotaCache`] that records the latency of every call as
+/// `metering_cache_duration_seconds{method, result}`.
+#[derive(Debug, Clone)]
+pub struct InstrumentedCache<C: ?Sized = dyn QuotaCache> {
+    inner: Arc<C>,
+    metrics: Metrics,
+}
+
+impl<C: QuotaCache + ?Sized> InstrumentedCache<C> {
+    /// Wraps `inner`, recording into `metrics`.
+    #[must_use]
+    pub fn new(inner: Arc<C>, metrics: Metrics) -> Self {
+        InstrumentedCache { inner, metrics }
+    }
+}
+
+#[async_trait]
+impl<C: QuotaCache + ?Sized> QuotaCache for InstrumentedCache<C> {
+    async fn usage(&self, key: &CounterKey) -> Result<Option<Quantity>> {
+        timed!(self, record_cache_call, "usage", self.inner.usage(key))
+    }
+
+    async fn begin_rebuild(&self, key: &CounterKey) -> Result<Option<RebuildToken>> {
+        timed!(
+            self,
+            record_cache_call,
+            "begin_rebuild",
+            self.inner.begin_rebuild(key)
+        )
+    }
+
+    async fn finish_rebuild(
+        &self,
+        key: &CounterKey,
+        token: RebuildToken,
+        usage: Quantity,
+    ) -> Result<bool> {
+        timed!(
+            self,
+            record_cache_call,
+            "finish_rebuild",
+            self.inner.finish_rebuild(key, token, usage)
+        )
+    }
+
+    async fn begin_ingest(&self, streams: &[UsageStream]) -> Result<()> {
+        timed!(
+            self,
+            record_cache_call,
+            "begin_ingest",
+            self.inner.begin_ingest(streams)
+        )
+    }
+
+    async fn end_ingest(&self, streams: &[UsageStream], ingested: Ingested<'_>) -> Result<()> {
+        timed!(
+            self,
+            record_cache_call,
+            "end_ingest",
+            self.inner.end_ingest(streams, ingested)
+        )
+    }
+
+    async fn forget(&self, key: &CounterKey) -> Result<()> {
+        timed!(self, record_cache_call, "forget", self.inner.forget(key))
+    }
+
+    async fn health(&self) -> Result<()> {
+        timed!(self, record_cache_call, "health", self.inner.health())
+    }
+}

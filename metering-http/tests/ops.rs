@@ -1,0 +1,590 @@
+//! Operations: group commit, `/metrics`, `/openapi.json` and `/docs`, request ids, the
+//! per-key rate limit and what the logs may contain.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use metering_core::{MemoryQuotaCache, MemoryStore, NewApiKey, Role};
+use metering_http::{AppState, ErrorCode, GroupCommit, RateLimit, ServerConfig};
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+const ADMIN: &str = "mk_ops_test_admin_secret_0123456789";
+
+/// A router built the way the server builds it (timed memory backends, group commit).
+async fn app(config: ServerConfig) -> (Router, AppState) {
+    let state = AppState::from_backends(
+        Arc::new(MemoryStore::new()),
+        Arc::new(MemoryQuotaCache::new()),
+        config,
+    );
+    state
+        .engine()
+        .import_api_key(NewApiKey::new("admin", Role::Admin), ADMIN)
+        .await
+        .expect("import the admin key");
+    (metering_http::router(state.clone()), state)
+}
+
+async fn send(
+    router: &Router,
+    method: Method,
+    uri: &str,
+    key: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, HeaderMap, Vec<u8>) {
+    let mut request = Request::builder().method(method).uri(uri);
+    if let Some(key) = key {
+        request = request.header("x-api-key", key);
+    }
+    let request = match body {
+        Some(body) => request
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string())),
+        None => request.body(Body::empty()),
+    }
+    .expect("request");
+    let response = router.clone().oneshot(request).await.expect("infallible");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (status, headers, bytes.to_vec())
+}
+
+fn event(n: usize) -> Value {
+    json!({"id": format!("ev-{n}"), "tenant_id": format!("org_{}", n % 3), "resource": "api", "feature": "call"})
+}
+
+/// The value of a metric line (`name{labels} value`) whose name and labels start as given.
+fn metric(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_single_posts_share_commits_and_are_all_stored() {
+    let config = ServerConfig::default().with_group_commit(Some(GroupCommit::new(
+        1_000,
+        Duration::from_millis(20),
+        1_000,
+    )));
+    let (router, state) = app(config).await;
+    let n = 64;
+    let posts = (0..n).map(|i| {
+        let router = router.clone();
+        async move {
+            send(
+                &router,
+                Method::POST,
+                "/v1/meter/events",
+                Some(ADMIN),
+                Some(event(i)),
+            )
+            .await
+            .0
+        }
+    });
+    let statuses = futures::future::join_all(posts).await;
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::CREATED),
+        "{statuses:?}"
+    );
+
+    let (status, _, body) = send(
+        &router,
+        Method::GET,
+        "/v1/meter/events?page_size=1000",
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let page: Value = serde_json::from_slice(&body).expect("json");
+    let mut ids: Vec<String> = page["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["id"].as_str().expect("id").to_owned())
+        .collect();
+    ids.sort();
+    let mut expected: Vec<String> = (0..n).map(|i| format!("ev-{i}")).collect();
+    expected.sort();
+    assert_eq!(ids, expected);
+
+    let text = state.metrics().render();
+    let commits = metric(&text, "metering_commit_events_count").expect("commit count");
+    let events = metric(&text, "metering_commit_events_sum").expect("commit sum");
+    assert_eq!(events, 64.0, "{text}");
+    assert!(
+        commits < 64.0,
+        "no group held more than one request: {text}"
+    );
+    assert_eq!(
+        metric(&text, "metering_events_ingested_total"),
+        Some(64.0),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn metrics_cover_requests_ingests_quotas_and_store_calls() {
+    let (router, _) = app(ServerConfig::default()).await;
+    let batch = json!({"events": [event(1), event(2), event(1)]});
+    let (status, _, _) = send(
+        &router,
+        Method::POST,
+        "/v1/meter/events",
+        Some(ADMIN),
+        Some(batch),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let check = json!({"tenant_id": "org_1", "resource": "api", "feature": "call"});
+    send(
+        &router,
+        Method::POST,
+        "/v1/meter/validate",
+        Some(ADMIN),
+        Some(check),
+    )
+    .await;
+    let quota = json!({"tenant_id": "org_1", "resource": null, "feature": "call", "limit": 1, "period": "monthly"});
+    let (status, _, body) = send(
+        &router,
+        Method::PUT,
+        "/v1/meter/quotas",
+        Some(ADMIN),
+        Some(quota),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let over = json!({"tenant_id": "org_1", "resource": "api", "feature": "call", "quantity": 5});
+    send(
+        &router,
+        Method::POST,
+        "/v1/meter/validate",
+        Some(ADMIN),
+        Some(over),
+    )
+    .await;
+    let id = "0193a1b2-0000-7000-8000-000000000000";
+    send(
+        &router,
+        Method::DELETE,
+        &format!("/v1/meter/quotas/{id}"),
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    send(&router, Method::GET, "/v1/nowhere", None, None).await;
+
+    let (status, headers, body) = send(&router, Method::GET, "/metrics", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/plain")
+    );
+    let text = String::from_utf8(body).expect("utf-8");
+    let expect = [
+        (
+            r#"metering_http_requests_total{method="POST",route="/v1/meter/events",status="201"}"#,
+            1.0,
+        ),
+        (
+            r#"metering_http_requests_total{method="DELETE",route="/v1/meter/quotas/{id}",status="404"}"#,
+            1.0,
+        ),
+        (
+            r#"metering_http_requests_total{method="GET",route="unmatched",status="404"}"#,
+            1.0,
+        ),
+        (
+            r#"metering_http_request_duration_seconds_count{method="POST",route="/v1/meter/validate",status="200"}"#,
+            2.0,
+        ),
+        ("metering_events_ingested_total", 2.0),
+        ("metering_events_duplicates_total", 1.0),
+        ("metering_ingest_batch_events_sum", 3.0),
+        (
+            r#"metering_quota_decisions_total{outcome="no_quota",consume="false"}"#,
+            1.0,
+        ),
+        (
+            r#"metering_quota_decisions_total{outcome="denied",consume="false"}"#,
+            1.0,
+        ),
+        (
+            r#"metering_store_duration_seconds_count{method="insert_events",result="ok"}"#,
+            1.0,
+        ),
+        (
+            r#"metering_store_duration_seconds_count{method="delete_quota",result="error"}"#,
+            1.0,
+        ),
+    ];
+    for (line, value) in expect {
+        assert_eq!(metric(&text, line), Some(value), "{line} in\n{text}");
+    }
+    assert!(
+        text.contains("metering_cache_duration_seconds_bucket"),
+        "{text}"
+    );
+    assert!(text.contains("# HELP metering_commit_events"), "{text}");
+}
+
+/// Every route the router serves, as `METHOD path` in OpenAPI form.
+const ROUTES: &[&str] = &[
+    "POST /v1/meter/events",
+    "GET /v1/meter/events",
+    "GET /v1/meter/aggregates",
+    "POST /v1/meter/validate",
+    "PUT /v1/meter/quotas",
+    "GET /v1/meter/quotas",
+    "DELETE /v1/meter/quotas/{id}",
+    "POST /v1/meter/api-keys",
+    "GET /v1/meter/api-keys",
+    "DELETE /v1/meter/api-keys/{id}",
+    "GET /v1/meter/health",
+    "GET /metrics",
+];
+
+#[tokio::test]
+async fn openapi_documents_every_route_schema_and_error() {
+    let (router, _) = app(ServerConfig::default()).await;
+    let (status, _, body) = send(&router, Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let doc: Value = serde_json::from_slice(&body).expect("json");
+    assert!(doc["openapi"].as_str().expect("version").starts_with("3."));
+    // It reads back as an OpenAPI document.
+    let parsed: utoipa::openapi::OpenApi =
+        serde_json::from_slice(&body).expect("an OpenAPI 3 document");
+
+    let mut documented = Vec::new();
+    for (path, item) in &parsed.paths.paths {
+        for (method, op) in [
+            ("GET", &item.get),
+            ("POST", &item.post),
+            ("PUT", &item.put),
+            ("DELETE", &item.delete),
+            ("PATCH", &item.patch),
+        ] {
+            if op.is_some() {
+                documented.push(format!("{method} {path}"));
+            }
+        }
+    }
+    documented.sort();
+    let mut routes: Vec<String> = ROUTES.iter().map(|r| (*r).to_owned()).collect();
+    routes.sort();
+    assert_eq!(documented, routes);
+
+    // Each listed route really is served (not 404 / 405) by the router.
+    for route in ROUTES {
+        let (method, path) = route.split_once(' ').expect("METHOD path");
+        let path = path.replace("{id}", "0193a1b2-0000-7000-8000-000000000000");
+        let (status, _, _) =
+            send(&router, method.parse().expect("method"), &path, None, None).await;
+        assert!(
+            status != StatusCode::NOT_FOUND || path.ends_with("000"),
+            "{route} answered 404"
+        );
+        assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{route}");
+    }
+
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["api_key"]["type"], "apiKey");
+    assert_eq!(schemes["api_key"]["name"], "X-API-Key");
+    assert_eq!(schemes["bearer"]["scheme"], "bearer");
+    let codes: Vec<&str> = doc["components"]["schemas"]["ErrorCode"]["enum"]
+        .as_array()
+        .expect("ErrorCode enum")
+        .iter()
+        .map(|v| v.as_str().expect("code"))
+        .collect();
+    let all: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+    assert_eq!(codes, all);
+    for schema in [
+        "ErrorEnvelope",
+        "NewEvent",
+        "IngestReceipt",
+        "EventPage",
+        "AggregateReport",
+        "QuotaDecision",
+        "Quota",
+        "CreatedApiKey",
+        "Health",
+    ] {
+        assert!(
+            doc["components"]["schemas"][schema].is_object(),
+            "schema {schema} missing"
+        );
+    }
+    // Authenticated endpoints list the shared errors; health needs no key.
+    let ingest = &doc["paths"]["/v1/meter/events"]["post"];
+    for status in [
+        "201", "400", "401", "403", "413", "422", "429", "500", "503",
+    ] {
+        assert!(
+            ingest["responses"][status].is_object(),
+            "POST /v1/meter/events lacks {status}"
+        );
+    }
+    assert!(doc["paths"]["/v1/meter/health"]["get"]["security"].is_null());
+    assert!(doc["paths"]["/v1/meter/health"]["get"]["responses"]["401"].is_null());
+}
+
+#[tokio::test]
+async fn docs_page_loads_only_from_the_server() {
+    let (router, _) = app(ServerConfig::default()).await;
+    let (status, headers, _) = send(&router, Method::GET, "/docs", None, None).await;
+    assert!(
+        status.is_success() || status.is_redirection(),
+        "/docs answered {status} {headers:?}"
+    );
+    let (status, _, body) = send(&router, Method::GET, "/docs/", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let html = String::from_utf8(body).expect("utf-8");
+    assert!(html.contains("swagger-ui"), "{html}");
+    let mut assets = Vec::new();
+    for attr in ["src=\"", "href=\""] {
+        for part in html.split(attr).skip(1) {
+            let target = part.split('"').next().expect("quoted");
+            assert!(!target.contains("//"), "external asset {target} in\n{html}");
+            assets.push(target.trim_start_matches("./").to_owned());
+        }
+    }
+    assert!(assets.iter().any(|a| a.ends_with(".js")), "{assets:?}");
+    assert!(assets.iter().any(|a| a.ends_with(".css")), "{assets:?}");
+    for asset in &assets {
+        let (status, _, body) =
+            send(&router, Method::GET, &format!("/docs/{asset}"), None, None).await;
+        assert_eq!(status, StatusCode::OK, "/docs/{asset}");
+        assert!(!body.is_empty(), "/docs/{asset} is empty");
+        let text = String::from_utf8_lossy(&body);
+        if asset.ends_with("initializer.js") {
+            assert!(text.contains("/openapi.json"), "{text}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn request_ids_are_generated_or_echoed() {
+    let (router, _) = app(ServerConfig::default()).await;
+    let (_, headers, _) = send(&router, Method::GET, "/v1/meter/health", None, None).await;
+    let generated = headers["x-request-id"].to_str().expect("ascii");
+    assert_eq!(generated.len(), 36, "{generated}");
+    let request = Request::get("/v1/meter/events")
+        .header("x-request-id", "client-chosen-42")
+        .body(Body::empty())
+        .expect("request");
+    let response = router.clone().oneshot(request).await.expect("infallible");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(response.headers()["x-request-id"], "client-chosen-42");
+}
+
+#[tokio::test]
+async fn rate_limit_answers_429_per_key() {
+    let config = ServerConfig::default().with_rate_limit(Some(RateLimit::new(1, 2)));
+    let (router, state) = app(config).await;
+    let other = state
+        .engine()
+        .create_api_key(NewApiKey::new("other", Role::Read))
+        .await
+        .expect("key")
+        .secret;
+    let path = "/v1/meter/quotas";
+    assert_eq!(
+        send(&router, Method::GET, path, Some(ADMIN), None).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&router, Method::GET, path, Some(ADMIN), None).await.0,
+        StatusCode::OK
+    );
+    let (status, headers, body) = send(&router, Method::GET, path, Some(ADMIN), None).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = headers["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=2).contains(&retry), "{retry}");
+    let body: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(body["error"]["code"], "RATE_LIMITED");
+    // Another key has its own bucket; requests without a key are not counted.
+    assert_eq!(
+        send(&router, Method::GET, path, Some(&other), None).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&router, Method::GET, "/v1/meter/health", None, None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let text = state.metrics().render();
+    assert_eq!(
+        metric(&text, "metering_rate_limited_total"),
+        Some(1.0),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn rate_limit_is_off_by_default() {
+    let (router, _) = app(ServerConfig::default()).await;
+    for _ in 0..50 {
+        assert_eq!(
+            send(&router, Method::GET, "/v1/meter/quotas", Some(ADMIN), None)
+                .await
+                .0,
+            StatusCode::OK
+        );
+    }
+}
+
+/// A `MakeWriter` into a shared buffer.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("not poisoned").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Capture {
+        self.clone()
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn logs_carry_the_request_id_and_never_a_key() {
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(capture.clone())
+        .json()
+        .with_current_span(true)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let (router, state) = app(ServerConfig::default()).await;
+    let created = state
+        .engine()
+        .create_api_key(NewApiKey::new("ingest", Role::Ingest))
+        .await
+        .expect("key");
+    let wrong = "mk_not_a_real_key_but_secret_all_the_same_42";
+    let requests = [
+        (Some(created.secret.as_str()), "x-api-key"),
+        (Some(created.secret.as_str()), "authorization"),
+        (Some(wrong), "x-api-key"),
+        (Some(ADMIN), "authorization"),
+    ];
+    for (key, header) in requests {
+        let value = match header {
+            "authorization" => format!("Bearer {}", key.unwrap_or_default()),
+            _ => key.unwrap_or_default().to_owned(),
+        };
+        let request = Request::post("/v1/meter/events")
+            .header(header, value)
+            .header("x-request-id", "trace-me-7")
+            .header("content-type", "application/json")
+            .body(Body::from(event(1).to_string()))
+            .expect("request");
+        router.clone().oneshot(request).await.expect("infallible");
+    }
+    // A key created over HTTP: its secret is in the response body only.
+    let (status, _, body) = send(
+        &router,
+        Method::POST,
+        "/v1/meter/api-keys",
+        Some(ADMIN),
+        Some(json!({"name": "via-http", "role": "read"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let new_secret = serde_json::from_slice::<Value>(&body).expect("json")["key"]
+        .as_str()
+        .expect("key")
+        .to_owned();
+
+    let logs = String::from_utf8(capture.0.lock().expect("not poisoned").clone()).expect("utf-8");
+    assert!(
+        logs.contains("trace-me-7"),
+        "the request id is not in the logs:\n{logs}"
+    );
+    for secret in [created.secret.as_str(), wrong, ADMIN, new_secret.as_str()] {
+        assert!(!logs.contains(secret), "a secret reached the logs:\n{logs}");
+        // Not even the part after the prefix.
+        assert!(
+            !logs.contains(&secret[8..]),
+            "part of a secret reached the logs"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_full_ingest_queue_answers_503_with_retry_after() {
+    // One waiting request at most, and groups that wait long: the third concurrent
+    // request finds the queue full.
+    let config = ServerConfig::default().with_group_commit(Some(GroupCommit::new(
+        1_000,
+        Duration::from_millis(300),
+        1,
+    )));
+    let (router, _) = app(config).await;
+    let posts = (0..8).map(|i| {
+        let router = router.clone();
+        async move {
+            send(
+                &router,
+                Method::POST,
+                "/v1/meter/events",
+                Some(ADMIN),
+                Some(event(i)),
+            )
+            .await
+        }
+    });
+    let answers = futures::future::join_all(posts).await;
+    let full: Vec<_> = answers
+        .iter()
+        .filter(|(s, _, _)| *s == StatusCode::SERVICE_UNAVAILABLE)
+        .collect();
+    assert!(
+        !full.is_empty(),
+        "{:?}",
+        answers.iter().map(|a| a.0).collect::<Vec<_>>()
+    );
+    for (_, headers, body) in full {
+        assert!(headers.contains_key("retry-after"));
+        let body: Value = serde_json::from_slice(body).expect("json");
+        assert_eq!(body["error"]["code"], "UNAVAILABLE");
+    }
+    assert!(
+        answers
+            .iter()
+            .all(|(s, _, _)| *s == StatusCode::CREATED || *s == StatusCode::SERVICE_UNAVAILABLE)
+    );
+}

@@ -1,0 +1,161 @@
+//! Graceful shutdown of the real binary: SIGTERM during a stream of concurrent single-event
+//! ingests on SQLite. Every acknowledged (2xx) event must be stored after a restart, and the
+//! process must exit 0.
+
+#![cfg(all(unix, feature = "cli", feature = "sqlite"))]
+
+use std::collections::BTreeSet;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const BIN: &str = env!("CARGO_BIN_EXE_metering-server");
+const ADMIN: &str = "mk_shutdown_admin_secret_0123456789abcdef";
+
+async fn start(db: &str) -> Result<(Child, String)> {
+    let mut child = Command::new(BIN)
+        .args(["--store", db, "--quota-cache", "memory://"])
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env_remove("METERING_STORE")
+        .env_remove("DATABASE_URL")
+        .env_remove("METERING_QUOTA_CACHE")
+        .env_remove("REDIS_URL")
+        .env("METERING_ADMIN_KEY", ADMIN)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .context("spawning metering-server")?;
+    let stdout = child.stdout.take().context("stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let base = tokio::time::timeout(Duration::from_secs(120), async {
+        while let Some(line) = lines.next_line().await? {
+            if let Some(address) = line.strip_prefix("metering-server listening on ") {
+                return Ok::<_, anyhow::Error>(address.trim().to_owned());
+            }
+        }
+        bail!("the server exited before listening")
+    })
+    .await
+    .context("the server did not start in time")??;
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok((child, base))
+}
+
+/// Every stored event id, walking the cursor pages.
+async fn stored_ids(client: &reqwest::Client, base: &str) -> Result<BTreeSet<String>> {
+    let mut ids = BTreeSet::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = format!("{base}/v1/meter/events?page_size=1000");
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let page: Value = client
+            .get(url)
+            .header("x-api-key", ADMIN)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        for event in page["events"].as_array().context("events")? {
+            ids.insert(event["id"].as_str().context("id")?.to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return Ok(ids),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_ingest_keeps_every_acknowledged_event() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = format!("sqlite://{}", dir.path().join("shutdown.db").display());
+    let (mut child, base) = start(&db).await?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..16)
+        .map(|w| {
+            let client = client.clone();
+            let base = base.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut acknowledged = Vec::new();
+                let mut failures = 0_u32;
+                // Bounded: at most 5,000 requests per writer, and it stops on the flag or
+                // after the server goes away.
+                for n in 0..5_000 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let id = format!("w{w}-{n}");
+                    let body = json!({"id": id, "tenant_id": format!("org_{w}"), "resource": "api", "feature": "call"});
+                    match client
+                        .post(format!("{base}/v1/meter/events"))
+                        .header("x-api-key", ADMIN)
+                        .json(&body)
+                        .send()
+                        .await
+                    {
+                        Ok(r) if r.status().is_success() => acknowledged.push(id),
+                        Ok(_) | Err(_) => {
+                            failures += 1;
+                            if failures > 20 {
+                                break;
+                            }
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                    }
+                }
+                acknowledged
+            })
+        })
+        .collect();
+
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let pid = child.id().context("the server's pid")?;
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()?;
+    assert!(killed.success());
+    let exit = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .context("the server did not stop within 30 s of SIGTERM")??;
+    stop.store(true, Ordering::Relaxed);
+    assert!(exit.success(), "exit status {exit}");
+
+    let mut acknowledged = BTreeSet::new();
+    for writer in writers {
+        acknowledged.extend(writer.await?);
+    }
+    assert!(
+        acknowledged.len() > 100,
+        "too few events were acknowledged to test anything: {}",
+        acknowledged.len()
+    );
+
+    let (restarted, base) = start(&db).await?;
+    let stored = stored_ids(&client, &base).await?;
+    let lost: Vec<_> = acknowledged.difference(&stored).collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged events were lost, e.g. {:?}",
+        lost.len(),
+        acknowledged.len(),
+        lost.iter().take(5).collect::<Vec<_>>()
+    );
+    drop(restarted);
+    Ok(())
+}
