@@ -27,6 +27,14 @@
 //! Run a [`KeyUsageFlusher`] next to a router you mount yourself, or use [`serve`], which
 //! does that and shuts down gracefully.
 //!
+//! ## Operations
+//!
+//! The router also serves `GET /metrics` (Prometheus text; see [`metrics`]),
+//! `GET /openapi.json` (OpenAPI 3; see [`openapi`]) and `GET /docs` (Swagger UI, offline).
+//! Every response carries `X-Request-Id`. [`AppState::from_backends`] is the server's own
+//! wiring: store and cache timed by [`InstrumentedStore`] / [`InstrumentedCache`] and
+//! group commit on.
+//!
 //! ## Picking backends at run time
 //!
 //! [`open_store`] and [`open_quota_cache`] take a URL (`memory://`, `sqlite://path`,
@@ -53,6 +61,7 @@
 //! | 409 | `CONFLICT` |
 //! | 413 | `PAYLOAD_TOO_LARGE`: body over the byte limit, or batch over the event limit |
 //! | 422 | `VALIDATION_ERROR`: `details.errors` lists `{index, field, message}` |
+//! | 429 | `RATE_LIMITED`: over the key's rate limit (off by default); `Retry-After` is set |
 //! | 500 | `INTERNAL`: fixed message; the cause is logged |
 //! | 503 | `UNAVAILABLE` |
 
