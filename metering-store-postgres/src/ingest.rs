@@ -14,8 +14,7 @@ use crate::store::{PostgresStore, lock};
 const ATTEMPTS: usize = 4;
 
 /// Claims the ids (in id order, so concurrent overlapping batches lock them in one order),
-/// writes the events whose id was new, and adds them to the rollups of the three bucket
-/// sizes, pre-aggregated so each rollup row is updated once per batch (in key order, again
+/// writes the events whose id was new, and adds them to the rollups of both bucket sizes, pre-aggregated so each rollup row is updated once per batch (in key order, again
 /// so that concurrent batches never deadlock). Returns the ids that were new.
 const INSERT_BATCH: &str = r"
 WITH input AS MATERIALIZED (
@@ -39,14 +38,6 @@ new_events AS (
 quarter AS (
     INSERT INTO rollups_15m AS r (tenant_id, feature, resource, bucket, quantity, events)
     SELECT tenant_id, feature, resource, date_bin('15 minutes', ts, TIMESTAMPTZ 'epoch'),
-           sum(quantity), count(*)
-    FROM fresh GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-    ON CONFLICT (tenant_id, feature, resource, bucket) DO UPDATE
-    SET quantity = r.quantity + EXCLUDED.quantity, events = r.events + EXCLUDED.events
-),
-hour AS (
-    INSERT INTO rollups_1h AS r (tenant_id, feature, resource, bucket, quantity, events)
-    SELECT tenant_id, feature, resource, date_bin('1 hour', ts, TIMESTAMPTZ 'epoch'),
            sum(quantity), count(*)
     FROM fresh GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
     ON CONFLICT (tenant_id, feature, resource, bucket) DO UPDATE

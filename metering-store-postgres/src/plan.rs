@@ -1,6 +1,6 @@
 //! Splitting a time range into pieces read from rollups and pieces read from raw events.
 //!
-//! Rollups hold exact sums per UTC bucket of 15 minutes, one hour and one day. A range
+//! Rollups hold exact sums per UTC bucket of 15 minutes and of one day. A range
 //! `[start, end)` that is cut into windows (at `cuts`) is read from the coarsest bucket size on
 //! which every cut falls, so that each bucket lies inside one window; the edges of the range
 //! that are not on that size's boundaries are read from finer buckets, and only what is off a
@@ -16,8 +16,6 @@ pub(crate) enum Source {
     Raw,
     /// `rollups_15m`.
     Quarter,
-    /// `rollups_1h`.
-    Hour,
     /// `rollups_1d`.
     Day,
 }
@@ -28,7 +26,6 @@ impl Source {
         match self {
             Source::Raw => "events",
             Source::Quarter => "rollups_15m",
-            Source::Hour => "rollups_1h",
             Source::Day => "rollups_1d",
         }
     }
@@ -38,7 +35,6 @@ impl Source {
         match self {
             Source::Raw => None,
             Source::Quarter => Some(15 * 60 * 1_000_000),
-            Source::Hour => Some(3_600 * 1_000_000),
             Source::Day => Some(86_400 * 1_000_000),
         }
     }
@@ -46,8 +42,7 @@ impl Source {
     /// The next finer source.
     fn finer(self) -> Source {
         match self {
-            Source::Day => Source::Hour,
-            Source::Hour => Source::Quarter,
+            Source::Day => Source::Quarter,
             Source::Quarter | Source::Raw => Source::Raw,
         }
     }
@@ -88,7 +83,7 @@ fn ceil_to(t: DateTime<Utc>, micros: i64) -> DateTime<Utc> {
 
 /// The pieces of `[start, end)` such that no bucket read crosses one of `cuts`.
 pub(crate) fn plan(start: DateTime<Utc>, end: DateTime<Utc>, cuts: &[DateTime<Utc>]) -> Vec<Piece> {
-    let top = [Source::Day, Source::Hour, Source::Quarter]
+    let top = [Source::Day, Source::Quarter]
         .into_iter()
         .find(|s| {
             let micros = s.bucket_micros().expect("rollup sources have buckets");
@@ -159,15 +154,13 @@ mod tests {
             [
                 Source::Raw,
                 Source::Quarter,
-                Source::Hour,
                 Source::Day,
-                Source::Hour,
                 Source::Quarter,
                 Source::Raw
             ]
         );
-        assert_eq!(pieces[3].start, t(2, 0, 0, 0));
-        assert_eq!(pieces[3].end, t(5, 0, 0, 0));
+        assert_eq!(pieces[2].start, t(2, 0, 0, 0));
+        assert_eq!(pieces[2].end, t(5, 0, 0, 0));
     }
 
     #[test]

@@ -56,7 +56,7 @@ fn push_sources(
     feature: Option<&Feature>,
 ) {
     let mut first = true;
-    for source in [Source::Day, Source::Hour, Source::Quarter, Source::Raw] {
+    for source in [Source::Day, Source::Quarter, Source::Raw] {
         let (starts, ends) = bounds(pieces, source);
         if starts.is_empty() {
             continue;

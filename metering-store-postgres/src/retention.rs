@@ -96,7 +96,6 @@ impl PostgresStore {
             for sql in [
                 "DELETE FROM event_ids WHERE ts < $1",
                 "DELETE FROM rollups_15m WHERE bucket < $1",
-                "DELETE FROM rollups_1h WHERE bucket < $1",
                 "DELETE FROM rollups_1d WHERE bucket < $1",
             ] {
                 sqlx::query(sql)

@@ -56,20 +56,28 @@ pub fn url() -> Option<String> {
     metering_testkit::postgres_url()
 }
 
-/// The config of a store in schema `schema`.
+/// The config of a store in schema `schema`. Calls wait up to 30 s for a connection: the
+/// races queue hundreds of calls on four connections, on a machine that may be busy.
 pub fn config(url: &str, schema: &str) -> PostgresConfig {
     PostgresConfig::new(url)
         .with_schema(schema)
         .with_max_connections(4)
+        .with_acquire_timeout(std::time::Duration::from_secs(30))
 }
 
 /// Opens a store in `schema`, panicking with the cause when the configured server fails.
 pub async fn open_in(url: &str, schema: &str) -> PostgresStore {
-    match PostgresStore::open(config(url, schema)).await {
+    open_with(config(url, schema)).await
+}
+
+/// Opens a store with `config`, panicking with the cause when the configured server fails.
+pub async fn open_with(config: PostgresConfig) -> PostgresStore {
+    let url = config.url.clone();
+    match PostgresStore::open(config).await {
         Ok(store) => store,
         Err(e) => panic!(
             "METERING_TEST_POSTGRES_URL={} is set but the store does not open: {e:?}",
-            metering_testkit::env::redact(url)
+            metering_testkit::env::redact(&url)
         ),
     }
 }
