@@ -39,6 +39,11 @@ pub struct ServerConfig {
     pub group_commit: Option<GroupCommit>,
     /// Per-API-key rate limit (default off).
     pub rate_limit: Option<RateLimit>,
+    /// How long [`crate::AppState::from_backends`] caches API key and quota lookups
+    /// (default 1 s; zero turns it off). Writes through this process clear the cache at
+    /// once; another instance sharing the store sees them at most this much later (see
+    /// [`crate::lookup_cache`]).
+    pub lookup_cache_ttl: Duration,
 }
 
 /// Group commit settings: concurrent small ingests share one store transaction (see
@@ -123,6 +128,7 @@ impl Default for ServerConfig {
             key_usage_flush_interval: Duration::from_secs(10),
             group_commit: Some(GroupCommit::default()),
             rate_limit: None,
+            lookup_cache_ttl: Duration::from_secs(1),
         }
     }
 }
@@ -181,6 +187,13 @@ impl ServerConfig {
     #[must_use]
     pub fn with_rate_limit(mut self, rate_limit: Option<RateLimit>) -> Self {
         self.rate_limit = rate_limit;
+        self
+    }
+
+    /// Sets how long key and quota lookups are cached (zero turns the cache off).
+    #[must_use]
+    pub fn with_lookup_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.lookup_cache_ttl = ttl;
         self
     }
 

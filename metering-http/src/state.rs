@@ -9,6 +9,7 @@ use metering_core::{ApiKeyId, Metering, QuotaCache, Store};
 
 use crate::config::{RateLimit, ServerConfig};
 use crate::instrument::{InstrumentedCache, InstrumentedStore};
+use crate::lookup_cache::CachedLookups;
 use crate::metrics::Metrics;
 
 /// The state behind the router: the engine, the limits, the metrics registry and the
@@ -86,7 +87,8 @@ impl AppState {
         }
     }
 
-    /// The server's own wiring: wraps `store` and `cache` in timing decorators, builds the
+    /// The server's own wiring: wraps `store` and `cache` in timing decorators, caches key
+    /// and quota lookups for `config.lookup_cache_ttl` ([`CachedLookups`]), builds the
     /// engine with `config`'s validation rules and group commit, and the state over it.
     ///
     /// # Panics
@@ -99,7 +101,13 @@ impl AppState {
         config: ServerConfig,
     ) -> Self {
         let metrics = Metrics::new();
-        let mut builder = Metering::builder(InstrumentedStore::new(store, metrics.clone()))
+        let timed: Arc<dyn Store> = Arc::new(InstrumentedStore::new(store, metrics.clone()));
+        let store: Arc<dyn Store> = if config.lookup_cache_ttl.is_zero() {
+            timed
+        } else {
+            Arc::new(CachedLookups::new(timed, config.lookup_cache_ttl))
+        };
+        let mut builder = Metering::builder_arc(store)
             .quota_cache(InstrumentedCache::new(cache, metrics.clone()))
             .rules(config.event_rules());
         if let Some(group) = config.group_commit {

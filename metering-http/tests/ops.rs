@@ -1,7 +1,7 @@
 //! Operations: group commit, `/metrics`, `/openapi.json` and `/docs`, request ids, the
-//! per-key rate limit and what the logs may contain.
+//! per-key rate limit and the lookup cache. (What the logs contain: `tests/logs.rs`.)
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -456,94 +456,6 @@ async fn rate_limit_is_off_by_default() {
     }
 }
 
-/// A `MakeWriter` into a shared buffer.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("not poisoned").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Capture {
-        self.clone()
-    }
-}
-
-#[tokio::test(flavor = "current_thread")]
-async fn logs_carry_the_request_id_and_never_a_key() {
-    let capture = Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(capture.clone())
-        .json()
-        .with_current_span(true)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
-    let (router, state) = app(ServerConfig::default()).await;
-    let created = state
-        .engine()
-        .create_api_key(NewApiKey::new("ingest", Role::Ingest))
-        .await
-        .expect("key");
-    let wrong = "mk_not_a_real_key_but_secret_all_the_same_42";
-    let requests = [
-        (Some(created.secret.as_str()), "x-api-key"),
-        (Some(created.secret.as_str()), "authorization"),
-        (Some(wrong), "x-api-key"),
-        (Some(ADMIN), "authorization"),
-    ];
-    for (key, header) in requests {
-        let value = match header {
-            "authorization" => format!("Bearer {}", key.unwrap_or_default()),
-            _ => key.unwrap_or_default().to_owned(),
-        };
-        let request = Request::post("/v1/meter/events")
-            .header(header, value)
-            .header("x-request-id", "trace-me-7")
-            .header("content-type", "application/json")
-            .body(Body::from(event(1).to_string()))
-            .expect("request");
-        router.clone().oneshot(request).await.expect("infallible");
-    }
-    // A key created over HTTP: its secret is in the response body only.
-    let (status, _, body) = send(
-        &router,
-        Method::POST,
-        "/v1/meter/api-keys",
-        Some(ADMIN),
-        Some(json!({"name": "via-http", "role": "read"})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let new_secret = serde_json::from_slice::<Value>(&body).expect("json")["key"]
-        .as_str()
-        .expect("key")
-        .to_owned();
-
-    let logs = String::from_utf8(capture.0.lock().expect("not poisoned").clone()).expect("utf-8");
-    assert!(
-        logs.contains("trace-me-7"),
-        "the request id is not in the logs:\n{logs}"
-    );
-    for secret in [created.secret.as_str(), wrong, ADMIN, new_secret.as_str()] {
-        assert!(!logs.contains(secret), "a secret reached the logs:\n{logs}");
-        // Not even the part after the prefix.
-        assert!(
-            !logs.contains(&secret[8..]),
-            "part of a secret reached the logs"
-        );
-    }
-}
-
 #[tokio::test]
 async fn a_full_ingest_queue_answers_503_with_retry_after() {
     // One waiting request at most, and groups that wait long: the third concurrent
@@ -586,5 +498,99 @@ async fn a_full_ingest_queue_answers_503_with_retry_after() {
         answers
             .iter()
             .all(|(s, _, _)| *s == StatusCode::CREATED || *s == StatusCode::SERVICE_UNAVAILABLE)
+    );
+}
+
+#[tokio::test]
+async fn cached_lookups_see_local_writes_at_once_and_remote_ones_within_the_ttl() {
+    let store: Arc<dyn metering_core::Store> = Arc::new(MemoryStore::new());
+    let config = ServerConfig::default().with_lookup_cache_ttl(Duration::from_millis(300));
+    let a = AppState::from_backends(
+        store.clone(),
+        Arc::new(MemoryQuotaCache::new()),
+        config.clone(),
+    );
+    let b = AppState::from_backends(store, Arc::new(MemoryQuotaCache::new()), config);
+    a.engine()
+        .import_api_key(NewApiKey::new("admin", Role::Admin), ADMIN)
+        .await
+        .expect("admin");
+    let (ra, rb) = (metering_http::router(a.clone()), metering_http::router(b));
+    let key = a
+        .engine()
+        .create_api_key(NewApiKey::new("reader", Role::Read))
+        .await
+        .expect("key");
+    let path = "/v1/meter/quotas";
+    assert_eq!(
+        send(&ra, Method::GET, path, Some(&key.secret), None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&rb, Method::GET, path, Some(&key.secret), None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+
+    // A quota set through A applies to A's next check at once.
+    let check = json!({"tenant_id": "t", "resource": "r", "feature": "f", "quantity": 5});
+    let (_, _, body) = send(
+        &ra,
+        Method::POST,
+        "/v1/meter/validate",
+        Some(ADMIN),
+        Some(check.clone()),
+    )
+    .await;
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).expect("json")["allowed"],
+        true
+    );
+    let quota =
+        json!({"tenant_id": "t", "resource": null, "feature": "f", "limit": 1, "period": "daily"});
+    assert_eq!(
+        send(&ra, Method::PUT, path, Some(ADMIN), Some(quota))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let (_, _, body) = send(
+        &ra,
+        Method::POST,
+        "/v1/meter/validate",
+        Some(ADMIN),
+        Some(check),
+    )
+    .await;
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).expect("json")["allowed"],
+        false
+    );
+
+    // Revoked through A: refused by A at once, by B once its entry is older than the TTL.
+    let (status, _, _) = send(
+        &ra,
+        Method::DELETE,
+        &format!("/v1/meter/api-keys/{}", key.key.id),
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        send(&ra, Method::GET, path, Some(&key.secret), None)
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        send(&rb, Method::GET, path, Some(&key.secret), None)
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
     );
 }

@@ -108,6 +108,12 @@ struct ServeArgs {
     #[arg(long, env = "METERING_GROUP_COMMIT_QUEUE", default_value_t = 10_000)]
     group_commit_queue: usize,
 
+    /// How long API key and quota lookups are cached, in milliseconds (0: off). Writes
+    /// through this server apply at once; writes through another server sharing the store
+    /// apply here at most this much later (e.g. a key revoked there).
+    #[arg(long, env = "METERING_LOOKUP_CACHE_MS", default_value_t = 1_000)]
+    lookup_cache_ms: u64,
+
     /// Per-API-key rate limit, requests per second (0: off).
     #[arg(long, env = "METERING_RATE_LIMIT_PER_SEC", default_value_t = 0)]
     rate_limit_per_sec: u32,
@@ -131,6 +137,7 @@ impl ServeArgs {
                     self.group_commit_queue,
                 )
             }))
+            .with_lookup_cache_ttl(Duration::from_millis(self.lookup_cache_ms))
             .with_rate_limit((self.rate_limit_per_sec > 0).then(|| {
                 RateLimit::new(
                     self.rate_limit_per_sec,
