@@ -1,5 +1,6 @@
 //! Two engines, each with its own Redis cache handle on one prefix, sharing one store: 200
-//! concurrent consumes against a limit of 50 admit exactly 50.
+//! concurrent consumes against a limit of 50 admit exactly 50. Runs with a shared in-memory
+//! store, and with PostgreSQL when `METERING_TEST_POSTGRES_URL` is set too.
 
 mod common;
 
@@ -94,4 +95,36 @@ async fn two_engines_sharing_a_memory_store() {
         common::cache_at(&url, &prefix).await,
     ];
     two_instances_admit_exactly_the_limit(metering_core::MemoryStore::new(), caches).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_engines_sharing_postgres() {
+    use metering_store_postgres::{PostgresConfig, PostgresStore, sqlx};
+    let (Some(redis_url), Some(pg_url)) = (
+        metering_testkit::redis_url(),
+        metering_testkit::postgres_url(),
+    ) else {
+        return;
+    };
+    let schema = format!("mtest_redis_{:016x}", rand::random::<u64>());
+    let store = PostgresStore::open(PostgresConfig::new(&pg_url).with_schema(&schema))
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "postgres at {} failed: {e}",
+                metering_testkit::env::redact(&pg_url)
+            )
+        });
+    let prefix = common::unique_prefix();
+    let caches = [
+        common::cache_at(&redis_url, &prefix).await,
+        common::cache_at(&redis_url, &prefix).await,
+    ];
+    two_instances_admit_exactly_the_limit(store.clone(), caches).await;
+    let drop = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+    sqlx::query(drop.as_str())
+        .execute(store.pool())
+        .await
+        .expect("drop the test schema");
+    store.close().await;
 }
