@@ -69,6 +69,7 @@
 
 pub mod backends;
 mod config;
+mod dashboard;
 mod decode;
 mod error;
 mod extract;
@@ -127,7 +128,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/meter/health", get(routes::health::health))
         .route("/metrics", get(ops::metrics))
         .merge(openapi::docs())
-        .fallback(routes::unknown_path)
+        .fallback(dashboard::serve)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(panic_response))

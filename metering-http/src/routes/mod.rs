@@ -12,11 +12,6 @@ use axum::http::{Method, Uri};
 
 use crate::error::{ApiError, ErrorCode};
 
-/// Any path no route serves.
-pub(crate) async fn unknown_path(uri: Uri) -> ApiError {
-    ApiError::unknown_path(uri.path())
-}
-
 /// A known path with a method it does not serve (the `Allow` header lists those it does).
 pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     ApiError::new(
