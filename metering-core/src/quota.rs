@@ -749,7 +749,10 @@ mod tests {
             panic!("expected errors")
         };
         let fields: Vec<_> = e.errors().iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, ["tenant_id", "limit", "period", "alert_threshold", "tz"]);
+        assert_eq!(
+            fields,
+            ["tenant_id", "limit", "period", "alert_threshold", "tz"]
+        );
         let ok = QuotaSpec::from_json(
             &json!({"tenant_id": "*", "feature": "f", "limit": 100, "period": "monthly"}),
         )

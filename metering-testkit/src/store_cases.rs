@@ -1178,7 +1178,10 @@ pub async fn consume_is_atomic_under_concurrency<S: Store + Clone>(store: S) {
         ))
         .await
         .expect("quota");
-    assert_eq!(race_consumes(std::slice::from_ref(&engine), &t, &f, 64).await, 10);
+    assert_eq!(
+        race_consumes(std::slice::from_ref(&engine), &t, &f, 64).await,
+        10
+    );
     assert_eq!(list_all(&store, tenant_filter(&t)).await.len(), 10);
     let d = engine
         .validate(ValidateRequest::new(t, f))
