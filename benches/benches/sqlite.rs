@@ -184,6 +184,34 @@ fn ingest(c: &mut Criterion) {
         );
     });
     group.finish();
+
+    // The machine is shared, so load drifts between the two runs above; this pairs them:
+    // each round inserts one batch with each, back to back, and the sums are compared.
+    let (mut store_time, mut bare_time) = (Duration::ZERO, Duration::ZERO);
+    let rounds = 300;
+    for _ in 0..rounds {
+        let batch: Vec<Event> = (next_store..next_store + BATCH)
+            .map(|n| event(n, start, 50, &names))
+            .collect();
+        next_store += BATCH;
+        let began = Instant::now();
+        rt.block_on(store.insert_events(&batch)).expect("an insert");
+        store_time += began.elapsed();
+        let batch: Vec<Event> = (next_bare..next_bare + BATCH)
+            .map(|n| event(n, start, 50, &names))
+            .collect();
+        next_bare += BATCH;
+        let began = Instant::now();
+        bare_insert(&mut bare, &batch);
+        bare_time += began.elapsed();
+    }
+    let rate = |t: Duration| (rounds * BATCH) as f64 / t.as_secs_f64();
+    eprintln!(
+        "paired ingest, {rounds} batches of {BATCH}: store {:.0} events/s, bare loop {:.0} events/s, store/bare = {:.1} %",
+        rate(store_time),
+        rate(bare_time),
+        100.0 * bare_time.as_secs_f64() / store_time.as_secs_f64()
+    );
     drop(store);
 }
 
