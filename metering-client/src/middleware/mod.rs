@@ -22,7 +22,7 @@
 //! [`MeteringLayer::exclude_prefix`]) are never metered: health checks, metrics.
 //!
 //! With [`MeteringLayer::enforce`], the quota is checked (or consumed) before the handler
-//! runs; a refused request gets `429 Too Many Requests` with the [`QuotaDecision`] as JSON
+//! runs; a refused request gets `429 Too Many Requests` with the [`QuotaDecision`](metering_core::QuotaDecision) as JSON
 //! and `Retry-After` set to the seconds until `reset_at`. When the checker itself fails the
 //! request goes through (fail open, logged) unless [`MeteringLayer::fail_closed`] asks for
 //! `503`.
