@@ -9,7 +9,7 @@
 //! SQLite) is paid once per group instead of once per request.
 //!
 //! The queue is bounded: when it is full an ingest fails at once with
-//! [`Error::Unavailable`](crate::Error::Unavailable) (the REST layer answers 503 with
+//! [`Error::Unavailable`] (the REST layer answers 503 with
 //! `Retry-After`), so memory stays bounded under overload.
 
 use std::time::Duration;
