@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Load benchmark of the release `metering-server` on the default SQLite store, with the
+# `metering-load` client on the same machine. Prints one line per scenario and the server's
+# peak resident memory.
+#
+#   benches/load.sh                          # single, batch, validate (10 s each)
+#   LOAD_SEED_EVENTS=10000000 benches/load.sh  # also seed 30 days of events and time aggregates
+#
+#   LOAD_CRITERION=1 benches/load.sh           # also run the store's own batch ingest bench
+#
+# Settings: LOAD_SECONDS (per scenario, default 10), LOAD_CONNECTIONS (default 32),
+# LOAD_SEED_EVENTS (default 0: no aggregate scenario), LOAD_DB (reuse a database file),
+# LOAD_CRITERION (default 0). The server runs with its defaults (group commit on).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+seconds=${LOAD_SECONDS:-10}
+connections=${LOAD_CONNECTIONS:-32}
+seed=${LOAD_SEED_EVENTS:-0}
+
+# One invocation for both, so features unify the same way every time and nothing rebuilds.
+cargo build --release -q -p metering-http --bin metering-server -p metering-benches --bin metering-load
+target=${CARGO_TARGET_DIR:-target}
+
+work=$(mktemp -d)
+db=${LOAD_DB:-$work/load.db}
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+url="http://127.0.0.1:$port"
+key="mk_load_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+
+METERING_ADMIN_KEY="$key" "$target/release/metering-server" serve \
+  --store "sqlite://$db" --bind "127.0.0.1:$port" >"$work/server.log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true' EXIT
+
+(
+  peak=0
+  while kill -0 "$server" 2>/dev/null; do
+    rss=$(awk '/VmRSS/ {print $2}' "/proc/$server/status" 2>/dev/null || echo 0)
+    if [ "${rss:-0}" -gt "$peak" ]; then peak=$rss; echo "$peak" >"$work/peak_kb"; fi
+    sleep 0.2
+  done
+) &
+
+for _ in $(seq 1 100); do
+  curl -fsS "$url/v1/meter/health" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+
+# The human line only (sed reads everything, so the client never writes into a closed pipe).
+load() { "$target/release/metering-load" --url "$url" --key "$key" "$@" | sed -n 1p; }
+
+echo "metering-server $(git rev-parse --short HEAD 2>/dev/null || echo '?') on SQLite, $(nproc) cores; client on the same machine"
+load --scenario single --connections "$connections" --seconds "$seconds"
+load --scenario batch --connections 4 --batch-size 1000 --seconds "$seconds"
+curl -fsS -X PUT "$url/v1/meter/quotas" -H "x-api-key: $key" -H 'content-type: application/json' \
+  -d '{"tenant_id":"*","resource":"billing","feature":"invoice_generate","limit":1000000000,"period":"monthly"}' >/dev/null
+load --scenario validate --connections "$connections" --seconds "$seconds"
+if [ "$seed" -gt 0 ]; then
+  echo "seeding $seed events over 30 days..."
+  load --scenario batch --connections 2 --batch-size 5000 --spread-days 30 \
+    --max-requests $((seed / 5000)) --seconds 3600
+  load --scenario aggregate --connections 4 --seconds "$seconds"
+fi
+if [ "${LOAD_CRITERION:-0}" = 1 ]; then
+  echo "store's own batch ingest (criterion, sqlite_ingest/store_insert_events_1000):"
+  # The sqlite bench also seeds a database for its query group; keep that one small here.
+  METERING_BENCH_SQLITE_EVENTS=10000 cargo bench -q -p metering-benches --bench sqlite -- sqlite_ingest/store_insert_events_1000 2>&1 \
+    | grep -A3 'store_insert_events_1000' | grep -E 'time:|thrpt:' || true
+fi
+echo "server peak RSS: $(( $(cat "$work/peak_kb" 2>/dev/null || echo 0) / 1024 )) MB; database $(du -h "$db" | cut -f1)"
