@@ -27,6 +27,17 @@ fn is_api_path(path: &str) -> bool {
         .any(|p| path == *p || path.starts_with(&format!("{p}/")))
 }
 
+/// The dashboard's client-side routes (see `ui/src/App.tsx`): a reload of one of these gets
+/// the app; any other unknown path keeps the JSON 404.
+fn is_app_route(path: &str) -> bool {
+    let first = path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    matches!(first, "" | "tenants" | "events" | "quotas" | "keys")
+}
+
 /// The router's fallback: the dashboard for page loads, the JSON 404 for everything else.
 pub(crate) async fn serve(method: Method, uri: Uri, headers: HeaderMap) -> Response {
     let path = uri.path();
@@ -42,6 +53,7 @@ pub(crate) async fn serve(method: Method, uri: Uri, headers: HeaderMap) -> Respo
             // A missing asset must not turn into the HTML page (a browser would try to run it).
             return ApiError::unknown_path(path).into_response();
         }
+        _ if !is_app_route(path) => return ApiError::unknown_path(path).into_response(),
         _ => match Build::get("index.html") {
             Some(file) => ("index.html", file),
             None => return ApiError::unknown_path(path).into_response(),
@@ -116,7 +128,14 @@ mod tests {
         let route = get("/tenants/org_001").await;
         assert_eq!(route.status(), StatusCode::OK);
         assert_eq!(route.headers()[header::CONTENT_TYPE], "text/html");
-        for missing in ["/assets/nope.js", "/favicon.png", "/v1/meter/nope", "/v1"] {
+        for missing in [
+            "/assets/nope.js",
+            "/favicon.png",
+            "/v1/meter/nope",
+            "/v1",
+            "/v2/meter/events",
+            "/nope",
+        ] {
             let r = get(missing).await;
             assert_eq!(r.status(), StatusCode::NOT_FOUND, "{missing}");
             assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");

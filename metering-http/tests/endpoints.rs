@@ -433,7 +433,7 @@ async fn error_rows_401_403_404_405() {
         .call(Method::GET, "/v1/meter/nothing-here", Some(ADMIN), None)
         .await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "NOT_FOUND");
-    let (status, _, body) = app.call(Method::GET, "/", None, None).await;
+    let (status, _, body) = app.call(Method::GET, "/nope", None, None).await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "NOT_FOUND");
 
     let (status, headers, body) = app
