@@ -6,7 +6,8 @@
 //! Run with `METERING_TEST_POSTGRES_URL=postgres://... cargo bench -p metering-benches --bench
 //! postgres`; without the variable it prints a SKIPPED line. The 10-million-event data set is
 //! seeded once (with `generate_series`, a few minutes) into the schema `bench_pg_10m` and
-//! reused by later runs; the ingest benchmarks use a fresh schema `bench_pg_ingest`.
+//! reused by later runs; the ingest benchmarks use a fresh schema `bench_pg_ingest` (set
+//! `METERING_BENCH_PG_SKIP_INGEST=1` to run only the read benchmarks).
 
 // criterion_group! generates an undocumented public function.
 #![allow(missing_docs)]
@@ -377,7 +378,9 @@ fn main() {
     };
     let rt = Runtime::new().expect("a runtime");
     let mut c = Criterion::default().configure_from_args();
-    ingest(&mut c, &rt, &url);
+    if std::env::var("METERING_BENCH_PG_SKIP_INGEST").is_err() {
+        ingest(&mut c, &rt, &url);
+    }
     reads(&mut c, &rt, &url);
     c.final_summary();
 }

@@ -266,10 +266,9 @@ impl PostgresStore {
         );
         sql.push(") s GROUP BY 1, 2, 3, 4");
         let rows = sql.build().fetch_all(&self.pool).await.map_err(db)?;
-        let mut builder = AggregateBuilder::new(query);
-        let blank = String::new();
+        let get = |e: sqlx::Error| Into::<metering_core::Error>::into(PgError::from(e));
+        let mut parts = Vec::with_capacity(rows.len());
         for row in rows {
-            let get = |e: sqlx::Error| Into::<metering_core::Error>::into(PgError::from(e));
             let w: i32 = row.try_get("w").map_err(get)?;
             let at = usize::try_from(w)
                 .ok()
@@ -282,13 +281,26 @@ impl PostgresStore {
             let feature: Option<String> = row.try_get("feature").map_err(get)?;
             let q: String = row.try_get("q").map_err(get)?;
             let n: i64 = row.try_get("n").map_err(get)?;
-            builder.add(
+            parts.push((
                 at,
-                &TenantId::from_trusted(tenant.unwrap_or_else(|| blank.clone())),
-                &Resource::from_trusted(resource.unwrap_or_else(|| blank.clone())),
-                &Feature::from_trusted(feature.unwrap_or_else(|| blank.clone())),
+                tenant,
+                resource,
+                feature,
                 quantity(&q)?,
                 u64::try_from(n).unwrap_or(0),
+            ));
+        }
+        // In window order, so the builder finds each row's window without recomputing it.
+        parts.sort_unstable_by_key(|p| p.0);
+        let mut builder = AggregateBuilder::new(query);
+        for (at, tenant, resource, feature, q, n) in parts {
+            builder.add(
+                at,
+                &TenantId::from_trusted(tenant.unwrap_or_default()),
+                &Resource::from_trusted(resource.unwrap_or_default()),
+                &Feature::from_trusted(feature.unwrap_or_default()),
+                q,
+                n,
             );
         }
         Ok(builder.finish())
