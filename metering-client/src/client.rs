@@ -2,11 +2,11 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use metering_core::{Metering, NewEvent, QuotaDecision, ValidateRequest};
 use tokio::runtime::{Handle, RuntimeFlavor};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::config::{ClientConfig, OverflowPolicy, TransportMode};
@@ -17,7 +17,7 @@ use crate::sink::{EmbeddedSink, Sink};
 use crate::spill::SpillQueue;
 use crate::stats::{ClientStats, Counters};
 use crate::wire;
-use crate::worker::{Command, run_batcher, run_replayer};
+use crate::worker::{BatchQueue, Control, Push, run_batcher, run_replayer};
 
 /// What [`MeteringClient::send`] did with an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,12 +86,40 @@ struct Inner {
     config: ClientConfig,
     core: Arc<Core>,
     runtime: Handle,
-    /// Batching mode: the channel to the batcher.
-    batcher: Option<mpsc::Sender<Command>>,
+    /// Batching mode: the queue the batcher empties, and its control channel.
+    batcher: Option<(Arc<BatchQueue>, mpsc::Sender<Control>)>,
     /// Sync and fire-and-forget modes: one permit per event in flight (the memory cap).
     in_flight: Arc<Semaphore>,
+    /// Sync and fire-and-forget modes: the deliveries spawned since the last flush.
+    generation: std::sync::Mutex<Arc<Generation>>,
     closed: AtomicBool,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// Deliveries spawned between two flushes; a flush waits for its generation to finish
+/// while new events start the next one, so a busy application cannot starve a flush.
+#[derive(Debug, Default)]
+struct Generation {
+    pending: AtomicUsize,
+    done: Notify,
+}
+
+impl Generation {
+    fn finish_one(&self) {
+        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.done.notify_waiters();
+        }
+    }
+
+    async fn wait(&self) {
+        loop {
+            let notified = self.done.notified();
+            if self.pending.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 impl fmt::Debug for MeteringClient {
@@ -154,14 +182,15 @@ impl MeteringClient {
         let core = Arc::new(Core::new(sink, spill, &config));
         let mut tasks = Vec::new();
         let batcher = if config.mode == TransportMode::Batching {
-            let (tx, rx) = mpsc::channel(config.max_buffered);
+            let queue = Arc::new(BatchQueue::new(config.batch_size, config.max_buffered));
+            let (tx, rx) = mpsc::channel(8);
             tasks.push(runtime.spawn(run_batcher(
                 Arc::clone(&core),
+                Arc::clone(&queue),
                 rx,
-                config.batch_size,
                 config.batch_interval,
             )));
-            Some(tx)
+            Some((queue, tx))
         } else {
             None
         };
@@ -178,6 +207,7 @@ impl MeteringClient {
         Ok(MeteringClient {
             inner: Arc::new(Inner {
                 in_flight: Arc::new(Semaphore::new(config.max_buffered)),
+                generation: std::sync::Mutex::new(Arc::default()),
                 config,
                 core,
                 runtime,
@@ -228,29 +258,24 @@ impl MeteringClient {
         let event = Self::stamp(event);
         let counters = &self.inner.core.counters;
         match &self.inner.batcher {
-            Some(tx) => {
-                // Count first: the batcher may take the event before try_send returns.
+            Some((queue, _)) => {
+                // Count first: the batcher may take the event before the push returns.
                 Counters::add(&counters.buffered, 1);
-                match tx.try_send(Command::Event(event)) {
-                    Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(command)) => {
-                        let sent = match self.inner.config.overflow {
-                            OverflowPolicy::DropNewest => false,
-                            OverflowPolicy::Block => {
-                                let tx = tx.clone();
-                                self.block_on(async move { tx.send(command).await.is_ok() })
-                                    .unwrap_or(false)
-                            }
-                        };
-                        if !sent {
-                            Counters::sub(&counters.buffered, 1);
-                            self.count_dropped("buffer full");
+                let queued = match queue.try_push(event) {
+                    Push::Queued => true,
+                    Push::Full(event) => match self.inner.config.overflow {
+                        OverflowPolicy::DropNewest => false,
+                        OverflowPolicy::Block => {
+                            let queue = Arc::clone(queue);
+                            self.block_on(async move { queue.push(event).await.is_ok() })
+                                .unwrap_or(false)
                         }
-                    }
-                    Err(mpsc::error::TrySendError::Closed(_)) => {
-                        Counters::sub(&counters.buffered, 1);
-                        self.count_dropped("client shut down");
-                    }
+                    },
+                    Push::Closed(_) => false,
+                };
+                if !queued {
+                    Counters::sub(&counters.buffered, 1);
+                    self.count_dropped("buffer full or client shut down");
                 }
             }
             None => {
@@ -270,14 +295,29 @@ impl MeteringClient {
                     return;
                 };
                 Counters::add(&counters.buffered, 1);
+                let generation = {
+                    let current = self.lock_generation();
+                    // Counted under the lock, so a flush that swaps generations sees it.
+                    current.pending.fetch_add(1, Ordering::AcqRel);
+                    Arc::clone(&current)
+                };
                 let core = Arc::clone(&self.inner.core);
                 self.inner.runtime.spawn(async move {
                     core.deliver(vec![event]).await;
                     Counters::sub(&core.counters.buffered, 1);
                     drop(permit);
+                    generation.finish_one();
                 });
             }
         }
+    }
+
+    fn lock_generation(&self) -> std::sync::MutexGuard<'_, Arc<Generation>> {
+        // The guarded value is a counter handle; a panic elsewhere cannot corrupt it.
+        self.inner
+            .generation
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Runs `future` to completion from synchronous code, where that cannot deadlock: on a
@@ -311,11 +351,11 @@ impl MeteringClient {
         let event = Self::stamp(event);
         let core = &self.inner.core;
         match (&self.inner.batcher, self.inner.config.mode) {
-            (Some(tx), _) => {
+            (Some((queue, _)), _) => {
                 Counters::add(&core.counters.buffered, 1);
                 let queued = match self.inner.config.overflow {
-                    OverflowPolicy::Block => tx.send(Command::Event(event)).await.is_ok(),
-                    OverflowPolicy::DropNewest => tx.try_send(Command::Event(event)).is_ok(),
+                    OverflowPolicy::Block => queue.push(event).await.is_ok(),
+                    OverflowPolicy::DropNewest => matches!(queue.try_push(event), Push::Queued),
                 };
                 if queued {
                     Ok(Delivery::Queued)
@@ -393,17 +433,14 @@ impl MeteringClient {
     /// flight are awaited, and the spill queue is replayed (with retries). Events the sink
     /// still does not take stay in the spill queue (see [`FlushReport::pending_spill`]).
     pub async fn flush(&self) -> FlushReport {
-        if let Some(tx) = &self.inner.batcher {
+        if let Some((_, control)) = &self.inner.batcher {
             let (reply, done) = oneshot::channel();
-            if tx.send(Command::Flush(reply)).await.is_ok() {
+            if control.send(Control::Flush(reply)).await.is_ok() {
                 let _ = done.await;
             }
         } else {
-            // Every permit back means no event is in flight.
-            let permits = u32::try_from(self.inner.config.max_buffered).unwrap_or(u32::MAX);
-            if let Ok(all) = self.inner.in_flight.acquire_many(permits).await {
-                drop(all);
-            }
+            let previous = std::mem::take(&mut *self.lock_generation());
+            previous.wait().await;
         }
         let core = &self.inner.core;
         if core.pending_spill() > 0 {
@@ -419,9 +456,9 @@ impl MeteringClient {
     /// Idempotent; every clone of the client is shut down.
     pub async fn shutdown(&self) -> FlushReport {
         self.inner.closed.store(true, Ordering::Release);
-        if let Some(tx) = &self.inner.batcher {
+        if let Some((_, control)) = &self.inner.batcher {
             let (reply, done) = oneshot::channel();
-            if tx.send(Command::Shutdown(reply)).await.is_ok() {
+            if control.send(Control::Shutdown(reply)).await.is_ok() {
                 let _ = done.await;
             }
         }

@@ -171,7 +171,7 @@ impl Core {
                         Next::Done
                     }
                     Err(SendFailure::Invalid { message, errors }) => {
-                        match self.reject(&mut chunk, &message, errors, &mut report) {
+                        match self.reject(&mut chunk, errors, &mut report) {
                             // The bad events are out; send the rest (not a retry).
                             Some(()) => continue,
                             None => {
@@ -237,7 +237,6 @@ impl Core {
     fn reject(
         &self,
         chunk: &mut Vec<NewEvent>,
-        message: &str,
         errors: Vec<FieldError>,
         report: &mut Report,
     ) -> Option<()> {
@@ -262,7 +261,6 @@ impl Core {
             report.rejected_events += 1;
             report.rejected.extend(errors);
         }
-        let _ = message;
         Some(())
     }
 

@@ -1,98 +1,203 @@
 //! The background tasks: the batcher (batching mode) and the spill replayer.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use metering_core::NewEvent;
-use tokio::sync::{mpsc, oneshot};
-use tokio::time::{Instant, sleep, sleep_until};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::time::{MissedTickBehavior, sleep};
 
 use crate::delivery::Core;
 use crate::stats::Counters;
 
-/// A message to the batcher.
+/// A request to the batcher.
 #[derive(Debug)]
-pub(crate) enum Command {
-    /// One event (stamped).
-    Event(NewEvent),
+pub(crate) enum Control {
     /// Deliver what is queued, then answer.
     Flush(oneshot::Sender<()>),
-    /// Deliver what is queued, refuse new events, answer and stop.
+    /// Refuse new events, deliver what is queued, answer and stop.
     Shutdown(oneshot::Sender<()>),
 }
 
-async fn deliver(core: &Core, batch: &mut Vec<NewEvent>, batch_size: usize) {
-    if batch.is_empty() {
-        return;
-    }
-    let events = std::mem::replace(batch, Vec::with_capacity(batch_size));
-    let n = events.len();
-    core.deliver(events).await;
-    Counters::sub(&core.counters.buffered, n);
+/// What [`BatchQueue::try_push`] did.
+#[derive(Debug)]
+pub(crate) enum Push {
+    Queued,
+    /// The queue holds `capacity` events; the event is handed back.
+    Full(NewEvent),
+    /// The client is shut down; the event is handed back.
+    Closed(NewEvent),
 }
 
-/// Collects events into batches of `batch_size`, sending a partial batch once its oldest
-/// event has waited `interval`. One batch is in flight at a time, so events reach the sink
-/// in the order they were recorded; while it is in flight the channel (bounded by
-/// `max_buffered`) absorbs new events.
+/// Queued events in chunks of `batch_size`: pushing never moves earlier events (a single
+/// growing vector would be copied on every reallocation), and each chunk is a batch.
+#[derive(Debug, Default)]
+struct Chunks {
+    full: Vec<Vec<NewEvent>>,
+    current: Vec<NewEvent>,
+    len: usize,
+}
+
+/// The buffer between the application and the batcher: chunks behind a mutex that the
+/// batcher empties in one swap. Recording locks it for a push (uncontended, tens of
+/// nanoseconds) and wakes the batcher only when a full batch is waiting, so the hot path
+/// makes no system call; a channel would wake the background task for every event.
+#[derive(Debug)]
+pub(crate) struct BatchQueue {
+    events: Mutex<Chunks>,
+    closed: AtomicBool,
+    batch_size: usize,
+    capacity: usize,
+    /// A full batch is waiting.
+    ready: Notify,
+    /// The batcher took events: there is room again.
+    space: Notify,
+}
+
+impl BatchQueue {
+    pub(crate) fn new(batch_size: usize, capacity: usize) -> Self {
+        BatchQueue {
+            events: Mutex::new(Chunks::default()),
+            closed: AtomicBool::new(false),
+            batch_size,
+            capacity,
+            ready: Notify::new(),
+            space: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Chunks> {
+        // Pushing and swapping vectors cannot leave them inconsistent, even after a panic.
+        self.events.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues `event` unless the queue is full or closed.
+    pub(crate) fn try_push(&self, event: NewEvent) -> Push {
+        let mut chunks = self.lock();
+        if self.closed.load(Ordering::Acquire) {
+            return Push::Closed(event);
+        }
+        if chunks.len >= self.capacity {
+            return Push::Full(event);
+        }
+        if chunks.current.capacity() == 0 {
+            chunks.current.reserve_exact(self.batch_size);
+        }
+        chunks.current.push(event);
+        chunks.len += 1;
+        let filled = chunks.current.len() >= self.batch_size;
+        if filled {
+            let chunk = std::mem::take(&mut chunks.current);
+            chunks.full.push(chunk);
+        }
+        drop(chunks);
+        if filled {
+            self.ready.notify_one();
+        }
+        Push::Queued
+    }
+
+    /// Queues `event`, waiting for room; hands it back when the queue is closed.
+    pub(crate) async fn push(&self, mut event: NewEvent) -> Result<(), NewEvent> {
+        loop {
+            // Registered before the attempt, so room made in between is not missed.
+            let room = self.space.notified();
+            match self.try_push(event) {
+                Push::Queued => return Ok(()),
+                Push::Closed(back) => return Err(back),
+                Push::Full(back) => {
+                    event = back;
+                    room.await;
+                }
+            }
+        }
+    }
+
+    /// Takes the full batches, and with [`Drain::All`] the partial one too, oldest first.
+    fn take(&self, which: Drain) -> Vec<Vec<NewEvent>> {
+        let mut chunks = self.lock();
+        let mut taken = std::mem::take(&mut chunks.full);
+        if which == Drain::All && !chunks.current.is_empty() {
+            taken.push(std::mem::take(&mut chunks.current));
+        }
+        chunks.len -= taken.iter().map(Vec::len).sum::<usize>();
+        drop(chunks);
+        if !taken.is_empty() {
+            self.space.notify_waiters();
+        }
+        taken
+    }
+
+    fn close(&self) {
+        let _guard = self.lock();
+        self.closed.store(true, Ordering::Release);
+    }
+}
+
+/// Which queued events [`drain`] sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Drain {
+    /// Only full batches; a partial one waits for the next tick.
+    FullBatches,
+    /// Everything, the last batch possibly partial.
+    All,
+}
+
+/// Delivers queued events batch by batch until none (or, with [`Drain::FullBatches`], no
+/// full batch) is left.
+async fn drain(core: &Core, queue: &BatchQueue, which: Drain) {
+    loop {
+        let batches = queue.take(which);
+        if batches.is_empty() {
+            return;
+        }
+        for batch in batches {
+            let n = batch.len();
+            core.deliver(batch).await;
+            Counters::sub(&core.counters.buffered, n);
+        }
+    }
+}
+
+/// Sends batches of `batch_size` as soon as they fill up, and whatever is queued every
+/// `interval`. One batch is in flight at a time, so events reach the sink in the order they
+/// were recorded; meanwhile the queue (bounded by `max_buffered`) absorbs new events.
 pub(crate) async fn run_batcher(
     core: Arc<Core>,
-    mut rx: mpsc::Receiver<Command>,
-    batch_size: usize,
+    queue: Arc<BatchQueue>,
+    mut control: mpsc::Receiver<Control>,
     interval: Duration,
 ) {
-    let mut batch: Vec<NewEvent> = Vec::with_capacity(batch_size);
-    let mut deadline: Option<Instant> = None;
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
-        let command = match deadline {
-            Some(at) => tokio::select! {
-                command = rx.recv() => command,
-                () = sleep_until(at) => {
-                    deliver(&core, &mut batch, batch_size).await;
-                    deadline = None;
-                    continue;
-                }
-            },
-            None => rx.recv().await,
+        let request = tokio::select! {
+            () = queue.ready.notified() => Err(Drain::FullBatches),
+            _ = tick.tick() => Err(Drain::All),
+            request = control.recv() => Ok(request),
         };
-        match command {
-            Some(Command::Event(event)) => {
-                if batch.is_empty() {
-                    deadline = Some(Instant::now() + interval);
-                }
-                batch.push(event);
-                if batch.len() >= batch_size {
-                    deliver(&core, &mut batch, batch_size).await;
-                    deadline = None;
-                }
+        let request = match request {
+            Err(which) => {
+                drain(&core, &queue, which).await;
+                continue;
             }
-            Some(Command::Flush(reply)) => {
-                deliver(&core, &mut batch, batch_size).await;
-                deadline = None;
+            Ok(request) => request,
+        };
+        match request {
+            Some(Control::Flush(reply)) => {
+                drain(&core, &queue, Drain::All).await;
                 let _ = reply.send(());
             }
-            Some(Command::Shutdown(reply)) => {
-                // No new events from here on; take what is already queued.
-                rx.close();
-                while let Some(command) = rx.recv().await {
-                    match command {
-                        Command::Event(event) => {
-                            batch.push(event);
-                            if batch.len() >= batch_size {
-                                deliver(&core, &mut batch, batch_size).await;
-                            }
-                        }
-                        Command::Flush(other) | Command::Shutdown(other) => {
-                            let _ = other.send(());
-                        }
-                    }
-                }
-                deliver(&core, &mut batch, batch_size).await;
+            Some(Control::Shutdown(reply)) => {
+                queue.close();
+                drain(&core, &queue, Drain::All).await;
                 let _ = reply.send(());
                 return;
             }
             None => {
-                deliver(&core, &mut batch, batch_size).await;
+                queue.close();
+                drain(&core, &queue, Drain::All).await;
                 return;
             }
         }

@@ -10,8 +10,9 @@ use std::time::Instant;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::MatchedPath;
 use axum::http::header::RETRY_AFTER;
-use axum::http::{HeaderValue, Request, Response, StatusCode};
+use axum::http::{HeaderValue, Method, Request, Response, StatusCode};
 use axum::response::IntoResponse;
+use metering_core::event::MAX_NAME_CHARS;
 use metering_core::{
     Clock, Feature, Metadata, NewEvent, QuotaDecision, Resource, SystemClock, TenantId,
     ValidateRequest,
@@ -44,13 +45,25 @@ impl<S> MeteringService<S> {
 /// The response future of [`MeteringService`].
 pub type MeteringFuture<E> = Pin<Box<dyn Future<Output = Result<Response<Body>, E>> + Send>>;
 
-/// What is known about a metered request before it runs.
+/// What is known about a metered request before it runs. Plain strings: they move into
+/// the event without another copy; the sink validates them (see [`plausible`]).
 struct Metered {
-    tenant: TenantId,
-    resource: Resource,
-    feature: Feature,
-    method: String,
+    tenant: String,
+    resource: String,
+    feature: String,
+    method: Method,
     route: String,
+}
+
+/// A quick check, without allocating, of the rules the sink applies to names (1 to 255
+/// characters after trimming, no control characters), so a garbage tenant header is not
+/// metered, and rejected and logged downstream, on every request.
+fn plausible(name: &str) -> bool {
+    let name = name.trim();
+    !name.is_empty()
+        && name.len() <= 4 * MAX_NAME_CHARS
+        && name.chars().count() <= MAX_NAME_CHARS
+        && !name.chars().any(char::is_control)
 }
 
 impl Settings {
@@ -63,13 +76,14 @@ impl Settings {
     }
 
     fn metered(&self, parts: &axum::http::request::Parts) -> Option<Metered> {
-        let raw_tenant = match &self.tenant {
+        let tenant = match &self.tenant {
             TenantSource::Header(name) => parts
                 .headers
                 .get(name)
                 .and_then(|v| v.to_str().ok())
+                .filter(|v| plausible(v))
                 .map(str::to_owned),
-            TenantSource::Closure(tenant) => tenant(parts),
+            TenantSource::Closure(tenant) => tenant(parts).filter(|t| plausible(t)),
         }?;
         let route = parts
             .extensions
@@ -84,21 +98,15 @@ impl Settings {
             Some(f) => f(&info),
             None => format!("{} {route}", parts.method),
         };
-        // An invalid name would be rejected by the sink anyway; skipping here keeps a bad
-        // header from failing the request or an enforcement check.
-        let (Ok(tenant), Ok(resource), Ok(feature)) = (
-            TenantId::new(&raw_tenant),
-            Resource::new(&resource),
-            Feature::new(&feature),
-        ) else {
-            tracing::debug!(tenant = %raw_tenant, %resource, %feature, "request not metered: invalid names");
+        if !(plausible(&resource) && plausible(&feature)) {
+            tracing::debug!(%resource, %feature, "request not metered: invalid resource or feature");
             return None;
-        };
+        }
         Some(Metered {
             tenant,
             resource,
             feature,
-            method: parts.method.as_str().to_owned(),
+            method: parts.method.clone(),
             route: route.to_owned(),
         })
     }
@@ -111,11 +119,52 @@ impl Settings {
     }
 }
 
-fn metadata(metered: &Metered) -> Metadata {
-    let mut metadata = Metadata::new();
-    metadata.insert("method".into(), Value::String(metered.method.clone()));
-    metadata.insert("route".into(), Value::String(metered.route.clone()));
-    metadata
+impl Metered {
+    fn metadata(&self) -> Metadata {
+        let mut metadata = Metadata::new();
+        metadata.insert(
+            "method".into(),
+            Value::String(self.method.as_str().to_owned()),
+        );
+        metadata.insert("route".into(), Value::String(self.route.clone()));
+        metadata
+    }
+
+    /// The quota check for this request.
+    fn validate_request(&self, quantity: metering_core::Quantity) -> Option<ValidateRequest> {
+        let (Ok(tenant), Ok(resource), Ok(feature)) = (
+            TenantId::new(&self.tenant),
+            Resource::new(&self.resource),
+            Feature::new(&self.feature),
+        ) else {
+            return None;
+        };
+        Some(
+            ValidateRequest::new(tenant, feature)
+                .with_resource(resource)
+                .with_quantity(quantity),
+        )
+    }
+
+    /// The event recorded after the response.
+    fn into_event(
+        self,
+        quantity: metering_core::Quantity,
+        status: StatusCode,
+        latency_ms: u64,
+    ) -> NewEvent {
+        let mut metadata = Metadata::new();
+        metadata.insert(
+            "method".into(),
+            Value::String(self.method.as_str().to_owned()),
+        );
+        metadata.insert("route".into(), Value::String(self.route));
+        metadata.insert("status".into(), Value::from(status.as_u16()));
+        metadata.insert("latency_ms".into(), Value::from(latency_ms));
+        NewEvent::new(self.tenant, self.resource, self.feature)
+            .with_quantity(quantity)
+            .with_metadata(metadata)
+    }
 }
 
 /// `429` with the decision as JSON and `Retry-After` in whole seconds until `reset_at`.
@@ -169,13 +218,12 @@ where
         Box::pin(async move {
             let mut consumed = false;
             if let Some((checker, mode)) = &settings.enforcement {
-                let mut check =
-                    ValidateRequest::new(metered.tenant.clone(), metered.feature.clone())
-                        .with_resource(metered.resource.clone())
-                        .with_quantity(settings.quantity);
+                let Some(mut check) = metered.validate_request(settings.quantity) else {
+                    return Ok(inner.call(request).await?.map(Body::new));
+                };
                 if *mode == Enforcement::Consume {
                     check = check.consuming();
-                    check.metadata = Some(metadata(&metered));
+                    check.metadata = Some(metered.metadata());
                 }
                 match checker.check(check).await {
                     Ok(decision) if !decision.allowed => return Ok(refused(&decision)),
@@ -193,17 +241,7 @@ where
             let status = response.status();
             if !consumed && settings.record_on.admits(status) {
                 let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-                let mut metadata = metadata(&metered);
-                metadata.insert("status".into(), Value::from(status.as_u16()));
-                metadata.insert("latency_ms".into(), Value::from(latency_ms));
-                let event = NewEvent::new(
-                    metered.tenant.as_str(),
-                    metered.resource.as_str(),
-                    metered.feature.as_str(),
-                )
-                .with_quantity(settings.quantity)
-                .with_metadata(metadata);
-                settings.record(event);
+                settings.record(metered.into_event(settings.quantity, status, latency_ms));
             }
             Ok(response.map(Body::new))
         })

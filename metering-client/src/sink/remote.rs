@@ -136,6 +136,23 @@ async fn error_detail(response: Response) -> ErrorDetail {
     }
 }
 
+/// The JSON body of a batch. A batch of thousands of events takes a millisecond or more to
+/// encode; on a multi-threaded runtime that happens under `block_in_place`, so the worker's
+/// other tasks (the application's requests) move to another thread meanwhile.
+fn encode_batch(events: &[NewEvent]) -> Result<Vec<u8>, SendFailure> {
+    let encode = || serde_json::to_vec(&WireBatch::of(events));
+    let encoded = match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(encode)
+        }
+        _ => encode(),
+    };
+    encoded.map_err(|e| SendFailure::Invalid {
+        message: format!("the batch does not encode as JSON: {e}"),
+        errors: Vec::new(),
+    })
+}
+
 fn connection_failure(error: reqwest::Error) -> SendFailure {
     SendFailure::Retryable {
         message: format!("request failed: {error}"),
@@ -147,9 +164,11 @@ fn connection_failure(error: reqwest::Error) -> SendFailure {
 #[async_trait]
 impl Sink for RemoteSink {
     async fn send(&self, events: &[NewEvent]) -> Result<(), SendFailure> {
+        let body = encode_batch(events)?;
         let response = self
             .post(&self.events_url)
-            .json(&WireBatch::of(events))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body)
             .send()
             .await
             .map_err(connection_failure)?;
