@@ -10,6 +10,8 @@
 #
 # Settings: LOAD_SECONDS (per scenario, default 10), LOAD_CONNECTIONS (default 32),
 # LOAD_SEED_EVENTS (default 0: no aggregate scenario), LOAD_DB (reuse a database file),
+# LOAD_AGGREGATE_DB (time aggregates on a copy of this seeded database, e.g.
+# target/tmp/sqlite-bench-10000000-v2.db from `cargo bench --bench sqlite`),
 # LOAD_CRITERION (default 0). The server runs with its defaults (group commit on).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,14 +26,9 @@ target=${CARGO_TARGET_DIR:-target}
 
 work=$(mktemp -d)
 db=${LOAD_DB:-$work/load.db}
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-url="http://127.0.0.1:$port"
-key="mk_load_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
-
-METERING_ADMIN_KEY="$key" "$target/release/metering-server" serve \
-  --store "sqlite://$db" --bind "127.0.0.1:$port" >"$work/server.log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true' EXIT
+source scripts/server.sh
+start_server --store "sqlite://$db"
+server=$SERVER_PID url=$SERVER_URL key=$SERVER_KEY
 
 (
   peak=0
@@ -41,11 +38,6 @@ trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true' EXIT
     sleep 0.2
   done
 ) &
-
-for _ in $(seq 1 100); do
-  curl -fsS "$url/v1/meter/health" >/dev/null 2>&1 && break
-  sleep 0.1
-done
 
 # The human line only (sed reads everything, so the client never writes into a closed pipe).
 load() { "$target/release/metering-load" --url "$url" --key "$key" "$@" | sed -n 1p; }
@@ -61,6 +53,18 @@ if [ "$seed" -gt 0 ]; then
   load --scenario batch --connections 2 --batch-size 5000 --spread-days 30 \
     --max-requests $((seed / 5000)) --seconds 3600
   load --scenario aggregate --connections 4 --seconds "$seconds"
+fi
+if [ -n "${LOAD_AGGREGATE_DB:-}" ]; then
+  # The 10-million-event database the SQLite criterion bench seeds (30 days from
+  # LOAD_AGGREGATE_START, default 2025-10-01), served from a copy by a second server.
+  cp "$LOAD_AGGREGATE_DB" "$work/aggregate.db"
+  start_server --store "sqlite://$work/aggregate.db"
+  for c in 1 4; do
+    "$target/release/metering-load" --url "$SERVER_URL" --key "$SERVER_KEY" --scenario aggregate \
+      --aggregate-start-unix "${LOAD_AGGREGATE_START:-1759276800}" --aggregate-days 30 \
+      --connections "$c" --seconds "$seconds" | sed -n 1p | sed "s/^/$c connection(s): /"
+  done
+  echo "aggregate server peak RSS: $(( $(awk '/VmHWM/ {print $2}' "/proc/$SERVER_PID/status") / 1024 )) MB"
 fi
 if [ "${LOAD_CRITERION:-0}" = 1 ]; then
   echo "store's own batch ingest (criterion, sqlite_ingest/store_insert_events_1000):"

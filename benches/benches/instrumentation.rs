@@ -7,6 +7,10 @@
 //!   requests), driven in-process with `oneshot` (`_wall`, `_cpu`) and over loopback with a
 //!   keep-alive HTTP client (`_loopback`). `with_layer_noop_recorder` isolates the layer from
 //!   the client. Target: at least 90% of the throughput.
+//! - `saturated` (printed after the criterion groups): the same routers under load, each
+//!   served on one thread of its own and kept busy by a light pipelining client (16
+//!   connections x 16 requests in flight), taking turns for six rounds; requests per second
+//!   and the ratio to the router without the layer.
 //!
 //! Each is measured twice: `_wall` is elapsed time; `_cpu` is the CPU time of the calling
 //! thread (Linux only), which leaves out the time other processes and the client's own
@@ -27,6 +31,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt as _;
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use metering_client::middleware::MeteringLayer;
 use metering_client::{ClientConfig, MeteringClient};
@@ -72,19 +77,21 @@ async fn discard_server() -> String {
     format!("http://{addr}")
 }
 
+/// The batching client of every benchmark, shipping to `url`.
+async fn connect(url: String) -> MeteringClient {
+    MeteringClient::connect(
+        ClientConfig::default()
+            .with_api_url(url)
+            .with_batch_size(1000)
+            .with_batch_interval(Duration::from_millis(100))
+            .with_max_buffered(2_000_000),
+    )
+    .await
+    .expect("a client")
+}
+
 fn client(rt: &Runtime) -> MeteringClient {
-    rt.block_on(async {
-        let url = discard_server().await;
-        MeteringClient::connect(
-            ClientConfig::default()
-                .with_api_url(url)
-                .with_batch_size(1000)
-                .with_batch_interval(Duration::from_millis(100))
-                .with_max_buffered(2_000_000),
-        )
-        .await
-        .expect("a client")
-    })
+    rt.block_on(async { connect(discard_server().await).await })
 }
 
 /// CPU time the calling thread has used (Linux `schedstat`, nanoseconds): the cost to the
@@ -170,23 +177,14 @@ fn instrumentation(c: &mut Criterion) {
         group.finish();
     }
 
-    let plain: Router = Router::new().route("/hello", get(|| async { "Hello, World!" }));
+    let plain = plain_router();
     let request = || {
         Request::get("/hello")
             .header("X-Tenant-ID", "org_1")
             .body(Body::empty())
             .expect("a request")
     };
-    let routers = [
-        ("without_layer", plain.clone()),
-        (
-            "with_layer_noop_recorder",
-            plain
-                .clone()
-                .layer(MeteringLayer::new().recorder(metering_client::NoopRecorder)),
-        ),
-        ("with_layer", plain.layer(MeteringLayer::new())),
-    ];
+    let routers = variants(&plain, MeteringLayer::new());
     for &(clock_name, clock) in &clocks {
         let mut group = c.benchmark_group(format!("axum_layer_{clock_name}"));
         group.throughput(Throughput::Elements(1));
@@ -317,11 +315,165 @@ fn instrumentation(c: &mut Criterion) {
         }
     }
 
+    saturated(&plain_router());
+
     let stats = rt.block_on(client.shutdown()).stats;
     println!(
         "client after the run: sent {}, dropped {}, rejected {}",
         stats.sent, stats.dropped, stats.rejected
     );
+}
+
+/// The three routers every comparison runs: bare, with the layer and a no-op recorder, and
+/// with `layer` as given.
+fn variants(plain: &Router, layer: MeteringLayer) -> [(&'static str, Router); 3] {
+    [
+        ("without_layer", plain.clone()),
+        (
+            "with_layer_noop_recorder",
+            plain
+                .clone()
+                .layer(MeteringLayer::new().recorder(metering_client::NoopRecorder)),
+        ),
+        ("with_layer", plain.clone().layer(layer)),
+    ]
+}
+
+fn plain_router() -> Router {
+    Router::new().route("/hello", get(|| async { "Hello, World!" }))
+}
+
+/// Throughput under load, the way a load generator sees a server: the hello-world server
+/// runs on one thread of its own (with, for the metered variant, its metering client), so
+/// it has one core, and the server that takes the batches on another; a light pipelining HTTP/1.1
+/// client on the benchmark's thread keeps it saturated. The routers take turns, round
+/// after round, and the requests each served in its turns are summed.
+fn saturated(plain: &Router) {
+    const CONNECTIONS: usize = 16;
+    const PIPELINE: usize = 16;
+    const TURN: Duration = Duration::from_millis(1500);
+    const ROUNDS: usize = 6;
+
+    // The metering server stand-in is another process in production: a thread of its own.
+    let (sink_tx, sink_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        rt.block_on(async move {
+            sink_tx
+                .send(discard_server().await)
+                .expect("the bench waits");
+            std::future::pending::<()>().await;
+        });
+    });
+    let sink = sink_rx.recv().expect("the sink starts");
+    let (urls_tx, urls_rx) = std::sync::mpsc::channel();
+    let plain = plain.clone();
+    // The server thread runs until the process exits.
+    let server = std::thread::Builder::new().name("hello-server".into());
+    let _ = server.spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        rt.block_on(async move {
+            let client = connect(sink).await;
+            let routers = variants(&plain, MeteringLayer::new().recorder(client));
+            let mut addrs = Vec::new();
+            for (name, router) in routers {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("a port");
+                addrs.push((name, listener.local_addr().expect("an address")));
+                // As a production server would: no Nagle delay on pipelined answers.
+                let listener = listener.tap_io(|stream| {
+                    let _ = stream.set_nodelay(true);
+                });
+                tokio::spawn(async move {
+                    let _ = axum::serve(listener, router).await;
+                });
+            }
+            urls_tx.send(addrs).expect("the bench waits");
+            std::future::pending::<()>().await;
+        });
+    });
+    let addrs = urls_rx.recv().expect("the server thread starts");
+
+    let load = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let mut served = vec![0u64; addrs.len()];
+    let mut busy = vec![Duration::ZERO; addrs.len()];
+    load.block_on(async {
+        for _ in 0..ROUNDS {
+            for (i, (_, addr)) in addrs.iter().enumerate() {
+                let started = Instant::now();
+                let tasks: Vec<_> = (0..CONNECTIONS)
+                    .map(|_| tokio::spawn(pipelined_requests(*addr, PIPELINE, started + TURN)))
+                    .collect();
+                for task in tasks {
+                    served[i] += task.await.expect("a load task");
+                }
+                busy[i] += started.elapsed();
+            }
+        }
+    });
+    let rates: Vec<f64> = served
+        .iter()
+        .zip(&busy)
+        .map(|(n, t)| *n as f64 / t.as_secs_f64())
+        .collect();
+    for ((name, _), rate) in addrs.iter().zip(&rates) {
+        println!(
+            "saturated  {name:26} {rate:9.0} requests/s, {:6.1}% of the throughput without the layer \
+             ({CONNECTIONS} connections x {PIPELINE} pipelined, server on one thread)",
+            100.0 * rate / rates[0]
+        );
+    }
+}
+
+/// One keep-alive connection sending `depth` pipelined requests at a time until `until`;
+/// returns how many were answered.
+async fn pipelined_requests(addr: std::net::SocketAddr, depth: usize, until: Instant) -> u64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const BODY: &[u8] = b"Hello, World!";
+    let request = b"GET /hello HTTP/1.1\r\nHost: bench\r\nX-Tenant-ID: org_1\r\n\r\n".repeat(depth);
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("the server listens");
+    stream.set_nodelay(true).expect("nodelay");
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut carried = 0usize;
+    let mut answered = 0u64;
+    while Instant::now() < until {
+        stream.write_all(&request).await.expect("the server reads");
+        let mut pending = depth;
+        while pending > 0 {
+            let n = stream
+                .read(&mut buffer[carried..])
+                .await
+                .expect("the server answers");
+            assert!(n > 0, "the server closed the connection");
+            let filled = carried + n;
+            // Count complete bodies; keep a partial one for the next read.
+            let mut start = 0;
+            while let Some(at) = buffer[start..filled]
+                .windows(BODY.len())
+                .position(|w| w == BODY)
+            {
+                start += at + BODY.len();
+                pending -= 1;
+            }
+            let keep = (filled - start).min(BODY.len() - 1);
+            buffer.copy_within(filled - keep..filled, 0);
+            carried = keep;
+        }
+        answered += depth as u64;
+    }
+    answered
 }
 
 criterion_group! {

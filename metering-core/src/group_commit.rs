@@ -1,12 +1,14 @@
 //! Group commit: many small concurrent ingests share one store transaction.
 //!
 //! Each ingest call puts its validated events on a bounded queue and waits. One worker task
-//! takes the first waiting job, keeps taking jobs until the group holds `max_events` events or
-//! `max_delay` has passed since the first, writes the whole group in one
+//! takes every waiting job (up to `max_events` events), writes them in one
 //! [`Store::insert_events`](crate::Store::insert_events) call, and answers each caller with its
-//! own share of the outcome. So every caller is still answered only after the commit that
-//! holds its events ("2xx means committed"), while a transaction's fixed cost (an fsync on
-//! SQLite) is paid once per group instead of once per request.
+//! own share of the outcome. It never waits on a timer for a group to fill: while one group
+//! commits, the next one gathers in the queue, so groups grow with the load and the store's
+//! fixed cost per transaction is paid once per group. Before committing, the worker lets
+//! tasks that are about to submit run and takes what they queued, for as long as that keeps
+//! bringing jobs and at most `max_delay`. Every caller is still answered only after the commit
+//! that holds its events ("2xx means committed").
 //!
 //! The queue is bounded: when it is full an ingest fails at once with
 //! [`Error::Unavailable`] (the REST layer answers 503 with
@@ -25,7 +27,8 @@ use crate::event::Event;
 pub struct GroupCommitConfig {
     /// Commit a group once it holds this many events (default 2,000).
     pub max_events: usize,
-    /// Commit a group at most this long after its first job arrived (default 2 ms).
+    /// Gather a group for at most this long after its first job arrived, while jobs keep
+    /// arriving (default 2 ms); a group whose queue has gone quiet commits at once.
     pub max_delay: Duration,
     /// Jobs waiting at most; beyond this ingests are refused as unavailable (default 10,000).
     pub queue_capacity: usize,
@@ -137,17 +140,30 @@ impl GroupCommitter {
 
 async fn run(mut receiver: mpsc::Receiver<Job>, config: GroupCommitConfig, commit: CommitFn) {
     while let Some(first) = receiver.recv().await {
-        let deadline = tokio::time::Instant::now() + config.max_delay;
+        let opened = tokio::time::Instant::now();
         let mut total = first.events.len();
         let mut group = vec![first];
-        while total < config.max_events {
-            match tokio::time::timeout_at(deadline, receiver.recv()).await {
-                Ok(Some(job)) => {
-                    total += job.events.len();
-                    group.push(job);
+        // Take what is queued (it waited through the previous commit), then let the tasks
+        // that are about to submit run and look again, while that keeps bringing jobs.
+        // Nothing waits on a timer: when the store is busy, jobs pile up during its commit
+        // and form the next group; when it is idle, a lone job commits at once.
+        for look in 0.. {
+            let before = group.len();
+            while total < config.max_events {
+                match receiver.try_recv() {
+                    Ok(job) => {
+                        total += job.events.len();
+                        group.push(job);
+                    }
+                    Err(_) => break,
                 }
-                Ok(None) | Err(_) => break,
             }
+            // The first look always yields once: the submitters may not have run yet.
+            let grew = group.len() > before || look == 0;
+            if total >= config.max_events || !grew || opened.elapsed() >= config.max_delay {
+                break;
+            }
+            tokio::task::yield_now().await;
         }
         let sizes: Vec<usize> = group.iter().map(|j| j.events.len()).collect();
         let mut replies = Vec::with_capacity(group.len());

@@ -54,7 +54,7 @@ pub struct ServerConfig {
 pub struct GroupCommit {
     /// Commit a group once it holds this many events; larger requests commit alone.
     pub max_events: usize,
-    /// Commit a group at most this long after its first request arrived.
+    /// Gather a group at most this long while requests keep arriving.
     pub max_delay: Duration,
     /// Requests waiting at most; beyond that ingests get 503 with `Retry-After`.
     pub queue_capacity: usize,

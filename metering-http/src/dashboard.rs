@@ -4,12 +4,14 @@
 //! `GET /` and every other `GET` outside the API serve the single-page app: a file of the
 //! build when one matches the path, else `index.html` so client-side routes survive a
 //! reload. Hashed files under `/assets/` are cached for a year; everything else is
-//! revalidated (`no-cache`) with an `ETag`. API paths and missing assets keep the JSON
-//! 404 envelope.
+//! revalidated (`no-cache`) with an `ETag`. Files are sent gzip-compressed to browsers that
+//! accept it. API paths and missing assets keep the JSON 404 envelope.
 
+use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use rust_embed::Embed;
+use tower_http::compression::CompressionLayer;
 
 use crate::error::ApiError;
 
@@ -38,7 +40,12 @@ fn is_app_route(path: &str) -> bool {
     matches!(first, "" | "tenants" | "events" | "quotas" | "keys")
 }
 
-/// The router's fallback: the dashboard for page loads, the JSON 404 for everything else.
+/// The main router's fallback: [`serve`], gzip-compressed for clients that accept it.
+pub(crate) fn service() -> Router {
+    Router::new().fallback(serve).layer(CompressionLayer::new())
+}
+
+/// The dashboard for page loads, the JSON 404 for everything else.
 pub(crate) async fn serve(method: Method, uri: Uri, headers: HeaderMap) -> Response {
     let path = uri.path();
     if !(method == Method::GET || method == Method::HEAD) || is_api_path(path) {
@@ -148,5 +155,39 @@ mod tests {
 
         let post = serve(Method::POST, "/".parse().expect("uri"), HeaderMap::new()).await;
         assert_eq!(post.status(), StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn compresses_for_browsers_that_accept_gzip() {
+        use tower::ServiceExt as _;
+        let request = |encoding: Option<&str>| {
+            let mut r = axum::http::Request::get("/").body(axum::body::Body::empty());
+            if let (Ok(r), Some(e)) = (r.as_mut(), encoding) {
+                r.headers_mut().insert(
+                    header::ACCEPT_ENCODING,
+                    HeaderValue::from_str(e).expect("ascii"),
+                );
+            }
+            r.expect("a request")
+        };
+        let plain = service().oneshot(request(None)).await.expect("infallible");
+        assert!(plain.headers().get(header::CONTENT_ENCODING).is_none());
+        let plain = to_bytes(plain.into_body(), usize::MAX).await.expect("body");
+
+        let gzip = service()
+            .oneshot(request(Some("gzip, deflate, br")))
+            .await
+            .expect("infallible");
+        assert_eq!(gzip.status(), StatusCode::OK);
+        assert_eq!(gzip.headers()[header::CONTENT_ENCODING], "gzip");
+        assert_eq!(gzip.headers()[header::CONTENT_TYPE], "text/html");
+        let gzip = to_bytes(gzip.into_body(), usize::MAX).await.expect("body");
+        assert!(
+            gzip.len() < plain.len(),
+            "{} vs {}",
+            gzip.len(),
+            plain.len()
+        );
+        assert_eq!(&gzip[..2], &[0x1f, 0x8b], "a gzip stream");
     }
 }

@@ -128,7 +128,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/meter/health", get(routes::health::health))
         .route("/metrics", get(ops::metrics))
         .merge(openapi::docs())
-        .fallback(dashboard::serve)
+        .fallback_service(dashboard::service())
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(panic_response))

@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use axum::serve::ListenerExt as _;
 use metering_core::Metering;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -69,6 +70,12 @@ pub async fn serve(
         state.config().key_usage_flush_interval,
     );
     let app = crate::router(state);
+    // Answers go out at once, not held back by Nagle's algorithm waiting for an ACK.
+    let listener = listener.tap_io(|stream| {
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY on a connection");
+        }
+    });
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;

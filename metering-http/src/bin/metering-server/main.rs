@@ -98,8 +98,8 @@ struct ServeArgs {
     )]
     group_commit_max_events: usize,
 
-    /// Group commit: longest wait for more requests after the first of a group, in
-    /// milliseconds.
+    /// Group commit: longest a group keeps gathering requests that are still arriving, in
+    /// milliseconds (a group whose queue has gone quiet commits at once).
     #[arg(long, env = "METERING_GROUP_COMMIT_MAX_DELAY_MS", default_value_t = 2)]
     group_commit_max_delay_ms: u64,
 
