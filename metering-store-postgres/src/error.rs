@@ -37,10 +37,20 @@ fn is_unavailable_code(code: &str) -> bool {
     code.starts_with("08") || code.starts_with("57P") || code.starts_with("53")
 }
 
-/// Whether retrying the same transaction may succeed (deadlock or serialization failure).
+/// Whether retrying the same transaction may succeed (deadlock, serialization failure, or an
+/// event id that turned out to be stored, see [`is_id_taken`]).
 pub(crate) fn is_retryable(err: &sqlx::Error) -> bool {
+    is_id_taken(err)
+        || matches!(err, sqlx::Error::Database(db)
+            if db.code().is_some_and(|c| c == "40P01" || c == "40001"))
+}
+
+/// Whether a write failed because one of its event ids is stored already (or was claimed by
+/// a concurrent batch that committed first): a unique violation on `event_ids`. A retry that
+/// skips stored ids sees it.
+pub(crate) fn is_id_taken(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db)
-        if db.code().is_some_and(|c| c == "40P01" || c == "40001"))
+        if db.code() == Some("23505".into()) && db.constraint() == Some("event_ids_pkey"))
 }
 
 /// Whether the insert hit a timestamp with no partition (SQLSTATE 23514, no partition found).

@@ -6,53 +6,94 @@ use chrono::{DateTime, Datelike, TimeZone, Utc};
 use metering_core::{ConsumeOutcome, Event, InsertOutcome, Result, UsageLimit};
 use sqlx::PgConnection;
 
-use crate::error::{db, is_missing_partition, is_retryable};
+use crate::error::{db, is_id_taken, is_missing_partition, is_retryable};
 use crate::store::{PostgresStore, lock};
 
-/// How often a batch is retried after a deadlock, a serialization failure or a partition
-/// dropped under it.
-const ATTEMPTS: usize = 4;
+/// How often a batch is tried when a deadlock, a serialization failure, an id claimed by a
+/// concurrent batch or a partition dropped under it gets in its way.
+const ATTEMPTS: usize = 8;
 
-/// Claims the ids (in id order, so concurrent overlapping batches lock them in one order),
-/// writes the events whose id was new, and adds them to the rollups of both bucket sizes, pre-aggregated so each rollup row is updated once per batch (in key order, again
-/// so that concurrent batches never deadlock). Returns the ids that were new.
-const INSERT_BATCH: &str = r"
-WITH input AS MATERIALIZED (
-    SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]::numeric[],
-                         $6::timestamptz[], $7::text[]::json[], $8::timestamptz[])
-        AS t(id, tenant_id, resource, feature, quantity, ts, metadata, created_at)
-),
-new_ids AS (
-    INSERT INTO event_ids (id, ts)
-    SELECT id, ts FROM input ORDER BY id
-    ON CONFLICT (id) DO NOTHING
-    RETURNING id
-),
-fresh AS MATERIALIZED (
-    SELECT i.* FROM input i JOIN new_ids n ON n.id = i.id
-),
+/// The batch as rows, from one array parameter per column.
+macro_rules! unnest_batch {
+    () => {
+        r"SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]::numeric[],
+                     $6::timestamptz[], $7::text[]::json[], $8::timestamptz[])
+    AS t(id, tenant_id, resource, feature, quantity, ts, metadata, created_at)"
+    };
+}
+
+/// The batch statement: `$claim` defines `new_ids` (the ids claimed in `event_ids`, in id
+/// order, so concurrent overlapping batches lock them in one order) and `fresh` (the events
+/// whose id was new). Those events are written and added to the rollups of both bucket
+/// sizes, pre-aggregated so that each rollup row is updated once per batch (in key order,
+/// again so that concurrent batches never deadlock), the daily rows from the 15-minute
+/// groups. Returns the ids that were new.
+macro_rules! insert_batch {
+    ($claim:expr) => {
+        concat!(
+            "WITH ",
+            $claim,
+            r",
 new_events AS (
     INSERT INTO events (id, tenant_id, resource, feature, quantity, ts, metadata, created_at)
     SELECT id, tenant_id, resource, feature, quantity, ts, metadata, created_at FROM fresh
 ),
+quarters AS MATERIALIZED (
+    SELECT tenant_id, feature, resource, date_bin('15 minutes', ts, TIMESTAMPTZ 'epoch') AS bucket,
+           sum(quantity) AS quantity, count(*) AS events
+    FROM fresh GROUP BY 1, 2, 3, 4
+),
 quarter AS (
     INSERT INTO rollups_15m AS r (tenant_id, feature, resource, bucket, quantity, events)
-    SELECT tenant_id, feature, resource, date_bin('15 minutes', ts, TIMESTAMPTZ 'epoch'),
-           sum(quantity), count(*)
-    FROM fresh GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+    SELECT * FROM quarters ORDER BY 1, 2, 3, 4
     ON CONFLICT (tenant_id, feature, resource, bucket) DO UPDATE
     SET quantity = r.quantity + EXCLUDED.quantity, events = r.events + EXCLUDED.events
 ),
 day AS (
     INSERT INTO rollups_1d AS r (tenant_id, feature, resource, bucket, quantity, events)
-    SELECT tenant_id, feature, resource, date_bin('1 day', ts, TIMESTAMPTZ 'epoch'),
-           sum(quantity), count(*)
-    FROM fresh GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+    SELECT tenant_id, feature, resource, date_bin('1 day', bucket, TIMESTAMPTZ 'epoch'),
+           sum(quantity), sum(events)
+    FROM quarters GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
     ON CONFLICT (tenant_id, feature, resource, bucket) DO UPDATE
     SET quantity = r.quantity + EXCLUDED.quantity, events = r.events + EXCLUDED.events
 )
-SELECT id FROM new_ids
-";
+SELECT id FROM new_ids"
+        )
+    };
+}
+
+/// For a batch whose ids are all new (the usual case: ids are unique, and a resent batch is
+/// rare): plain inserts, no lookups. Fails whole with a unique violation on `event_ids`
+/// when one id is already stored (see [`is_id_taken`]); then [`INSERT_SKIPPING_STORED`]
+/// runs instead.
+const INSERT_ALL_NEW: &str = insert_batch!(concat!(
+    "fresh AS MATERIALIZED (",
+    unnest_batch!(),
+    r"),
+new_ids AS (
+    INSERT INTO event_ids (id, ts) SELECT id, ts FROM fresh ORDER BY id RETURNING id
+)"
+));
+
+/// For a batch that may hold stored ids: claims only the ids not stored yet. Still a plain
+/// insert (cheaper than `ON CONFLICT`'s speculative one): a batch racing another that claims
+/// one of its ids fails with a unique violation once that one commits, and is retried, when
+/// the id is seen as stored.
+const INSERT_SKIPPING_STORED: &str = insert_batch!(concat!(
+    "input AS MATERIALIZED (",
+    unnest_batch!(),
+    r"),
+new_ids AS (
+    INSERT INTO event_ids (id, ts)
+    SELECT id, ts FROM input i
+    WHERE NOT EXISTS (SELECT 1 FROM event_ids e WHERE e.id = i.id)
+    ORDER BY id
+    RETURNING id
+),
+fresh AS MATERIALIZED (
+    SELECT i.* FROM input i JOIN new_ids n ON n.id = i.id
+)"
+));
 
 /// The first instant (UTC) of the month holding `t`.
 pub(crate) fn month_start(t: DateTime<Utc>) -> DateTime<Utc> {
@@ -77,9 +118,11 @@ fn dedup(events: &[Event]) -> (Vec<&Event>, Vec<bool>) {
     (unique, first)
 }
 
-/// Runs the batch statement on `conn` and returns the ids that were new.
+/// Runs `statement` ([`INSERT_ALL_NEW`] or [`INSERT_SKIPPING_STORED`]) for `events` on
+/// `conn` and returns the ids that were new.
 async fn write(
     conn: &mut PgConnection,
+    statement: &'static str,
     events: &[&Event],
 ) -> std::result::Result<HashSet<String>, sqlx::Error> {
     let n = events.len();
@@ -105,11 +148,13 @@ async fn write(
         metadata.push(
             e.metadata
                 .as_ref()
-                .map(|m| serde_json::Value::Object(m.clone()).to_string()),
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(|err| sqlx::Error::Encode(Box::new(err)))?,
         );
         created.push(e.created_at);
     }
-    let rows: Vec<String> = sqlx::query_scalar(INSERT_BATCH)
+    let rows: Vec<String> = sqlx::query_scalar(statement)
         .bind(ids)
         .bind(tenants)
         .bind(resources)
@@ -147,19 +192,6 @@ impl PostgresStore {
         Ok(())
     }
 
-    /// Writes `events` (already unique by id) in one transaction on `conn`, creating
-    /// partitions as needed.
-    async fn write_in_tx(
-        &self,
-        conn: &mut PgConnection,
-        events: &[&Event],
-    ) -> std::result::Result<HashSet<String>, sqlx::Error> {
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        let new = write(&mut tx, events).await?;
-        tx.commit().await?;
-        Ok(new)
-    }
-
     pub(crate) async fn insert_batch(&self, events: &[Event]) -> Result<InsertOutcome> {
         if events.is_empty() {
             return Ok(InsertOutcome::default());
@@ -167,12 +199,17 @@ impl PostgresStore {
         let (unique, first) = dedup(events);
         let mut conn = self.pool.acquire().await.map_err(db)?;
         let mut attempt = 0;
+        let mut statement = INSERT_ALL_NEW;
         let new = loop {
             attempt += 1;
             self.ensure_partitions(&mut conn, unique.iter().map(|e| e.timestamp))
                 .await?;
-            match self.write_in_tx(&mut conn, &unique).await {
+            // One statement, so one implicit transaction: no BEGIN and COMMIT round trips.
+            match write(&mut conn, statement, &unique).await {
                 Ok(new) => break new,
+                Err(e) if attempt < ATTEMPTS && is_id_taken(&e) => {
+                    statement = INSERT_SKIPPING_STORED;
+                }
                 Err(e) if attempt < ATTEMPTS && is_missing_partition(&e) => {
                     // Retention dropped a partition this handle believed in.
                     lock(&self.partitions).clear();
@@ -244,7 +281,7 @@ impl PostgresStore {
         }
         match usage.checked_add(event.quantity) {
             Some(total) if total <= limit.limit => {
-                let new = write(&mut tx, &[event]).await?;
+                let new = write(&mut tx, INSERT_SKIPPING_STORED, &[event]).await?;
                 tx.commit().await?;
                 if new.contains(event.id.as_str()) {
                     Ok(ConsumeOutcome::Admitted {
