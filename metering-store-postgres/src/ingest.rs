@@ -27,9 +27,9 @@ macro_rules! unnest_batch {
 /// whose id was new). Those events are written and added to the rollups of both bucket
 /// sizes, pre-aggregated so that each rollup row is updated once per batch (in key order,
 /// again so that concurrent batches never deadlock), the daily rows from the 15-minute
-/// groups. Returns the ids that were new.
+/// groups. `$answer` selects what comes back.
 macro_rules! insert_batch {
-    ($claim:expr) => {
+    ($claim:expr, $answer:expr) => {
         concat!(
             "WITH ",
             $claim,
@@ -57,32 +57,38 @@ day AS (
     ON CONFLICT (tenant_id, feature, resource, bucket) DO UPDATE
     SET quantity = r.quantity + EXCLUDED.quantity, events = r.events + EXCLUDED.events
 )
-SELECT id FROM new_ids"
+",
+            $answer
         )
     };
 }
 
 /// For a batch whose ids are all new (the usual case: ids are unique, and a resent batch is
-/// rare): plain inserts, no lookups. Fails whole with a unique violation on `event_ids`
-/// when one id is already stored (see [`is_id_taken`]); then [`INSERT_SKIPPING_STORED`]
-/// runs instead.
-const INSERT_ALL_NEW: &str = insert_batch!(concat!(
-    "fresh AS MATERIALIZED (",
-    unnest_batch!(),
-    r"),
+/// rare): plain inserts, no lookups, and no rows back (success means every id was new).
+/// Fails whole with a unique violation on `event_ids` when one id is already stored (see
+/// [`is_id_taken`]); then [`INSERT_SKIPPING_STORED`] runs instead.
+const INSERT_ALL_NEW: &str = insert_batch!(
+    concat!(
+        "fresh AS MATERIALIZED (",
+        unnest_batch!(),
+        r"),
 new_ids AS (
     INSERT INTO event_ids (id, ts) SELECT id, ts FROM fresh ORDER BY id RETURNING id
 )"
-));
+    ),
+    // Data-modifying CTEs run to completion whatever the main query reads.
+    "SELECT id FROM new_ids LIMIT 0"
+);
 
-/// For a batch that may hold stored ids: claims only the ids not stored yet. Still a plain
-/// insert (cheaper than `ON CONFLICT`'s speculative one): a batch racing another that claims
-/// one of its ids fails with a unique violation once that one commits, and is retried, when
-/// the id is seen as stored.
-const INSERT_SKIPPING_STORED: &str = insert_batch!(concat!(
-    "input AS MATERIALIZED (",
-    unnest_batch!(),
-    r"),
+/// For a batch that may hold stored ids: claims only the ids not stored yet, and returns
+/// them. Still a plain insert (cheaper than `ON CONFLICT`'s speculative one): a batch racing
+/// another that claims one of its ids fails with a unique violation once that one commits,
+/// and is retried, when the id is seen as stored.
+const INSERT_SKIPPING_STORED: &str = insert_batch!(
+    concat!(
+        "input AS MATERIALIZED (",
+        unnest_batch!(),
+        r"),
 new_ids AS (
     INSERT INTO event_ids (id, ts)
     SELECT id, ts FROM input i
@@ -93,7 +99,35 @@ new_ids AS (
 fresh AS MATERIALIZED (
     SELECT i.* FROM input i JOIN new_ids n ON n.id = i.id
 )"
-));
+    ),
+    "SELECT id FROM new_ids"
+);
+
+/// The two batch statements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Claim {
+    /// [`INSERT_ALL_NEW`].
+    AllNew,
+    /// [`INSERT_SKIPPING_STORED`].
+    SkippingStored,
+}
+
+/// The ids a batch statement wrote.
+enum Claimed {
+    /// Every id of the batch.
+    All,
+    /// These.
+    These(HashSet<String>),
+}
+
+impl Claimed {
+    fn contains(&self, id: &str) -> bool {
+        match self {
+            Claimed::All => true,
+            Claimed::These(ids) => ids.contains(id),
+        }
+    }
+}
 
 /// The first instant (UTC) of the month holding `t`.
 pub(crate) fn month_start(t: DateTime<Utc>) -> DateTime<Utc> {
@@ -118,13 +152,12 @@ fn dedup(events: &[Event]) -> (Vec<&Event>, Vec<bool>) {
     (unique, first)
 }
 
-/// Runs `statement` ([`INSERT_ALL_NEW`] or [`INSERT_SKIPPING_STORED`]) for `events` on
-/// `conn` and returns the ids that were new.
+/// Runs the `claim` statement for `events` on `conn` and returns the ids that were new.
 async fn write(
     conn: &mut PgConnection,
-    statement: &'static str,
+    claim: Claim,
     events: &[&Event],
-) -> std::result::Result<HashSet<String>, sqlx::Error> {
+) -> std::result::Result<Claimed, sqlx::Error> {
     let n = events.len();
     let (mut ids, mut tenants, mut resources, mut features) = (
         Vec::with_capacity(n),
@@ -154,6 +187,10 @@ async fn write(
         );
         created.push(e.created_at);
     }
+    let statement = match claim {
+        Claim::AllNew => INSERT_ALL_NEW,
+        Claim::SkippingStored => INSERT_SKIPPING_STORED,
+    };
     let rows: Vec<String> = sqlx::query_scalar(statement)
         .bind(ids)
         .bind(tenants)
@@ -165,7 +202,10 @@ async fn write(
         .bind(created)
         .fetch_all(&mut *conn)
         .await?;
-    Ok(rows.into_iter().collect())
+    Ok(match claim {
+        Claim::AllNew => Claimed::All,
+        Claim::SkippingStored => Claimed::These(rows.into_iter().collect()),
+    })
 }
 
 impl PostgresStore {
@@ -199,16 +239,16 @@ impl PostgresStore {
         let (unique, first) = dedup(events);
         let mut conn = self.pool.acquire().await.map_err(db)?;
         let mut attempt = 0;
-        let mut statement = INSERT_ALL_NEW;
+        let mut claim = Claim::AllNew;
         let new = loop {
             attempt += 1;
             self.ensure_partitions(&mut conn, unique.iter().map(|e| e.timestamp))
                 .await?;
             // One statement, so one implicit transaction: no BEGIN and COMMIT round trips.
-            match write(&mut conn, statement, &unique).await {
+            match write(&mut conn, claim, &unique).await {
                 Ok(new) => break new,
                 Err(e) if attempt < ATTEMPTS && is_id_taken(&e) => {
-                    statement = INSERT_SKIPPING_STORED;
+                    claim = Claim::SkippingStored;
                 }
                 Err(e) if attempt < ATTEMPTS && is_missing_partition(&e) => {
                     // Retention dropped a partition this handle believed in.
@@ -281,7 +321,7 @@ impl PostgresStore {
         }
         match usage.checked_add(event.quantity) {
             Some(total) if total <= limit.limit => {
-                let new = write(&mut tx, INSERT_SKIPPING_STORED, &[event]).await?;
+                let new = write(&mut tx, Claim::SkippingStored, &[event]).await?;
                 tx.commit().await?;
                 if new.contains(event.id.as_str()) {
                     Ok(ConsumeOutcome::Admitted {
