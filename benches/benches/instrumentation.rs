@@ -67,14 +67,23 @@ async fn discard_server() -> String {
             (StatusCode::CREATED, "{}")
         }),
     );
+    format!("http://{}", spawn_server(app).await)
+}
+
+/// Serves `app` on a free local port from a task of the current runtime; returns the address.
+/// Connections get `TCP_NODELAY`, as in `metering-server`: no Nagle delay on answers.
+async fn spawn_server(app: Router) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("a port");
     let addr = listener.local_addr().expect("an address");
+    let listener = listener.tap_io(|stream| {
+        let _ = stream.set_nodelay(true);
+    });
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    format!("http://{addr}")
+    addr
 }
 
 /// The batching client of every benchmark, shipping to `url`.
@@ -218,18 +227,14 @@ fn instrumentation(c: &mut Criterion) {
     let mut group = c.benchmark_group("axum_layer_loopback");
     group.throughput(Throughput::Elements(1));
     let http = reqwest::Client::new();
-    for (name, router) in &routers {
-        let url = rt.block_on(async {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("a port");
-            let addr = listener.local_addr().expect("an address");
-            let app = router.clone();
-            tokio::spawn(async move {
-                let _ = axum::serve(listener, app).await;
-            });
-            format!("http://{addr}/hello")
-        });
+    let urls: Vec<(&str, String)> = routers
+        .iter()
+        .map(|(name, router)| {
+            let addr = rt.block_on(spawn_server(router.clone()));
+            (*name, format!("http://{addr}/hello"))
+        })
+        .collect();
+    for (name, url) in &urls {
         let client = client.clone();
         let http = http.clone();
         group.bench_function(*name, |b| {
@@ -259,23 +264,6 @@ fn instrumentation(c: &mut Criterion) {
 
     // A paired comparison that a busy machine cannot bias: blocks of requests alternate
     // between the routers, round after round, and each router's time is summed.
-    let urls: Vec<(&str, String)> = routers
-        .iter()
-        .map(|(name, router)| {
-            let url = rt.block_on(async {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("a port");
-                let addr = listener.local_addr().expect("an address");
-                let app = router.clone();
-                tokio::spawn(async move {
-                    let _ = axum::serve(listener, app).await;
-                });
-                format!("http://{addr}/hello")
-            });
-            (*name, url)
-        })
-        .collect();
     let (rounds, block) = (40u32, 250u32);
     let mut loopback = vec![Duration::ZERO; urls.len()];
     let mut in_process = vec![Duration::ZERO; urls.len()];
@@ -383,17 +371,7 @@ fn saturated(plain: &Router) {
             let routers = variants(&plain, MeteringLayer::new().recorder(client));
             let mut addrs = Vec::new();
             for (name, router) in routers {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("a port");
-                addrs.push((name, listener.local_addr().expect("an address")));
-                // As a production server would: no Nagle delay on pipelined answers.
-                let listener = listener.tap_io(|stream| {
-                    let _ = stream.set_nodelay(true);
-                });
-                tokio::spawn(async move {
-                    let _ = axum::serve(listener, router).await;
-                });
+                addrs.push((name, spawn_server(router).await));
             }
             urls_tx.send(addrs).expect("the bench waits");
             std::future::pending::<()>().await;

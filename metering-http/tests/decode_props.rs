@@ -6,10 +6,8 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use http_body_util::BodyExt;
 use proptest::prelude::*;
 use serde_json::Value;
-use tower::ServiceExt as _;
 
 const BODY_ENDPOINTS: &[(&str, &str)] = &[
     ("POST", "/v1/meter/events"),
@@ -35,19 +33,7 @@ async fn check(app: &common::App, body: Vec<u8>) -> Result<(), TestCaseError> {
             .header("content-type", "application/json")
             .body(Body::from(body.clone()))
             .expect("request");
-        let response = app
-            .router
-            .clone()
-            .oneshot(request)
-            .await
-            .expect("infallible");
-        let status = response.status();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
+        let (status, _, bytes) = common::respond(&app.router, request).await;
         prop_assert!(
             status != StatusCode::INTERNAL_SERVER_ERROR,
             "{method} {path} answered 500 to {:?}",

@@ -1,13 +1,14 @@
 //! Operations: group commit, `/metrics`, `/openapi.json` and `/docs`, request ids, the
 //! per-key rate limit and the lookup cache. (What the logs contain: `tests/logs.rs`.)
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
-use http_body_util::BodyExt;
 use metering_core::{MemoryQuotaCache, MemoryStore, NewApiKey, Role, Store};
 use metering_http::{AppState, ErrorCode, GroupCommit, RateLimit, ServerConfig};
 use serde_json::{Value, json};
@@ -38,27 +39,25 @@ async fn send(
     key: Option<&str>,
     body: Option<Value>,
 ) -> (StatusCode, HeaderMap, Vec<u8>) {
-    let mut request = Request::builder().method(method).uri(uri);
-    if let Some(key) = key {
-        request = request.header("x-api-key", key);
-    }
-    let request = match body {
-        Some(body) => request
-            .header("content-type", "application/json")
-            .body(Body::from(body.to_string())),
-        None => request.body(Body::empty()),
-    }
-    .expect("request");
-    let response = router.clone().oneshot(request).await.expect("infallible");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    (status, headers, bytes.to_vec())
+    common::respond(router, common::build(method, uri, key, body)).await
+}
+
+/// `n` single-event POSTs at once (events `0..n`), in order of their events.
+async fn post_concurrently(router: &Router, n: usize) -> Vec<(StatusCode, HeaderMap, Vec<u8>)> {
+    let posts = (0..n).map(|i| {
+        let router = router.clone();
+        async move {
+            send(
+                &router,
+                Method::POST,
+                "/v1/meter/events",
+                Some(ADMIN),
+                Some(event(i)),
+            )
+            .await
+        }
+    });
+    futures::future::join_all(posts).await
 }
 
 fn event(n: usize) -> Value {
@@ -91,21 +90,11 @@ async fn concurrent_single_posts_share_commits_and_are_all_stored() {
         .expect("the store opens");
     let (router, state) = app_on(Arc::new(store), config).await;
     let n = 64;
-    let posts = (0..n).map(|i| {
-        let router = router.clone();
-        async move {
-            send(
-                &router,
-                Method::POST,
-                "/v1/meter/events",
-                Some(ADMIN),
-                Some(event(i)),
-            )
-            .await
-            .0
-        }
-    });
-    let statuses = futures::future::join_all(posts).await;
+    let statuses: Vec<StatusCode> = post_concurrently(&router, n)
+        .await
+        .into_iter()
+        .map(|(status, _, _)| status)
+        .collect();
     assert!(
         statuses.iter().all(|s| *s == StatusCode::CREATED),
         "{statuses:?}"
@@ -476,20 +465,7 @@ async fn a_full_ingest_queue_answers_503_with_retry_after() {
         1,
     )));
     let (router, _) = app(config).await;
-    let posts = (0..8).map(|i| {
-        let router = router.clone();
-        async move {
-            send(
-                &router,
-                Method::POST,
-                "/v1/meter/events",
-                Some(ADMIN),
-                Some(event(i)),
-            )
-            .await
-        }
-    });
-    let answers = futures::future::join_all(posts).await;
+    let answers = post_concurrently(&router, 8).await;
     let full: Vec<_> = answers
         .iter()
         .filter(|(s, _, _)| *s == StatusCode::SERVICE_UNAVAILABLE)

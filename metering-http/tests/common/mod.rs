@@ -60,6 +60,35 @@ pub async fn app_with(config: ServerConfig) -> App {
     }
 }
 
+/// A request with an optional key and JSON body.
+pub fn build(method: Method, uri: &str, key: Option<&str>, body: Option<Value>) -> Request<Body> {
+    let mut request = Request::builder().method(method).uri(uri);
+    if let Some(k) = key {
+        request = request.header("x-api-key", k);
+    }
+    match body {
+        Some(b) => request
+            .header("content-type", "application/json")
+            .body(Body::from(b.to_string())),
+        None => request.body(Body::empty()),
+    }
+    .expect("request")
+}
+
+/// Sends `request` to `router`; returns status, headers and the raw body.
+pub async fn respond(router: &Router, request: Request<Body>) -> (StatusCode, HeaderMap, Vec<u8>) {
+    let response = router.clone().oneshot(request).await.expect("infallible");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (status, headers, bytes.to_vec())
+}
+
 impl App {
     /// A new key with `role`, scoped to `tenant` when given.
     pub async fn key(&self, role: Role, tenant: Option<&str>) -> String {
@@ -83,36 +112,12 @@ impl App {
         key: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, HeaderMap, Value) {
-        let mut request = Request::builder().method(method).uri(uri);
-        if let Some(k) = key {
-            request = request.header("x-api-key", k);
-        }
-        let request = match body {
-            Some(b) => request
-                .header("content-type", "application/json")
-                .body(Body::from(b.to_string())),
-            None => request.body(Body::empty()),
-        }
-        .expect("request");
-        self.send(request).await
+        self.send(build(method, uri, key, body)).await
     }
 
     /// Sends a prepared request.
     pub async fn send(&self, request: Request<Body>) -> (StatusCode, HeaderMap, Value) {
-        let response = self
-            .router
-            .clone()
-            .oneshot(request)
-            .await
-            .expect("infallible");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
+        let (status, headers, bytes) = respond(&self.router, request).await;
         let json = if bytes.is_empty() {
             Value::Null
         } else {
