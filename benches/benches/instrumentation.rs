@@ -107,7 +107,12 @@ fn client(rt: &Runtime) -> MeteringClient {
 /// caller, without the time other processes on a busy machine take from it. `None` where
 /// the kernel does not expose it.
 fn thread_cpu() -> Option<Duration> {
-    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    schedstat_cpu("/proc/thread-self/schedstat")
+}
+
+/// The CPU time in a `schedstat` file: the first of its numbers, in nanoseconds.
+fn schedstat_cpu(path: &str) -> Option<Duration> {
+    let text = std::fs::read_to_string(path).ok()?;
     let nanos: u64 = text.split_whitespace().next()?.parse().ok()?;
     Some(Duration::from_nanos(nanos))
 }
@@ -332,15 +337,22 @@ fn plain_router() -> Router {
 }
 
 /// Throughput under load, the way a load generator sees a server: the hello-world server
-/// runs on one thread of its own (with, for the metered variant, its metering client), so
-/// it has one core, and the server that takes the batches on another; a light pipelining HTTP/1.1
-/// client on the benchmark's thread keeps it saturated. The routers take turns, round
-/// after round, and the requests each served in its turns are summed.
+/// runs on one thread of its own (with, for the metered variant, its metering client: the
+/// batcher encodes and ships on that thread too), so it has one core, and the server that
+/// takes the batches on another; a light pipelining HTTP/1.1 client on the benchmark's
+/// thread keeps it saturated. The routers take turns, round after round, and the requests
+/// each served in its turns are summed.
+///
+/// Two figures per router: requests per second of wall time, and requests per second of
+/// the server thread's CPU time (Linux `schedstat`). On a machine with fewer cores than busy
+/// threads (load generator, server, batch sink) the first moves with how the scheduler
+/// shares the cores in each turn; the second is the server's capacity per core, what the
+/// layer costs it, whatever else runs.
 fn saturated(plain: &Router) {
     const CONNECTIONS: usize = 16;
     const PIPELINE: usize = 16;
-    const TURN: Duration = Duration::from_millis(1500);
-    const ROUNDS: usize = 6;
+    const TURN: Duration = Duration::from_millis(1000);
+    const ROUNDS: usize = 10;
 
     // The metering server stand-in is another process in production: a thread of its own.
     let (sink_tx, sink_rx) = std::sync::mpsc::channel();
@@ -373,11 +385,16 @@ fn saturated(plain: &Router) {
             for (name, router) in routers {
                 addrs.push((name, spawn_server(router).await));
             }
-            urls_tx.send(addrs).expect("the bench waits");
+            // Where the load generator reads this thread's CPU time.
+            let schedstat = std::fs::read_link("/proc/thread-self")
+                .ok()
+                .map(|task| format!("/proc/{}/schedstat", task.display()));
+            urls_tx.send((addrs, schedstat)).expect("the bench waits");
             std::future::pending::<()>().await;
         });
     });
-    let addrs = urls_rx.recv().expect("the server thread starts");
+    let (addrs, schedstat) = urls_rx.recv().expect("the server thread starts");
+    let server_cpu = || schedstat.as_deref().and_then(schedstat_cpu);
 
     let load = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -385,10 +402,12 @@ fn saturated(plain: &Router) {
         .expect("a runtime");
     let mut served = vec![0u64; addrs.len()];
     let mut busy = vec![Duration::ZERO; addrs.len()];
+    let mut cpu = vec![Duration::ZERO; addrs.len()];
     load.block_on(async {
         for _ in 0..ROUNDS {
             for (i, (_, addr)) in addrs.iter().enumerate() {
                 let started = Instant::now();
+                let cpu_before = server_cpu();
                 let tasks: Vec<_> = (0..CONNECTIONS)
                     .map(|_| tokio::spawn(pipelined_requests(*addr, PIPELINE, started + TURN)))
                     .collect();
@@ -396,20 +415,36 @@ fn saturated(plain: &Router) {
                     served[i] += task.await.expect("a load task");
                 }
                 busy[i] += started.elapsed();
+                if let (Some(before), Some(after)) = (cpu_before, server_cpu()) {
+                    cpu[i] += after.saturating_sub(before);
+                }
             }
         }
     });
-    let rates: Vec<f64> = served
-        .iter()
-        .zip(&busy)
-        .map(|(n, t)| *n as f64 / t.as_secs_f64())
-        .collect();
-    for ((name, _), rate) in addrs.iter().zip(&rates) {
+    let per = |times: &[Duration]| -> Vec<f64> {
+        served
+            .iter()
+            .zip(times)
+            .map(|(n, t)| *n as f64 / t.as_secs_f64().max(1e-9))
+            .collect()
+    };
+    let (rates, per_cpu) = (per(&busy), per(&cpu));
+    for (i, (name, _)) in addrs.iter().enumerate() {
         println!(
-            "saturated  {name:26} {rate:9.0} requests/s, {:6.1}% of the throughput without the layer \
+            "saturated  {name:26} {:9.0} requests/s, {:6.1}% of the throughput without the layer \
              ({CONNECTIONS} connections x {PIPELINE} pipelined, server on one thread)",
-            100.0 * rate / rates[0]
+            rates[i],
+            100.0 * rates[i] / rates[0]
         );
+        if schedstat.is_some() {
+            println!(
+                "saturated  {name:26} {:9.0} requests per CPU second of the server thread, \
+                 {:6.1}% of the figure without the layer (server thread busy {:5.1}% of the time)",
+                per_cpu[i],
+                100.0 * per_cpu[i] / per_cpu[0],
+                100.0 * cpu[i].as_secs_f64() / busy[i].as_secs_f64()
+            );
+        }
     }
 }
 

@@ -16,7 +16,7 @@ use crate::recorder::Recorder;
 use crate::sink::{EmbeddedSink, Sink};
 use crate::spill::SpillQueue;
 use crate::stats::{ClientStats, Counters};
-use crate::wire;
+use crate::wire::Pending;
 use crate::worker::{BatchQueue, Control, Push, run_batcher, run_replayer};
 
 /// What [`MeteringClient::send`] did with an event.
@@ -233,12 +233,8 @@ impl MeteringClient {
             .snapshot(self.inner.core.pending_spill())
     }
 
-    fn stamp(mut event: NewEvent) -> NewEvent {
-        wire::stamp(
-            &mut event,
-            metering_core::Clock::now(&metering_core::SystemClock),
-        );
-        event
+    fn now() -> chrono::DateTime<chrono::Utc> {
+        metering_core::Clock::now(&metering_core::SystemClock)
     }
 
     fn count_dropped(&self, why: &'static str) {
@@ -255,7 +251,24 @@ impl MeteringClient {
             self.count_dropped("client shut down");
             return;
         }
-        let event = Self::stamp(event);
+        self.enqueue(Pending::event(event, Self::now()));
+    }
+
+    /// [`MeteringClient::record`] for a request metered by
+    /// [`MeteringLayer`](crate::middleware::MeteringLayer): the request stays in its
+    /// compact form until the batch it ships in is encoded.
+    #[cfg(feature = "tower")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+    pub fn record_request(&self, request: crate::middleware::MeteredRequest) {
+        if self.inner.closed.load(Ordering::Acquire) {
+            self.count_dropped("client shut down");
+            return;
+        }
+        self.enqueue(Pending::request(request));
+    }
+
+    /// Queues a stamped event for the batcher, or hands it to a spawned delivery.
+    fn enqueue(&self, event: Pending) {
         let counters = &self.inner.core.counters;
         match &self.inner.batcher {
             Some((queue, _)) => {
@@ -348,7 +361,7 @@ impl MeteringClient {
             self.count_dropped("client shut down");
             return Err(ClientError::Closed);
         }
-        let event = Self::stamp(event);
+        let event = Pending::event(event, Self::now());
         let core = &self.inner.core;
         match (&self.inner.batcher, self.inner.config.mode) {
             (Some((queue, _)), _) => {
@@ -412,7 +425,7 @@ impl MeteringClient {
                         .map_err(|_| ClientError::Closed)?;
                     drop(permit);
                 }
-                self.record(event);
+                self.enqueue(event);
                 Ok(Delivery::Queued)
             }
         }
@@ -481,5 +494,10 @@ impl MeteringClient {
 impl Recorder for MeteringClient {
     fn record(&self, event: NewEvent) {
         MeteringClient::record(self, event);
+    }
+
+    #[cfg(feature = "tower")]
+    fn record_request(&self, request: crate::middleware::MeteredRequest) {
+        MeteringClient::record_request(self, request);
     }
 }

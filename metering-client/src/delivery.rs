@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use metering_core::{FieldError, NewEvent};
+use metering_core::FieldError;
 use rand::Rng;
 use tokio::sync::{Mutex, Notify};
 
@@ -14,7 +14,7 @@ use crate::error::SendFailure;
 use crate::sink::Sink;
 use crate::spill::SpillQueue;
 use crate::stats::Counters;
-use crate::wire;
+use crate::wire::Pending;
 
 /// What became of one batch.
 #[derive(Debug, Default)]
@@ -104,7 +104,7 @@ impl Core {
     /// Delivers one batch (ids and timestamps already stamped): sent with retries, or
     /// spilled when the sink stays down. While older events wait in the spill queue, new
     /// ones queue behind them, so the sink sees events in the order they were recorded.
-    pub(crate) async fn deliver(&self, events: Vec<NewEvent>) -> Report {
+    pub(crate) async fn deliver(&self, events: Vec<Pending>) -> Report {
         if self.pending_spill() > 0 {
             let mut report = Report::default();
             self.spill_or_drop(events, &mut report, "older events are still spilled")
@@ -119,7 +119,7 @@ impl Core {
         report
     }
 
-    async fn spill_or_drop(&self, events: Vec<NewEvent>, report: &mut Report, reason: &str) {
+    async fn spill_or_drop(&self, events: Vec<Pending>, report: &mut Report, reason: &str) {
         let n = events.len();
         match &self.spill {
             Some(spill) => match spill.append(&events).await {
@@ -152,11 +152,11 @@ impl Core {
     /// it, in order).
     pub(crate) async fn send_all(
         &self,
-        events: Vec<NewEvent>,
+        events: Vec<Pending>,
         max_retries: u32,
-    ) -> (Report, Vec<NewEvent>) {
+    ) -> (Report, Vec<Pending>) {
         let mut report = Report::default();
-        let mut chunks: VecDeque<Vec<NewEvent>> = VecDeque::new();
+        let mut chunks: VecDeque<Vec<Pending>> = VecDeque::new();
         chunks.push_back(events);
         while let Some(mut chunk) = chunks.pop_front() {
             let mut retries = 0;
@@ -236,7 +236,7 @@ impl Core {
     /// `None` when no error names an event of the chunk.
     fn reject(
         &self,
-        chunk: &mut Vec<NewEvent>,
+        chunk: &mut Vec<Pending>,
         errors: Vec<FieldError>,
         report: &mut Report,
     ) -> Option<()> {
@@ -253,7 +253,7 @@ impl Core {
         for (i, errors) in by_index.into_iter().rev() {
             let event = chunk.remove(i);
             tracing::warn!(
-                event = %wire::encode(&event),
+                event = %event.to_json(),
                 errors = ?errors,
                 "metering event rejected as invalid; not retried"
             );
@@ -264,10 +264,10 @@ impl Core {
         Some(())
     }
 
-    fn reject_all(&self, chunk: &[NewEvent], message: &str, report: &mut Report) {
+    fn reject_all(&self, chunk: &[Pending], message: &str, report: &mut Report) {
         for event in chunk {
             tracing::warn!(
-                event = %wire::encode(event),
+                event = %event.to_json(),
                 %message,
                 "metering event rejected; not retried"
             );
@@ -301,7 +301,7 @@ impl Core {
             let Some(&(last, _)) = head.last() else {
                 return true;
             };
-            let events: Vec<NewEvent> = head.into_iter().map(|(_, e)| e).collect();
+            let events: Vec<Pending> = head.into_iter().map(|(_, e)| Pending::Event(e)).collect();
             let (report, undelivered) = self.send_all(events, max_retries).await;
             if !undelivered.is_empty() {
                 return false;

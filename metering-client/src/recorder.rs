@@ -13,6 +13,9 @@ use std::sync::OnceLock;
 
 use metering_core::NewEvent;
 
+#[cfg(feature = "tower")]
+use crate::middleware::MeteredRequest;
+
 /// Receives usage events. Implementations must not block: [`Recorder::record`] is called on
 /// the hot path of request handlers and metered functions.
 ///
@@ -38,17 +41,37 @@ pub trait Recorder: Send + Sync + 'static {
     /// Takes one event. Must return quickly and never block on I/O; delivery happens
     /// elsewhere (a background task, a channel).
     fn record(&self, event: NewEvent);
+
+    /// Takes one request metered by [`MeteringLayer`](crate::middleware::MeteringLayer).
+    /// The default records [`MeteredRequest::into_event`]; a recorder on the hot path of
+    /// every request can keep the compact form instead (as
+    /// [`MeteringClient`](crate::MeteringClient) does, encoding it only when it ships).
+    #[cfg(feature = "tower")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+    fn record_request(&self, request: MeteredRequest) {
+        self.record(request.into_event());
+    }
 }
 
 impl<R: Recorder + ?Sized> Recorder for std::sync::Arc<R> {
     fn record(&self, event: NewEvent) {
         (**self).record(event);
     }
+
+    #[cfg(feature = "tower")]
+    fn record_request(&self, request: MeteredRequest) {
+        (**self).record_request(request);
+    }
 }
 
 impl<R: Recorder + ?Sized> Recorder for Box<R> {
     fn record(&self, event: NewEvent) {
         (**self).record(event);
+    }
+
+    #[cfg(feature = "tower")]
+    fn record_request(&self, request: MeteredRequest) {
+        (**self).record_request(request);
     }
 }
 
@@ -58,6 +81,9 @@ pub struct NoopRecorder;
 
 impl Recorder for NoopRecorder {
     fn record(&self, _event: NewEvent) {}
+
+    #[cfg(feature = "tower")]
+    fn record_request(&self, _request: MeteredRequest) {}
 }
 
 static RECORDER: OnceLock<&'static dyn Recorder> = OnceLock::new();

@@ -4,12 +4,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use metering_core::NewEvent;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::{MissedTickBehavior, sleep};
 
 use crate::delivery::Core;
 use crate::stats::Counters;
+use crate::wire::Pending;
 
 /// A request to the batcher.
 #[derive(Debug)]
@@ -25,17 +25,17 @@ pub(crate) enum Control {
 pub(crate) enum Push {
     Queued,
     /// The queue holds `capacity` events; the event is handed back.
-    Full(NewEvent),
+    Full(Pending),
     /// The client is shut down; the event is handed back.
-    Closed(NewEvent),
+    Closed(Pending),
 }
 
 /// Queued events in chunks of `batch_size`: pushing never moves earlier events (a single
 /// growing vector would be copied on every reallocation), and each chunk is a batch.
 #[derive(Debug, Default)]
 struct Chunks {
-    full: Vec<Vec<NewEvent>>,
-    current: Vec<NewEvent>,
+    full: Vec<Vec<Pending>>,
+    current: Vec<Pending>,
     len: usize,
 }
 
@@ -73,7 +73,7 @@ impl BatchQueue {
     }
 
     /// Queues `event` unless the queue is full or closed.
-    pub(crate) fn try_push(&self, event: NewEvent) -> Push {
+    pub(crate) fn try_push(&self, event: Pending) -> Push {
         let mut chunks = self.lock();
         if self.closed.load(Ordering::Acquire) {
             return Push::Closed(event);
@@ -99,7 +99,7 @@ impl BatchQueue {
     }
 
     /// Queues `event`, waiting for room; hands it back when the queue is closed.
-    pub(crate) async fn push(&self, mut event: NewEvent) -> Result<(), NewEvent> {
+    pub(crate) async fn push(&self, mut event: Pending) -> Result<(), Pending> {
         loop {
             // Registered before the attempt, so room made in between is not missed.
             let room = self.space.notified();
@@ -115,7 +115,7 @@ impl BatchQueue {
     }
 
     /// Takes the full batches, and with [`Drain::All`] the partial one too, oldest first.
-    fn take(&self, which: Drain) -> Vec<Vec<NewEvent>> {
+    fn take(&self, which: Drain) -> Vec<Vec<Pending>> {
         let mut chunks = self.lock();
         let mut taken = std::mem::take(&mut chunks.full);
         if which == Drain::All && !chunks.current.is_empty() {

@@ -2,6 +2,9 @@
 
 #![cfg(feature = "tower")]
 
+#[cfg(all(feature = "remote", feature = "spill"))]
+mod common;
+
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -212,4 +215,93 @@ async fn a_failing_checker_fails_open_unless_told_otherwise() -> anyhow::Result<
         .await?;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     Ok(())
+}
+
+/// The client keeps metered requests compact until they ship; what reaches either sink is
+/// the event a plain recorder gets.
+#[cfg(all(feature = "remote", feature = "spill"))]
+mod shipped {
+    use std::time::Duration;
+
+    use metering_client::{ClientConfig, MeteringClient};
+    use metering_core::{EventFilter, EventQuery, MemoryStore, Metering, Paging};
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    use crate::common;
+
+    /// Two requests through the layer: one to an item, one failing.
+    async fn drive(recorder: impl Recorder) -> anyhow::Result<()> {
+        let app = app(MeteringLayer::new().recorder(recorder));
+        app.clone()
+            .oneshot(request("/v1/items/42", Some("org_1")))
+            .await?;
+        app.oneshot(request("/boom", Some("org \"2\""))).await?;
+        Ok(())
+    }
+
+    fn check(event: &Value, tenant: &str, feature: &str, resource: &str, status: u16) {
+        assert_eq!(event["tenant_id"], json!(tenant), "{event}");
+        assert_eq!(event["resource"], json!(resource), "{event}");
+        assert_eq!(event["feature"], json!(feature), "{event}");
+        assert_eq!(event["quantity"], json!(1), "{event}");
+        let metadata = &event["metadata"];
+        assert_eq!(metadata["method"], json!("GET"), "{event}");
+        assert_eq!(metadata["status"], json!(status), "{event}");
+        assert!(metadata["latency_ms"].is_u64(), "{event}");
+        let id = event["id"].as_str().expect("an id");
+        let id = uuid::Uuid::parse_str(id).expect("a UUID");
+        assert_eq!(id.get_version_num(), 7);
+        let at = event["timestamp"].as_str().expect("a timestamp");
+        let at = chrono::DateTime::parse_from_rfc3339(at).expect("RFC 3339");
+        let now = metering_core::Clock::now(&metering_core::SystemClock);
+        assert!((now - at.to_utc()).num_seconds().abs() < 60);
+    }
+
+    #[tokio::test]
+    async fn to_a_server_also_after_spilling() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let addr = common::free_addr()?;
+        let client = MeteringClient::connect(
+            ClientConfig::default()
+                .with_api_url(format!("http://{addr}"))
+                .with_max_retries(0)
+                .with_spill_path(dir.path().join("spill.db"))
+                .with_replay_interval(Duration::from_millis(50)),
+        )
+        .await?;
+        // The server is down: both requests are spilled, then replayed from disk.
+        drive(client.clone()).await?;
+        assert_eq!(client.flush().await.pending_spill, 2);
+        let server = common::start_on(addr).await?;
+        drive(client.clone()).await?;
+        let report = client.shutdown().await;
+        assert!(report.is_complete(), "{report:?}");
+        let stored = server.stored();
+        assert_eq!(stored.len(), 4, "{stored:?}");
+        for pair in stored.chunks(2) {
+            check(&pair[0], "org_1", "GET /v1/items/{id}", "items", 200);
+            check(&pair[1], "org \"2\"", "GET /boom", "boom", 500);
+            assert_eq!(pair[0]["metadata"]["route"], json!("/v1/items/{id}"));
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn into_an_embedded_engine() -> anyhow::Result<()> {
+        let engine = Metering::builder(MemoryStore::new()).build();
+        let client = MeteringClient::embedded(engine.clone(), ClientConfig::default()).await?;
+        drive(client.clone()).await?;
+        assert_eq!(client.shutdown().await.stats.sent, 2);
+        let query = EventQuery::new(
+            EventFilter::all().tenant(TenantId::new("org_1")?),
+            Paging::default(),
+        );
+        let page = engine.list_events(&query).await?;
+        assert_eq!(page.events.len(), 1);
+        let event = serde_json::to_value(&page.events[0])?;
+        check(&event, "org_1", "GET /v1/items/{id}", "items", 200);
+        Ok(())
+    }
 }

@@ -17,7 +17,7 @@
 //! - **quantity**: 1, or [`MeteringLayer::quantity`].
 //! - **metadata**: `method`, `route`, `status` and `latency_ms` (until the response head).
 //!
-//! The event goes to the process-wide [`recorder()`](crate::recorder()) unless
+//! The request goes, as a [`MeteredRequest`], to the process-wide [`recorder()`](crate::recorder()) unless
 //! [`MeteringLayer::recorder`] names one. Excluded paths ([`MeteringLayer::exclude_path`],
 //! [`MeteringLayer::exclude_prefix`]) are never metered: health checks, metrics.
 //!
@@ -41,6 +41,7 @@
 //! ```
 
 mod enforce;
+mod request;
 mod service;
 
 use std::fmt;
@@ -53,6 +54,7 @@ use metering_core::Quantity;
 use crate::recorder::Recorder;
 
 pub use enforce::{Enforcement, QuotaChecker};
+pub use request::MeteredRequest;
 pub use service::{MeteringFuture, MeteringService};
 
 /// What a closure sees of a request: its head and the route (the matched template, or the
@@ -254,7 +256,7 @@ impl<S> tower::Layer<S> for MeteringLayer {
 
 /// The default resource: the first route segment that is neither a version prefix nor a
 /// parameter.
-pub(crate) fn default_resource(route: &str) -> String {
+pub(crate) fn default_resource(route: &str) -> &str {
     route
         .split('/')
         .find(|segment| {
@@ -264,7 +266,6 @@ pub(crate) fn default_resource(route: &str) -> String {
                 && !is_version(segment)
         })
         .unwrap_or("root")
-        .to_owned()
 }
 
 fn is_version(segment: &str) -> bool {

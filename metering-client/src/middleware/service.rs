@@ -5,22 +5,24 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::SystemTime;
+
+use pin_project_lite::pin_project;
 
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::MatchedPath;
 use axum::http::header::RETRY_AFTER;
-use axum::http::{HeaderValue, Method, Request, Response, StatusCode};
+use axum::http::{HeaderValue, Request, Response, StatusCode};
 use axum::response::IntoResponse;
 use metering_core::event::MAX_NAME_CHARS;
 use metering_core::{
-    Clock, Feature, Metadata, NewEvent, QuotaDecision, Resource, SystemClock, TenantId,
-    ValidateRequest,
+    Clock, Feature, Metadata, QuotaDecision, Resource, SystemClock, TenantId, ValidateRequest,
 };
 use serde_json::Value;
 use tower::Service;
 
-use super::{Enforcement, RequestInfo, Settings, TenantSource, default_resource};
+use super::request::Route;
+use super::{Enforcement, MeteredRequest, RequestInfo, Settings, TenantSource};
 
 /// Wraps a service, metering each request; made by
 /// [`MeteringLayer`](super::MeteringLayer).
@@ -42,28 +44,24 @@ impl<S> MeteringService<S> {
     }
 }
 
-/// The response future of [`MeteringService`].
-pub type MeteringFuture<E> = Pin<Box<dyn Future<Output = Result<Response<Body>, E>> + Send>>;
-
-/// What is known about a metered request before it runs. Plain strings: they move into
-/// the event without another copy; the sink validates them (see [`plausible`]).
-struct Metered {
-    tenant: String,
-    resource: String,
-    feature: String,
-    method: Method,
-    route: String,
-}
-
 /// A quick check, without allocating, of the rules the sink applies to names (1 to 255
 /// characters after trimming, no control characters), so a garbage tenant header is not
-/// metered, and rejected and logged downstream, on every request.
-fn plausible(name: &str) -> bool {
-    let name = name.trim();
-    !name.is_empty()
-        && name.len() <= 4 * MAX_NAME_CHARS
-        && name.chars().count() <= MAX_NAME_CHARS
-        && !name.chars().any(char::is_control)
+/// metered, and rejected and logged downstream, on every request. A name given in `parts`
+/// is their concatenation.
+fn plausible(parts: &[&str]) -> bool {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    if parts.iter().all(|p| p.is_ascii()) {
+        // The usual case: a byte is a character.
+        let bytes = || parts.iter().flat_map(|p| p.bytes());
+        return len <= MAX_NAME_CHARS
+            && bytes().any(|b| !b.is_ascii_whitespace())
+            && !bytes().any(|b| b.is_ascii_control());
+    }
+    let chars = || parts.iter().flat_map(|p| p.chars());
+    chars().any(|c| !c.is_whitespace())
+        && len <= 4 * MAX_NAME_CHARS
+        && chars().count() <= MAX_NAME_CHARS
+        && !chars().any(char::is_control)
 }
 
 impl Settings {
@@ -75,96 +73,95 @@ impl Settings {
                 .any(|p| path.starts_with(p.as_str()))
     }
 
-    fn metered(&self, parts: &axum::http::request::Parts) -> Option<Metered> {
+    /// The request as it will be metered (status and latency still to come), or `None` when
+    /// it has no plausible tenant, resource or feature.
+    fn metered(
+        &self,
+        parts: &axum::http::request::Parts,
+        started: SystemTime,
+    ) -> Option<MeteredRequest> {
         let tenant = match &self.tenant {
             TenantSource::Header(name) => parts
                 .headers
                 .get(name)
                 .and_then(|v| v.to_str().ok())
-                .filter(|v| plausible(v))
+                .filter(|v| plausible(&[v]))
                 .map(str::to_owned),
-            TenantSource::Closure(tenant) => tenant(parts).filter(|t| plausible(t)),
+            TenantSource::Closure(tenant) => tenant(parts).filter(|t| plausible(&[t])),
         }?;
-        let route = parts
-            .extensions
-            .get::<MatchedPath>()
-            .map_or_else(|| parts.uri.path(), MatchedPath::as_str);
-        let info = RequestInfo { parts, route };
-        let resource = match &self.resource {
-            Some(f) => f(&info),
-            None => default_resource(route),
+        let route = match parts.extensions.get::<MatchedPath>() {
+            Some(matched) => Route::Matched(matched.clone()),
+            None => Route::Path(parts.uri.path().to_owned()),
         };
-        let feature = match &self.feature {
-            Some(f) => f(&info),
-            None => format!("{} {route}", parts.method),
+        let mut request = MeteredRequest {
+            tenant,
+            method: parts.method.clone(),
+            route,
+            resource: None,
+            feature: None,
+            quantity: self.quantity,
+            status: StatusCode::OK,
+            at: started,
+            latency_ms: 0,
         };
-        if !(plausible(&resource) && plausible(&feature)) {
-            tracing::debug!(%resource, %feature, "request not metered: invalid resource or feature");
+        if self.resource.is_some() || self.feature.is_some() {
+            let info = RequestInfo {
+                parts,
+                route: request.route(),
+            };
+            let resource = self.resource.as_ref().map(|f| f(&info));
+            let feature = self.feature.as_ref().map(|f| f(&info));
+            request.resource = resource;
+            request.feature = feature;
+        }
+        if !(plausible(&[request.resource()]) && plausible(&request.feature_parts())) {
+            tracing::debug!(
+                resource = %request.resource(),
+                feature = %request.feature(),
+                "request not metered: invalid resource or feature"
+            );
             return None;
         }
-        Some(Metered {
-            tenant,
-            resource,
-            feature,
-            method: parts.method.clone(),
-            route: route.to_owned(),
-        })
+        Some(request)
     }
 
-    fn record(&self, event: NewEvent) {
+    fn record(&self, request: MeteredRequest) {
         match &self.recorder {
-            Some(recorder) => recorder.record(event),
-            None => crate::recorder::record(event),
+            Some(recorder) => recorder.record_request(request),
+            None => {
+                if let Some(recorder) = crate::recorder::installed_recorder() {
+                    recorder.record_request(request);
+                }
+            }
         }
     }
 }
 
-impl Metered {
-    fn metadata(&self) -> Metadata {
-        let mut metadata = Metadata::new();
-        metadata.insert(
-            "method".into(),
-            Value::String(self.method.as_str().to_owned()),
-        );
-        metadata.insert("route".into(), Value::String(self.route.clone()));
-        metadata
+/// The quota check for `request`; with `consume`, the metadata of the event it records
+/// (the status and latency are not known yet).
+fn validate_request(request: &MeteredRequest, consume: bool) -> Option<ValidateRequest> {
+    let (Ok(tenant), Ok(resource), Ok(feature)) = (
+        TenantId::new(request.tenant()),
+        Resource::new(request.resource()),
+        Feature::new(request.feature()),
+    ) else {
+        return None;
+    };
+    let check = ValidateRequest::new(tenant, feature)
+        .with_resource(resource)
+        .with_quantity(request.quantity());
+    if !consume {
+        return Some(check);
     }
-
-    /// The quota check for this request.
-    fn validate_request(&self, quantity: metering_core::Quantity) -> Option<ValidateRequest> {
-        let (Ok(tenant), Ok(resource), Ok(feature)) = (
-            TenantId::new(&self.tenant),
-            Resource::new(&self.resource),
-            Feature::new(&self.feature),
-        ) else {
-            return None;
-        };
-        Some(
-            ValidateRequest::new(tenant, feature)
-                .with_resource(resource)
-                .with_quantity(quantity),
-        )
-    }
-
-    /// The event recorded after the response.
-    fn into_event(
-        self,
-        quantity: metering_core::Quantity,
-        status: StatusCode,
-        latency_ms: u64,
-    ) -> NewEvent {
-        let mut metadata = Metadata::new();
-        metadata.insert(
-            "method".into(),
-            Value::String(self.method.as_str().to_owned()),
-        );
-        metadata.insert("route".into(), Value::String(self.route));
-        metadata.insert("status".into(), Value::from(status.as_u16()));
-        metadata.insert("latency_ms".into(), Value::from(latency_ms));
-        NewEvent::new(self.tenant, self.resource, self.feature)
-            .with_quantity(quantity)
-            .with_metadata(metadata)
-    }
+    let mut check = check.consuming();
+    let mut metadata = Metadata::new();
+    metadata.insert(
+        "method".into(),
+        Value::String(request.method().as_str().to_owned()),
+    );
+    metadata.insert("route".into(), Value::String(request.route().to_owned()));
+    check.metadata = Some(metadata);
+    Some(check)
 }
 
 /// `429` with the decision as JSON and `Retry-After` in whole seconds until `reset_at`.
@@ -180,6 +177,90 @@ fn refused(decision: &QuotaDecision) -> Response<Body> {
     response
 }
 
+pin_project! {
+    /// The response future of [`MeteringService`]: the inner service's future, with the
+    /// request recorded when it completes, or (with enforcement) the quota check first.
+    pub struct MeteringFuture<F, E> {
+        #[pin]
+        kind: Kind<F, E>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, E> {
+        /// Not metered.
+        Passthrough {
+            #[pin]
+            future: F,
+        },
+        /// Metered, no enforcement: recorded when the response head is ready.
+        Metered {
+            #[pin]
+            future: F,
+            // Taken when recorded.
+            request: Option<MeteredRequest>,
+            started: SystemTime,
+            settings: Arc<Settings>,
+        },
+        /// The quota is checked before the inner service is called.
+        Enforced {
+            future: BoxedResponse<E>,
+        },
+    }
+}
+
+type BoxedResponse<E> = Pin<Box<dyn Future<Output = Result<Response<Body>, E>> + Send>>;
+
+impl<F, E> fmt::Debug for MeteringFuture<F, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MeteringFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, E, ResBody> Future for MeteringFuture<F, E>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+    ResBody: HttpBody<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<axum::BoxError>,
+{
+    type Output = Result<Response<Body>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Passthrough { future } => future
+                .poll(cx)
+                .map(|result| result.map(|response| response.map(Body::new))),
+            KindProj::Metered {
+                future,
+                request,
+                started,
+                settings,
+            } => {
+                let response = std::task::ready!(future.poll(cx))?;
+                let status = response.status();
+                if let Some(mut request) = request.take()
+                    && settings.record_on.admits(status)
+                {
+                    let now = SystemClock::system_time();
+                    request.status = status;
+                    request.at = now;
+                    request.latency_ms = latency_ms(*started, now);
+                    settings.record(request);
+                }
+                Poll::Ready(Ok(response.map(Body::new)))
+            }
+            KindProj::Enforced { future } => future.as_mut().poll(cx),
+        }
+    }
+}
+
+/// Whole milliseconds from `started` to `now` (0 if the clock went back).
+fn latency_ms(started: SystemTime, now: SystemTime) -> u64 {
+    now.duration_since(started)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 impl<S, B, ResBody> Service<Request<B>> for MeteringService<S>
 where
     S: Service<Request<B>, Response = Response<ResBody>> + Clone + Send + 'static,
@@ -191,43 +272,56 @@ where
 {
     type Response = Response<Body>;
     type Error = S::Error;
-    type Future = MeteringFuture<S::Error>;
+    type Future = MeteringFuture<S::Future, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        // The clone that was driven to readiness serves this request (tower's usual dance).
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let settings = Arc::clone(&self.settings);
+        let settings = &self.settings;
+        let passthrough = |future| MeteringFuture {
+            kind: Kind::Passthrough { future },
+        };
         let idle = settings.recorder.is_none()
             && settings.enforcement.is_none()
             && crate::recorder::installed_recorder().is_none();
         if idle || settings.excluded(request.uri().path()) {
-            return Box::pin(async move { Ok(inner.call(request).await?.map(Body::new)) });
+            return passthrough(self.inner.call(request));
         }
+        let started = SystemClock::system_time();
         let (parts, body) = request.into_parts();
-        let metered = settings.metered(&parts);
+        let metered = settings.metered(&parts, started);
         let request = Request::from_parts(parts, body);
         let Some(metered) = metered else {
-            return Box::pin(async move { Ok(inner.call(request).await?.map(Body::new)) });
+            return passthrough(self.inner.call(request));
         };
-        let started = Instant::now();
-        Box::pin(async move {
+        if settings.enforcement.is_none() {
+            // `self.inner` was driven to readiness: it serves this request now.
+            return MeteringFuture {
+                kind: Kind::Metered {
+                    future: self.inner.call(request),
+                    request: Some(metered),
+                    started,
+                    settings: Arc::clone(settings),
+                },
+            };
+        }
+        // The inner service is called after the check, from the future: the clone that was
+        // driven to readiness goes with it (tower's usual dance).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let settings = Arc::clone(settings);
+        let future = Box::pin(async move {
             let mut consumed = false;
             if let Some((checker, mode)) = &settings.enforcement {
-                let Some(mut check) = metered.validate_request(settings.quantity) else {
+                let consume = *mode == Enforcement::Consume;
+                let Some(check) = validate_request(&metered, consume) else {
                     return Ok(inner.call(request).await?.map(Body::new));
                 };
-                if *mode == Enforcement::Consume {
-                    check = check.consuming();
-                    check.metadata = Some(metered.metadata());
-                }
                 match checker.check(check).await {
                     Ok(decision) if !decision.allowed => return Ok(refused(&decision)),
-                    Ok(_) => consumed = *mode == Enforcement::Consume,
+                    Ok(_) => consumed = consume,
                     Err(error) if settings.fail_closed => {
                         tracing::error!(%error, "quota check failed; refusing the request");
                         return Ok(StatusCode::SERVICE_UNAVAILABLE.into_response());
@@ -240,10 +334,58 @@ where
             let response = inner.call(request).await?;
             let status = response.status();
             if !consumed && settings.record_on.admits(status) {
-                let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-                settings.record(metered.into_event(settings.quantity, status, latency_ms));
+                let now = SystemClock::system_time();
+                let mut metered = metered;
+                metered.status = status;
+                metered.at = now;
+                metered.latency_ms = latency_ms(started, now);
+                settings.record(metered);
             }
             Ok(response.map(Body::new))
-        })
+        });
+        MeteringFuture {
+            kind: Kind::Enforced { future },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// What the sink checks, on the joined name.
+    fn valid(name: &str) -> bool {
+        Feature::new(name).is_ok()
+    }
+
+    #[test]
+    fn plausible_names() {
+        assert!(plausible(&["org_1"]));
+        assert!(plausible(&["GET", " ", "/v1/items/{id}"]));
+        assert!(!plausible(&[""]));
+        assert!(!plausible(&["  ", " "]));
+        assert!(!plausible(&["a\tb"]));
+        assert!(!plausible(&["é\u{85}"]));
+        assert!(plausible(&[&"x".repeat(255)]));
+        assert!(!plausible(&[&"x".repeat(200), &"y".repeat(56)]));
+        assert!(plausible(&[&"é".repeat(255)]));
+        assert!(!plausible(&[&"é".repeat(256)]));
+    }
+
+    proptest! {
+        /// Whatever the layer meters, the sink takes: no name that passes here is rejected
+        /// downstream (names without surrounding whitespace, as tenants and routes are).
+        #[test]
+        fn plausible_names_are_valid(a in "\\PC{0,150}|[\\x00-\\x7f]{0,150}", b in "[\\x00-\\x7f]{0,150}") {
+            let joined = format!("{a}{b}");
+            if plausible(&[&a, &b]) && joined.trim() == joined {
+                prop_assert!(valid(&joined), "{joined:?}");
+            }
+            if valid(&joined) && joined.trim() == joined {
+                prop_assert!(plausible(&[&a, &b]), "{joined:?}");
+            }
+        }
     }
 }

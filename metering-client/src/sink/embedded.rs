@@ -1,10 +1,11 @@
 //! The embedded sink: a [`Metering`] engine in this process, over any store.
 
 use async_trait::async_trait;
-use metering_core::{Metering, NewEvent, QuotaDecision, ValidateRequest};
+use metering_core::{Metering, QuotaDecision, ValidateRequest};
 
 use super::Sink;
 use crate::error::{ClientError, SendFailure};
+use crate::wire::Pending;
 
 /// Writes through an engine in this process.
 #[derive(Debug, Clone)]
@@ -20,8 +21,10 @@ impl EmbeddedSink {
 
 #[async_trait]
 impl Sink for EmbeddedSink {
-    async fn send(&self, events: &[NewEvent]) -> Result<(), SendFailure> {
-        self.engine.ingest(events.to_vec()).await?;
+    async fn send(&self, events: &[Pending]) -> Result<(), SendFailure> {
+        self.engine
+            .ingest(events.iter().map(Pending::to_event).collect())
+            .await?;
         Ok(())
     }
 

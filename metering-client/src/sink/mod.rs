@@ -7,9 +7,10 @@ mod remote;
 use std::fmt;
 
 use async_trait::async_trait;
-use metering_core::{NewEvent, QuotaDecision, ValidateRequest};
+use metering_core::{QuotaDecision, ValidateRequest};
 
 use crate::error::{ClientError, SendFailure};
+use crate::wire::Pending;
 
 pub(crate) use embedded::EmbeddedSink;
 #[cfg(feature = "remote")]
@@ -20,7 +21,7 @@ pub(crate) use remote::RemoteSink;
 #[async_trait]
 pub(crate) trait Sink: Send + Sync + fmt::Debug + 'static {
     /// Writes `events` (ids already assigned) in one request.
-    async fn send(&self, events: &[NewEvent]) -> Result<(), SendFailure>;
+    async fn send(&self, events: &[Pending]) -> Result<(), SendFailure>;
 
     /// Checks (or consumes) a quota.
     async fn validate(&self, request: ValidateRequest) -> Result<QuotaDecision, ClientError>;

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use metering_core::{FieldError, NewEvent, QuotaDecision, ValidateRequest};
+use metering_core::{FieldError, QuotaDecision, ValidateRequest};
 use reqwest::{Response, StatusCode, header};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use super::Sink;
 use crate::config::ClientConfig;
 use crate::error::{ClientError, SendFailure};
-use crate::wire::WireBatch;
+use crate::wire::{self, Pending};
 
 /// Posts batches to `POST /v1/meter/events` and checks quotas with `POST /v1/meter/validate`.
 #[derive(Debug, Clone)]
@@ -139,18 +139,14 @@ async fn error_detail(response: Response) -> ErrorDetail {
 /// The JSON body of a batch. A batch of thousands of events takes a millisecond or more to
 /// encode; on a multi-threaded runtime that happens under `block_in_place`, so the worker's
 /// other tasks (the application's requests) move to another thread meanwhile.
-fn encode_batch(events: &[NewEvent]) -> Result<Vec<u8>, SendFailure> {
-    let encode = || serde_json::to_vec(&WireBatch::of(events));
-    let encoded = match tokio::runtime::Handle::try_current() {
+fn encode_batch(events: &[Pending]) -> Vec<u8> {
+    let encode = || wire::encode_batch(events);
+    match tokio::runtime::Handle::try_current() {
         Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
             tokio::task::block_in_place(encode)
         }
         _ => encode(),
-    };
-    encoded.map_err(|e| SendFailure::Invalid {
-        message: format!("the batch does not encode as JSON: {e}"),
-        errors: Vec::new(),
-    })
+    }
 }
 
 fn connection_failure(error: reqwest::Error) -> SendFailure {
@@ -163,8 +159,8 @@ fn connection_failure(error: reqwest::Error) -> SendFailure {
 
 #[async_trait]
 impl Sink for RemoteSink {
-    async fn send(&self, events: &[NewEvent]) -> Result<(), SendFailure> {
-        let body = encode_batch(events)?;
+    async fn send(&self, events: &[Pending]) -> Result<(), SendFailure> {
+        let body = encode_batch(events);
         let response = self
             .post(&self.events_url)
             .header(header::CONTENT_TYPE, "application/json")

@@ -27,7 +27,7 @@ impl SpillQueue {
 
     pub(crate) async fn append(
         &self,
-        _events: &[metering_core::NewEvent],
+        _events: &[crate::wire::Pending],
     ) -> Result<(), crate::ClientError> {
         match *self {}
     }

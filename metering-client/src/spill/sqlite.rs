@@ -12,7 +12,7 @@ use metering_core::NewEvent;
 use rusqlite::{Connection, params};
 
 use crate::error::ClientError;
-use crate::wire;
+use crate::wire::{self, Pending};
 
 /// A handle to the queue; clones share one connection.
 #[derive(Debug, Clone)]
@@ -102,8 +102,8 @@ impl SpillQueue {
     }
 
     /// Appends `events` after everything already queued, in one durable transaction.
-    pub(crate) async fn append(&self, events: &[NewEvent]) -> Result<(), ClientError> {
-        let rows: Vec<String> = events.iter().map(wire::encode).collect();
+    pub(crate) async fn append(&self, events: &[Pending]) -> Result<(), ClientError> {
+        let rows: Vec<String> = events.iter().map(Pending::to_json).collect();
         let n = rows.len() as u64;
         let path = self.inner.path.display().to_string();
         self.with_conn(move |conn| {
@@ -190,8 +190,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("a temp dir");
         let path = dir.path().join("spill.db");
         let queue = SpillQueue::open(path.clone()).await.expect("opens");
-        let events: Vec<NewEvent> = (0..5)
-            .map(|i| NewEvent::new("org", "r", "f").with_id(format!("e{i}")))
+        let events: Vec<Pending> = (0..5)
+            .map(|i| Pending::Event(NewEvent::new("org", "r", "f").with_id(format!("e{i}"))))
             .collect();
         queue.append(&events[..3]).await.expect("appends");
         queue.append(&events[3..]).await.expect("appends");
