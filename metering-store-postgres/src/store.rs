@@ -86,22 +86,17 @@ impl PostgresStore {
             config: Arc::new(config),
             partitions: Arc::new(Mutex::new(HashSet::new())),
         };
-        let setup = async {
-            store.create_schema().await?;
-            if store.config.run_migrations {
-                store.migrate().await?;
-                store
-                    .maintain(metering_core::Clock::now(&metering_core::SystemClock))
-                    .await?;
-            }
-            Ok::<_, Error>(())
-        };
+        // Only reaching the server is bounded by the timeouts: migrations may take as long
+        // as they need (one that rewrites a large table takes minutes).
         match tokio::time::timeout(
             store
                 .config
                 .connect_timeout
                 .max(store.config.acquire_timeout),
-            setup,
+            async {
+                drop(store.pool.acquire().await.map_err(db)?);
+                store.create_schema().await
+            },
         )
         .await
         {
@@ -115,6 +110,12 @@ impl PostgresStore {
                     elapsed,
                 ));
             }
+        }
+        if store.config.run_migrations {
+            store.migrate().await?;
+            store
+                .maintain(metering_core::Clock::now(&metering_core::SystemClock))
+                .await?;
         }
         Ok(store)
     }
