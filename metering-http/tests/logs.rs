@@ -3,11 +3,12 @@
 //! call sites are enabled process-wide, so a per-thread subscriber misses events when other
 //! tests run beside it).
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use http_body_util::BodyExt;
 use metering_core::{MemoryQuotaCache, MemoryStore, NewApiKey, Role};
 use metering_http::{AppState, ServerConfig};
 use serde_json::{Value, json};
@@ -97,14 +98,8 @@ async fn logs_carry_the_request_id_and_never_a_key() {
             json!({"name": "via-http", "role": "read"}).to_string(),
         ))
         .expect("request");
-    let response = router.clone().oneshot(request).await.expect("infallible");
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
+    let (status, _, body) = common::respond(&router, request).await;
+    assert_eq!(status, StatusCode::CREATED);
     let new_secret = serde_json::from_slice::<Value>(&body).expect("json")["key"]
         .as_str()
         .expect("key")

@@ -126,15 +126,31 @@ impl MeteredRequest {
         self.latency_ms
     }
 
-    /// The metadata of the event: `method`, `route`, `status` and `latency_ms`.
-    #[must_use]
-    pub fn metadata(&self) -> Metadata {
+    /// Records the response: its status, the time it was ready, and the latency since
+    /// `started`.
+    pub(super) fn complete(&mut self, status: StatusCode, started: SystemTime, now: SystemTime) {
+        self.status = status;
+        self.at = now;
+        self.latency_ms = now
+            .duration_since(started)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    }
+
+    /// What is known before the response: `method` and `route`.
+    pub(super) fn head_metadata(&self) -> Metadata {
         let mut metadata = Metadata::new();
         metadata.insert(
             "method".into(),
             Value::String(self.method.as_str().to_owned()),
         );
         metadata.insert("route".into(), Value::String(self.route().to_owned()));
+        metadata
+    }
+
+    /// The metadata of the event: `method`, `route`, `status` and `latency_ms`.
+    #[must_use]
+    pub fn metadata(&self) -> Metadata {
+        let mut metadata = self.head_metadata();
         metadata.insert("status".into(), Value::from(self.status.as_u16()));
         metadata.insert("latency_ms".into(), Value::from(self.latency_ms));
         metadata

@@ -16,9 +16,8 @@ use axum::http::{HeaderValue, Request, Response, StatusCode};
 use axum::response::IntoResponse;
 use metering_core::event::MAX_NAME_CHARS;
 use metering_core::{
-    Clock, Feature, Metadata, QuotaDecision, Resource, SystemClock, TenantId, ValidateRequest,
+    Clock, Feature, QuotaDecision, Resource, SystemClock, TenantId, ValidateRequest,
 };
-use serde_json::Value;
 use tower::Service;
 
 use super::request::Route;
@@ -154,13 +153,7 @@ fn validate_request(request: &MeteredRequest, consume: bool) -> Option<ValidateR
         return Some(check);
     }
     let mut check = check.consuming();
-    let mut metadata = Metadata::new();
-    metadata.insert(
-        "method".into(),
-        Value::String(request.method().as_str().to_owned()),
-    );
-    metadata.insert("route".into(), Value::String(request.route().to_owned()));
-    check.metadata = Some(metadata);
+    check.metadata = Some(request.head_metadata());
     Some(check)
 }
 
@@ -242,10 +235,7 @@ where
                 if let Some(mut request) = request.take()
                     && settings.record_on.admits(status)
                 {
-                    let now = SystemClock::system_time();
-                    request.status = status;
-                    request.at = now;
-                    request.latency_ms = latency_ms(*started, now);
+                    request.complete(status, *started, SystemClock::system_time());
                     settings.record(request);
                 }
                 Poll::Ready(Ok(response.map(Body::new)))
@@ -253,12 +243,6 @@ where
             KindProj::Enforced { future } => future.as_mut().poll(cx),
         }
     }
-}
-
-/// Whole milliseconds from `started` to `now` (0 if the clock went back).
-fn latency_ms(started: SystemTime, now: SystemTime) -> u64 {
-    now.duration_since(started)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 impl<S, B, ResBody> Service<Request<B>> for MeteringService<S>
@@ -334,11 +318,8 @@ where
             let response = inner.call(request).await?;
             let status = response.status();
             if !consumed && settings.record_on.admits(status) {
-                let now = SystemClock::system_time();
                 let mut metered = metered;
-                metered.status = status;
-                metered.at = now;
-                metered.latency_ms = latency_ms(started, now);
+                metered.complete(status, started, SystemClock::system_time());
                 settings.record(metered);
             }
             Ok(response.map(Body::new))
