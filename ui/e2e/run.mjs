@@ -118,13 +118,14 @@ async function signIn(page, key = KEY) {
   await page.goto(`${BASE}/`);
   await page.getByLabel('API key').fill(key);
   await page.getByLabel('API key').press('Enter');
-  await page.locator('main h1').first().waitFor();
+  // The sign-in page has a <main> and an <h1> too: wait for the signed-in layout's.
+  await page.locator('#main h1').first().waitFor();
 }
 
 async function goto(page, path) {
-  // Client-side navigation through the sidebar when possible, a full load otherwise.
+  // A full load of `path`; the key stays in the tab's sessionStorage, so the page is signed in.
   await page.goto(`${BASE}${path}`);
-  await page.locator('main h1').first().waitFor();
+  await page.locator('#main h1').first().waitFor();
 }
 
 async function settle(page) {
