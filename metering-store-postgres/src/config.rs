@@ -43,6 +43,10 @@ pub struct PostgresConfig {
     pub retention: Option<Duration>,
     /// Whether [`crate::PostgresStore::open`] applies the migrations (default true).
     pub run_migrations: bool,
+    /// How often the store folds the rollup deltas ingest appends into the rollup tables, on
+    /// a task of the runtime that opened it (default 1 s); `None` leaves it to
+    /// [`crate::PostgresStore::compact_rollups`]. Results are exact either way.
+    pub compaction_interval: Option<Duration>,
 }
 
 impl Default for PostgresConfig {
@@ -57,6 +61,7 @@ impl Default for PostgresConfig {
             partitions_ahead: 2,
             retention: None,
             run_migrations: true,
+            compaction_interval: Some(Duration::from_secs(1)),
         }
     }
 }
@@ -133,6 +138,14 @@ impl PostgresConfig {
         self.run_migrations = run;
         self
     }
+
+    /// Sets how often the store compacts its rollup deltas; `None` turns the background
+    /// compaction off (call [`crate::PostgresStore::compact_rollups`] instead).
+    #[must_use]
+    pub fn with_compaction_interval(mut self, every: Option<Duration>) -> Self {
+        self.compaction_interval = every;
+        self
+    }
 }
 
 /// `url` with its password replaced by `***`.
@@ -166,6 +179,7 @@ impl fmt::Debug for PostgresConfig {
             .field("partitions_ahead", &self.partitions_ahead)
             .field("retention", &self.retention)
             .field("run_migrations", &self.run_migrations)
+            .field("compaction_interval", &self.compaction_interval)
             .finish()
     }
 }

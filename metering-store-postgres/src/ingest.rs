@@ -24,10 +24,10 @@ macro_rules! unnest_batch {
 
 /// The batch statement: `$claim` defines `new_ids` (the ids claimed in `event_ids`, in id
 /// order, so concurrent overlapping batches lock them in one order) and `fresh` (the events
-/// whose id was new). Those events are written and added to the rollups of both bucket
-/// sizes, pre-aggregated so that each rollup row is updated once per batch (in key order,
-/// again so that concurrent batches never deadlock), the daily rows from the 15-minute
-/// groups. `$answer` selects what comes back.
+/// whose id was new). Those events are written, and their sums per tenant, feature, resource
+/// and 15-minute bucket are appended to `rollup_deltas` (one row per bucket of the batch),
+/// which [`crate::PostgresStore::compact_rollups`] later folds into the rollups. `$answer`
+/// selects what comes back.
 macro_rules! insert_batch {
     ($claim:expr, $answer:expr) => {
         concat!(
@@ -38,24 +38,11 @@ new_events AS (
     INSERT INTO events (id, tenant_id, resource, feature, quantity, ts, metadata, created_at)
     SELECT id, tenant_id, resource, feature, quantity, ts, metadata, created_at FROM fresh
 ),
-quarters AS MATERIALIZED (
-    SELECT tenant_id, feature, resource, date_bin('15 minutes', ts, TIMESTAMPTZ 'epoch') AS bucket,
-           sum(quantity) AS quantity, count(*) AS events
+deltas AS (
+    INSERT INTO rollup_deltas (tenant_id, feature, resource, bucket, quantity, events)
+    SELECT tenant_id, feature, resource, date_bin('15 minutes', ts, TIMESTAMPTZ 'epoch'),
+           sum(quantity), count(*)
     FROM fresh GROUP BY 1, 2, 3, 4
-),
-quarter AS (
-    INSERT INTO rollups_15m AS r (tenant_id, feature, resource, bucket, quantity, events)
-    SELECT * FROM quarters ORDER BY 1, 2, 3, 4
-    ON CONFLICT (tenant_id, feature, resource, bucket) DO UPDATE
-    SET quantity = r.quantity + EXCLUDED.quantity, events = r.events + EXCLUDED.events
-),
-day AS (
-    INSERT INTO rollups_1d AS r (tenant_id, feature, resource, bucket, quantity, events)
-    SELECT tenant_id, feature, resource, date_bin('1 day', bucket, TIMESTAMPTZ 'epoch'),
-           sum(quantity), sum(events)
-    FROM quarters GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-    ON CONFLICT (tenant_id, feature, resource, bucket) DO UPDATE
-    SET quantity = r.quantity + EXCLUDED.quantity, events = r.events + EXCLUDED.events
 )
 ",
             $answer

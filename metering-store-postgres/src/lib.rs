@@ -2,6 +2,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod admin;
+mod compact;
 mod config;
 mod error;
 mod ingest;

@@ -37,17 +37,18 @@ fn push_filters(
     }
 }
 
-/// The pieces of `pieces` read from `source`, as two arrays of bounds.
-fn bounds(pieces: &[Piece], source: Source) -> (Vec<DateTime<Utc>>, Vec<DateTime<Utc>>) {
+/// The pieces of `pieces` read from one of `sources`, as two arrays of bounds.
+fn bounds(pieces: &[Piece], sources: &[Source]) -> (Vec<DateTime<Utc>>, Vec<DateTime<Utc>>) {
     pieces
         .iter()
-        .filter(|p| p.source == source)
+        .filter(|p| sources.contains(&p.source))
         .map(|p| (p.start, p.end))
         .unzip()
 }
 
-/// Appends a `UNION ALL` of one `SELECT` per source that has pieces, each yielding
-/// `(at, tenant_id, resource, feature, q, n)` where `at` is a bucket start or event time.
+/// Appends a `UNION ALL` of one `SELECT` per source that has pieces (and one of the rollup
+/// deltas when a rollup source has), each yielding `(at, tenant_id, resource, feature, q, n)`
+/// where `at` is a bucket start or event time.
 fn push_sources(
     sql: &mut QueryBuilder<Postgres>,
     pieces: &[Piece],
@@ -56,19 +57,12 @@ fn push_sources(
     feature: Option<&Feature>,
 ) {
     let mut first = true;
-    for source in [Source::Day, Source::Quarter, Source::Raw] {
-        let (starts, ends) = bounds(pieces, source);
-        if starts.is_empty() {
-            continue;
-        }
+    // `at` is the time column, `n` the event count of a row.
+    let mut select = |sql: &mut QueryBuilder<Postgres>, table: &str, (at, n), starts, ends| {
         if !first {
             sql.push(" UNION ALL ");
         }
         first = false;
-        let (at, n) = match source {
-            Source::Raw => ("ts", "1::bigint"),
-            _ => ("bucket", "x.events"),
-        };
         sql.push(format_args!(
             "SELECT x.{at} AS at, x.tenant_id, x.resource, x.feature, x.quantity AS q, {n} AS n \
              FROM unnest("
@@ -77,10 +71,25 @@ fn push_sources(
         sql.push("::timestamptz[], ");
         sql.push_bind(ends);
         sql.push(format_args!(
-            "::timestamptz[]) AS r(lo, hi) JOIN {} x ON x.{at} >= r.lo AND x.{at} < r.hi WHERE true",
-            source.table()
+            "::timestamptz[]) AS r(lo, hi) JOIN {table} x ON x.{at} >= r.lo AND x.{at} < r.hi WHERE true"
         ));
         push_filters(sql, "x", tenant, resource, feature);
+    };
+    for source in [Source::Day, Source::Quarter, Source::Raw] {
+        let (starts, ends) = bounds(pieces, &[source]);
+        if !starts.is_empty() {
+            let columns = match source {
+                Source::Raw => ("ts", "1::bigint"),
+                Source::Quarter | Source::Day => ("bucket", "x.events"),
+            };
+            select(sql, source.table(), columns, starts, ends);
+        }
+    }
+    // The deltas not compacted yet, 15-minute buckets: a bucket inside a day piece starts in
+    // the same window as its day.
+    let (starts, ends) = bounds(pieces, &[Source::Day, Source::Quarter]);
+    if !starts.is_empty() {
+        select(sql, "rollup_deltas", ("bucket", "x.events"), starts, ends);
     }
     if first {
         // Nothing to read: an empty relation of the same shape.

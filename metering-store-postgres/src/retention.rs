@@ -3,6 +3,7 @@
 use chrono::{DateTime, Months, NaiveDate, Utc};
 use metering_core::{Error, Result};
 
+use crate::compact::LOCK_ROLLUPS;
 use crate::error::db;
 use crate::ingest::month_start;
 use crate::store::{PostgresStore, lock, quote_ident};
@@ -93,8 +94,14 @@ impl PostgresStore {
             report.dropped_before = report.dropped_before.max(Some(*end));
         }
         if let Some(before) = report.dropped_before {
+            // Not beside a compaction, which moves deltas into the rollups.
+            sqlx::query(LOCK_ROLLUPS)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
             for sql in [
                 "DELETE FROM event_ids WHERE ts < $1",
+                "DELETE FROM rollup_deltas WHERE bucket < $1",
                 "DELETE FROM rollups_15m WHERE bucket < $1",
                 "DELETE FROM rollups_1d WHERE bucket < $1",
             ] {

@@ -14,6 +14,7 @@ use metering_core::{
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Executor, PgPool};
 
+use crate::compact::Compactor;
 use crate::config::{PostgresConfig, redact_url};
 use crate::error::{PgError, db};
 
@@ -30,6 +31,8 @@ pub struct PostgresStore {
     pub(crate) config: Arc<PostgresConfig>,
     /// First days (UTC) of the months whose partition is known to exist.
     pub(crate) partitions: Arc<Mutex<HashSet<DateTime<Utc>>>>,
+    /// The background rollup compaction, stopped when the last clone is dropped.
+    _compactor: Option<Arc<Compactor>>,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -85,6 +88,7 @@ impl PostgresStore {
             pool,
             config: Arc::new(config),
             partitions: Arc::new(Mutex::new(HashSet::new())),
+            _compactor: None,
         };
         // Only reaching the server is bounded by the timeouts: migrations may take as long
         // as they need (one that rewrites a large table takes minutes).
@@ -117,7 +121,14 @@ impl PostgresStore {
                 .maintain(metering_core::Clock::now(&metering_core::SystemClock))
                 .await?;
         }
-        Ok(store)
+        let compactor = store
+            .config
+            .compaction_interval
+            .map(|every| Arc::new(Compactor::spawn(store.pool.clone(), every)));
+        Ok(PostgresStore {
+            _compactor: compactor,
+            ..store
+        })
     }
 
     /// Opens the store at `url` with the default settings.

@@ -1,4 +1,6 @@
-//! The shared store conformance suite, against the real PostgreSQL, one schema per case.
+//! The shared store conformance suite, against the real PostgreSQL, one schema per case,
+//! with no compaction: reads see the usage in the rollup deltas. (`conformance_compacted.rs`
+//! runs it with the usage in the rollup tables.)
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! PostgreSQL-specific behavior: two pools racing consumes, SQL-looking strings, partitions
-//! and retention, odd time zones against the reference store, and outages.
+//! and retention, reads racing rollup compaction, odd time zones against the reference
+//! store, and outages.
 
 mod common;
 
@@ -316,6 +317,119 @@ async fn concurrent_writers_create_partitions_once() {
         );
     }
     assert_eq!(list_all(&a, EventFilter::all()).await.len(), 16 * 12);
+    common::drop_schema(&a).await;
+}
+
+/// Reads racing ingest and compaction count every acknowledged event once: never an event
+/// twice (in the deltas and the rollups) nor an acknowledged one not at all (between them).
+/// Two stores compact the same schema at once; afterwards the deltas are gone and the
+/// rollups alone equal the reference store, window by window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reads_racing_compaction_count_each_event_once() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    let Some(url) = common::url() else { return };
+    let schema = common::schema_name();
+    let a = common::open_in(&url, &schema).await;
+    let b = common::open_in(&url, &schema).await;
+    let memory = MemoryStore::new();
+    let start = at(2024, 6, 1, 20, 0, 0);
+    // Two days, 15-minute and daily buckets both in play; hourly windows read rollups.
+    let query = AggregateQuery::new(WindowType::Hourly, start, start + Span::days(2))
+        .group_by(GroupBy::ALL);
+    let (sent, acked, done) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let mut writers = Vec::new();
+    for w in 0..3u32 {
+        let (store, sent, acked) = (a.clone(), Arc::clone(&sent), Arc::clone(&acked));
+        let batches: Vec<Vec<Event>> = (0..30u32)
+            .map(|k| {
+                events(
+                    (0..40u32)
+                        .map(|i| {
+                            let n = (w * 30 + k) * 40 + i;
+                            NewEvent::new(format!("t{}", n % 4), "r", format!("f{}", n % 2))
+                                .with_id(format!("race-{n}"))
+                                .with_timestamp(start + Span::minutes(i64::from(n * 29 % 2880)))
+                        })
+                        .collect(),
+                )
+            })
+            .collect();
+        for batch in &batches {
+            memory.insert_events(batch).await.expect("insert");
+        }
+        writers.push(tokio::spawn(async move {
+            for batch in batches {
+                sent.fetch_add(batch.len() as u64, Ordering::SeqCst);
+                store.insert_events(&batch).await.expect("insert");
+                acked.fetch_add(batch.len() as u64, Ordering::SeqCst);
+            }
+        }));
+    }
+    let compactors: Vec<_> = [a.clone(), b.clone()]
+        .into_iter()
+        .map(|store| {
+            let done = Arc::clone(&done);
+            tokio::spawn(async move {
+                let mut moved = 0;
+                while !done.load(Ordering::SeqCst) {
+                    moved += store.compact_rollups().await.expect("compact");
+                }
+                moved
+            })
+        })
+        .collect();
+    let reader = {
+        let (store, sent, acked, done) = (b.clone(), sent, acked, Arc::clone(&done));
+        let query = query.clone();
+        tokio::spawn(async move {
+            let mut reads = 0;
+            while !done.load(Ordering::SeqCst) {
+                let floor = acked.load(Ordering::SeqCst);
+                let rows = store.aggregate(&query).await.expect("aggregate");
+                let ceiling = sent.load(Ordering::SeqCst);
+                let counted: u64 = rows.iter().map(|r| r.event_count).sum();
+                assert!(
+                    (floor..=ceiling).contains(&counted),
+                    "a read counted {counted} events with {floor} acknowledged and {ceiling} sent"
+                );
+                reads += 1;
+            }
+            reads
+        })
+    };
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    done.store(true, Ordering::SeqCst);
+    let reads = reader.await.expect("reader");
+    let mut moved = 0;
+    for compactor in compactors {
+        moved += compactor.await.expect("compactor");
+    }
+    assert!(
+        reads > 0 && moved > 0,
+        "{reads} reads, {moved} deltas moved"
+    );
+    a.compact_rollups().await.expect("compact");
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM rollup_deltas")
+        .fetch_one(a.pool())
+        .await
+        .expect("count");
+    assert_eq!(left, 0);
+    for window in [WindowType::Hourly, WindowType::Daily] {
+        let query =
+            AggregateQuery::new(window, start, start + Span::days(2)).group_by(GroupBy::ALL);
+        assert_eq!(
+            a.aggregate(&query).await.expect("aggregate"),
+            memory.aggregate(&query).await.expect("aggregate"),
+            "{window}"
+        );
+    }
     common::drop_schema(&a).await;
 }
 

@@ -1,0 +1,125 @@
+//! Rollup compaction: folding the deltas ingest appends into `rollups_15m` and `rollups_1d`.
+//!
+//! Ingest writes each batch's 15-minute sums to `rollup_deltas`, a plain append. Compaction
+//! moves them into the rollup tables in one statement: every read sees a delta either in
+//! `rollup_deltas` or in the rollups, never in both and never in neither, so reads (which
+//! add the deltas to the rollups) stay exact while it runs.
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+
+use crate::error::db;
+use crate::store::PostgresStore;
+
+/// Most deltas one statement moves, so that a backlog is worked off in bounded steps.
+const STEP: i64 = 50_000;
+
+/// One compaction step. The advisory lock (held to the end of the statement, its implicit
+/// transaction) lets one store at a time compact a schema, and is also taken by retention
+/// before it deletes rollups; a store that does not get it moves nothing. Rollup rows are
+/// upserted in key order, each once. Returns how many deltas were moved.
+const COMPACT: &str = r"
+WITH turn AS (
+    SELECT pg_try_advisory_xact_lock(hashtextextended('metering:rollups:' || current_schema(), 0)) AS ours
+),
+moved AS (
+    DELETE FROM rollup_deltas
+    WHERE (SELECT ours FROM turn)
+      AND ctid = ANY (ARRAY(SELECT ctid FROM rollup_deltas LIMIT $1))
+    RETURNING tenant_id, feature, resource, bucket, quantity, events
+),
+quarters AS MATERIALIZED (
+    SELECT tenant_id, feature, resource, bucket, sum(quantity) AS quantity,
+           sum(events)::bigint AS events
+    FROM moved GROUP BY 1, 2, 3, 4
+),
+quarter AS (
+    INSERT INTO rollups_15m AS r (tenant_id, feature, resource, bucket, quantity, events)
+    SELECT * FROM quarters ORDER BY 1, 2, 3, 4
+    ON CONFLICT (tenant_id, feature, resource, bucket) DO UPDATE
+    SET quantity = r.quantity + EXCLUDED.quantity, events = r.events + EXCLUDED.events
+),
+day AS (
+    INSERT INTO rollups_1d AS r (tenant_id, feature, resource, bucket, quantity, events)
+    SELECT tenant_id, feature, resource, date_bin('1 day', bucket, TIMESTAMPTZ 'epoch'),
+           sum(quantity), sum(events)
+    FROM quarters GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+    ON CONFLICT (tenant_id, feature, resource, bucket) DO UPDATE
+    SET quantity = r.quantity + EXCLUDED.quantity, events = r.events + EXCLUDED.events
+)
+SELECT count(*) FROM moved";
+
+/// The advisory lock of [`COMPACT`], for a transaction that must not run beside it.
+pub(crate) const LOCK_ROLLUPS: &str =
+    "SELECT pg_advisory_xact_lock(hashtextextended('metering:rollups:' || current_schema(), 0))";
+
+/// Runs compaction steps on `pool` until the deltas are (nearly) gone; returns how many moved.
+async fn compact(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    let mut total = 0;
+    loop {
+        let moved: i64 = sqlx::query_scalar(COMPACT)
+            .bind(STEP)
+            .fetch_one(pool)
+            .await?;
+        total += u64::try_from(moved).unwrap_or(0);
+        if moved < STEP {
+            return Ok(total);
+        }
+    }
+}
+
+impl PostgresStore {
+    /// Folds the rollup deltas that ingest appended into `rollups_15m` and `rollups_1d`, and
+    /// returns how many delta rows it moved (0 when another store is compacting the same
+    /// schema at that moment).
+    ///
+    /// The store does this by itself every [`crate::PostgresConfig::compaction_interval`];
+    /// call it when that is turned off. Results never depend on it: reads add the deltas
+    /// not compacted yet. It only keeps the delta table, which reads scan, short.
+    ///
+    /// # Errors
+    ///
+    /// [`metering_core::Error::Unavailable`] when the server cannot be reached.
+    pub async fn compact_rollups(&self) -> metering_core::Result<u64> {
+        compact(&self.pool).await.map_err(db)
+    }
+}
+
+/// Stops the background compaction when the last handle of a store is dropped.
+#[derive(Debug)]
+pub(crate) struct Compactor(tokio::task::AbortHandle);
+
+impl Compactor {
+    /// Compacts the deltas of `pool` every `every` on a task of the current runtime, until
+    /// the returned value is dropped or the pool is closed.
+    pub(crate) fn spawn(pool: PgPool, every: Duration) -> Compactor {
+        let task = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut failing = false;
+            loop {
+                ticks.tick().await;
+                if pool.is_closed() {
+                    return;
+                }
+                match compact(&pool).await {
+                    Ok(_) => failing = false,
+                    // Once per outage, not every second: the next tick tries again.
+                    Err(error) if !failing => {
+                        failing = true;
+                        tracing::warn!(error = %db(error), "rollup compaction failed; retrying");
+                    }
+                    Err(_) => {}
+                }
+            }
+        });
+        Compactor(task.abort_handle())
+    }
+}
+
+impl Drop for Compactor {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
