@@ -12,6 +12,13 @@ use sqlx::PgPool;
 use crate::error::db;
 use crate::store::PostgresStore;
 
+/// The advisory lock key of rollup compaction in the current schema.
+macro_rules! rollups_lock_key {
+    () => {
+        "hashtextextended('metering:rollups:' || current_schema(), 0)"
+    };
+}
+
 /// Most deltas one statement moves, so that a backlog is worked off in bounded steps.
 const STEP: i64 = 50_000;
 
@@ -19,10 +26,10 @@ const STEP: i64 = 50_000;
 /// transaction) lets one store at a time compact a schema, and is also taken by retention
 /// before it deletes rollups; a store that does not get it moves nothing. Rollup rows are
 /// upserted in key order, each once. Returns how many deltas were moved.
-const COMPACT: &str = r"
-WITH turn AS (
-    SELECT pg_try_advisory_xact_lock(hashtextextended('metering:rollups:' || current_schema(), 0)) AS ours
-),
+const COMPACT: &str = concat!(
+    "WITH turn AS (SELECT pg_try_advisory_xact_lock(",
+    rollups_lock_key!(),
+    r") AS ours),
 moved AS (
     DELETE FROM rollup_deltas
     WHERE (SELECT ours FROM turn)
@@ -48,11 +55,12 @@ day AS (
     ON CONFLICT (tenant_id, feature, resource, bucket) DO UPDATE
     SET quantity = r.quantity + EXCLUDED.quantity, events = r.events + EXCLUDED.events
 )
-SELECT count(*) FROM moved";
+SELECT count(*) FROM moved"
+);
 
 /// The advisory lock of [`COMPACT`], for a transaction that must not run beside it.
 pub(crate) const LOCK_ROLLUPS: &str =
-    "SELECT pg_advisory_xact_lock(hashtextextended('metering:rollups:' || current_schema(), 0))";
+    concat!("SELECT pg_advisory_xact_lock(", rollups_lock_key!(), ")");
 
 /// Runs compaction steps on `pool` until the deltas are (nearly) gone; returns how many moved.
 async fn compact(pool: &PgPool) -> Result<u64, sqlx::Error> {

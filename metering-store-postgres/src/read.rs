@@ -37,6 +37,9 @@ fn push_filters(
     }
 }
 
+/// The time column and the event count of a row of a rollup table or of `rollup_deltas`.
+const ROLLUP_COLUMNS: (&str, &str) = ("bucket", "x.events");
+
 /// The pieces of `pieces` read from one of `sources`, as two arrays of bounds.
 fn bounds(pieces: &[Piece], sources: &[Source]) -> (Vec<DateTime<Utc>>, Vec<DateTime<Utc>>) {
     pieces
@@ -80,7 +83,7 @@ fn push_sources(
         if !starts.is_empty() {
             let columns = match source {
                 Source::Raw => ("ts", "1::bigint"),
-                Source::Quarter | Source::Day => ("bucket", "x.events"),
+                Source::Quarter | Source::Day => ROLLUP_COLUMNS,
             };
             select(sql, source.table(), columns, starts, ends);
         }
@@ -89,7 +92,7 @@ fn push_sources(
     // the same window as its day.
     let (starts, ends) = bounds(pieces, &[Source::Day, Source::Quarter]);
     if !starts.is_empty() {
-        select(sql, "rollup_deltas", ("bucket", "x.events"), starts, ends);
+        select(sql, "rollup_deltas", ROLLUP_COLUMNS, starts, ends);
     }
     if first {
         // Nothing to read: an empty relation of the same shape.

@@ -44,10 +44,9 @@ async fn list_all(store: &PostgresStore, filter: EventFilter) -> Vec<Event> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_pools_racing_200_consumes_admit_exactly_the_limit() {
-    let Some(url) = common::url() else { return };
-    let schema = common::schema_name();
-    let a = common::open_in(&url, &schema).await;
-    let b = common::open_in(&url, &schema).await;
+    let Some((a, b)) = common::two_stores().await else {
+        return;
+    };
     let now = at(2025, 11, 20, 10, 30, 0);
     let limit = UsageLimit {
         scope: UsageScope {
@@ -290,10 +289,9 @@ async fn late_events_get_partitions_and_retention_drops_whole_months() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_writers_create_partitions_once() {
-    let Some(url) = common::url() else { return };
-    let schema = common::schema_name();
-    let a = common::open_in(&url, &schema).await;
-    let b = common::open_in(&url, &schema).await;
+    let Some((a, b)) = common::two_stores().await else {
+        return;
+    };
     let mut tasks = Vec::new();
     for i in 0..16u32 {
         let store = if i % 2 == 0 { a.clone() } else { b.clone() };
@@ -328,10 +326,9 @@ async fn concurrent_writers_create_partitions_once() {
 async fn reads_racing_compaction_count_each_event_once() {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-    let Some(url) = common::url() else { return };
-    let schema = common::schema_name();
-    let a = common::open_in(&url, &schema).await;
-    let b = common::open_in(&url, &schema).await;
+    let Some((a, b)) = common::two_stores().await else {
+        return;
+    };
     let memory = MemoryStore::new();
     let start = at(2024, 6, 1, 20, 0, 0);
     // Two days, 15-minute and daily buckets both in play; hourly windows read rollups.

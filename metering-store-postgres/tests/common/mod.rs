@@ -99,6 +99,15 @@ pub async fn fresh_store() -> Option<PostgresStore> {
     Some(open_in(&url, &schema_name()).await)
 }
 
+/// Two stores (two pools) on one fresh schema, as two server instances sharing a database,
+/// or `None` when no server is configured.
+pub async fn two_stores() -> Option<(PostgresStore, PostgresStore)> {
+    let url = url()?;
+    clean_stale(&url).await;
+    let schema = schema_name();
+    Some((open_in(&url, &schema).await, open_in(&url, &schema).await))
+}
+
 /// A store that compacts its rollup deltas after every write, so that every read sees the
 /// usage in the rollup tables (the plain store's reads see it in the deltas).
 #[derive(Debug, Clone)]
