@@ -9,7 +9,7 @@
 //!   the client. Target: at least 90% of the throughput.
 //! - `saturated` (printed after the criterion groups): the same routers under load, each
 //!   served on one thread of its own and kept busy by a light pipelining client (16
-//!   connections x 16 requests in flight), taking turns for six rounds; requests per second
+//!   connections x 16 requests in flight), taking turns for ten rounds; requests per second
 //!   and the ratio to the router without the layer.
 //!
 //! Each is measured twice: `_wall` is elapsed time; `_cpu` is the CPU time of the calling
@@ -27,14 +27,15 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use axum::routing::{get, post};
-use axum::serve::ListenerExt as _;
+use axum::http::Request;
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use metering_benches::layer::{
+    HelloServers, batching_client, discard_server, hello_router, pipelined_requests, schedstat_cpu,
+    spawn_server, variants,
+};
+use metering_client::MeteringClient;
 use metering_client::middleware::MeteringLayer;
-use metering_client::{ClientConfig, MeteringClient};
 use metering_macros::meter;
 use tokio::runtime::Runtime;
 use tower::ServiceExt;
@@ -58,49 +59,8 @@ fn runtime() -> Runtime {
         .expect("a runtime")
 }
 
-/// A server that takes batches and throws them away; returns its URL.
-async fn discard_server() -> String {
-    let app = Router::new().route(
-        "/v1/meter/events",
-        post(|body: axum::body::Bytes| async move {
-            black_box(body.len());
-            (StatusCode::CREATED, "{}")
-        }),
-    );
-    format!("http://{}", spawn_server(app).await)
-}
-
-/// Serves `app` on a free local port from a task of the current runtime; returns the address.
-/// Connections get `TCP_NODELAY`, as in `metering-server`: no Nagle delay on answers.
-async fn spawn_server(app: Router) -> std::net::SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a port");
-    let addr = listener.local_addr().expect("an address");
-    let listener = listener.tap_io(|stream| {
-        let _ = stream.set_nodelay(true);
-    });
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    addr
-}
-
-/// The batching client of every benchmark, shipping to `url`.
-async fn connect(url: String) -> MeteringClient {
-    MeteringClient::connect(
-        ClientConfig::default()
-            .with_api_url(url)
-            .with_batch_size(1000)
-            .with_batch_interval(Duration::from_millis(100))
-            .with_max_buffered(2_000_000),
-    )
-    .await
-    .expect("a client")
-}
-
 fn client(rt: &Runtime) -> MeteringClient {
-    rt.block_on(async { connect(discard_server().await).await })
+    rt.block_on(async { batching_client(discard_server().await).await })
 }
 
 /// CPU time the calling thread has used (Linux `schedstat`, nanoseconds): the cost to the
@@ -108,13 +68,6 @@ fn client(rt: &Runtime) -> MeteringClient {
 /// the kernel does not expose it.
 fn thread_cpu() -> Option<Duration> {
     schedstat_cpu("/proc/thread-self/schedstat")
-}
-
-/// The CPU time in a `schedstat` file: the first of its numbers, in nanoseconds.
-fn schedstat_cpu(path: &str) -> Option<Duration> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let nanos: u64 = text.split_whitespace().next()?.parse().ok()?;
-    Some(Duration::from_nanos(nanos))
 }
 
 /// Which clock a benchmark reads.
@@ -191,7 +144,7 @@ fn instrumentation(c: &mut Criterion) {
         group.finish();
     }
 
-    let plain = plain_router();
+    let plain = hello_router();
     let request = || {
         Request::get("/hello")
             .header("X-Tenant-ID", "org_1")
@@ -308,32 +261,13 @@ fn instrumentation(c: &mut Criterion) {
         }
     }
 
-    saturated(&plain_router());
+    saturated();
 
     let stats = rt.block_on(client.shutdown()).stats;
     println!(
         "client after the run: sent {}, dropped {}, rejected {}",
         stats.sent, stats.dropped, stats.rejected
     );
-}
-
-/// The three routers every comparison runs: bare, with the layer and a no-op recorder, and
-/// with `layer` as given.
-fn variants(plain: &Router, layer: MeteringLayer) -> [(&'static str, Router); 3] {
-    [
-        ("without_layer", plain.clone()),
-        (
-            "with_layer_noop_recorder",
-            plain
-                .clone()
-                .layer(MeteringLayer::new().recorder(metering_client::NoopRecorder)),
-        ),
-        ("with_layer", plain.clone().layer(layer)),
-    ]
-}
-
-fn plain_router() -> Router {
-    Router::new().route("/hello", get(|| async { "Hello, World!" }))
 }
 
 /// Throughput under load, the way a load generator sees a server: the hello-world server
@@ -348,58 +282,18 @@ fn plain_router() -> Router {
 /// threads (load generator, server, batch sink) the first moves with how the scheduler
 /// shares the cores in each turn; the second is the server's capacity per core, what the
 /// layer costs it, whatever else runs.
-fn saturated(plain: &Router) {
+fn saturated() {
     const CONNECTIONS: usize = 16;
     const PIPELINE: usize = 16;
     const TURN: Duration = Duration::from_millis(1000);
     const ROUNDS: usize = 10;
 
-    // The metering server stand-in is another process in production: a thread of its own.
-    let (sink_tx, sink_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        rt.block_on(async move {
-            sink_tx
-                .send(discard_server().await)
-                .expect("the bench waits");
-            std::future::pending::<()>().await;
-        });
-    });
-    let sink = sink_rx.recv().expect("the sink starts");
-    let (urls_tx, urls_rx) = std::sync::mpsc::channel();
-    let plain = plain.clone();
-    // The server thread runs until the process exits.
-    let server = std::thread::Builder::new().name("hello-server".into());
-    let _ = server.spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        rt.block_on(async move {
-            let client = connect(sink).await;
-            let routers = variants(&plain, MeteringLayer::new().recorder(client));
-            let mut addrs = Vec::new();
-            for (name, router) in routers {
-                addrs.push((name, spawn_server(router).await));
-            }
-            // Where the load generator reads this thread's CPU time.
-            let schedstat = std::fs::read_link("/proc/thread-self")
-                .ok()
-                .map(|task| format!("/proc/{}/schedstat", task.display()));
-            urls_tx.send((addrs, schedstat)).expect("the bench waits");
-            std::future::pending::<()>().await;
-        });
-    });
-    let (addrs, schedstat) = urls_rx.recv().expect("the server thread starts");
-    let server_cpu = || schedstat.as_deref().and_then(schedstat_cpu);
-
+    let servers = HelloServers::start();
     let load = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a runtime");
+    let addrs = &servers.addrs;
     let mut served = vec![0u64; addrs.len()];
     let mut busy = vec![Duration::ZERO; addrs.len()];
     let mut cpu = vec![Duration::ZERO; addrs.len()];
@@ -407,15 +301,22 @@ fn saturated(plain: &Router) {
         for _ in 0..ROUNDS {
             for (i, (_, addr)) in addrs.iter().enumerate() {
                 let started = Instant::now();
-                let cpu_before = server_cpu();
+                let cpu_before = servers.cpu();
                 let tasks: Vec<_> = (0..CONNECTIONS)
-                    .map(|_| tokio::spawn(pipelined_requests(*addr, PIPELINE, started + TURN)))
+                    .map(|_| {
+                        tokio::spawn(pipelined_requests(
+                            *addr,
+                            PIPELINE,
+                            started + TURN,
+                            u64::MAX,
+                        ))
+                    })
                     .collect();
                 for task in tasks {
                     served[i] += task.await.expect("a load task");
                 }
                 busy[i] += started.elapsed();
-                if let (Some(before), Some(after)) = (cpu_before, server_cpu()) {
+                if let (Some(before), Some(after)) = (cpu_before, servers.cpu()) {
                     cpu[i] += after.saturating_sub(before);
                 }
             }
@@ -436,7 +337,7 @@ fn saturated(plain: &Router) {
             rates[i],
             100.0 * rates[i] / rates[0]
         );
-        if schedstat.is_some() {
+        if servers.schedstat.is_some() {
             println!(
                 "saturated  {name:26} {:9.0} requests per CPU second of the server thread, \
                  {:6.1}% of the figure without the layer (server thread busy {:5.1}% of the time)",
@@ -446,47 +347,6 @@ fn saturated(plain: &Router) {
             );
         }
     }
-}
-
-/// One keep-alive connection sending `depth` pipelined requests at a time until `until`;
-/// returns how many were answered.
-async fn pipelined_requests(addr: std::net::SocketAddr, depth: usize, until: Instant) -> u64 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    const BODY: &[u8] = b"Hello, World!";
-    let request = b"GET /hello HTTP/1.1\r\nHost: bench\r\nX-Tenant-ID: org_1\r\n\r\n".repeat(depth);
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("the server listens");
-    stream.set_nodelay(true).expect("nodelay");
-    let mut buffer = vec![0u8; 64 * 1024];
-    let mut carried = 0usize;
-    let mut answered = 0u64;
-    while Instant::now() < until {
-        stream.write_all(&request).await.expect("the server reads");
-        let mut pending = depth;
-        while pending > 0 {
-            let n = stream
-                .read(&mut buffer[carried..])
-                .await
-                .expect("the server answers");
-            assert!(n > 0, "the server closed the connection");
-            let filled = carried + n;
-            // Count complete bodies; keep a partial one for the next read.
-            let mut start = 0;
-            while let Some(at) = buffer[start..filled]
-                .windows(BODY.len())
-                .position(|w| w == BODY)
-            {
-                start += at + BODY.len();
-                pending -= 1;
-            }
-            let keep = (filled - start).min(BODY.len() - 1);
-            buffer.copy_within(filled - keep..filled, 0);
-            carried = keep;
-        }
-        answered += depth as u64;
-    }
-    answered
 }
 
 criterion_group! {

@@ -1,1 +1,3 @@
 //! Benchmarks of the metering workspace; see README.md.
+
+pub mod layer;

@@ -43,12 +43,13 @@ impl<'a> From<&'a NewEvent> for WireEvent<'a> {
 #[cfg(feature = "remote")]
 pub(crate) fn encode_batch(events: &[Pending]) -> Vec<u8> {
     let mut out = Vec::with_capacity(events.len() * 256 + 16);
+    let mut encoder = Encoder::default();
     out.extend_from_slice(b"{\"events\":[");
     for (i, event) in events.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        event.write_json(&mut out);
+        event.write_with(&mut out, &mut encoder);
     }
     out.extend_from_slice(b"]}");
     out
@@ -100,12 +101,18 @@ impl Pending {
 
     /// Appends the event as a JSON object (the REST contract's event).
     pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
+        self.write_with(out, &mut Encoder::default());
+    }
+
+    /// [`Pending::write_json`], reusing what `encoder` wrote for earlier events of the batch.
+    #[cfg_attr(not(feature = "tower"), allow(unused_variables))]
+    fn write_with(&self, out: &mut Vec<u8>, encoder: &mut Encoder) {
         match self {
             // Strings, numbers and a JSON map always serialize.
             Pending::Event(event) => serde_json::to_writer(out, &WireEvent::from(event))
                 .expect("an event serializes to JSON"),
             #[cfg(feature = "tower")]
-            Pending::Request { id, request } => write_request(out, id, request),
+            Pending::Request { id, request } => encoder.write_request(out, id, request),
         }
     }
 
@@ -117,33 +124,110 @@ impl Pending {
     }
 }
 
-/// A metered request as the REST contract's event, written field by field: the hot path of
-/// a metered service (hundreds of thousands per second), where building a [`NewEvent`] and
-/// its metadata map first would cost more than the request itself.
+/// What an encoder remembers from the events of a batch it wrote: metered requests are
+/// mostly of a few routes and a few seconds, and writing their names and dates again for
+/// every event would cost more than the rest of the event.
+#[derive(Debug, Default)]
+pub(crate) struct Encoder {
+    /// A second since the Unix epoch and its `2026-01-31T23:59:59.` text.
+    #[cfg(feature = "tower")]
+    second: Option<(u64, [u8; 20])>,
+    /// The method and route of the last request with the default resource and feature, and
+    /// the end of its event (method and route, then resource and feature).
+    #[cfg(feature = "tower")]
+    route: Option<(axum::http::Method, String, Vec<u8>)>,
+}
+
 #[cfg(feature = "tower")]
-fn write_request(out: &mut Vec<u8>, id: &Uuid, request: &MeteredRequest) {
-    out.extend_from_slice(b"{\"id\":\"");
-    let mut uuid = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    out.extend_from_slice(id.hyphenated().encode_lower(&mut uuid).as_bytes());
-    out.extend_from_slice(b"\",\"tenant_id\":");
-    write_str(out, &[request.tenant()]);
-    out.extend_from_slice(b",\"resource\":");
-    write_str(out, &[request.resource()]);
-    out.extend_from_slice(b",\"feature\":");
-    write_str(out, &request.feature_parts());
-    out.extend_from_slice(b",\"quantity\":");
-    serde_json::to_writer(&mut *out, &request.quantity()).expect("a quantity serializes");
-    out.extend_from_slice(b",\"timestamp\":\"");
-    write_timestamp(out, request.timestamp());
-    out.extend_from_slice(b"\",\"metadata\":{\"latency_ms\":");
-    serde_json::to_writer(&mut *out, &request.latency_ms()).expect("a number serializes");
-    out.extend_from_slice(b",\"method\":");
+impl Encoder {
+    /// A metered request as the REST contract's event, written field by field: the hot path
+    /// of a metered service (hundreds of thousands per second), where building a
+    /// [`NewEvent`] and its metadata map first would cost more than the request itself. A
+    /// quantity of 1, the contract's default, is left out.
+    fn write_request(&mut self, out: &mut Vec<u8>, id: &Uuid, request: &MeteredRequest) {
+        out.extend_from_slice(b"{\"id\":\"");
+        let mut uuid = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        out.extend_from_slice(id.hyphenated().encode_lower(&mut uuid).as_bytes());
+        out.extend_from_slice(b"\",\"tenant_id\":");
+        write_str(out, &[request.tenant()]);
+        if request.quantity() != Quantity::ONE {
+            out.extend_from_slice(b",\"quantity\":");
+            serde_json::to_writer(&mut *out, &request.quantity()).expect("a quantity serializes");
+        }
+        out.extend_from_slice(b",\"timestamp\":\"");
+        self.write_timestamp(out, request.system_time());
+        out.extend_from_slice(b"\",\"metadata\":{\"latency_ms\":");
+        let mut number = itoa::Buffer::new();
+        out.extend_from_slice(number.format(request.latency_ms()).as_bytes());
+        out.extend_from_slice(b",\"status\":");
+        out.extend_from_slice(number.format(request.status().as_u16()).as_bytes());
+        out.push(b',');
+        if !request.has_default_names() {
+            write_route_end(out, request);
+            return;
+        }
+        match &self.route {
+            Some((method, route, end))
+                if method == request.method() && route == request.route() =>
+            {
+                out.extend_from_slice(end);
+            }
+            _ => {
+                let mut end = Vec::with_capacity(128);
+                write_route_end(&mut end, request);
+                out.extend_from_slice(&end);
+                self.route = Some((request.method().clone(), request.route().to_owned(), end));
+            }
+        }
+    }
+
+    /// Appends `at` as RFC 3339 UTC with microseconds (`2026-01-31T23:59:59.123456Z`), the
+    /// precision events are stored with; the calendar arithmetic runs once per second.
+    fn write_timestamp(&mut self, out: &mut Vec<u8>, at: std::time::SystemTime) {
+        let general = |out: &mut Vec<u8>| {
+            let at: DateTime<Utc> = at.into();
+            out.extend_from_slice(metering_core::time::format_rfc3339(at).as_bytes());
+        };
+        let Ok(since_epoch) = at.duration_since(std::time::UNIX_EPOCH) else {
+            // Before 1970.
+            return general(out);
+        };
+        let second = since_epoch.as_secs();
+        let prefix = match self.second {
+            Some((last, prefix)) if last == second => prefix,
+            _ => {
+                let Some(prefix) = second_prefix(second) else {
+                    // Past year 9999.
+                    return general(out);
+                };
+                self.second = Some((second, prefix));
+                prefix
+            }
+        };
+        out.extend_from_slice(&prefix);
+        let mut micros = *b"000000Z";
+        let mut value = since_epoch.subsec_micros();
+        for slot in micros[..6].iter_mut().rev() {
+            *slot = b'0' + u8::try_from(value % 10).unwrap_or(0);
+            value /= 10;
+        }
+        out.extend_from_slice(&micros);
+    }
+}
+
+/// The end of a metered request's event, from the metadata's `method` on:
+/// `"method":"GET","route":"/v1/items/{id}"},"resource":"items","feature":"GET /v1/items/{id}"}`.
+#[cfg(feature = "tower")]
+fn write_route_end(out: &mut Vec<u8>, request: &MeteredRequest) {
+    out.extend_from_slice(b"\"method\":");
     write_str(out, &[request.method().as_str()]);
     out.extend_from_slice(b",\"route\":");
     write_str(out, &[request.route()]);
-    out.extend_from_slice(b",\"status\":");
-    serde_json::to_writer(&mut *out, &request.status().as_u16()).expect("a number serializes");
-    out.extend_from_slice(b"}}");
+    out.extend_from_slice(b"},\"resource\":");
+    write_str(out, &[request.resource()]);
+    out.extend_from_slice(b",\"feature\":");
+    write_str(out, &request.feature_parts());
+    out.push(b'}');
 }
 
 /// Appends the concatenation of `parts` as a JSON string.
@@ -184,21 +268,13 @@ fn write_str(out: &mut Vec<u8>, parts: &[&str]) {
     out.push(b'"');
 }
 
-/// Appends `at` as RFC 3339 UTC with microseconds (`2026-01-31T23:59:59.123456Z`), the
-/// precision events are stored with.
+/// `2026-01-31T23:59:59.` for a second since the Unix epoch; `None` past year 9999.
 #[cfg(feature = "tower")]
-fn write_timestamp(out: &mut Vec<u8>, at: DateTime<Utc>) {
+fn second_prefix(second: u64) -> Option<[u8; 20]> {
     use chrono::{Datelike, Timelike};
-    let nanos = at.nanosecond();
-    let utc = at.naive_utc();
-    let year = u32::try_from(utc.year()).unwrap_or(u32::MAX);
-    if year > 9999 || nanos >= 1_000_000_000 {
-        // Outside four-digit years, or a leap second: the general formatter.
-        out.extend_from_slice(metering_core::time::format_rfc3339(at).as_bytes());
-        return;
-    }
-    let at = utc;
-    let mut text = *b"0000-00-00T00:00:00.000000Z";
+    let at = DateTime::<Utc>::from_timestamp(i64::try_from(second).ok()?, 0)?.naive_utc();
+    let year = u32::try_from(at.year()).ok().filter(|y| *y <= 9999)?;
+    let mut text = *b"0000-00-00T00:00:00.";
     let mut put = |at: usize, width: usize, mut value: u32| {
         for slot in text[at..at + width].iter_mut().rev() {
             *slot = b'0' + u8::try_from(value % 10).unwrap_or(0);
@@ -211,8 +287,7 @@ fn write_timestamp(out: &mut Vec<u8>, at: DateTime<Utc>) {
     put(11, 2, at.hour());
     put(14, 2, at.minute());
     put(17, 2, at.second());
-    put(20, 6, nanos / 1000);
-    out.extend_from_slice(&text);
+    Some(text)
 }
 
 #[cfg(any(feature = "spill", test))]
@@ -223,11 +298,44 @@ pub(crate) fn decode(json: &str) -> Option<NewEvent> {
     NewEvent::from_json(&value, None, "", &mut errors)
 }
 
-/// A UUIDv7 for `now`, as `EventId::generate` makes, but with the random bits from the
-/// thread-local generator: no system call on the hot path of recording.
+/// The 74 bits of a UUIDv7 after its millisecond timestamp (`rand_a` and `rand_b`).
+const V7_RANDOM_BITS: u32 = 74;
+
+thread_local! {
+    /// This thread's last millisecond and the random part of the id it made in it.
+    static LAST_V7: std::cell::Cell<(u64, u128)> = const { std::cell::Cell::new((u64::MAX, 0)) };
+}
+
+/// A UUIDv7 for the millisecond `millis`, with "monotonic random" bits (RFC 9562, section
+/// 6.2, method 2): the first id a thread makes in a millisecond gets 73 random bits (the
+/// top one clear, so incrementing cannot overflow), the next ones the previous value plus
+/// one. One random draw per thread and millisecond instead of one per event; ids of
+/// different threads and processes collide only if two random starts fall within a few
+/// thousand of each other among 2^73.
 fn uuid_v7(millis: u64) -> Uuid {
-    let random: [u8; 10] = rand::random();
-    uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid()
+    let fresh = || rand::random::<u128>() >> (128 - (V7_RANDOM_BITS - 1));
+    let random = LAST_V7
+        .try_with(|last| {
+            let (last_millis, last_random) = last.get();
+            let random = if last_millis == millis {
+                last_random + 1
+            } else {
+                fresh()
+            };
+            last.set((millis, random));
+            random
+        })
+        // The thread is exiting: a fresh start.
+        .unwrap_or_else(|_| fresh());
+    let rand_a = (random >> 62) & 0xfff;
+    let rand_b = random & ((1 << 62) - 1);
+    Uuid::from_u128(
+        (u128::from(millis & 0xffff_ffff_ffff) << 80)
+            | (0x7 << 76)
+            | (rand_a << 64)
+            | (0b10 << 62)
+            | rand_b,
+    )
 }
 
 /// Gives `event` the id and timestamp it keeps through every retry, spill and replay, so a
@@ -270,6 +378,31 @@ mod tests {
         let json: serde_json::Value = serde_json::from_str(&json).expect("JSON");
         assert_eq!(json["quantity"], json!(2.5));
         assert_eq!(json["tenant_id"], json!("org"));
+    }
+
+    #[test]
+    fn ids_are_v7_and_increase_within_a_millisecond() {
+        let millis = 1_790_000_000_123;
+        let ids: Vec<Uuid> = (0..1000).map(|_| uuid_v7(millis)).collect();
+        for pair in ids.windows(2) {
+            assert!(pair[0] < pair[1], "{} then {}", pair[0], pair[1]);
+        }
+        for id in &ids {
+            assert_eq!(id.get_version_num(), 7);
+            assert_eq!(id.get_variant(), uuid::Variant::RFC4122);
+            let (seconds, nanos) = id.get_timestamp().expect("a v7 timestamp").to_unix();
+            assert_eq!(seconds * 1000 + u64::from(nanos / 1_000_000), millis);
+        }
+        // A new millisecond starts from fresh random bits.
+        let next = uuid_v7(millis + 1);
+        let again = uuid_v7(millis + 2);
+        assert_ne!(next.as_u128() & ((1 << 74) - 1), 0);
+        assert!(next < again);
+        // Another thread starts from its own random bits.
+        let other = std::thread::spawn(move || uuid_v7(millis))
+            .join()
+            .expect("the thread runs");
+        assert!(!ids.contains(&other));
     }
 
     #[test]

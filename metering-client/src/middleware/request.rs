@@ -86,6 +86,11 @@ impl MeteredRequest {
         }
     }
 
+    /// Whether the resource and feature are the defaults derived from the route.
+    pub(crate) fn has_default_names(&self) -> bool {
+        self.resource.is_none() && self.feature.is_none()
+    }
+
     /// The request method.
     #[must_use]
     pub fn method(&self) -> &Method {
@@ -204,7 +209,17 @@ mod tests {
         assert_eq!(decoded.tenant_id, request.tenant(), "{json}");
         assert_eq!(decoded.resource, expected.resource, "{json}");
         assert_eq!(decoded.feature, expected.feature, "{json}");
-        assert_eq!(decoded.quantity, Some(request.quantity()), "{json}");
+        // A quantity of 1, the contract's default, is left out.
+        assert_eq!(
+            decoded.quantity.unwrap_or(Quantity::ONE),
+            request.quantity(),
+            "{json}"
+        );
+        assert_eq!(
+            value.get("quantity").is_none(),
+            request.quantity() == Quantity::ONE,
+            "{json}"
+        );
         assert_eq!(decoded.metadata, expected.metadata, "{json}");
         assert_eq!(decoded.id, expected.id, "{json}");
         assert_eq!(
@@ -220,7 +235,11 @@ mod tests {
             DateTime::parse_from_rfc3339(general["timestamp"].as_str().expect("a string")).ok()
         );
         let strip = |mut v: serde_json::Value| {
-            v.as_object_mut().expect("an object").remove("timestamp");
+            let object = v.as_object_mut().expect("an object");
+            object.remove("timestamp");
+            if object.get("quantity") == Some(&serde_json::json!(1)) {
+                object.remove("quantity");
+            }
             v
         };
         assert_eq!(strip(value), strip(general));
@@ -251,6 +270,59 @@ mod tests {
         r.feature = Some("custom".into());
         assert_eq!(r.feature(), "custom");
         assert_eq!(r.feature_parts().concat(), "custom");
+    }
+
+    /// In a batch, events of the same second share the date and time written for the first
+    /// of them, and events of the same method and route the names written for the first:
+    /// each still reads back as its own event, across seconds, days, routes and custom names.
+    #[cfg(feature = "remote")]
+    #[test]
+    fn a_batch_writes_every_event_exactly() {
+        let start = Utc
+            .with_ymd_and_hms(2026, 12, 31, 23, 59, 58)
+            .single()
+            .expect("a time");
+        let steps = [
+            0, 1, 999_999, 1_000_000, 1_000_001, 1_500_000, 2_000_000, 2_000_001, 61_000_000,
+        ];
+        let mut pending = Vec::new();
+        for (i, micros) in steps.into_iter().enumerate() {
+            let (method, route) = [
+                ("GET", "/v1/items/{id}"),
+                ("GET", "/v1/items/{id}"),
+                ("POST", "/v1/items/{id}"),
+                ("GET", "/v1/orders"),
+            ][i % 4];
+            let mut r = request(&format!("org_{}", i % 2), method, route);
+            r.at = (start + chrono::Duration::microseconds(micros)).into();
+            r.latency_ms = i as u64;
+            if i % 3 == 1 {
+                r.quantity = "0.25".parse().expect("a quantity");
+            }
+            if i == 5 {
+                r.feature = Some("custom".into());
+            }
+            pending.push(Pending::request(r));
+        }
+        let body = wire::encode_batch(&pending);
+        let value: serde_json::Value = serde_json::from_slice(&body).expect("valid JSON");
+        let events = value["events"].as_array().expect("a batch");
+        assert_eq!(events.len(), pending.len());
+        for (event, pending) in events.iter().zip(&pending) {
+            let decoded = wire::decode(&event.to_string()).expect("decodes as an event");
+            let expected = pending.to_event();
+            assert_eq!(decoded.id, expected.id, "{event}");
+            assert_eq!(decoded.tenant_id, expected.tenant_id, "{event}");
+            assert_eq!(decoded.resource, expected.resource, "{event}");
+            assert_eq!(decoded.feature, expected.feature, "{event}");
+            assert_eq!(decoded.metadata, expected.metadata, "{event}");
+            assert_eq!(decoded.timestamp, expected.timestamp, "{event}");
+            assert_eq!(
+                decoded.quantity.unwrap_or(Quantity::ONE),
+                expected.quantity.unwrap_or(Quantity::ONE),
+                "{event}"
+            );
+        }
     }
 
     proptest! {

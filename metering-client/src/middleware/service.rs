@@ -1,5 +1,6 @@
 //! [`MeteringService`]: the service the layer wraps around the application.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -12,7 +13,8 @@ use pin_project_lite::pin_project;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::MatchedPath;
 use axum::http::header::RETRY_AFTER;
-use axum::http::{HeaderValue, Request, Response, StatusCode};
+use axum::http::request::Parts;
+use axum::http::{Extensions, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use axum::response::IntoResponse;
 use metering_core::event::MAX_NAME_CHARS;
 use metering_core::{
@@ -48,19 +50,107 @@ impl<S> MeteringService<S> {
 /// metered, and rejected and logged downstream, on every request. A name given in `parts`
 /// is their concatenation.
 fn plausible(parts: &[&str]) -> bool {
-    let len: usize = parts.iter().map(|p| p.len()).sum();
-    if parts.iter().all(|p| p.is_ascii()) {
-        // The usual case: a byte is a character.
-        let bytes = || parts.iter().flat_map(|p| p.bytes());
-        return len <= MAX_NAME_CHARS
-            && bytes().any(|b| !b.is_ascii_whitespace())
-            && !bytes().any(|b| b.is_ascii_control());
+    // The usual case, ASCII (a byte is a character), in one pass: no control character
+    // (ASCII whitespace other than the space is one) and something besides spaces.
+    let (mut len, mut ascii, mut visible) = (0, true, false);
+    for part in parts {
+        len += part.len();
+        for &byte in part.as_bytes() {
+            if byte < 0x20 || byte == 0x7f {
+                return false;
+            }
+            ascii &= byte.is_ascii();
+            visible |= byte != b' ';
+        }
+    }
+    if ascii {
+        return visible && len <= MAX_NAME_CHARS;
     }
     let chars = || parts.iter().flat_map(|p| p.chars());
     chars().any(|c| !c.is_whitespace())
         && len <= 4 * MAX_NAME_CHARS
         && chars().count() <= MAX_NAME_CHARS
         && !chars().any(char::is_control)
+}
+
+/// A route template and method whose default names were checked, and the verdict.
+struct CheckedRoute {
+    route: Box<str>,
+    method: Method,
+    plausible: bool,
+}
+
+/// How many templates each thread remembers (a direct-mapped cache: a template that
+/// collides with another is checked again, which is only slower).
+const CHECKED_ROUTES: usize = 64;
+
+thread_local! {
+    static CHECKED: RefCell<[Option<CheckedRoute>; CHECKED_ROUTES]> =
+        const { RefCell::new([const { None }; CHECKED_ROUTES]) };
+}
+
+/// Whether the default resource and feature of `route` (a template axum matched) and
+/// `method` are plausible names. The answer never changes for a template, so it is
+/// computed once per thread, template and method, and looked up (by the template's text)
+/// on every other request: checking every time was a fifth of the layer's instructions.
+fn default_names_plausible(method: &Method, route: &str) -> bool {
+    let check = || {
+        let resource = super::default_resource(route);
+        plausible(&[resource]) && plausible(&[method.as_str(), " ", route])
+    };
+    // Templates are shared by every request of their route: their address picks the slot.
+    let slot = (route.as_ptr() as usize >> 3).wrapping_add(method.as_str().len()) % CHECKED_ROUTES;
+    CHECKED
+        .try_with(|checked| {
+            let mut checked = checked.borrow_mut();
+            match &checked[slot] {
+                Some(known) if known.method == method && &*known.route == route => known.plausible,
+                _ => {
+                    let plausible = check();
+                    checked[slot] = Some(CheckedRoute {
+                        route: route.into(),
+                        method: method.clone(),
+                        plausible,
+                    });
+                    plausible
+                }
+            }
+        })
+        // The thread is exiting: check without remembering.
+        .unwrap_or_else(|_| check())
+}
+
+/// The request head as the layer reads it: borrowed from the request, or (when a closure
+/// needs them) from its [`Parts`].
+struct Head<'a> {
+    method: &'a Method,
+    uri: &'a Uri,
+    headers: &'a HeaderMap,
+    extensions: &'a Extensions,
+    /// Set when the layer has closures, which take the parts.
+    parts: Option<&'a Parts>,
+}
+
+impl<'a> Head<'a> {
+    fn of_request<B>(request: &'a Request<B>) -> Self {
+        Head {
+            method: request.method(),
+            uri: request.uri(),
+            headers: request.headers(),
+            extensions: request.extensions(),
+            parts: None,
+        }
+    }
+
+    fn of_parts(parts: &'a Parts) -> Self {
+        Head {
+            method: &parts.method,
+            uri: &parts.uri,
+            headers: &parts.headers,
+            extensions: &parts.extensions,
+            parts: Some(parts),
+        }
+    }
 }
 
 impl Settings {
@@ -72,29 +162,33 @@ impl Settings {
                 .any(|p| path.starts_with(p.as_str()))
     }
 
+    /// Whether a closure reads the request head: it then goes to them as [`Parts`].
+    fn has_closures(&self) -> bool {
+        matches!(self.tenant, TenantSource::Closure(_))
+            || self.resource.is_some()
+            || self.feature.is_some()
+    }
+
     /// The request as it will be metered (status and latency still to come), or `None` when
-    /// it has no plausible tenant, resource or feature.
-    fn metered(
-        &self,
-        parts: &axum::http::request::Parts,
-        started: SystemTime,
-    ) -> Option<MeteredRequest> {
+    /// it has no plausible tenant, resource or feature. `head.parts` is set whenever
+    /// [`Settings::has_closures`].
+    fn metered(&self, head: &Head<'_>, started: SystemTime) -> Option<MeteredRequest> {
         let tenant = match &self.tenant {
-            TenantSource::Header(name) => parts
+            TenantSource::Header(name) => head
                 .headers
                 .get(name)
                 .and_then(|v| v.to_str().ok())
                 .filter(|v| plausible(&[v]))
                 .map(str::to_owned),
-            TenantSource::Closure(tenant) => tenant(parts).filter(|t| plausible(&[t])),
+            TenantSource::Closure(tenant) => tenant(head.parts?).filter(|t| plausible(&[t])),
         }?;
-        let route = match parts.extensions.get::<MatchedPath>() {
+        let route = match head.extensions.get::<MatchedPath>() {
             Some(matched) => Route::Matched(matched.clone()),
-            None => Route::Path(parts.uri.path().to_owned()),
+            None => Route::Path(head.uri.path().to_owned()),
         };
         let mut request = MeteredRequest {
             tenant,
-            method: parts.method.clone(),
+            method: head.method.clone(),
             route,
             resource: None,
             feature: None,
@@ -105,7 +199,7 @@ impl Settings {
         };
         if self.resource.is_some() || self.feature.is_some() {
             let info = RequestInfo {
-                parts,
+                parts: head.parts?,
                 route: request.route(),
             };
             let resource = self.resource.as_ref().map(|f| f(&info));
@@ -113,7 +207,14 @@ impl Settings {
             request.resource = resource;
             request.feature = feature;
         }
-        if !(plausible(&[request.resource()]) && plausible(&request.feature_parts())) {
+        let names_plausible = match (&request.route, request.has_default_names()) {
+            // A template: checked once per thread, template and method.
+            (Route::Matched(matched), true) => {
+                default_names_plausible(&request.method, matched.as_str())
+            }
+            _ => plausible(&[request.resource()]) && plausible(&request.feature_parts()),
+        };
+        if !names_plausible {
             tracing::debug!(
                 resource = %request.resource(),
                 feature = %request.feature(),
@@ -274,9 +375,16 @@ where
             return passthrough(self.inner.call(request));
         }
         let started = SystemClock::system_time();
-        let (parts, body) = request.into_parts();
-        let metered = settings.metered(&parts, started);
-        let request = Request::from_parts(parts, body);
+        let mut request = request;
+        let metered = if settings.has_closures() {
+            let (parts, body) = request.into_parts();
+            let metered = settings.metered(&Head::of_parts(&parts), started);
+            request = Request::from_parts(parts, body);
+            metered
+        } else {
+            // No closure: read the head in place, without moving the request apart.
+            settings.metered(&Head::of_request(&request), started)
+        };
         let Some(metered) = metered else {
             return passthrough(self.inner.call(request));
         };
@@ -355,7 +463,59 @@ mod tests {
         assert!(!plausible(&[&"é".repeat(256)]));
     }
 
+    /// The direct check of the default names, as for a path.
+    fn names_plausible(method: &Method, route: &str) -> bool {
+        plausible(&[crate::middleware::default_resource(route)])
+            && plausible(&[method.as_str(), " ", route])
+    }
+
+    #[test]
+    fn remembered_verdicts_follow_the_template_text() {
+        // The same buffer (so the same address and slot) holding one template, then another.
+        let mut route = String::with_capacity(64);
+        for (text, expected) in [
+            ("/v1/items/{id}", true),
+            ("/v1/it\u{1}ems", false),
+            ("/ /x", false),
+            ("/v1/items/{id}", true),
+        ] {
+            route.clear();
+            route.push_str(text);
+            for _ in 0..2 {
+                assert_eq!(
+                    default_names_plausible(&Method::GET, &route),
+                    expected,
+                    "{text:?}"
+                );
+            }
+        }
+        // The method is part of the verdict: the feature is "{method} {route}".
+        let long = format!("/{}", "x".repeat(250));
+        assert!(default_names_plausible(&Method::GET, &long));
+        assert!(!default_names_plausible(&Method::DELETE, &long));
+        assert!(default_names_plausible(&Method::GET, &long));
+    }
+
     proptest! {
+        /// The remembered verdict is the direct check's, first time and every time after.
+        #[test]
+        fn remembered_verdicts_are_the_checks(
+            routes in proptest::collection::vec("/\\PC{0,20}|/[\\x00-\\x7f]{0,260}|/[a-z]{0,3}", 1..20),
+            methods in proptest::collection::vec(0usize..3, 1..20),
+        ) {
+            let method = |i: usize| [Method::GET, Method::POST, Method::OPTIONS][methods[i % methods.len()]].clone();
+            for round in 0..2 {
+                for (i, route) in routes.iter().enumerate() {
+                    let method = method(i + round);
+                    prop_assert_eq!(
+                        default_names_plausible(&method, route),
+                        names_plausible(&method, route),
+                        "{:?} {:?}", method, route
+                    );
+                }
+            }
+        }
+
         /// Whatever the layer meters, the sink takes: no name that passes here is rejected
         /// downstream (names without surrounding whitespace, as tenants and routes are).
         #[test]
