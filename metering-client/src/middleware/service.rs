@@ -16,6 +16,7 @@ use axum::http::header::RETRY_AFTER;
 use axum::http::request::Parts;
 use axum::http::{Extensions, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use axum::response::IntoResponse;
+use compact_str::CompactString;
 use metering_core::event::MAX_NAME_CHARS;
 use metering_core::{
     Clock, Feature, QuotaDecision, Resource, SystemClock, TenantId, ValidateRequest,
@@ -179,8 +180,10 @@ impl Settings {
                 .get(name)
                 .and_then(|v| v.to_str().ok())
                 .filter(|v| plausible(&[v]))
-                .map(str::to_owned),
-            TenantSource::Closure(tenant) => tenant(head.parts?).filter(|t| plausible(&[t])),
+                .map(CompactString::new),
+            TenantSource::Closure(tenant) => tenant(head.parts?)
+                .filter(|t| plausible(&[t]))
+                .map(CompactString::from),
         }?;
         let route = match head.extensions.get::<MatchedPath>() {
             Some(matched) => Route::Matched(matched.clone()),
