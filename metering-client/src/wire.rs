@@ -206,11 +206,7 @@ impl Encoder {
         };
         out.extend_from_slice(&prefix);
         let mut micros = *b"000000Z";
-        let mut value = since_epoch.subsec_micros();
-        for slot in micros[..6].iter_mut().rev() {
-            *slot = b'0' + u8::try_from(value % 10).unwrap_or(0);
-            value /= 10;
-        }
+        put_digits(&mut micros[..6], since_epoch.subsec_micros());
         out.extend_from_slice(&micros);
     }
 }
@@ -275,19 +271,22 @@ fn second_prefix(second: u64) -> Option<[u8; 20]> {
     let at = DateTime::<Utc>::from_timestamp(i64::try_from(second).ok()?, 0)?.naive_utc();
     let year = u32::try_from(at.year()).ok().filter(|y| *y <= 9999)?;
     let mut text = *b"0000-00-00T00:00:00.";
-    let mut put = |at: usize, width: usize, mut value: u32| {
-        for slot in text[at..at + width].iter_mut().rev() {
-            *slot = b'0' + u8::try_from(value % 10).unwrap_or(0);
-            value /= 10;
-        }
-    };
-    put(0, 4, year);
-    put(5, 2, at.month());
-    put(8, 2, at.day());
-    put(11, 2, at.hour());
-    put(14, 2, at.minute());
-    put(17, 2, at.second());
+    put_digits(&mut text[0..4], year);
+    put_digits(&mut text[5..7], at.month());
+    put_digits(&mut text[8..10], at.day());
+    put_digits(&mut text[11..13], at.hour());
+    put_digits(&mut text[14..16], at.minute());
+    put_digits(&mut text[17..19], at.second());
     Some(text)
+}
+
+/// Writes the last `slots.len()` decimal digits of `value` into `slots`, zero-padded.
+#[cfg(feature = "tower")]
+fn put_digits(slots: &mut [u8], mut value: u32) {
+    for slot in slots.iter_mut().rev() {
+        *slot = b'0' + u8::try_from(value % 10).unwrap_or(0);
+        value /= 10;
+    }
 }
 
 #[cfg(any(feature = "spill", test))]

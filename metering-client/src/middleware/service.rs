@@ -95,10 +95,7 @@ thread_local! {
 /// computed once per thread, template and method, and looked up (by the template's text)
 /// on every other request: checking every time was a fifth of the layer's instructions.
 fn default_names_plausible(method: &Method, route: &str) -> bool {
-    let check = || {
-        let resource = super::default_resource(route);
-        plausible(&[resource]) && plausible(&[method.as_str(), " ", route])
-    };
+    let check = || check_default_names(method, route);
     // Templates are shared by every request of their route: their address picks the slot.
     let slot = (route.as_ptr() as usize >> 3).wrapping_add(method.as_str().len()) % CHECKED_ROUTES;
     CHECKED
@@ -119,6 +116,12 @@ fn default_names_plausible(method: &Method, route: &str) -> bool {
         })
         // The thread is exiting: check without remembering.
         .unwrap_or_else(|_| check())
+}
+
+/// The check [`default_names_plausible`] remembers: the default resource, and the default
+/// feature `"{method} {route}"`.
+fn check_default_names(method: &Method, route: &str) -> bool {
+    plausible(&[super::default_resource(route)]) && plausible(&[method.as_str(), " ", route])
 }
 
 /// The request head as the layer reads it: borrowed from the request, or (when a closure
@@ -466,12 +469,6 @@ mod tests {
         assert!(!plausible(&[&"é".repeat(256)]));
     }
 
-    /// The direct check of the default names, as for a path.
-    fn names_plausible(method: &Method, route: &str) -> bool {
-        plausible(&[crate::middleware::default_resource(route)])
-            && plausible(&[method.as_str(), " ", route])
-    }
-
     #[test]
     fn remembered_verdicts_follow_the_template_text() {
         // The same buffer (so the same address and slot) holding one template, then another.
@@ -512,7 +509,7 @@ mod tests {
                     let method = method(i + round);
                     prop_assert_eq!(
                         default_names_plausible(&method, route),
-                        names_plausible(&method, route),
+                        check_default_names(&method, route),
                         "{:?} {:?}", method, route
                     );
                 }
