@@ -85,9 +85,9 @@ pub fn schedstat_cpu(path: &str) -> Option<Duration> {
 }
 
 /// The hello-world [`variants`], served from one thread of their own (so they have one
-/// core, whatever the load generator takes), their batching client shipping to a discard
-/// server on another thread (the metering server is another process in production).
-/// Both threads run until the process exits.
+/// core, whatever the load generator takes), their batching client shipping (from its own
+/// thread) to a discard server on another thread (the metering server is another process in
+/// production). Both threads run until the process exits.
 #[derive(Debug)]
 pub struct HelloServers {
     /// Each variant's name and address.

@@ -17,7 +17,7 @@ use crate::sink::{EmbeddedSink, Sink};
 use crate::spill::SpillQueue;
 use crate::stats::{ClientStats, Counters};
 use crate::wire::Pending;
-use crate::worker::{BatchQueue, Control, Push, run_batcher, run_replayer};
+use crate::worker::{BatchQueue, Control, Push, run_batcher, run_replayer, spawn_thread};
 
 /// What [`MeteringClient::send`] did with an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +94,34 @@ struct Inner {
     generation: std::sync::Mutex<Arc<Generation>>,
     closed: AtomicBool,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    /// A client on a thread of its own without a batcher: dropped with the client, which
+    /// lets the thread finish the deliveries in flight and end.
+    _stop: Option<oneshot::Sender<()>>,
+    /// A client on a thread of its own: fires when the thread has ended.
+    thread_end: tokio::sync::Mutex<Option<oneshot::Receiver<()>>>,
+}
+
+/// Where a client does its background work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Background {
+    /// On the runtime that built it: an embedded engine's store lives there.
+    Caller,
+    /// On a thread of its own (see [`spawn_thread`]).
+    OwnThread,
+}
+
+/// Waits until none of the `max_buffered` permits of `in_flight` is held: no delivery is in
+/// flight.
+async fn wait_idle(in_flight: &Semaphore, max_buffered: usize) {
+    let mut left = max_buffered;
+    while left > 0 {
+        let n = u32::try_from(left).unwrap_or(u32::MAX);
+        match in_flight.acquire_many(n).await {
+            Ok(permits) => permits.forget(),
+            Err(_) => return,
+        }
+        left -= n as usize;
+    }
 }
 
 /// Deliveries spawned between two flushes; a flush waits for its generation to finish
@@ -134,8 +162,11 @@ impl fmt::Debug for MeteringClient {
 
 impl MeteringClient {
     /// A client for the `metering-server` at `config.api_url`, authenticated with
-    /// `config.api_key`. Must be called inside a tokio runtime: the background tasks are
-    /// spawned on it. Events left in the spill queue by an earlier run are replayed.
+    /// `config.api_key`. Must be called inside a tokio runtime. The background work
+    /// (encoding and sending batches, retries, replaying the spill queue) runs on a thread
+    /// of the client's own, named `metering-client`, so it takes no time from the
+    /// application's runtime; the thread ends when the client is shut down or dropped.
+    /// Events left in the spill queue by an earlier run are replayed.
     ///
     /// # Errors
     ///
@@ -145,7 +176,7 @@ impl MeteringClient {
     #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
     pub async fn connect(config: ClientConfig) -> Result<Self, ClientError> {
         let sink = crate::sink::RemoteSink::new(&config)?;
-        Self::with_sink(Arc::new(sink), config).await
+        Self::with_sink(Arc::new(sink), config, Background::OwnThread).await
     }
 
     /// [`MeteringClient::connect`] with [`ClientConfig::from_env`].
@@ -160,19 +191,29 @@ impl MeteringClient {
     }
 
     /// A client writing through `engine` in this process (any store). `config.api_url` is
-    /// ignored.
+    /// ignored. Its background tasks run on the calling tokio runtime, where the store's
+    /// connections live.
     ///
     /// # Errors
     ///
     /// [`ClientError::Config`] for a bad setting or outside a tokio runtime,
     /// [`ClientError::Spill`] when the spill queue cannot be opened.
     pub async fn embedded(engine: Metering, config: ClientConfig) -> Result<Self, ClientError> {
-        Self::with_sink(Arc::new(EmbeddedSink::new(engine)), config).await
+        Self::with_sink(
+            Arc::new(EmbeddedSink::new(engine)),
+            config,
+            Background::Caller,
+        )
+        .await
     }
 
-    async fn with_sink(sink: Arc<dyn Sink>, config: ClientConfig) -> Result<Self, ClientError> {
+    async fn with_sink(
+        sink: Arc<dyn Sink>,
+        config: ClientConfig,
+        place: Background,
+    ) -> Result<Self, ClientError> {
         config.check()?;
-        let runtime = Handle::try_current().map_err(|_| {
+        let caller = Handle::try_current().map_err(|_| {
             ClientError::Config("the metering client must be built inside a tokio runtime".into())
         })?;
         let spill = match &config.spill_path {
@@ -180,19 +221,53 @@ impl MeteringClient {
             None => None,
         };
         let core = Arc::new(Core::new(sink, spill, &config));
+        let in_flight = Arc::new(Semaphore::new(config.max_buffered));
         let mut tasks = Vec::new();
-        let batcher = if config.mode == TransportMode::Batching {
+        let (batcher, batcher_task) = if config.mode == TransportMode::Batching {
             let queue = Arc::new(BatchQueue::new(config.batch_size, config.max_buffered));
             let (tx, rx) = mpsc::channel(8);
-            tasks.push(runtime.spawn(run_batcher(
+            let task = run_batcher(
                 Arc::clone(&core),
                 Arc::clone(&queue),
                 rx,
                 config.batch_interval,
-            )));
-            Some((queue, tx))
+            );
+            (Some((queue, tx)), Some(task))
         } else {
-            None
+            (None, None)
+        };
+        let mut stop = None;
+        let mut thread_end = None;
+        let runtime = match place {
+            Background::Caller => {
+                if let Some(task) = batcher_task {
+                    tasks.push(caller.spawn(task));
+                }
+                caller
+            }
+            // The thread runs the batcher until the client is dropped or shut down; without
+            // one, until the client is dropped and the deliveries in flight are done.
+            Background::OwnThread => match batcher_task {
+                Some(task) => spawn_thread(task).await,
+                None => {
+                    let (stop_tx, stopped) = oneshot::channel::<()>();
+                    stop = Some(stop_tx);
+                    let in_flight = Arc::clone(&in_flight);
+                    let max_buffered = config.max_buffered;
+                    spawn_thread(async move {
+                        let _ = stopped.await;
+                        wait_idle(&in_flight, max_buffered).await;
+                    })
+                    .await
+                }
+            }
+            .map(|(handle, end)| {
+                thread_end = Some(end);
+                handle
+            })
+            .map_err(|error| {
+                ClientError::Config(format!("cannot start the metering-client thread: {error}"))
+            })?,
         };
         if core.spill.is_some() {
             if core.pending_spill() > 0 {
@@ -206,7 +281,7 @@ impl MeteringClient {
         }
         Ok(MeteringClient {
             inner: Arc::new(Inner {
-                in_flight: Arc::new(Semaphore::new(config.max_buffered)),
+                in_flight,
                 generation: std::sync::Mutex::new(Arc::default()),
                 config,
                 core,
@@ -214,6 +289,8 @@ impl MeteringClient {
                 batcher,
                 closed: AtomicBool::new(false),
                 tasks: std::sync::Mutex::new(tasks),
+                _stop: stop,
+                thread_end: tokio::sync::Mutex::new(thread_end),
             }),
         })
     }
@@ -473,6 +550,11 @@ impl MeteringClient {
             let (reply, done) = oneshot::channel();
             if control.send(Control::Shutdown(reply)).await.is_ok() {
                 let _ = done.await;
+            }
+            // With the batcher done, a thread of the client's own ends: wait for it, so the
+            // final flush's requests do not race its runtime shutting down.
+            if let Some(end) = self.inner.thread_end.lock().await.take() {
+                let _ = end.await;
             }
         }
         let report = self.flush().await;

@@ -1,15 +1,59 @@
-//! The background tasks: the batcher (batching mode) and the spill replayer.
+//! The background tasks: the batcher (batching mode) and the spill replayer, and the
+//! thread of its own a remote client runs them on.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use tokio::runtime::Handle;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::{MissedTickBehavior, sleep};
 
 use crate::delivery::Core;
 use crate::stats::Counters;
 use crate::wire::Pending;
+
+/// Starts a thread named `metering-client` with a current-thread runtime of its own, which
+/// runs `main` to completion, and with it the tasks spawned on the returned handle; the
+/// thread ends when `main` does, dropping the other tasks and the runtime, and then the
+/// returned receiver fires.
+///
+/// A remote client does its background work there (encoding batches, HTTP, retries,
+/// replays), so it takes no time from the application's runtime, whatever its flavour:
+/// on a current-thread runtime the batcher would otherwise share the application's only
+/// thread.
+pub(crate) async fn spawn_thread(
+    main: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<(Handle, oneshot::Receiver<()>)> {
+    let (started, handle) = oneshot::channel();
+    let (ended, end) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("metering-client".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    let _ = started.send(Err(error));
+                    return;
+                }
+            };
+            if started.send(Ok(runtime.handle().clone())).is_ok() {
+                runtime.block_on(main);
+            }
+            // The HTTP connections this runtime served close with it: whoever sends next
+            // (a final flush from the application) must not pick one of them.
+            drop(runtime);
+            let _ = ended.send(());
+        })?;
+    let handle = handle
+        .await
+        .unwrap_or_else(|_| Err(std::io::Error::other("the metering-client thread exited")))?;
+    Ok((handle, end))
+}
 
 /// A request to the batcher.
 #[derive(Debug)]

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Mode, free_addr, start, start_on};
+use common::{Mode, free_addr, start, start_on, start_on_own_thread};
 use metering_client::{
     ClientConfig, ClientError, Delivery, MeteringClient, NewEvent, OverflowPolicy, TransportMode,
 };
@@ -293,6 +293,57 @@ async fn fire_and_forget_delivers_everything_by_flush() -> anyhow::Result<()> {
     assert_eq!(report.stats.sent, 20);
     assert_eq!(server.stored().len(), 20);
     assert_eq!(server.attempts().len(), 20, "one request per event");
+    Ok(())
+}
+
+/// The client ships from a thread of its own: batches leave while the application's only
+/// thread is blocked, which a batcher spawned on the application's runtime could not do.
+#[tokio::test(flavor = "current_thread")]
+async fn batches_leave_while_the_application_thread_is_busy() -> anyhow::Result<()> {
+    let server = start_on_own_thread();
+    let client = MeteringClient::connect(
+        fast(&server.url())
+            .with_batch_size(10)
+            .with_batch_interval(Duration::from_secs(3600)),
+    )
+    .await?;
+    for i in 0..10 {
+        client.record(event("org", i));
+    }
+    // Block this runtime's only thread, without yielding to it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.stored().len() < 10 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(seqs(&server.stored()), (0..10).collect::<Vec<u64>>());
+    client.shutdown().await;
+    Ok(())
+}
+
+/// Dropping every handle of a client (without `shutdown`) lets its thread deliver what was
+/// recorded, in both background modes, before it ends.
+#[tokio::test(flavor = "current_thread")]
+async fn a_dropped_client_delivers_what_it_holds() -> anyhow::Result<()> {
+    for mode in [TransportMode::Batching, TransportMode::FireAndForget] {
+        let server = start_on_own_thread();
+        server.set_mode(Mode::Slow(Duration::from_millis(200)));
+        let client = MeteringClient::connect(
+            fast(&server.url())
+                .with_mode(mode)
+                .with_batch_interval(Duration::from_secs(3600)),
+        )
+        .await?;
+        for i in 0..20 {
+            client.record(event("org", i));
+        }
+        drop(client);
+        let mut stored = server.wait_for(20).await;
+        assert_eq!(stored, 20, "{mode:?}");
+        // Nothing more arrives later either.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stored = server.stored().len();
+        assert_eq!(stored, 20, "{mode:?}");
+    }
     Ok(())
 }
 

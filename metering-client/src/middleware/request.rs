@@ -33,7 +33,7 @@ pub struct MeteredRequest {
     pub(super) feature: Option<String>,
     pub(super) quantity: Quantity,
     pub(super) status: StatusCode,
-    /// When the response head was ready.
+    /// When the response head was ready; until then, when the request reached the layer.
     pub(super) at: SystemTime,
     pub(super) latency_ms: u64,
 }
@@ -133,14 +133,14 @@ impl MeteredRequest {
         self.latency_ms
     }
 
-    /// Records the response: its status, the time it was ready, and the latency since
-    /// `started`.
-    pub(super) fn complete(&mut self, status: StatusCode, started: SystemTime, now: SystemTime) {
+    /// Records the response: its status, the time it was ready, and the latency since the
+    /// request reached the layer (the time it was made with).
+    pub(super) fn complete(&mut self, status: StatusCode, now: SystemTime) {
         self.status = status;
-        self.at = now;
         self.latency_ms = now
-            .duration_since(started)
+            .duration_since(self.at)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self.at = now;
     }
 
     /// What is known before the response: `method` and `route`.

@@ -51,27 +51,22 @@ impl<S> MeteringService<S> {
 /// metered, and rejected and logged downstream, on every request. A name given in `parts`
 /// is their concatenation.
 fn plausible(parts: &[&str]) -> bool {
-    // The usual case, ASCII (a byte is a character), in one pass: no control character
-    // (ASCII whitespace other than the space is one) and something besides spaces.
-    let (mut len, mut ascii, mut visible) = (0, true, false);
-    for part in parts {
-        len += part.len();
-        for &byte in part.as_bytes() {
-            if byte < 0x20 || byte == 0x7f {
-                return false;
-            }
-            ascii &= byte.is_ascii();
-            visible |= byte != b' ';
-        }
+    // The usual case, printable ASCII (a byte is a character, and the space the only
+    // whitespace), in one simple pass per part: something besides spaces, not too long.
+    if parts
+        .iter()
+        .all(|part| part.bytes().all(|byte| (0x20..0x7f).contains(&byte)))
+    {
+        let len: usize = parts.iter().map(|part| part.len()).sum();
+        return len <= MAX_NAME_CHARS && parts.iter().any(|part| part.bytes().any(|b| b != b' '));
     }
-    if ascii {
-        return visible && len <= MAX_NAME_CHARS;
-    }
+    // Otherwise a control character (ASCII or not) rejects it, and characters are counted.
     let chars = || parts.iter().flat_map(|p| p.chars());
-    chars().any(|c| !c.is_whitespace())
+    let len: usize = parts.iter().map(|part| part.len()).sum();
+    !chars().any(char::is_control)
+        && chars().any(|c| !c.is_whitespace())
         && len <= 4 * MAX_NAME_CHARS
         && chars().count() <= MAX_NAME_CHARS
-        && !chars().any(char::is_control)
 }
 
 /// A route template and method whose default names were checked, and the verdict.
@@ -300,7 +295,6 @@ pin_project! {
             future: F,
             // Taken when recorded.
             request: Option<MeteredRequest>,
-            started: SystemTime,
             settings: Arc<Settings>,
         },
         /// The quota is checked before the inner service is called.
@@ -334,7 +328,6 @@ where
             KindProj::Metered {
                 future,
                 request,
-                started,
                 settings,
             } => {
                 let response = std::task::ready!(future.poll(cx))?;
@@ -342,7 +335,7 @@ where
                 if let Some(mut request) = request.take()
                     && settings.record_on.admits(status)
                 {
-                    request.complete(status, *started, SystemClock::system_time());
+                    request.complete(status, SystemClock::system_time());
                     settings.record(request);
                 }
                 Poll::Ready(Ok(response.map(Body::new)))
@@ -400,7 +393,6 @@ where
                 kind: Kind::Metered {
                     future: self.inner.call(request),
                     request: Some(metered),
-                    started,
                     settings: Arc::clone(settings),
                 },
             };
@@ -433,7 +425,7 @@ where
             let status = response.status();
             if !consumed && settings.record_on.admits(status) {
                 let mut metered = metered;
-                metered.complete(status, started, SystemClock::system_time());
+                metered.complete(status, SystemClock::system_time());
                 settings.record(metered);
             }
             Ok(response.map(Body::new))

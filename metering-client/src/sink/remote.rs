@@ -137,8 +137,9 @@ async fn error_detail(response: Response) -> ErrorDetail {
 }
 
 /// The JSON body of a batch. A batch of thousands of events takes a millisecond or more to
-/// encode; on a multi-threaded runtime that happens under `block_in_place`, so the worker's
-/// other tasks (the application's requests) move to another thread meanwhile.
+/// encode. The batcher does that on the client's own thread; a flush or a sync-mode send
+/// does it on the caller's runtime, and on a multi-threaded one under `block_in_place`, so
+/// the worker's other tasks (the application's requests) move to another thread meanwhile.
 fn encode_batch(events: &[Pending]) -> Vec<u8> {
     let encode = || wire::encode_batch(events);
     match tokio::runtime::Handle::try_current() {

@@ -83,16 +83,20 @@ impl SpillQueue {
         self.inner.len.load(Ordering::Acquire)
     }
 
+    /// Runs `work` on the connection, on a blocking thread. It is given the count of
+    /// queued events too, to change it with the table: the task finishes even when the
+    /// caller stops waiting for it (a client's runtime shutting down), and the count must
+    /// still match what is on disk.
     async fn with_conn<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&mut Connection) -> Result<T, ClientError> + Send + 'static,
+        work: impl FnOnce(&mut Connection, &AtomicU64) -> Result<T, ClientError> + Send + 'static,
     ) -> Result<T, ClientError> {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
             // A panic while holding the lock cannot leave a transaction half-applied
             // (SQLite rolls it back), so the connection stays usable.
             let mut conn = inner.conn.lock().unwrap_or_else(PoisonError::into_inner);
-            work(&mut conn)
+            work(&mut conn, &inner.len)
         })
         .await
         .map_err(|e| ClientError::Spill {
@@ -106,7 +110,7 @@ impl SpillQueue {
         let rows: Vec<String> = events.iter().map(Pending::to_json).collect();
         let n = rows.len() as u64;
         let path = self.inner.path.display().to_string();
-        self.with_conn(move |conn| {
+        self.with_conn(move |conn, len| {
             let tx = conn
                 .transaction()
                 .map_err(spill_error(format!("cannot write to {path}")))?;
@@ -121,11 +125,11 @@ impl SpillQueue {
                 }
             }
             tx.commit()
-                .map_err(spill_error(format!("cannot commit to {path}")))
+                .map_err(spill_error(format!("cannot commit to {path}")))?;
+            len.fetch_add(n, Ordering::AcqRel);
+            Ok(())
         })
-        .await?;
-        self.inner.len.fetch_add(n, Ordering::AcqRel);
-        Ok(())
+        .await
     }
 
     /// The oldest `limit` events with their sequence numbers. Rows that no longer decode
@@ -133,7 +137,7 @@ impl SpillQueue {
     pub(crate) async fn peek(&self, limit: usize) -> Result<Vec<(i64, NewEvent)>, ClientError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let (events, corrupt) = self
-            .with_conn(move |conn| {
+            .with_conn(move |conn, len| {
                 let mut select = conn
                     .prepare_cached("SELECT seq, event FROM spilled_events ORDER BY seq LIMIT ?1")
                     .map_err(spill_error("cannot read spilled events"))?;
@@ -155,6 +159,7 @@ impl SpillQueue {
                 for (seq, _) in &corrupt {
                     conn.execute("DELETE FROM spilled_events WHERE seq = ?1", params![seq])
                         .map_err(spill_error("cannot remove a corrupt spilled event"))?;
+                    len.fetch_sub(1, Ordering::AcqRel);
                 }
                 Ok((events, corrupt))
             })
@@ -162,22 +167,19 @@ impl SpillQueue {
         for (seq, json) in &corrupt {
             tracing::error!(seq, event = %json, "dropping a spilled event that does not decode");
         }
-        self.inner
-            .len
-            .fetch_sub(corrupt.len() as u64, Ordering::AcqRel);
         Ok(events)
     }
 
     /// Removes every event up to and including `seq` (after they were delivered).
     pub(crate) async fn remove_through(&self, seq: i64) -> Result<(), ClientError> {
-        let removed = self
-            .with_conn(move |conn| {
-                conn.execute("DELETE FROM spilled_events WHERE seq <= ?1", params![seq])
-                    .map_err(spill_error("cannot remove delivered events"))
-            })
-            .await?;
-        self.inner.len.fetch_sub(removed as u64, Ordering::AcqRel);
-        Ok(())
+        self.with_conn(move |conn, len| {
+            let removed = conn
+                .execute("DELETE FROM spilled_events WHERE seq <= ?1", params![seq])
+                .map_err(spill_error("cannot remove delivered events"))?;
+            len.fetch_sub(removed as u64, Ordering::AcqRel);
+            Ok(())
+        })
+        .await
     }
 }
 
@@ -207,5 +209,46 @@ mod tests {
         let rest = reopened.peek(10).await.expect("reads");
         let ids: Vec<_> = rest.iter().filter_map(|(_, e)| e.id.clone()).collect();
         assert_eq!(ids, ["e2", "e3", "e4"]);
+    }
+
+    /// Polls `work` once (its blocking task starts), then stops waiting for it.
+    fn abandon(work: impl std::future::Future<Output = Result<(), ClientError>>) {
+        let mut work = std::pin::pin!(work);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(
+            work.as_mut().poll(&mut cx).is_pending(),
+            "the work was done at once"
+        );
+    }
+
+    /// Waits until the table holds `rows` events; returns their sequence numbers.
+    async fn wait_for_rows(queue: &SpillQueue, rows: usize) -> Vec<i64> {
+        for _ in 0..500 {
+            let head = queue.peek(100).await.expect("reads");
+            if head.len() == rows {
+                return head.into_iter().map(|(seq, _)| seq).collect();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the table never held {rows} events");
+    }
+
+    /// A client's runtime can shut down while it waits for the queue: the count still
+    /// follows what is on disk, or pending events would be reported that are not there.
+    #[tokio::test]
+    async fn the_count_follows_the_table_when_nobody_waits() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let queue = SpillQueue::open(dir.path().join("spill.db"))
+            .await
+            .expect("opens");
+        let events: Vec<Pending> = (0..4)
+            .map(|i| Pending::Event(NewEvent::new("org", "r", "f").with_id(format!("e{i}"))))
+            .collect();
+        abandon(queue.append(&events));
+        let seqs = wait_for_rows(&queue, 4).await;
+        assert_eq!(queue.len(), 4);
+        abandon(queue.remove_through(seqs[2]));
+        wait_for_rows(&queue, 1).await;
+        assert_eq!(queue.len(), 1);
     }
 }

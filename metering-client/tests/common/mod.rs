@@ -101,6 +101,24 @@ pub async fn start() -> anyhow::Result<MockServer> {
     start_on(SocketAddr::from(([127, 0, 0, 1], 0))).await
 }
 
+/// Starts the mock on a thread of its own, so it answers while the test's thread is busy.
+pub fn start_on_own_thread() -> MockServer {
+    let (started, server) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(async move {
+                started
+                    .send(start().await.expect("the mock starts"))
+                    .expect("the test waits");
+                std::future::pending::<()>().await;
+            });
+    });
+    server.recv().expect("the mock starts")
+}
+
 /// A local address nothing listens on (yet).
 pub fn free_addr() -> anyhow::Result<SocketAddr> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
