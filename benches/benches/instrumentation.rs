@@ -31,8 +31,8 @@ use axum::body::Body;
 use axum::http::Request;
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use metering_benches::layer::{
-    HelloServers, batching_client, discard_server, hello_router, pipelined_requests, schedstat_cpu,
-    spawn_server, variants,
+    BATCH_INTERVAL, HelloServers, batching_client, discard_server, hello_router,
+    pipelined_requests, schedstat_cpu, spawn_server, variants,
 };
 use metering_client::MeteringClient;
 use metering_client::middleware::MeteringLayer;
@@ -60,7 +60,7 @@ fn runtime() -> Runtime {
 }
 
 fn client(rt: &Runtime) -> MeteringClient {
-    rt.block_on(async { batching_client(discard_server().await).await })
+    rt.block_on(async { batching_client(discard_server().await, BATCH_INTERVAL).await })
 }
 
 /// CPU time the calling thread has used (Linux `schedstat`, nanoseconds): the cost to the
@@ -288,7 +288,7 @@ fn saturated() {
     const TURN: Duration = Duration::from_millis(1000);
     const ROUNDS: usize = 10;
 
-    let servers = HelloServers::start();
+    let servers = HelloServers::start(BATCH_INTERVAL);
     let load = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -63,14 +63,17 @@ pub async fn discard_server() -> String {
     format!("http://{}", spawn_server(app).await)
 }
 
+/// How often the benchmarks' batching client ships a partial batch.
+pub const BATCH_INTERVAL: Duration = Duration::from_millis(100);
+
 /// The batching client of every benchmark, shipping to `url`: batches of 1,000 or every
-/// 100 ms.
-pub async fn batching_client(url: String) -> MeteringClient {
+/// `interval`.
+pub async fn batching_client(url: String, interval: Duration) -> MeteringClient {
     MeteringClient::connect(
         ClientConfig::default()
             .with_api_url(url)
             .with_batch_size(1000)
-            .with_batch_interval(Duration::from_millis(100))
+            .with_batch_interval(interval)
             .with_max_buffered(2_000_000),
     )
     .await
@@ -98,8 +101,8 @@ pub struct HelloServers {
 }
 
 impl HelloServers {
-    /// Starts the two threads.
-    pub fn start() -> Self {
+    /// Starts the two threads; the client ships a partial batch every `batch_interval`.
+    pub fn start(batch_interval: Duration) -> Self {
         let (sink_tx, sink_rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             current_thread().block_on(async move {
@@ -114,7 +117,7 @@ impl HelloServers {
         let server = std::thread::Builder::new().name("hello-server".into());
         let _ = server.spawn(move || {
             current_thread().block_on(async move {
-                let client = batching_client(sink).await;
+                let client = batching_client(sink, batch_interval).await;
                 let layer = MeteringLayer::new().recorder(client.clone());
                 let mut addrs = Vec::new();
                 for (name, router) in variants(&hello_router(), layer) {

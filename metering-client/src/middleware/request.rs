@@ -27,15 +27,23 @@ pub struct MeteredRequest {
     pub(super) tenant: CompactString,
     pub(super) method: Method,
     pub(super) route: Route,
-    /// Set by [`MeteringLayer::resource_from`](super::MeteringLayer::resource_from).
-    pub(super) resource: Option<String>,
-    /// Set by [`MeteringLayer::feature_from`](super::MeteringLayer::feature_from).
-    pub(super) feature: Option<String>,
+    /// Set by the layer's closures; boxed, so the usual request (default names) stays
+    /// small enough to be moved without a `memcpy` call.
+    pub(super) names: Option<Box<CustomNames>>,
     pub(super) quantity: Quantity,
     pub(super) status: StatusCode,
     /// When the response head was ready; until then, when the request reached the layer.
     pub(super) at: SystemTime,
     pub(super) latency_ms: u64,
+}
+
+/// The names computed by the layer's closures.
+#[derive(Debug, Clone, Default)]
+pub(super) struct CustomNames {
+    /// Set by [`MeteringLayer::resource_from`](super::MeteringLayer::resource_from).
+    pub(super) resource: Option<String>,
+    /// Set by [`MeteringLayer::feature_from`](super::MeteringLayer::feature_from).
+    pub(super) feature: Option<String>,
 }
 
 /// The route of a request: the template axum matched (shared, cheap to clone), or the path.
@@ -65,15 +73,16 @@ impl MeteredRequest {
     /// segment that is neither a version prefix nor a parameter).
     #[must_use]
     pub fn resource(&self) -> &str {
-        self.resource
-            .as_deref()
+        self.names
+            .as_ref()
+            .and_then(|names| names.resource.as_deref())
             .unwrap_or_else(|| default_resource(self.route()))
     }
 
     /// The feature: as computed by the layer's closure, or `"{method} {route}"`.
     #[must_use]
     pub fn feature(&self) -> Cow<'_, str> {
-        match &self.feature {
+        match self.custom_feature() {
             Some(feature) => Cow::Borrowed(feature),
             None => Cow::Owned(format!("{} {}", self.method, self.route())),
         }
@@ -82,15 +91,28 @@ impl MeteredRequest {
     /// The parts the feature is written from: the closure's feature, or method and route
     /// (joined by a space), so an encoder can write it without building the string.
     pub(crate) fn feature_parts(&self) -> [&str; 3] {
-        match &self.feature {
+        match self.custom_feature() {
             Some(feature) => [feature, "", ""],
             None => [self.method.as_str(), " ", self.route()],
         }
     }
 
+    fn custom_feature(&self) -> Option<&str> {
+        self.names
+            .as_ref()
+            .and_then(|names| names.feature.as_deref())
+    }
+
+    /// The names the layer's closures set, to set them.
+    pub(super) fn names_mut(&mut self) -> &mut CustomNames {
+        self.names.get_or_insert_with(Box::default)
+    }
+
     /// Whether the resource and feature are the defaults derived from the route.
     pub(crate) fn has_default_names(&self) -> bool {
-        self.resource.is_none() && self.feature.is_none()
+        self.names
+            .as_ref()
+            .is_none_or(|names| names.resource.is_none() && names.feature.is_none())
     }
 
     /// The request method.
@@ -190,8 +212,7 @@ mod tests {
             tenant: tenant.into(),
             method: Method::from_bytes(method.as_bytes()).expect("a method"),
             route: Route::Path(path.to_owned()),
-            resource: None,
-            feature: None,
+            names: None,
             quantity: Quantity::ONE,
             status: StatusCode::CREATED,
             at: SystemClock::system_time(),
@@ -256,8 +277,8 @@ mod tests {
             + chrono::Duration::microseconds(4_021);
         assert_encodes_as_event(request("org_1", "GET", "/v1/items/{id}"), at);
         let mut custom = request("org \"quoted\" \\ \u{1} é", "PATCH", "/a\tb\n/ü");
-        custom.resource = Some("res\u{7f}\u{1f}".into());
-        custom.feature = Some("feat\r\"x\"".into());
+        custom.names_mut().resource = Some("res\u{7f}\u{1f}".into());
+        custom.names_mut().feature = Some("feat\r\"x\"".into());
         custom.quantity = "2.5".parse().expect("a quantity");
         assert_encodes_as_event(custom, at);
         assert_encodes_as_event(request("t", "GET", "/"), Utc.timestamp_opt(0, 0).unwrap());
@@ -269,7 +290,7 @@ mod tests {
         assert_eq!(r.resource(), "items");
         assert_eq!(r.feature(), "GET /v1/items/{id}");
         assert_eq!(r.feature_parts().concat(), "GET /v1/items/{id}");
-        r.feature = Some("custom".into());
+        r.names_mut().feature = Some("custom".into());
         assert_eq!(r.feature(), "custom");
         assert_eq!(r.feature_parts().concat(), "custom");
     }
@@ -302,7 +323,7 @@ mod tests {
                 r.quantity = "0.25".parse().expect("a quantity");
             }
             if i == 5 {
-                r.feature = Some("custom".into());
+                r.names_mut().feature = Some("custom".into());
             }
             pending.push(Pending::request(r));
         }

@@ -191,8 +191,7 @@ impl Settings {
             tenant,
             method: head.method.clone(),
             route,
-            resource: None,
-            feature: None,
+            names: None,
             quantity: self.quantity,
             status: StatusCode::OK,
             at: started,
@@ -205,8 +204,9 @@ impl Settings {
             };
             let resource = self.resource.as_ref().map(|f| f(&info));
             let feature = self.feature.as_ref().map(|f| f(&info));
-            request.resource = resource;
-            request.feature = feature;
+            let names = request.names_mut();
+            names.resource = resource;
+            names.feature = feature;
         }
         let names_plausible = match (&request.route, request.has_default_names()) {
             // A template: checked once per thread, template and method.
