@@ -17,7 +17,9 @@ use crate::sink::{EmbeddedSink, Sink};
 use crate::spill::SpillQueue;
 use crate::stats::{ClientStats, Counters};
 use crate::wire::Pending;
-use crate::worker::{BatchQueue, Control, Push, run_batcher, run_replayer, spawn_thread};
+#[cfg(feature = "remote")]
+use crate::worker::spawn_thread;
+use crate::worker::{BatchQueue, Control, Push, run_batcher, run_replayer};
 
 /// What [`MeteringClient::send`] did with an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,11 +109,13 @@ enum Background {
     /// On the runtime that built it: an embedded engine's store lives there.
     Caller,
     /// On a thread of its own (see [`spawn_thread`]).
+    #[cfg(feature = "remote")]
     OwnThread,
 }
 
 /// Waits until none of the `max_buffered` permits of `in_flight` is held: no delivery is in
 /// flight.
+#[cfg(feature = "remote")]
 async fn wait_idle(in_flight: &Semaphore, max_buffered: usize) {
     let mut left = max_buffered;
     while left > 0 {
@@ -236,38 +240,38 @@ impl MeteringClient {
         } else {
             (None, None)
         };
-        let mut stop = None;
-        let mut thread_end = None;
-        let runtime = match place {
+        // The runtime the tasks run on; for a thread of the client's own, the sender that
+        // stops it (without a batcher) and the receiver that tells it ended.
+        let (runtime, stop, thread_end) = match place {
             Background::Caller => {
                 if let Some(task) = batcher_task {
                     tasks.push(caller.spawn(task));
                 }
-                caller
+                (caller, None, None)
             }
             // The thread runs the batcher until the client is dropped or shut down; without
             // one, until the client is dropped and the deliveries in flight are done.
-            Background::OwnThread => match batcher_task {
-                Some(task) => spawn_thread(task).await,
-                None => {
-                    let (stop_tx, stopped) = oneshot::channel::<()>();
-                    stop = Some(stop_tx);
-                    let in_flight = Arc::clone(&in_flight);
-                    let max_buffered = config.max_buffered;
-                    spawn_thread(async move {
-                        let _ = stopped.await;
-                        wait_idle(&in_flight, max_buffered).await;
-                    })
-                    .await
-                }
+            #[cfg(feature = "remote")]
+            Background::OwnThread => {
+                let (stop, started) = match batcher_task {
+                    Some(task) => (None, spawn_thread(task).await),
+                    None => {
+                        let (stop, stopped) = oneshot::channel::<()>();
+                        let in_flight = Arc::clone(&in_flight);
+                        let max_buffered = config.max_buffered;
+                        let started = spawn_thread(async move {
+                            let _ = stopped.await;
+                            wait_idle(&in_flight, max_buffered).await;
+                        })
+                        .await;
+                        (Some(stop), started)
+                    }
+                };
+                let (handle, end) = started.map_err(|error| {
+                    ClientError::Config(format!("cannot start the metering-client thread: {error}"))
+                })?;
+                (handle, stop, Some(end))
             }
-            .map(|(handle, end)| {
-                thread_end = Some(end);
-                handle
-            })
-            .map_err(|error| {
-                ClientError::Config(format!("cannot start the metering-client thread: {error}"))
-            })?,
         };
         if core.spill.is_some() {
             if core.pending_spill() > 0 {

@@ -1,12 +1,10 @@
 //! The background tasks: the batcher (batching mode) and the spill replayer, and the
 //! thread of its own a remote client runs them on.
 
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::runtime::Handle;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::{MissedTickBehavior, sleep};
 
@@ -23,9 +21,10 @@ use crate::wire::Pending;
 /// replays), so it takes no time from the application's runtime, whatever its flavour:
 /// on a current-thread runtime the batcher would otherwise share the application's only
 /// thread.
+#[cfg(feature = "remote")]
 pub(crate) async fn spawn_thread(
-    main: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<(Handle, oneshot::Receiver<()>)> {
+    main: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<(tokio::runtime::Handle, oneshot::Receiver<()>)> {
     let (started, handle) = oneshot::channel();
     let (ended, end) = oneshot::channel();
     std::thread::Builder::new()
