@@ -274,13 +274,13 @@ fn instrumentation(c: &mut Criterion) {
 /// runs on one thread of its own (with, for the metered variant, the metering client's
 /// recording; the client encodes and ships batches on its own thread), so it has one core,
 /// and the server that takes the batches on another; a light pipelining HTTP/1.1 client on
-/// the benchmark's thread keeps it saturated. The routers take turns, round after round, and the requests
-/// each served in its turns are summed.
+/// the benchmark's thread keeps it saturated. The routers take turns, round after round,
+/// and the requests each served in its turns are summed.
 ///
 /// Two figures per router: requests per second of wall time, and requests per second of
 /// the server thread's CPU time (Linux `schedstat`). On a machine with fewer cores than busy
-/// threads (load generator, server, client, batch sink) the first moves with how the scheduler
-/// shares the cores in each turn; the second is the server's capacity per core, what the
+/// threads (load generator, server, client, batch sink) the first moves with how the
+/// scheduler shares the cores in each turn; the second is the server's capacity per core, what the
 /// layer costs it, whatever else runs.
 fn saturated() {
     const CONNECTIONS: usize = 16;

@@ -104,7 +104,7 @@ struct Inner {
 }
 
 /// Where a client does its background work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 enum Background {
     /// On the runtime that built it: an embedded engine's store lives there.
     Caller,
@@ -169,7 +169,8 @@ impl MeteringClient {
     /// `config.api_key`. Must be called inside a tokio runtime. The background work
     /// (encoding and sending batches, retries, replaying the spill queue) runs on a thread
     /// of the client's own, named `metering-client`, so it takes no time from the
-    /// application's runtime; the thread ends when the client is shut down or dropped.
+    /// application's runtime. The thread ends with [`MeteringClient::shutdown`] in batching
+    /// mode, and in every mode once all handles are dropped and what it held is delivered.
     /// Events left in the spill queue by an earlier run are replayed.
     ///
     /// # Errors

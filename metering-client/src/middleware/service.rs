@@ -51,18 +51,17 @@ impl<S> MeteringService<S> {
 /// metered, and rejected and logged downstream, on every request. A name given in `parts`
 /// is their concatenation.
 fn plausible(parts: &[&str]) -> bool {
+    let len: usize = parts.iter().map(|part| part.len()).sum();
     // The usual case, printable ASCII (a byte is a character, and the space the only
     // whitespace), in one simple pass per part: something besides spaces, not too long.
     if parts
         .iter()
         .all(|part| part.bytes().all(|byte| (0x20..0x7f).contains(&byte)))
     {
-        let len: usize = parts.iter().map(|part| part.len()).sum();
         return len <= MAX_NAME_CHARS && parts.iter().any(|part| part.bytes().any(|b| b != b' '));
     }
     // Otherwise a control character (ASCII or not) rejects it, and characters are counted.
     let chars = || parts.iter().flat_map(|p| p.chars());
-    let len: usize = parts.iter().map(|part| part.len()).sum();
     !chars().any(char::is_control)
         && chars().any(|c| !c.is_whitespace())
         && len <= 4 * MAX_NAME_CHARS
