@@ -292,9 +292,9 @@ fn put_digits(slots: &mut [u8], mut value: u32) {
 #[cfg(any(feature = "spill", test))]
 /// Reads back what [`encode`] wrote; `None` (logged by the caller) for a corrupt row.
 pub(crate) fn decode(json: &str) -> Option<NewEvent> {
-    let value: serde_json::Value = serde_json::from_str(json).ok()?;
+    let raw: &serde_json::value::RawValue = serde_json::from_str(json).ok()?;
     let mut errors = metering_core::ValidationErrors::new();
-    NewEvent::from_json(&value, None, "", &mut errors)
+    NewEvent::from_json(raw, None, "", &mut errors)
 }
 
 /// The 74 bits of a UUIDv7 after its millisecond timestamp (`rand_a` and `rand_b`).

@@ -45,6 +45,7 @@ pub mod error;
 pub mod event;
 pub mod group_commit;
 pub mod guide;
+pub mod json;
 #[cfg(feature = "memory")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
 pub mod memory;

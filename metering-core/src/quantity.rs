@@ -5,18 +5,17 @@ use std::iter::Sum;
 use std::ops::{Add, AddAssign};
 use std::str::FromStr;
 
-use serde::de::{self, Visitor};
+use serde::de;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
+
+use crate::json::JsonKind;
 
 /// Number of nano-units in one unit: quantities carry nine fractional digits.
 pub const NANOS_PER_UNIT: u128 = 1_000_000_000;
 
 /// The largest quantity one event may carry: 10^15 units.
 pub const MAX_EVENT_QUANTITY: Quantity = Quantity(1_000_000_000_000_000 * NANOS_PER_UNIT);
-
-/// Significant digits an `f64` carries without loss; a JSON number with more is refused
-/// because the parser may already have rounded it (send a decimal string instead).
-const F64_EXACT_DIGITS: usize = 15;
 
 /// An exact, non-negative decimal quantity with at most nine fractional digits.
 ///
@@ -26,10 +25,14 @@ const F64_EXACT_DIGITS: usize = 15;
 ///
 /// # Serialization
 ///
-/// Whole quantities serialize as JSON integers (`1`, not `1.0`). Fractional quantities
-/// serialize as JSON numbers when an `f64` carries them exactly (up to 15 significant
-/// digits), and as decimal strings (`"123456789012.123456789"`) otherwise, so nothing
-/// is ever rounded. Deserialization accepts integers, numbers and decimal strings.
+/// A quantity is always a JSON number, written with its exact decimal text: `1` (not
+/// `1.0`), `0.1`, `999999999999999.999999999`. Deserialization reads a number literal from
+/// its text (never through an `f64`) and also accepts decimal strings (`"12.5"`); it is
+/// made for JSON (`serde_json`), the format whose literal text it reads.
+///
+/// Write quantities with `serde_json::to_writer`, `to_vec` or `to_string` (or axum's
+/// `Json`): `serde_json::to_value` and the `json!` macro hold numbers as `f64`, so a
+/// quantity with more than 15 significant digits would be rounded there.
 #[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Quantity(u128);
 
@@ -48,9 +51,6 @@ pub enum QuantityError {
     /// Beyond what the type can hold.
     #[error("too large")]
     Overflow,
-    /// A JSON number with more significant digits than a 64-bit float carries exactly.
-    #[error("has more than 15 significant digits; send it as a decimal string")]
-    Inexact,
 }
 
 impl Quantity {
@@ -163,31 +163,118 @@ impl Quantity {
         Some(self.0.saturating_mul(100) / of.0)
     }
 
-    /// Parses the shortest decimal text of a float, refusing values an `f64` cannot
-    /// have carried exactly.
-    fn from_f64(value: f64) -> Result<Self, QuantityError> {
-        if !value.is_finite() {
+    /// Reads a quantity from raw JSON: a number literal, read from its text, or a decimal
+    /// string in plain notation. `Ok(None)` for `null`.
+    ///
+    /// A literal is never passed through a binary float: `999999999999999.999999999` is
+    /// read as written, and a literal with more than nine fractional digits (after
+    /// dropping trailing zeros, and exponents applied) is refused, never rounded.
+    ///
+    /// # Errors
+    ///
+    /// [`QuantityError::NotANumber`] for any other JSON kind, and the errors of
+    /// [`Quantity::from_json_number`] and of parsing a decimal string.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use metering_core::Quantity;
+    /// use serde_json::value::RawValue;
+    ///
+    /// let raw: &RawValue = serde_json::from_str("999999999999999.999999999").unwrap();
+    /// let q = Quantity::from_json(raw).unwrap().unwrap();
+    /// assert_eq!(q.to_string(), "999999999999999.999999999");
+    /// let raw: &RawValue = serde_json::from_str("0.1000000000000000055511151231257827").unwrap();
+    /// assert!(Quantity::from_json(raw).is_err());
+    /// ```
+    pub fn from_json(raw: &RawValue) -> Result<Option<Self>, QuantityError> {
+        match JsonKind::of(raw) {
+            JsonKind::Null => Ok(None),
+            JsonKind::Number => Quantity::from_json_number(raw.get()).map(Some),
+            JsonKind::String => match crate::json::string(raw) {
+                Some(text) => text.parse().map(Some),
+                None => Err(QuantityError::NotANumber),
+            },
+            _ => Err(QuantityError::NotANumber),
+        }
+    }
+
+    /// Parses a JSON number literal (`-? int frac? exp?`, as RFC 8259 writes them) exactly.
+    ///
+    /// # Errors
+    ///
+    /// [`QuantityError::NotANumber`] for text that is not such a literal,
+    /// [`QuantityError::Negative`] below zero, [`QuantityError::TooPrecise`] with more
+    /// than nine fractional digits, [`QuantityError::Overflow`] beyond what the type holds.
+    pub fn from_json_number(text: &str) -> Result<Self, QuantityError> {
+        let (negative, unsigned) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+            Some(at) => (&unsigned[..at], Some(&unsigned[at + 1..])),
+            None => (unsigned, None),
+        };
+        let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if !all_digits(int) || (mantissa.contains('.') && !all_digits(frac)) {
             return Err(QuantityError::NotANumber);
         }
-        if value < 0.0 {
+        let exponent: i64 = match exponent {
+            None => 0,
+            Some(e) => {
+                let digits = e.trim_start_matches(['+', '-']);
+                if !all_digits(digits) || e.len() - digits.len() > 1 {
+                    return Err(QuantityError::NotANumber);
+                }
+                // Any exponent past 10^6 moves a nonzero digit out of range either way.
+                let magnitude = digits.trim_start_matches('0');
+                let magnitude: i64 = if magnitude.len() > 7 {
+                    10_000_000
+                } else {
+                    magnitude.parse().unwrap_or(0)
+                };
+                if e.starts_with('-') {
+                    -magnitude
+                } else {
+                    magnitude
+                }
+            }
+        };
+        // The value is `digits` with the decimal point `point` digits from the left.
+        let digits: Vec<u8> = int.bytes().chain(frac.bytes()).collect();
+        let leading = digits.iter().take_while(|&&d| d == b'0').count();
+        let digits = &digits[leading..];
+        let trailing = digits.iter().rev().take_while(|&&d| d == b'0').count();
+        let digits = &digits[..digits.len() - trailing];
+        if digits.is_empty() {
+            return Ok(Quantity::ZERO);
+        }
+        if negative {
             return Err(QuantityError::Negative);
         }
-        // Rust prints the shortest text that reads back as the same f64, never in exponent form.
-        let text = value.to_string();
-        let significant = text
-            .trim_start_matches(['0', '.'])
-            .chars()
-            .filter(char::is_ascii_digit)
-            .count();
-        let trailing_zeros_of_integer = if text.contains('.') {
-            0
-        } else {
-            text.len() - text.trim_end_matches('0').len()
-        };
-        if significant.saturating_sub(trailing_zeros_of_integer) > F64_EXACT_DIGITS {
-            return Err(QuantityError::Inexact);
+        let len = i64::try_from(digits.len()).map_err(|_| QuantityError::Overflow)?;
+        let int_len = i64::try_from(int.len()).map_err(|_| QuantityError::Overflow)?;
+        let leading = i64::try_from(leading).map_err(|_| QuantityError::Overflow)?;
+        let point = int_len - leading + exponent;
+        // nanos = digits * 10^(point + 9 - len); a negative power would need more than nine
+        // fractional digits.
+        let scale = point + 9 - len;
+        if scale < 0 {
+            return Err(QuantityError::TooPrecise);
         }
-        text.parse()
+        if len + scale > 39 {
+            return Err(QuantityError::Overflow);
+        }
+        let scale = u32::try_from(scale).map_err(|_| QuantityError::Overflow)?;
+        digits
+            .iter()
+            .try_fold(0u128, |acc, &d| {
+                acc.checked_mul(10)?.checked_add(u128::from(d - b'0'))
+            })
+            .and_then(|n| n.checked_mul(10u128.checked_pow(scale)?))
+            .map(Quantity)
+            .ok_or(QuantityError::Overflow)
     }
 }
 
@@ -306,62 +393,26 @@ impl From<u32> for Quantity {
 impl Serialize for Quantity {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         if self.is_whole() {
-            match u64::try_from(self.units()) {
-                Ok(u) => serializer.serialize_u64(u),
-                Err(_) => serializer.serialize_u128(self.units()),
-            }
-        } else {
-            let text = self.to_string();
-            match text.parse::<f64>() {
-                // Only when the float reads back as the very same decimal.
-                Ok(f) if f.to_string() == text => serializer.serialize_f64(f),
-                _ => serializer.serialize_str(&text),
+            if let Ok(units) = u64::try_from(self.units()) {
+                return serializer.serialize_u64(units);
             }
         }
+        crate::json::serialize_number_text(self.to_string(), serializer)
     }
 }
 
 impl<'de> Deserialize<'de> for Quantity {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct QuantityVisitor;
-
-        impl Visitor<'_> for QuantityVisitor {
-            type Value = Quantity;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a non-negative decimal number or decimal string")
-            }
-
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Quantity, E> {
-                u128::from(v)
-                    .checked_mul(NANOS_PER_UNIT)
-                    .map(Quantity)
-                    .ok_or_else(|| E::custom(QuantityError::Overflow))
-            }
-
-            fn visit_u128<E: de::Error>(self, v: u128) -> Result<Quantity, E> {
-                v.checked_mul(NANOS_PER_UNIT)
-                    .map(Quantity)
-                    .ok_or_else(|| E::custom(QuantityError::Overflow))
-            }
-
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Quantity, E> {
-                match u64::try_from(v) {
-                    Ok(v) => self.visit_u64(v),
-                    Err(_) => Err(E::custom(QuantityError::Negative)),
-                }
-            }
-
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Quantity, E> {
-                Quantity::from_f64(v).map_err(E::custom)
-            }
-
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Quantity, E> {
-                v.parse().map_err(E::custom)
-            }
+        // The literal's own text, so nothing is rounded on the way in.
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        match Quantity::from_json(&raw) {
+            Ok(Some(q)) => Ok(q),
+            Ok(None) => Err(de::Error::invalid_type(
+                de::Unexpected::Unit,
+                &"a non-negative decimal number or decimal string",
+            )),
+            Err(e) => Err(de::Error::custom(e)),
         }
-
-        deserializer.deserialize_any(QuantityVisitor)
     }
 }
 
@@ -408,20 +459,90 @@ mod tests {
         assert_eq!(serde_json::to_string(&q).expect("json"), "0.1");
         let q: Quantity = serde_json::from_str("42").expect("json");
         assert_eq!(serde_json::to_string(&q).expect("json"), "42");
+        // Always a number, with the exact text, whatever an f64 could carry.
         let q: Quantity = serde_json::from_str("\"123456789012.123456789\"").expect("json");
         assert_eq!(
             serde_json::to_string(&q).expect("json"),
-            "\"123456789012.123456789\""
+            "123456789012.123456789"
         );
-        assert!(serde_json::from_str::<Quantity>("123456789012.123456789").is_err());
+        let q: Quantity = serde_json::from_str("999999999999999.999999999").expect("json");
+        assert_eq!(q.to_string(), "999999999999999.999999999");
+        assert_eq!(
+            serde_json::to_string(&q).expect("json"),
+            "999999999999999.999999999"
+        );
+        assert!(serde_json::from_str::<Quantity>("0.1000000000000000055511151231257827").is_err());
         assert!(serde_json::from_str::<Quantity>("0.0000000001").is_err());
         assert!(serde_json::from_str::<Quantity>("-1").is_err());
+        assert!(serde_json::from_str::<Quantity>("true").is_err());
+        assert!(serde_json::from_str::<Quantity>("null").is_err());
         let q: Quantity = serde_json::from_str("1e3").expect("json");
         assert_eq!(q, Quantity::from_units(1000));
         let q: Quantity = serde_json::from_str("1000000000000000").expect("json");
         assert_eq!(q.validate_event(), Ok(MAX_EVENT_QUANTITY));
         let q: Quantity = serde_json::from_str("1000000000000001").expect("json");
         assert_eq!(q.validate_event(), Err(QuantityError::Overflow));
+        // Through a serde_json::Value too (as far as the Value kept it).
+        let q: Quantity = serde_json::from_value(serde_json::json!(2.5)).expect("json");
+        assert_eq!(q.to_string(), "2.5");
+    }
+
+    #[test]
+    fn number_literals_are_read_exactly() {
+        for (text, exact) in [
+            ("0", "0"),
+            ("-0", "0"),
+            ("0.000000001", "0.000000001"),
+            ("1.5E-3", "0.0015"),
+            ("15e-4", "0.0015"),
+            ("2.50e+2", "250"),
+            ("0.00000000100", "0.000000001"),
+            ("123e-9", "0.000000123"),
+            ("0e999999999999", "0"),
+        ] {
+            let q = Quantity::from_json_number(text).expect(text);
+            assert_eq!(q.to_string(), exact, "{text}");
+        }
+        for (text, error) in [
+            ("1e-10", QuantityError::TooPrecise),
+            ("1e99999999999", QuantityError::Overflow),
+            ("1e-99999999999", QuantityError::TooPrecise),
+            ("1e40", QuantityError::Overflow),
+            ("-0.5", QuantityError::Negative),
+            ("1.", QuantityError::NotANumber),
+            (".5", QuantityError::NotANumber),
+            ("1e", QuantityError::NotANumber),
+            ("1e+-2", QuantityError::NotANumber),
+            ("0x10", QuantityError::NotANumber),
+        ] {
+            assert_eq!(Quantity::from_json_number(text), Err(error), "{text}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Any quantity an event may carry reads back exactly from the number literals that
+        /// write it: plain, with trailing zeros, or with an exponent.
+        #[test]
+        fn literals_round_trip(units in 0u64..=1_000_000_000_000_000, nanos in 0u32..1_000_000_000,
+                               digits in 0usize..=9, shift in 0i32..=20) {
+            let nanos = nanos / 10u32.pow(u32::try_from(9 - digits).expect("small"))
+                * 10u32.pow(u32::try_from(9 - digits).expect("small"));
+            let q = Quantity::from_parts(u128::from(units), u128::from(nanos));
+            let text = q.to_string();
+            proptest::prop_assert_eq!(Quantity::from_json_number(&text), Ok(q));
+            proptest::prop_assert_eq!(serde_json::to_string(&q).expect("json"), text.clone());
+            let back: Quantity = serde_json::from_str(&serde_json::to_string(&q).expect("json"))
+                .expect("json");
+            proptest::prop_assert_eq!(back, q);
+            let padded = if text.contains('.') { format!("{text}000") } else { format!("{text}.000") };
+            proptest::prop_assert_eq!(Quantity::from_json_number(&padded), Ok(q));
+            // The same value as digits * 10^-shift.
+            let nanos_text = q.nanos().to_string();
+            let scaled = format!("{nanos_text}e-9");
+            proptest::prop_assert_eq!(Quantity::from_json_number(&scaled), Ok(q));
+            let shifted = format!("{nanos_text}0{}e-{}", "0".repeat(usize::try_from(shift).expect("small")), 10 + shift);
+            proptest::prop_assert_eq!(Quantity::from_json_number(&shifted), Ok(q));
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Timestamp helpers: RFC 3339 in and out, microsecond precision.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 
 /// Parses an RFC 3339 date-time with any offset into UTC.
 #[must_use]
@@ -8,6 +8,18 @@ pub fn parse_rfc3339(text: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text.trim())
         .ok()
         .map(|t| t.with_timezone(&Utc))
+}
+
+/// Parses an event timestamp: RFC 3339 with any offset, or a date-time without an offset
+/// (`2025-11-20T10:31:00.123456`, as Python's `datetime.isoformat()` writes a naive UTC
+/// time), which means UTC.
+#[must_use]
+pub fn parse_event_timestamp(text: &str) -> Option<DateTime<Utc>> {
+    parse_rfc3339(text).or_else(|| {
+        NaiveDateTime::parse_from_str(text.trim(), "%Y-%m-%dT%H:%M:%S%.f")
+            .ok()
+            .map(|t| t.and_utc())
+    })
 }
 
 /// Drops precision below a microsecond, the precision every store keeps.
@@ -96,5 +108,26 @@ mod tests {
         let t = parse_rfc3339("2025-11-20T10:31:00Z").expect("valid");
         assert_eq!(format_rfc3339(t), "2025-11-20T10:31:00Z");
         assert!(parse_rfc3339("2025-11-20").is_none());
+    }
+
+    #[test]
+    fn event_timestamps_without_an_offset_are_utc() {
+        for (text, utc) in [
+            ("2026-12-02T07:45:00.123456", "2026-12-02T07:45:00.123456Z"),
+            ("2026-12-02T07:45:00", "2026-12-02T07:45:00Z"),
+            ("2026-12-02T07:45:00.5", "2026-12-02T07:45:00.500Z"),
+            ("2026-12-02T08:45:00+01:00", "2026-12-02T07:45:00Z"),
+        ] {
+            let t = parse_event_timestamp(text).expect(text);
+            assert_eq!(format_rfc3339(t), utc, "{text}");
+        }
+        for bad in [
+            "2026-12-02",
+            "2026-12-02 07:45",
+            "07:45:00",
+            "2026-13-02T07:45:00",
+        ] {
+            assert!(parse_event_timestamp(bad).is_none(), "{bad}");
+        }
     }
 }

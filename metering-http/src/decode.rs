@@ -1,8 +1,8 @@
 //! Decoding of event bodies: one event object, or `{"events": [...]}`.
 
 use chrono::{DateTime, Utc};
+use metering_core::json::{self, JsonObject};
 use metering_core::{Error, Event, EventRules, NewEvent, ValidationErrors, validate_batch};
-use serde_json::Value;
 
 /// Decodes and validates an event body, reporting every problem of every event at once.
 ///
@@ -14,11 +14,11 @@ use serde_json::Value;
 /// [`Error::TooLarge`] for a batch over `rules.max_batch_events` (checked before decoding),
 /// [`Error::Validation`] listing each problem.
 pub(crate) fn decode_events(
-    body: &Value,
+    body: Option<&JsonObject<'_>>,
     rules: &EventRules,
     now: DateTime<Utc>,
 ) -> Result<Vec<Event>, Error> {
-    let Value::Object(map) = body else {
+    let Some(map) = body else {
         return Err(Error::invalid(
             "body",
             "must be an event object or {\"events\": [...]}",
@@ -26,7 +26,7 @@ pub(crate) fn decode_events(
     };
     if !map.contains_key("events") {
         let mut errors = ValidationErrors::new();
-        let event = NewEvent::from_json(body, None, "", &mut errors)
+        let event = NewEvent::from_json_object(map, None, "", &mut errors)
             .and_then(|new| new.validate(rules, now, None, "", &mut errors));
         return match event {
             Some(event) if errors.is_empty() => Ok(vec![event]),
@@ -34,14 +34,17 @@ pub(crate) fn decode_events(
         };
     }
     let mut errors = ValidationErrors::new();
-    for key in map.keys().filter(|k| *k != "events") {
+    for (key, _) in map.iter().filter(|(k, _)| *k != "events") {
         errors.push(
             None,
-            key.clone(),
+            key.to_owned(),
             "unknown field (a batch holds only `events`)",
         );
     }
-    let Some(Value::Array(items)) = map.get("events") else {
+    for key in map.duplicate_keys() {
+        errors.push(None, key.to_owned(), "appears more than once");
+    }
+    let Some(items) = map.get("events").and_then(json::array) else {
         errors.push(None, "events", "must be an array of event objects");
         return Err(Error::Validation(errors));
     };
@@ -79,10 +82,18 @@ pub(crate) fn decode_events(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     fn rules() -> EventRules {
         EventRules::default().with_max_batch_events(3)
+    }
+
+    fn now() -> DateTime<Utc> {
+        chrono::DateTime::UNIX_EPOCH + chrono::Duration::days(20_000)
+    }
+
+    fn decode(text: &str) -> Result<Vec<Event>, Error> {
+        let object = JsonObject::parse(text).ok();
+        decode_events(object.as_ref(), &rules(), now())
     }
 
     fn fields(result: Result<Vec<Event>, Error>) -> Vec<String> {
@@ -92,38 +103,35 @@ mod tests {
         }
     }
 
+    const ONE: &str = r#"{"tenant_id": "t", "resource": "r", "feature": "f"}"#;
+
     #[test]
     fn single_and_batch() {
-        let now = chrono::DateTime::UNIX_EPOCH + chrono::Duration::days(20_000);
-        let one = json!({"tenant_id": "t", "resource": "r", "feature": "f"});
-        assert_eq!(decode_events(&one, &rules(), now).expect("one").len(), 1);
-        let two = json!({"events": [one.clone(), one]});
-        assert_eq!(decode_events(&two, &rules(), now).expect("two").len(), 2);
+        assert_eq!(decode(ONE).expect("one").len(), 1);
+        let two = format!(r#"{{"events": [{ONE}, {ONE}]}}"#);
+        assert_eq!(decode(&two).expect("two").len(), 2);
+        assert_eq!(fields(decode("[1, 2]")), ["body"]);
     }
 
     #[test]
     fn every_problem_is_reported_in_order() {
-        let now = chrono::DateTime::UNIX_EPOCH + chrono::Duration::days(20_000);
-        let body = json!({"events": [
+        let body = r#"{"events": [
             {"tenant_id": "t", "resource": "r", "feature": "f", "quantity": 0},
-            {"tenant_id": 1, "resource": "r", "feature": "f"},
-        ]});
+            {"tenant_id": 1, "resource": "r", "feature": "f"}
+        ]}"#;
         assert_eq!(
-            fields(decode_events(&body, &rules(), now)),
+            fields(decode(body)),
             ["events[0].quantity", "events[1].tenant_id"]
         );
-        let single = json!({"tenant_id": "", "resource": "r", "feature": "f", "quantity": -1});
-        assert_eq!(fields(decode_events(&single, &rules(), now)), ["quantity"]);
+        let single = r#"{"tenant_id": "", "resource": "r", "feature": "f", "quantity": -1}"#;
+        assert_eq!(fields(decode(single)), ["quantity"]);
+        let twice = format!(r#"{{"events": [{ONE}], "events": []}}"#);
+        assert_eq!(fields(decode(&twice)), ["events"]);
     }
 
     #[test]
     fn too_many_events_is_too_large() {
-        let now = chrono::DateTime::UNIX_EPOCH;
-        let e = json!({"tenant_id": "t", "resource": "r", "feature": "f"});
-        let body = json!({"events": [e.clone(), e.clone(), e.clone(), e]});
-        assert!(matches!(
-            decode_events(&body, &rules(), now),
-            Err(Error::TooLarge(_))
-        ));
+        let body = format!(r#"{{"events": [{ONE}, {ONE}, {ONE}, {ONE}]}}"#);
+        assert!(matches!(decode(&body), Err(Error::TooLarge(_))));
     }
 }

@@ -8,7 +8,9 @@ use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use metering_core::Principal;
+use metering_core::json::{JsonError, JsonObject};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
@@ -69,11 +71,55 @@ impl FromRequestParts<AppState> for Auth {
     }
 }
 
-/// A request body read as any JSON value, so the core decoders can report every bad field
-/// at once. Wrong content type, unreadable JSON and an oversized body are answered with the
-/// envelope (400, 400, 413).
+/// A JSON request body, kept as the text it was sent as so the core decoders read every
+/// number from its literal (never through a float) and report every bad field at once.
+/// Wrong content type, text that is not UTF-8 and an oversized body are answered with the
+/// envelope (400, 400, 413); text that is not JSON is answered 400 by [`JsonBody::raw`] and
+/// [`JsonBody::object`].
 #[derive(Debug, Clone)]
-pub struct JsonBody(pub Value);
+pub struct JsonBody(Bytes);
+
+impl JsonBody {
+    fn text(&self) -> &str {
+        // Checked to be UTF-8 when the body was read.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+
+    /// The body as one raw JSON value.
+    ///
+    /// # Errors
+    ///
+    /// 400 when the body is not JSON.
+    pub fn raw(&self) -> Result<&RawValue, ApiError> {
+        serde_json::from_str(self.text()).map_err(not_json)
+    }
+
+    /// The members of the body, or `None` when it is JSON but not an object.
+    ///
+    /// # Errors
+    ///
+    /// 400 when the body is not JSON.
+    pub fn object(&self) -> Result<Option<JsonObject<'_>>, ApiError> {
+        match JsonObject::parse(self.text()) {
+            Ok(object) => Ok(Some(object)),
+            Err(JsonError::NotAnObject) => Ok(None),
+            Err(JsonError::Syntax(e)) => Err(not_json(e)),
+        }
+    }
+
+    /// The body as a [`Value`], for messages that carry no decimals.
+    ///
+    /// # Errors
+    ///
+    /// 400 when the body is not JSON.
+    pub fn value(&self) -> Result<Value, ApiError> {
+        serde_json::from_str(self.text()).map_err(not_json)
+    }
+}
+
+fn not_json(e: serde_json::Error) -> ApiError {
+    ApiError::bad_request(format!("the body is not valid JSON: {e}"))
+}
 
 fn is_json_content_type(headers: &HeaderMap) -> bool {
     let Some(value) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
@@ -113,9 +159,12 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                         ))
                     }
                 })?;
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))
+        if let Err(e) = std::str::from_utf8(&bytes) {
+            return Err(ApiError::bad_request(format!(
+                "the body is not valid JSON: it is not UTF-8 ({e})"
+            )));
+        }
+        Ok(JsonBody(bytes))
     }
 }
 

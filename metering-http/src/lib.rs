@@ -75,6 +75,7 @@ mod error;
 mod extract;
 pub mod instrument;
 pub mod lookup_cache;
+pub mod messages;
 pub mod metrics;
 pub mod openapi;
 mod ops;
@@ -113,6 +114,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/meter/events",
             post(routes::events::ingest).get(routes::events::list),
         )
+        .route("/v1/meter/events/batch", post(routes::events::ingest_batch))
         .route("/v1/meter/aggregates", get(routes::aggregates::aggregate))
         .route("/v1/meter/validate", post(routes::validate::validate))
         .route(

@@ -32,6 +32,7 @@ use crate::routes;
     ),
     paths(
         routes::events::ingest,
+        routes::events::ingest_batch,
         routes::events::list,
         routes::aggregates::aggregate,
         routes::validate::validate,
@@ -176,6 +177,62 @@ impl ToSchema for ErrorCode {
     }
 }
 
+/// An exact decimal as the server writes it: always a JSON number whose text is the exact
+/// value, with at most nine fractional digits.
+#[derive(Serialize)]
+pub(crate) struct Decimal;
+
+impl PartialSchema for Decimal {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Number)
+            .description(Some(
+                "An exact decimal, always a JSON number whose text is the exact value \
+                 (`1`, `0.1`, `999999999999999.999999999`), with at most 9 fractional digits. \
+                 It may carry more significant digits than a 64-bit float: read it with a \
+                 decimal-exact JSON parser to keep every digit.",
+            ))
+            .examples([serde_json::json!(12.5)])
+            .into()
+    }
+}
+
+impl ToSchema for Decimal {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Decimal")
+    }
+}
+
+/// A quantity or limit in a request: a number literal or a decimal string, read exactly.
+#[derive(Serialize)]
+pub(crate) struct DecimalInput;
+
+impl PartialSchema for DecimalInput {
+    fn schema() -> RefOr<Schema> {
+        let number = ObjectBuilder::new().schema_type(Type::Number);
+        let string = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(r"^\+?[0-9]*\.?[0-9]+$"));
+        utoipa::openapi::OneOfBuilder::new()
+            .item(number)
+            .item(string)
+            .description(Some(
+                "An exact decimal: a JSON number, read from its literal text (never through a \
+                 float), or a decimal string in plain notation (`\"12.5\"`). At most 9 \
+                 fractional digits (trailing zeros do not count); more is refused with 422, \
+                 never rounded.",
+            ))
+            .examples([serde_json::json!(1)])
+            .into()
+    }
+}
+
+impl ToSchema for DecimalInput {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("DecimalInput")
+    }
+}
+
 /// Every error answer: `{"error": {...}}`.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct ErrorEnvelope {
@@ -229,9 +286,11 @@ pub(crate) mod schema {
         /// The feature, same rules.
         pub feature: String,
         /// Default 1; > 0, at most 9 fractional digits, at most 10^15; summed exactly.
-        #[schema(value_type = Option<f64>, example = 1)]
-        pub quantity: Option<f64>,
-        /// Default: the time of receipt; at most the configured skew in the future.
+        pub quantity: Option<super::DecimalInput>,
+        /// Default: the time of receipt; at most the configured skew in the future. RFC 3339
+        /// (`2025-11-20T10:31:00Z`), or a date-time without an offset
+        /// (`2025-11-20T10:31:00.123456`, as Python's `isoformat()` writes it), which means UTC.
+        #[schema(value_type = Option<String>, example = "2025-11-20T10:31:00Z")]
         pub timestamp: Option<DateTime<Utc>>,
         /// A JSON object, at most 16 KiB serialized and 16 levels deep.
         #[schema(value_type = Option<Object>)]
@@ -277,8 +336,7 @@ pub(crate) mod schema {
         pub resource: String,
         pub feature: String,
         /// Integers are rendered as JSON integers.
-        #[schema(value_type = f64)]
-        pub quantity: f64,
+        pub quantity: super::Decimal,
         pub timestamp: DateTime<Utc>,
         #[schema(value_type = Option<Object>)]
         pub metadata: Option<serde_json::Value>,
@@ -325,16 +383,14 @@ pub(crate) mod schema {
         pub window_start: DateTime<Utc>,
         pub window_end: DateTime<Utc>,
         pub window_type: WindowType,
-        #[schema(value_type = f64)]
-        pub total_quantity: f64,
+        pub total_quantity: super::Decimal,
         pub event_count: u64,
     }
 
     /// Totals over every row.
     #[derive(Serialize, ToSchema)]
     pub(crate) struct AggregateSummary {
-        #[schema(value_type = f64)]
-        pub total_quantity: f64,
+        pub total_quantity: super::Decimal,
         pub total_events: u64,
     }
 
@@ -363,8 +419,7 @@ pub(crate) mod schema {
         pub resource: Option<String>,
         pub feature: String,
         /// Default 1.
-        #[schema(value_type = Option<f64>)]
-        pub quantity: Option<f64>,
+        pub quantity: Option<super::DecimalInput>,
         /// Used only when no quota applies.
         pub period: Option<QuotaPeriod>,
         /// Record the event when allowed, atomically with the check (default false).
@@ -381,14 +436,11 @@ pub(crate) mod schema {
     pub(crate) struct QuotaDecision {
         /// `current_usage + quantity <= limit`; true when no quota applies.
         pub allowed: bool,
-        #[schema(value_type = Option<f64>)]
-        pub remaining: Option<f64>,
-        #[schema(value_type = Option<f64>)]
-        pub limit: Option<f64>,
+        pub remaining: Option<super::Decimal>,
+        pub limit: Option<super::Decimal>,
         pub period: Option<QuotaPeriod>,
         pub reset_at: Option<DateTime<Utc>>,
-        #[schema(value_type = f64)]
-        pub current_usage: f64,
+        pub current_usage: super::Decimal,
         /// Usage has reached the alert threshold.
         pub alert: bool,
         /// `no quota configured` when none applies.
@@ -407,8 +459,7 @@ pub(crate) mod schema {
         pub resource: Option<String>,
         pub feature: String,
         /// > 0.
-        #[schema(value_type = f64)]
-        pub limit: f64,
+        pub limit: super::DecimalInput,
         pub period: QuotaPeriod,
         /// Percent of the limit, 0-100 (default 80).
         pub alert_threshold: Option<u8>,
@@ -423,8 +474,7 @@ pub(crate) mod schema {
         pub tenant_id: String,
         pub resource: Option<String>,
         pub feature: String,
-        #[schema(value_type = f64)]
-        pub limit: f64,
+        pub limit: super::Decimal,
         pub period: QuotaPeriod,
         pub alert_threshold: u8,
         pub tz: String,

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 const BODY_ENDPOINTS: &[(&str, &str)] = &[
     ("POST", "/v1/meter/events"),
+    ("POST", "/v1/meter/events/batch"),
     ("POST", "/v1/meter/validate"),
     ("PUT", "/v1/meter/quotas"),
     ("POST", "/v1/meter/api-keys"),

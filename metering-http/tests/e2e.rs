@@ -13,6 +13,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use metering_core::{Clock as _, SystemClock};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -258,6 +259,134 @@ async fn exercise(server: &Server, client: &reqwest::Client) -> Result<()> {
         (status, body["error"]["code"].clone()),
         (StatusCode::NOT_FOUND, json!("NOT_FOUND"))
     );
+    Ok(())
+}
+
+/// A request body as the original Python client writes it: `json.dumps` with its default
+/// separators, `None` as `null`, floats as Python prints them.
+fn python_event(tenant: &str, resource: &str, quantity: &str, timestamp: &str) -> String {
+    format!(
+        r#"{{"tenant_id": "{tenant}", "resource": "{resource}", "feature": "create", "quantity": {quantity}, "metadata": null, "timestamp": "{timestamp}"}}"#
+    )
+}
+
+/// The original system's Python client, pointed at `metering-server` with its default
+/// settings: single events with `metadata: null`, batches to `/v1/meter/events/batch`,
+/// naive `datetime.utcnow().isoformat()` timestamps and dotted resource names. Every event
+/// is stored once, at the right time, with the quantity it was given.
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_original_python_client_works_unchanged() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let store = format!("sqlite://{}", dir.path().join("metering.db").display());
+    let server = start(&store, "memory://", Some(ADMIN), &[]).await?;
+    let client = reqwest::Client::new();
+    let tenant = format!("org_{}", tag());
+    let post = |path: &str, body: String| {
+        client
+            .post(server.url(path))
+            .header("X-API-Key", ADMIN)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+    };
+    // What `datetime.utcnow().isoformat()` writes: microseconds when there are any.
+    let base = chrono::DateTime::from_timestamp(SystemClock.now().timestamp() - 1800, 0)
+        .context("a time")?;
+    let naive = |seconds: i64, micros: i64| {
+        let t = base + chrono::Duration::seconds(seconds) + chrono::Duration::microseconds(micros);
+        let format = if micros == 0 {
+            "%Y-%m-%dT%H:%M:%S"
+        } else {
+            "%Y-%m-%dT%H:%M:%S%.6f"
+        };
+        (
+            t.format(format).to_string(),
+            t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+        )
+    };
+
+    // Sync transport: one event per request.
+    let mut expected = Vec::new();
+    for (i, quantity) in ["1", "2.5", "1.0"].into_iter().enumerate() {
+        let (sent, stored) = naive(i64::try_from(i).expect("small"), 123_456);
+        let response = post(
+            "/v1/meter/events",
+            python_event(&tenant, "api.v1.invoices", quantity, &sent),
+        )
+        .await?;
+        assert_eq!(
+            response.status(),
+            StatusCode::CREATED,
+            "{}",
+            response.text().await?
+        );
+        expected.push(("api.v1.invoices", quantity, stored));
+    }
+    // Batch transport: the queue's events, flushed to the original batch path.
+    let mut batch = Vec::new();
+    for i in 0..50i64 {
+        let (sent, stored) = naive(100 + i, if i % 10 == 0 { 0 } else { i * 1_001 });
+        let quantity = ["1", "0.1", "3", "999999999999999.999999999", "12.75"]
+            [usize::try_from(i % 5).expect("small")];
+        batch.push(python_event(&tenant, "reports.v2.export", quantity, &sent));
+        expected.push(("reports.v2.export", quantity, stored));
+    }
+    let response = post(
+        "/v1/meter/events/batch",
+        format!(r#"{{"events": [{}]}}"#, batch.join(", ")),
+    )
+    .await?;
+    let status = response.status();
+    let receipt: Value = response.json().await?;
+    assert_eq!(status, StatusCode::CREATED, "{receipt}");
+    assert_eq!(receipt["events_processed"], 50, "{receipt}");
+
+    // Every event stored once, at the time it was stamped with (UTC), exactly as given.
+    let text = client
+        .get(server.url(&format!(
+            "/v1/meter/events?tenant_id={tenant}&page_size=1000"
+        )))
+        .header("X-API-Key", ADMIN)
+        .send()
+        .await?
+        .text()
+        .await?;
+    #[derive(serde::Deserialize)]
+    struct Page {
+        events: Vec<Stored>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Stored {
+        resource: String,
+        quantity: Box<serde_json::value::RawValue>,
+        timestamp: String,
+    }
+    let page: Page = serde_json::from_str(&text)?;
+    let mut stored: Vec<(String, String, String)> = page
+        .events
+        .into_iter()
+        .map(|e| {
+            // Stored timestamps drop trailing zeros of the fraction; compare at microseconds.
+            let at = chrono::DateTime::parse_from_rfc3339(&e.timestamp).expect("RFC 3339");
+            (
+                e.resource,
+                e.quantity.get().to_owned(),
+                at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+            )
+        })
+        .collect();
+    let mut expected: Vec<(String, String, String)> = expected
+        .into_iter()
+        .map(|(resource, quantity, at)| {
+            let exact = metering_core::Quantity::from_json_number(quantity).expect("a literal");
+            (resource.to_owned(), exact.to_string(), at)
+        })
+        .collect();
+    stored.sort();
+    expected.sort();
+    assert_eq!(stored, expected);
+    server.stop().await?;
     Ok(())
 }
 

@@ -247,6 +247,7 @@ async fn metrics_cover_requests_ingests_quotas_and_store_calls() {
 /// Every route the router serves, as `METHOD path` in OpenAPI form.
 const ROUTES: &[&str] = &[
     "POST /v1/meter/events",
+    "POST /v1/meter/events/batch",
     "GET /v1/meter/events",
     "GET /v1/meter/aggregates",
     "POST /v1/meter/validate",

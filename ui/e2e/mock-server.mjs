@@ -45,20 +45,18 @@ function decToString(v) {
   return (neg ? '-' : '') + ip + (fp ? `.${fp}` : '');
 }
 
-/** Marks a scaled decimal for `toJson`: a JSON number when a double holds it exactly enough, else a string. */
+/** Marks a scaled decimal for `toJson`, which writes it as a JSON number whose text is the exact value. */
 class Dec {
   constructor(v) {
     this.v = v;
   }
   toJSON() {
-    const s = decToString(this.v);
-    const digits = s.replace(/[-.]/g, '').replace(/^0+/, '');
-    return `@@DEC:${s}:${digits.length <= 15 ? 'n' : 's'}@@`;
+    return `@@DEC:${decToString(this.v)}@@`;
   }
 }
 
 function toJson(obj) {
-  return JSON.stringify(obj).replace(/"@@DEC:(-?[\d.]+):([ns])@@"/g, (_, s, k) => (k === 'n' ? s : `"${s}"`));
+  return JSON.stringify(obj).replace(/"@@DEC:(-?[\d.]+)@@"/g, (_, s) => s);
 }
 
 // --------------------------------------------------------------- time zones
@@ -164,7 +162,7 @@ const CATALOG = [
   { resource: 'reports', feature: 'pdf_export', weight: 2, qty: () => '1' },
   { resource: 'reports', feature: 'csv_export', weight: 1, qty: () => '1' },
   { resource: 'storage', feature: 'gb_stored', weight: 2, qty: (r) => (Math.round(r() * 5e9) / 1e9 + 0.125).toFixed(9) },
-  // Token counts make sums of millions with 9 decimals: decimal strings on the wire.
+  // Token counts make sums of millions with 9 decimals: exact JSON numbers past a double.
   { resource: 'ai', feature: 'llm_tokens', weight: 3, qty: (r) => String(500 + Math.floor(r() * 8000)) },
 ];
 const TENANTS = [

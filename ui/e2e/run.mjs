@@ -10,6 +10,7 @@
  * Prints one line per test and "N passed, N failed" as its last line; exits
  * non-zero when a test failed.
  */
+import { isSafeNumber, parse as parseLosslessJson } from 'lossless-json';
 import { chromium } from 'playwright-core';
 import { mkdirSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -93,7 +94,8 @@ async function api(method, path, body, key = KEY) {
   const text = await res.text();
   let json = null;
   try {
-    json = text ? JSON.parse(text) : null;
+    // Decimals are exact JSON numbers: keep the ones a double cannot carry as text.
+    json = text ? parseLosslessJson(text, null, (n) => (isSafeNumber(n) ? Number(n) : n)) : null;
   } catch {
     json = null;
   }

@@ -3,15 +3,33 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use metering_core::{FieldError, QuotaDecision, ValidateRequest};
+use metering_core::{FieldError, Metadata, Quantity, QuotaDecision, ValidateRequest};
 use reqwest::{Response, StatusCode, header};
-use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::Sink;
 use crate::config::ClientConfig;
 use crate::error::{ClientError, SendFailure};
 use crate::wire::{self, Pending};
+
+/// The body of `POST /v1/meter/validate`, written straight to bytes so the quantity keeps
+/// its exact decimal text.
+#[derive(Debug, Serialize)]
+struct ValidateBody<'a> {
+    tenant_id: &'a str,
+    feature: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource: Option<&'a str>,
+    quantity: Quantity,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    period: Option<&'a str>,
+    consume: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<&'a Metadata>,
+}
 
 /// Posts batches to `POST /v1/meter/events` and checks quotas with `POST /v1/meter/validate`.
 #[derive(Debug, Clone)]
@@ -204,26 +222,17 @@ impl Sink for RemoteSink {
     }
 
     async fn validate(&self, request: ValidateRequest) -> Result<QuotaDecision, ClientError> {
-        let mut body = Map::new();
-        body.insert("tenant_id".into(), request.tenant_id.as_str().into());
-        body.insert("feature".into(), request.feature.as_str().into());
-        if let Some(resource) = &request.resource {
-            body.insert("resource".into(), resource.as_str().into());
-        }
-        body.insert(
-            "quantity".into(),
-            serde_json::to_value(request.quantity).unwrap_or(Value::Null),
-        );
-        if let Some(period) = request.period {
-            body.insert("period".into(), period.to_string().into());
-        }
-        body.insert("consume".into(), request.consume.into());
-        if let Some(id) = &request.id {
-            body.insert("id".into(), id.as_str().into());
-        }
-        if let Some(metadata) = request.metadata {
-            body.insert("metadata".into(), Value::Object(metadata));
-        }
+        let period = request.period.map(|p| p.to_string());
+        let body = ValidateBody {
+            tenant_id: request.tenant_id.as_str(),
+            feature: request.feature.as_str(),
+            resource: request.resource.as_ref().map(|r| r.as_str()),
+            quantity: request.quantity,
+            period: period.as_deref(),
+            consume: request.consume,
+            id: request.id.as_ref().map(|id| id.as_str()),
+            metadata: request.metadata.as_ref(),
+        };
         let response = self
             .post(&self.validate_url)
             .json(&body)

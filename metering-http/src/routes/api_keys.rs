@@ -28,10 +28,10 @@ use crate::state::AppState;
 pub(crate) async fn create(
     State(state): State<AppState>,
     Auth(principal): Auth,
-    JsonBody(body): JsonBody,
+    body: JsonBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     principal.authorize(Action::Admin)?;
-    let new = NewApiKey::from_json(&body)?;
+    let new = NewApiKey::from_json(&body.value()?)?;
     if principal.key.tenant_id.is_some() {
         // A scoped admin may only hand out keys scoped to its own tenant.
         match &new.tenant_id {

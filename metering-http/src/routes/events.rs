@@ -3,12 +3,14 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use metering_core::{Action, Cursor, EventFilter, EventQuery, Feature, Paging, Resource, TenantId};
-use serde_json::{Value, json};
+use metering_core::{
+    Action, Cursor, EventFilter, EventQuery, Feature, Paging, Principal, Resource, TenantId,
+};
 
 use crate::decode::decode_events;
 use crate::error::ApiError;
 use crate::extract::{Auth, JsonBody, QueryPairs};
+use crate::messages::{EventList, IngestResponse, Pagination};
 use crate::params::{Params, date_time, number};
 use crate::state::AppState;
 
@@ -19,7 +21,10 @@ use crate::state::AppState;
     tag = "events",
     summary = "Record one event or a batch (role ingest or admin)",
     description = "A batch is validated whole: any invalid event rejects it with 422 listing every problem. \
-                   201 means the events are committed. With an `id`, a repeated event counts once.",
+                   201 means the events are committed. With an `id`, a repeated event counts once. \
+                   `quantity` is read from the number literal's text, never through a float: at most \
+                   9 fractional digits, above 0 and at most 10^15, else 422. A `timestamp` without \
+                   an offset means UTC.",
     request_body(content = crate::openapi::schema::IngestBody, content_type = "application/json"),
     responses(
         (status = 201, description = "Committed", body = crate::openapi::schema::IngestReceipt),
@@ -32,26 +37,53 @@ use crate::state::AppState;
 pub(crate) async fn ingest(
     State(state): State<AppState>,
     Auth(principal): Auth,
-    JsonBody(body): JsonBody,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    body: JsonBody,
+) -> Result<(StatusCode, Json<IngestResponse>), ApiError> {
+    ingest_body(&state, &principal, &body).await
+}
+
+/// The original service's batch path: the same as `POST /v1/meter/events`.
+#[utoipa::path(
+    post,
+    path = "/v1/meter/events/batch",
+    tag = "events",
+    summary = "Record one event or a batch: the original service's batch path (role ingest or admin)",
+    description = "Behaves exactly like `POST /v1/meter/events` (same bodies, limits, roles and \
+                   answers). It is the path the original metering service and its Python client \
+                   post batches to.",
+    request_body(content = crate::openapi::schema::IngestBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Committed", body = crate::openapi::schema::IngestReceipt),
+        (status = 400, description = "BAD_REQUEST: not JSON, or not application/json", body = crate::openapi::ErrorEnvelope),
+        (status = 413, description = "PAYLOAD_TOO_LARGE: body over the byte limit or batch over the event limit", body = crate::openapi::ErrorEnvelope),
+        (status = 422, description = "VALIDATION_ERROR: `details.errors` lists every bad field", body = crate::openapi::ErrorEnvelope),
+    ),
+    security(("api_key" = []), ("bearer" = []))
+)]
+pub(crate) async fn ingest_batch(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    body: JsonBody,
+) -> Result<(StatusCode, Json<IngestResponse>), ApiError> {
+    ingest_body(&state, &principal, &body).await
+}
+
+/// Decodes, authorizes and commits an event body.
+async fn ingest_body(
+    state: &AppState,
+    principal: &Principal,
+    body: &JsonBody,
+) -> Result<(StatusCode, Json<IngestResponse>), ApiError> {
     principal.authorize(Action::WriteEvents)?;
     let engine = state.engine();
-    let events = decode_events(&body, engine.rules(), engine.now())?;
+    let events = decode_events(body.object()?.as_ref(), engine.rules(), engine.now())?;
     for event in &events {
         principal.authorize_tenant(&event.tenant_id)?;
     }
     let count = events.len();
     let receipt = engine.ingest_validated(events).await?;
     state.metrics().record_ingest(count, receipt.duplicates);
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "status": "success",
-            "events_processed": receipt.events_processed,
-            "duplicates": receipt.duplicates,
-            "event_ids": receipt.event_ids,
-        })),
-    ))
+    Ok((StatusCode::CREATED, Json(receipt.into())))
 }
 
 const LIST_PARAMS: &[&str] = &[
@@ -92,7 +124,7 @@ pub(crate) async fn list(
     State(state): State<AppState>,
     Auth(principal): Auth,
     QueryPairs(pairs): QueryPairs,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EventList>, ApiError> {
     principal.authorize(Action::Read)?;
     let mut p = Params::new(pairs, LIST_PARAMS);
     let tenant = p.check("tenant_id", |s| TenantId::new(s));
@@ -134,17 +166,22 @@ pub(crate) async fn list(
         .list_events(&EventQuery::new(filter, paging))
         .await?;
     let pagination = match (page_info, result.total) {
-        (Some(page), Some(total)) => json!({
-            "page": page,
-            "page_size": page_size,
-            "total": total,
-            "total_pages": total.div_ceil(u64::from(page_size.max(1))),
-        }),
-        _ => json!({ "page_size": page_size }),
+        (Some(page), Some(total)) => Pagination {
+            page: Some(page),
+            page_size,
+            total: Some(total),
+            total_pages: Some(total.div_ceil(u64::from(page_size.max(1)))),
+        },
+        _ => Pagination {
+            page: None,
+            page_size,
+            total: None,
+            total_pages: None,
+        },
     };
-    Ok(Json(json!({
-        "events": result.events,
-        "pagination": pagination,
-        "next_cursor": result.next_cursor.map(|c| c.encode()),
-    })))
+    Ok(Json(EventList {
+        events: result.events,
+        pagination,
+        next_cursor: result.next_cursor.map(|c| c.encode()),
+    }))
 }

@@ -4,10 +4,10 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use metering_core::{Action, Error, Quota, QuotaId, QuotaScope, QuotaSpec};
-use serde_json::{Value, json};
 
 use crate::error::ApiError;
 use crate::extract::{Auth, JsonBody, QueryPairs};
+use crate::messages::QuotaList;
 use crate::params::Params;
 use crate::state::AppState;
 
@@ -29,10 +29,10 @@ use crate::state::AppState;
 pub(crate) async fn upsert(
     State(state): State<AppState>,
     Auth(principal): Auth,
-    JsonBody(body): JsonBody,
+    body: JsonBody,
 ) -> Result<Json<Quota>, ApiError> {
     principal.authorize(Action::Admin)?;
-    let spec = QuotaSpec::from_json(&body)?;
+    let spec = QuotaSpec::from_json(body.raw()?)?;
     if let QuotaScope::Tenant(tenant) = &spec.tenant_id {
         principal.authorize_tenant(tenant)?;
     } else if principal.key.tenant_id.is_some() {
@@ -61,7 +61,7 @@ pub(crate) async fn list(
     State(state): State<AppState>,
     Auth(principal): Auth,
     QueryPairs(pairs): QueryPairs,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<QuotaList>, ApiError> {
     principal.authorize(Action::Read)?;
     let mut p = Params::new(pairs, &["tenant_id"]);
     let scope = p.check("tenant_id", QuotaScope::parse);
@@ -77,7 +77,7 @@ pub(crate) async fn list(
         None => principal.scope_read(None)?.map(QuotaScope::Tenant),
     };
     let quotas = state.engine().list_quotas(scope.as_ref()).await?;
-    Ok(Json(json!({ "quotas": quotas })))
+    Ok(Json(QuotaList { quotas }))
 }
 
 /// Deletes a quota; 204.

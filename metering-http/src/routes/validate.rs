@@ -25,10 +25,10 @@ use crate::state::AppState;
 pub(crate) async fn validate(
     State(state): State<AppState>,
     Auth(principal): Auth,
-    JsonBody(body): JsonBody,
+    body: JsonBody,
 ) -> Result<Json<QuotaDecision>, ApiError> {
     principal.authorize(Action::Validate)?;
-    let request = ValidateRequest::from_json(&body)?;
+    let request = ValidateRequest::from_json(body.raw()?)?;
     principal.authorize_tenant(&request.tenant_id)?;
     let consume = request.consume;
     let decision = state.engine().validate(request).await?;

@@ -1,5 +1,16 @@
 import { describe, expect, it, vi } from 'vitest';
-import { ApiClient, ApiError, buildQuery, jsonWithExactNumbers, parseErrorBody, toApiError } from './api';
+import {
+  ApiClient,
+  ApiError,
+  buildQuery,
+  jsonWithExactNumbers,
+  parseErrorBody,
+  parseJson,
+  parseNumberLiteral,
+  toApiError,
+} from './api';
+import { sumQuantities } from './decimal';
+import { formatQuantity, formatQuantityPlain } from './format';
 
 function fakeFetch(status: number, body: unknown, headers: Record<string, string> = {}) {
   return vi.fn(async () =>
@@ -103,6 +114,100 @@ describe('ApiClient', () => {
     const body = (f.mock.calls[0] as unknown as [string, RequestInit])[1].body as string;
     expect(body).toContain('"limit":9007199254740993.5');
     expect(body).not.toContain('"tz"');
+  });
+});
+
+describe('lossless responses', () => {
+  // Response texts as the server writes them: every decimal an exact JSON number.
+  const EVENTS_TEXT = `{"events":[
+    {"id":"evt_1","tenant_id":"org_001","resource":"billing","feature":"invoice_generate",
+     "quantity":999999999999999.999999999,"timestamp":"2025-11-20T10:31:00Z",
+     "metadata":{"user":"u_123","count":3,"ratio":0.1},"created_at":"2025-11-20T10:31:01Z"},
+    {"id":"evt_2","tenant_id":"org_001","resource":"billing","feature":"invoice_generate",
+     "quantity":12.5,"timestamp":"2025-11-20T10:32:00Z","metadata":null}
+  ],"pagination":{"page":1,"page_size":50,"total":2,"total_pages":1},"next_cursor":null}`;
+  const AGGREGATES_TEXT = `{"aggregates":[
+    {"tenant_id":"org_001","resource":null,"feature":null,"window_start":"2025-11-20T00:00:00Z",
+     "window_end":"2025-11-21T00:00:00Z","window_type":"daily",
+     "total_quantity":123456789012345.123456789,"event_count":150},
+    {"tenant_id":"org_002","resource":null,"feature":null,"window_start":"2025-11-20T00:00:00Z",
+     "window_end":"2025-11-21T00:00:00Z","window_type":"daily",
+     "total_quantity":0.000000001,"event_count":1}
+  ],"summary":{"total_quantity":123456789012345.123456790,"total_events":151}}`;
+
+  function client(text: string) {
+    const f = fakeFetch(200, text);
+    return new ApiClient('k', { fetchImpl: f as unknown as typeof fetch });
+  }
+
+  it('keeps every digit of event quantities', async () => {
+    const page = await client(EVENTS_TEXT).events({ tenant_id: 'org_001' });
+    const [big, small] = page.events;
+    expect(big.quantity).toBe('999999999999999.999999999');
+    expect(formatQuantity(big.quantity)).toBe('999,999,999,999,999.999999999');
+    expect(formatQuantityPlain(big.quantity)).toBe('999999999999999.999999999');
+    // Ordinary numbers stay numbers.
+    expect(small.quantity).toBe(12.5);
+    expect(formatQuantity(small.quantity)).toBe('12.5');
+    expect(page.pagination).toEqual({ page: 1, page_size: 50, total: 2, total_pages: 1 });
+    expect(big.metadata).toEqual({ user: 'u_123', count: 3, ratio: 0.1 });
+    expect(page.next_cursor).toBeNull();
+  });
+
+  it('keeps every digit of aggregate totals, and sums them exactly', async () => {
+    const resp = await client(AGGREGATES_TEXT).aggregates({ window_type: 'daily', start_date: 'a', end_date: 'b' });
+    const [a, b] = resp.aggregates;
+    expect(a.total_quantity).toBe('123456789012345.123456789');
+    expect(formatQuantity(a.total_quantity)).toBe('123,456,789,012,345.123456789');
+    expect(a.event_count).toBe(150);
+    expect(b.total_quantity).toBe(0.000000001);
+    expect(sumQuantities(resp.aggregates.map((r) => r.total_quantity))).toBe('123456789012345.12345679');
+    expect(formatQuantity(resp.summary.total_quantity)).toBe('123,456,789,012,345.12345679');
+    expect(resp.summary.total_events).toBe(151);
+  });
+
+  it('keeps quota limits and usage exact', async () => {
+    const v = await client(
+      '{"allowed":true,"remaining":900000000000000.000000001,"limit":999999999999999.999999999,' +
+        '"period":"monthly","reset_at":null,"current_usage":99999999999999.999999998,"alert":false}',
+    ).validate({ tenant_id: 't', feature: 'f', quantity: 1, consume: false });
+    expect(formatQuantity(v.limit)).toBe('999,999,999,999,999.999999999');
+    expect(formatQuantity(v.remaining)).toBe('900,000,000,000,000.000000001');
+    expect(formatQuantity(v.current_usage)).toBe('99,999,999,999,999.999999998');
+    expect(v.allowed).toBe(true);
+  });
+
+  it('turns only the numbers a double cannot carry into decimal text', () => {
+    expect(parseNumberLiteral('1')).toBe(1);
+    expect(parseNumberLiteral('0.1')).toBe(0.1);
+    expect(parseNumberLiteral('12.50')).toBe(12.5);
+    expect(parseNumberLiteral('-3')).toBe(-3);
+    expect(parseNumberLiteral('9007199254740991')).toBe(9007199254740991);
+    expect(parseNumberLiteral('9007199254740993')).toBe('9007199254740993');
+    expect(parseNumberLiteral('0.30000000000000004441')).toBe('0.30000000000000004441');
+    expect(parseNumberLiteral('999999999999999.999999999')).toBe('999999999999999.999999999');
+    expect(parseNumberLiteral('1e21')).toBe('1000000000000000000000');
+    expect(parseNumberLiteral('1.5e-7')).toBe(1.5e-7);
+  });
+
+  it('parses like JSON.parse otherwise', () => {
+    const text = '{"a":[1,2.5,true,false,null,"x\\u00e9"],"b":{"c":-0.25},"__proto__":{"d":1},"e":1,"e":2}';
+    expect(parseJson(text)).toEqual(JSON.parse(text));
+    expect(Object.getPrototypeOf(parseJson('{"__proto__":{"d":1}}'))).toBe(Object.prototype);
+    expect(() => parseJson('{"a":')).toThrow();
+  });
+
+  it('reads error details losslessly too', () => {
+    const e = parseErrorBody(
+      422,
+      '',
+      '{"error":{"code":"QUOTA_EXCEEDED","message":"over","details":{"limit":999999999999999.999999999}}}',
+    );
+    expect(e.details).toEqual({ limit: '999999999999999.999999999' });
+  });
+
+  it('reports a body that is not JSON', async () => {
+    await expect(client('<html>').events({})).rejects.toMatchObject({ code: 'BAD_RESPONSE' });
   });
 });
 

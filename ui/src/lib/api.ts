@@ -2,9 +2,33 @@
  * The dashboard's only way to the server: the REST API under /v1/meter, same
  * origin, authenticated with the X-API-Key header.
  */
-import type { Quantity } from './decimal';
+import { isSafeNumber, parse as parseLosslessJson } from 'lossless-json';
+import { type Quantity, plainDecimal } from './decimal';
 
 export const API_BASE = '/v1/meter';
+
+/**
+ * A JSON number literal as the dashboard sees it: a JS number when a double
+ * carries the literal's value exactly ("1", "0.1", "12.5"), otherwise the
+ * exact decimal text of the literal ("999999999999999.999999999", integers
+ * past 2^53), so that no digit is lost.
+ */
+export function parseNumberLiteral(literal: string): number | string {
+  return isSafeNumber(literal) ? Number(literal) : plainDecimal(literal);
+}
+
+/**
+ * JSON.parse without loss: the server writes every decimal (quantities,
+ * totals, limits, usage) as a JSON number whose text is the exact value, and
+ * the ones a double cannot carry come out as decimal strings (see
+ * parseNumberLiteral). A repeated key keeps its last value, as in JSON.parse.
+ */
+export function parseJson(text: string): unknown {
+  return parseLosslessJson(text, null, {
+    parseNumber: parseNumberLiteral,
+    onDuplicateKey: ({ newValue }) => newValue,
+  });
+}
 
 export interface MeterEvent {
   id: string;
@@ -181,7 +205,7 @@ export function parseErrorBody(status: number, statusText: string, body: string)
   const trimmed = body.trim();
   if (trimmed) {
     try {
-      const json = JSON.parse(trimmed) as unknown;
+      const json = parseJson(trimmed);
       const env =
         json && typeof json === 'object' && 'error' in json ? (json as { error: unknown }).error : json;
       if (env && typeof env === 'object') {
@@ -306,7 +330,7 @@ export class ApiClient {
     const text = await res.text();
     if (!text) return undefined as T;
     try {
-      return JSON.parse(text) as T;
+      return parseJson(text) as T;
     } catch {
       throw new ApiError(res.status, 'BAD_RESPONSE', 'The server sent a response that is not JSON.');
     }

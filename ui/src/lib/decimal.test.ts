@@ -4,6 +4,7 @@ import {
   fromScaled,
   isPositiveDecimal,
   numberToPlainString,
+  plainDecimal,
   sumQuantities,
   toDecimalString,
   toNumber,
@@ -32,6 +33,15 @@ describe('decimal', () => {
     expect(numberToPlainString(1.5e21)).toBe('1500000000000000000000');
     expect(numberToPlainString(-2.5e-3)).toBe('-0.0025');
     expect(toDecimalString(1e-9)).toBe('0.000000001');
+  });
+
+  it('expands exponent notation of decimal text', () => {
+    expect(plainDecimal('1e21')).toBe('1000000000000000000000');
+    expect(plainDecimal('1.50E+2')).toBe('150');
+    expect(plainDecimal('-0.5e-3')).toBe('-0.0005');
+    expect(plainDecimal('123.450')).toBe('123.450');
+    expect(plainDecimal('abc')).toBe('abc');
+    expect(toDecimalString('1.000000001e15')).toBe('1000000001000000');
   });
 
   it('sums without float drift', () => {

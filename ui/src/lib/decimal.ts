@@ -1,10 +1,11 @@
 /**
  * Exact decimal arithmetic for quantities.
  *
- * The API sends quantities as JSON numbers, or as decimal strings when the
- * exact value does not fit a double. Quantities carry at most 9 fractional
- * digits, so a BigInt scaled by 10^9 represents every one of them (and every
- * sum of them) exactly.
+ * The API writes every quantity as a JSON number whose text is the exact
+ * value. The API client parses them losslessly: a value a double carries
+ * exactly arrives as a number, any other as its exact decimal text (a string).
+ * Quantities carry at most 9 fractional digits, so a BigInt scaled by 10^9
+ * represents every one of them (and every sum of them) exactly.
  */
 
 export type Quantity = number | string;
@@ -14,17 +15,24 @@ const SCALE = 10n ** BigInt(SCALE_DIGITS);
 
 const DECIMAL_RE = /^([+-])?(\d*)(?:\.(\d*))?$/;
 
-/** Turns a JS number into a plain (non-exponent) decimal string. */
-export function numberToPlainString(n: number): string {
-  if (!Number.isFinite(n)) throw new Error(`not a finite number: ${n}`);
-  const s = String(n);
-  if (!/e/i.test(s)) return s;
-  // Exponent form (very small or very large): expand it.
-  const [mant, expStr] = s.toLowerCase().split('e');
-  const exp = Number(expStr);
-  const neg = mant.startsWith('-');
-  const digits = mant.replace('-', '');
-  const [ip, fp = ''] = digits.split('.');
+const EXPONENT_RE = /^([+-])?(\d*)(?:\.(\d*))?e([+-]?\d+)$/i;
+
+/** Exponents beyond this are left as they are rather than written out. */
+const MAX_EXPONENT = 1000;
+
+/**
+ * Writes a decimal literal in exponent form as plain decimal text
+ * ("1.5e-7" → "0.00000015", "1e+21" → "1000000000000000000000"). Any other
+ * text is returned as it is.
+ */
+export function plainDecimal(s: string): string {
+  const m = EXPONENT_RE.exec(s);
+  if (!m || (m[2] === '' && !m[3])) return s;
+  const exp = Number(m[4]);
+  if (Math.abs(exp) > MAX_EXPONENT) return s;
+  const neg = m[1] === '-';
+  const ip = m[2];
+  const fp = m[3] ?? '';
   const all = ip + fp;
   const point = ip.length + exp;
   let out: string;
@@ -40,10 +48,16 @@ export function numberToPlainString(n: number): string {
   return (neg ? '-' : '') + out;
 }
 
+/** Turns a JS number into a plain (non-exponent) decimal string. */
+export function numberToPlainString(n: number): string {
+  if (!Number.isFinite(n)) throw new Error(`not a finite number: ${n}`);
+  return plainDecimal(String(n));
+}
+
 /** Parses a quantity (number or decimal string) into scaled units. */
 export function toScaled(q: Quantity | null | undefined): bigint {
   if (q === null || q === undefined || q === '') return 0n;
-  const s = typeof q === 'number' ? numberToPlainString(q) : q.trim();
+  const s = typeof q === 'number' ? numberToPlainString(q) : plainDecimal(q.trim());
   const m = DECIMAL_RE.exec(s);
   if (!m || (m[2] === '' && (m[3] === undefined || m[3] === ''))) {
     throw new Error(`not a decimal: ${JSON.stringify(q)}`);

@@ -5,6 +5,7 @@ import {
   formatDateTime,
   formatOffset,
   formatQuantity,
+  formatQuantityPlain,
   formatRelative,
   formatWindowLabel,
   percentChange,
@@ -24,6 +25,13 @@ describe('formatQuantity', () => {
     expect(formatQuantity('9007199254740993')).toBe('9,007,199,254,740,993');
     expect(formatQuantity('1000000.123456789')).toBe('1,000,000.123456789');
     expect(formatQuantity('12.500')).toBe('12.5');
+  });
+
+  it('writes exact plain text for raw values', () => {
+    expect(formatQuantityPlain('999999999999999.999999999')).toBe('999999999999999.999999999');
+    expect(formatQuantityPlain(1e21)).toBe('1000000000000000000000');
+    expect(formatQuantityPlain('12.500')).toBe('12.5');
+    expect(formatQuantityPlain(null)).toBe('—');
   });
 
   it('shows a dash for nothing and passes through garbage', () => {

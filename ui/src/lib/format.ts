@@ -24,6 +24,19 @@ export function formatQuantity(q: Quantity | null | undefined): string {
   return (neg ? '-' : '') + groupDigits(ip) + (fp ? '.' + fp : '');
 }
 
+/**
+ * A quantity's exact plain decimal text, without separators ("1234.5"), for
+ * raw values and data attributes.
+ */
+export function formatQuantityPlain(q: Quantity | null | undefined): string {
+  if (q === null || q === undefined || q === '') return '—';
+  try {
+    return toDecimalString(q);
+  } catch {
+    return String(q);
+  }
+}
+
 /** Formats an integer count ("1,234"). */
 export function formatCount(n: number | null | undefined): string {
   if (n === null || n === undefined || !Number.isFinite(n)) return '—';

@@ -16,7 +16,7 @@ import { useSettings } from '../lib/settings';
 import { useQuery } from '../lib/useQuery';
 import { useRouter, useSearchParams } from '../lib/router';
 import type { EventsQuery, MeterEvent } from '../lib/api';
-import { formatCount, formatDateTime, formatQuantity } from '../lib/format';
+import { formatCount, formatDateTime, formatQuantity, formatQuantityPlain } from '../lib/format';
 import { parseLocalDateTime, toIso, toLocalDateTimeValue } from '../lib/range';
 
 const FILTER_KEYS = ['tenant_id', 'resource', 'feature', 'start_date', 'end_date'] as const;
@@ -48,7 +48,7 @@ function EventDetails({ ev, tz }: { ev: MeterEvent; tz: string }) {
         <dt className="text-slate-500">Received</dt>
         <dd className="text-slate-800">{formatDateTime(ev.created_at, tz)}</dd>
         <dt className="text-slate-500">Quantity</dt>
-        <dd className="font-mono text-slate-800">{String(ev.quantity)}</dd>
+        <dd className="break-all font-mono text-slate-800">{formatQuantityPlain(ev.quantity)}</dd>
       </dl>
       <div className="min-w-0">
         <p className="mb-1.5 text-xs font-medium text-slate-600">Metadata</p>

@@ -18,7 +18,7 @@ import { previousRange, toIso, type TimeRange } from '../lib/range';
 import type { AggregatesQuery, AggregatesResponse } from '../lib/api';
 import { seriesByWindow, totalsBy } from '../lib/aggregate';
 import { compareQuantities } from '../lib/decimal';
-import { formatCount, formatQuantity, formatWindowLabel, percentChange } from '../lib/format';
+import { formatCount, formatQuantity, formatQuantityPlain, formatWindowLabel, percentChange } from '../lib/format';
 
 interface Result {
   range: TimeRange;
@@ -129,7 +129,7 @@ export function OverviewPage() {
           icon={<Hash className="h-4 w-4" aria-hidden="true" />}
           loading={loading}
           value={summary ? formatQuantity(summary.total_quantity) : '—'}
-          rawValue={summary ? String(summary.total_quantity) : undefined}
+          rawValue={summary ? formatQuantityPlain(summary.total_quantity) : undefined}
           change={summary && prevSummary ? percentChange(summary.total_quantity, prevSummary.total_quantity) : null}
           hint={prevSummary ? `vs ${formatQuantity(prevSummary.total_quantity)} in previous period` : undefined}
         />

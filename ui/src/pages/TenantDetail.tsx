@@ -19,7 +19,7 @@ import { Link } from '../lib/router';
 import type { AggregatesResponse, ApiClient, Quota, ValidateResponse } from '../lib/api';
 import { seriesByWindow } from '../lib/aggregate';
 import { sumQuantities, toScaled, fromScaled, compareQuantities } from '../lib/decimal';
-import { formatCount, formatQuantity, formatWindowLabel } from '../lib/format';
+import { formatCount, formatQuantity, formatQuantityPlain, formatWindowLabel } from '../lib/format';
 import { quotaLevel } from '../lib/quota';
 import type { TimeRange } from '../lib/range';
 import { MetricToggle, rangeQuery } from './Overview';
@@ -157,7 +157,7 @@ export function TenantDetailPage({ tenant }: { tenant: string }) {
           icon={<Hash className="h-4 w-4" aria-hidden="true" />}
           loading={usage.loading}
           value={summary ? formatQuantity(summary.total_quantity) : '—'}
-          rawValue={summary ? String(summary.total_quantity) : undefined}
+          rawValue={summary ? formatQuantityPlain(summary.total_quantity) : undefined}
         />
         <StatCard
           testId="tenant-quotas"

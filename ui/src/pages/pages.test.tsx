@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { act, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
+import { LosslessNumber, stringify } from 'lossless-json';
 import { App } from '../App';
 import { KEY_STORAGE } from '../lib/auth';
 import { sortTotals } from './Tenants';
@@ -19,18 +20,22 @@ function installFetch(handler: Handler) {
       });
     }
     const { status, body } = handler(url, init);
-    return new Response(body === undefined ? null : JSON.stringify(body), { status });
+    // Decimals go out as exact JSON number literals, as the server writes them.
+    return new Response(body === undefined ? null : stringify(body), { status });
   });
   vi.stubGlobal('fetch', f);
   return f;
 }
+
+/** A decimal the fake server writes as an exact JSON number. */
+const exact = (text: string) => new LosslessNumber(text);
 
 const EVENT = {
   id: 'evt_1',
   tenant_id: 'org_001',
   resource: 'billing',
   feature: 'invoice_generate',
-  quantity: '1234567890123456.5',
+  quantity: exact('999999999999999.999999999'),
   timestamp: '2025-11-20T10:31:00Z',
   metadata: { user: 'u_123', nested: { a: [1, 2] } },
   created_at: '2025-11-20T10:31:01Z',
@@ -58,13 +63,13 @@ function api(url: URL): { status: number; body?: unknown } {
                 window_start: start,
                 window_end: start,
                 window_type: url.searchParams.get('window_type'),
-                total_quantity: '9007199254740993',
+                total_quantity: exact('9007199254740993'),
                 event_count: 150,
               },
             ],
         summary: isPrevious
           ? { total_quantity: 100, total_events: 100 }
-          : { total_quantity: '9007199254740993', total_events: 150 },
+          : { total_quantity: exact('9007199254740993'), total_events: 150 },
       },
     };
   }
@@ -128,10 +133,11 @@ describe('App', () => {
     window.history.replaceState(null, '', '/events?tenant_id=org_001');
     render(<App />);
     const row = await screen.findByTestId('event-row');
-    expect(row.textContent).toContain('1,234,567,890,123,456.5');
+    expect(row.textContent).toContain('999,999,999,999,999.999999999');
     const toggle = within(row).getByRole('button', { name: /Show details/ });
     expect(toggle.getAttribute('aria-expanded')).toBe('false');
     await act(async () => fireEvent.click(toggle));
+    expect(screen.getByText('999999999999999.999999999')).toBeTruthy();
     const json = screen.getByTestId('json-view');
     expect(JSON.parse(json.textContent!)).toEqual(EVENT.metadata);
     expect((screen.getByLabelText('Tenant') as HTMLInputElement).value).toBe('org_001');

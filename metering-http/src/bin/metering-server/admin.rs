@@ -3,6 +3,7 @@
 use anyhow::Context as _;
 use clap::Subcommand;
 use metering_core::{ApiKeyId, Error, Metering, NewApiKey, QuotaId, QuotaScope, QuotaSpec, Role};
+use metering_http::messages::QuotaList;
 use serde_json::{Value, json};
 
 /// `keys` subcommands.
@@ -72,7 +73,7 @@ pub(crate) enum QuotasCommand {
     },
 }
 
-fn print_json(value: &Value) -> anyhow::Result<()> {
+fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
@@ -119,16 +120,17 @@ pub(crate) async fn quotas(engine: &Metering, command: QuotasCommand) -> anyhow:
             // The limit goes through as text so decimals stay exact.
             let body = json!({"tenant_id": tenant, "resource": resource, "feature": feature,
                 "limit": limit, "period": period, "alert_threshold": alert_threshold, "tz": tz});
+            let body = serde_json::value::to_raw_value(&body)?;
             let spec = QuotaSpec::from_json(&body).map_err(describe)?;
-            print_json(&serde_json::to_value(
-                engine.upsert_quota(spec).await.map_err(describe)?,
-            )?)
+            print_json(&engine.upsert_quota(spec).await.map_err(describe)?)
         }
         QuotasCommand::List { tenant } => {
             let scope = tenant
                 .map(|t| QuotaScope::parse(&t).map_err(anyhow::Error::msg))
                 .transpose()?;
-            print_json(&json!({ "quotas": engine.list_quotas(scope.as_ref()).await? }))
+            print_json(&QuotaList {
+                quotas: engine.list_quotas(scope.as_ref()).await?,
+            })
         }
         QuotasCommand::Delete { id } => {
             let id: QuotaId = id.parse().context("the id must be a UUID")?;

@@ -5,12 +5,13 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::Value;
 
 use crate::error::ValidationErrors;
 use crate::event::{EventId, Feature, Metadata, Resource, TenantId};
 use crate::quantity::Quantity;
-use crate::window::{QuotaPeriod, Window, parse_tz};
+use crate::window::{QuotaPeriod, Window};
+
+mod decode;
 
 /// The alert threshold when none is given, in percent of the limit.
 pub const DEFAULT_ALERT_THRESHOLD: u8 = 80;
@@ -185,158 +186,6 @@ impl QuotaSpec {
         errors.into_result(self)
     }
 
-    /// Decodes a JSON quota, collecting every problem.
-    ///
-    /// # Errors
-    ///
-    /// [`crate::Error::Validation`] listing each bad field.
-    pub fn from_json(value: &Value) -> crate::Result<Self> {
-        let mut errors = ValidationErrors::new();
-        let Value::Object(map) = value else {
-            return Err(crate::Error::invalid("body", "must be a JSON object"));
-        };
-        for key in map.keys() {
-            if !matches!(
-                key.as_str(),
-                "tenant_id"
-                    | "resource"
-                    | "feature"
-                    | "limit"
-                    | "period"
-                    | "alert_threshold"
-                    | "tz"
-                    | "id"
-                    | "created_at"
-                    | "updated_at"
-            ) {
-                errors.push(None, key.clone(), "unknown field");
-            }
-        }
-        let string = |name: &str, errors: &mut ValidationErrors| -> Option<String> {
-            match map.get(name) {
-                None | Some(Value::Null) => None,
-                Some(Value::String(s)) => Some(s.clone()),
-                Some(_) => {
-                    errors.push(None, name, "must be a string");
-                    None
-                }
-            }
-        };
-        let tenant = match string("tenant_id", &mut errors) {
-            Some(raw) => QuotaScope::parse(&raw)
-                .map_err(|e| errors.push(None, "tenant_id", e))
-                .ok(),
-            None => {
-                if !map.contains_key("tenant_id") {
-                    errors.push(
-                        None,
-                        "tenant_id",
-                        "is required (a tenant id, or `*` for all)",
-                    );
-                }
-                None
-            }
-        };
-        let resource = string("resource", &mut errors).and_then(|raw| {
-            Resource::new(raw)
-                .map_err(|e| errors.push(None, "resource", e.to_string()))
-                .ok()
-        });
-        let feature = match string("feature", &mut errors) {
-            Some(raw) => Feature::new(raw)
-                .map_err(|e| errors.push(None, "feature", e.to_string()))
-                .ok(),
-            None => {
-                if !map.contains_key("feature") {
-                    errors.push(None, "feature", "is required");
-                }
-                None
-            }
-        };
-        let limit = match map.get("limit") {
-            None | Some(Value::Null) => {
-                errors.push(None, "limit", "is required");
-                None
-            }
-            Some(v @ (Value::Number(_) | Value::String(_))) => match Quantity::deserialize(v) {
-                Ok(q) if q.is_zero() => {
-                    errors.push(None, "limit", "must be > 0");
-                    None
-                }
-                Ok(q) => Some(q),
-                Err(e) => {
-                    errors.push(None, "limit", e.to_string());
-                    None
-                }
-            },
-            Some(_) => {
-                errors.push(None, "limit", "must be a number");
-                None
-            }
-        };
-        let period = match string("period", &mut errors) {
-            Some(raw) => raw
-                .parse::<QuotaPeriod>()
-                .map_err(|e| errors.push(None, "period", e))
-                .ok(),
-            None => {
-                if !map.contains_key("period") {
-                    errors.push(None, "period", "is required");
-                }
-                None
-            }
-        };
-        let alert_threshold = match map.get("alert_threshold") {
-            None | Some(Value::Null) => Some(DEFAULT_ALERT_THRESHOLD),
-            Some(Value::Number(n)) => match n.as_u64().and_then(|n| u8::try_from(n).ok()) {
-                Some(p) if p <= 100 => Some(p),
-                _ => {
-                    errors.push(
-                        None,
-                        "alert_threshold",
-                        "must be an integer between 0 and 100",
-                    );
-                    None
-                }
-            },
-            Some(_) => {
-                errors.push(
-                    None,
-                    "alert_threshold",
-                    "must be an integer between 0 and 100",
-                );
-                None
-            }
-        };
-        let tz = match string("tz", &mut errors) {
-            Some(raw) => parse_tz(&raw).map_err(|e| errors.push(None, "tz", e)).ok(),
-            None => Some(Tz::UTC),
-        };
-        if !errors.is_empty() {
-            return Err(crate::Error::Validation(errors));
-        }
-        match (tenant, feature, limit, period, alert_threshold, tz) {
-            (
-                Some(tenant_id),
-                Some(feature),
-                Some(limit),
-                Some(period),
-                Some(alert_threshold),
-                Some(tz),
-            ) => QuotaSpec {
-                tenant_id,
-                resource,
-                feature,
-                limit,
-                period,
-                alert_threshold,
-                tz,
-            }
-            .validate(),
-            _ => Err(crate::Error::invalid("body", "invalid quota")),
-        }
-    }
-
     /// How specific the quota is for a request; lower wins.
     fn rank(&self) -> u8 {
         match (&self.tenant_id, &self.resource) {
@@ -503,104 +352,6 @@ impl ValidateRequest {
         self.id = Some(id);
         self
     }
-
-    /// Decodes a JSON validate request, collecting every problem.
-    ///
-    /// # Errors
-    ///
-    /// [`crate::Error::Validation`] listing each bad field.
-    pub fn from_json(value: &Value) -> crate::Result<Self> {
-        let Value::Object(map) = value else {
-            return Err(crate::Error::invalid("body", "must be a JSON object"));
-        };
-        let mut errors = ValidationErrors::new();
-        let mut consume = false;
-        let mut period = None;
-        let mut id = None;
-        let mut metadata = None;
-        // Reuse the event decoder for the shared fields, so the rules are identical.
-        let mut event_fields = serde_json::Map::new();
-        for (key, v) in map {
-            match key.as_str() {
-                "tenant_id" | "resource" | "feature" | "quantity" => {
-                    event_fields.insert(key.clone(), v.clone());
-                }
-                "consume" => match v {
-                    Value::Bool(b) => consume = *b,
-                    Value::Null => {}
-                    _ => errors.push(None, "consume", "must be true or false"),
-                },
-                "period" => match v {
-                    Value::Null => {}
-                    Value::String(s) => {
-                        period = s
-                            .parse::<QuotaPeriod>()
-                            .map_err(|e| errors.push(None, "period", e))
-                            .ok();
-                    }
-                    _ => errors.push(None, "period", "must be a string"),
-                },
-                "id" => match v {
-                    Value::Null => {}
-                    Value::String(s) => {
-                        id = EventId::new(s.clone())
-                            .map_err(|e| errors.push(None, "id", e.to_string()))
-                            .ok();
-                    }
-                    _ => errors.push(None, "id", "must be a string"),
-                },
-                "metadata" => match v {
-                    Value::Null => {}
-                    Value::Object(m) => metadata = Some(m.clone()),
-                    _ => errors.push(None, "metadata", "must be a JSON object"),
-                },
-                other => errors.push(None, other, "unknown field"),
-            }
-        }
-        if !event_fields.contains_key("resource") {
-            // resource is optional here; a placeholder keeps the shared decoder happy.
-            event_fields.insert("resource".into(), Value::String("-".into()));
-        }
-        let decoded =
-            crate::event::NewEvent::from_json(&Value::Object(event_fields), None, "", &mut errors);
-        let resource = match map.get("resource") {
-            Some(Value::String(s)) => Resource::new(s)
-                .map_err(|e| errors.push(None, "resource", e.to_string()))
-                .ok(),
-            _ => None,
-        };
-        let mut request = None;
-        if let Some(d) = decoded {
-            let tenant = TenantId::new(&d.tenant_id)
-                .map_err(|e| errors.push(None, "tenant_id", e.to_string()))
-                .ok();
-            let feature = Feature::new(&d.feature)
-                .map_err(|e| errors.push(None, "feature", e.to_string()))
-                .ok();
-            let quantity = d
-                .quantity
-                .unwrap_or(Quantity::ONE)
-                .validate_event()
-                .map_err(|e| errors.push(None, "quantity", e.to_string()))
-                .ok();
-            if let (Some(tenant_id), Some(feature), Some(quantity)) = (tenant, feature, quantity) {
-                request = Some(ValidateRequest {
-                    tenant_id,
-                    resource,
-                    feature,
-                    quantity,
-                    period,
-                    consume,
-                    id,
-                    metadata,
-                });
-            }
-        }
-        match request {
-            Some(r) if errors.is_empty() => Ok(r),
-            _ => Err(crate::Error::Validation(errors)),
-        }
-    }
 }
 
 /// The answer to a validate request.
@@ -687,7 +438,6 @@ impl QuotaDecision {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     fn quota(tenant: &str, resource: Option<&str>) -> Quota {
         let scope = QuotaScope::parse(tenant).expect("scope");
@@ -739,46 +489,5 @@ mod tests {
             Some(("*".into(), Some(r.clone())))
         );
         assert_eq!(pick(&all[4..], Some(&r), &t), None);
-    }
-
-    #[test]
-    fn quota_json_errors_are_collected() {
-        let Err(crate::Error::Validation(e)) = QuotaSpec::from_json(
-            &json!({"tenant_id": "", "feature": "f", "limit": 0, "period": "weekly", "alert_threshold": 101, "tz": "Nowhere/City"}),
-        ) else {
-            panic!("expected errors")
-        };
-        let fields: Vec<_> = e.errors().iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(
-            fields,
-            ["tenant_id", "limit", "period", "alert_threshold", "tz"]
-        );
-        let ok = QuotaSpec::from_json(
-            &json!({"tenant_id": "*", "feature": "f", "limit": 100, "period": "monthly"}),
-        )
-        .expect("valid");
-        assert_eq!(ok.alert_threshold, 80);
-        assert!(
-            QuotaSpec::from_json(
-                &json!({"tenant_id": "t", "feature": "f", "limit": 0, "period": "daily"})
-            )
-            .is_err()
-        );
-    }
-
-    #[test]
-    fn validate_request_json() {
-        let r = ValidateRequest::from_json(
-            &json!({"tenant_id": "t", "feature": "f", "consume": true, "quantity": 2.5}),
-        )
-        .expect("valid");
-        assert!(r.consume);
-        assert_eq!(r.quantity.to_string(), "2.5");
-        assert_eq!(r.resource, None);
-        assert!(ValidateRequest::from_json(&json!({"tenant_id": "t"})).is_err());
-        assert!(
-            ValidateRequest::from_json(&json!({"tenant_id": "t", "feature": "f", "quantity": 0}))
-                .is_err()
-        );
     }
 }

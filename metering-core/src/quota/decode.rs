@@ -1,0 +1,334 @@
+//! Decoding quota and validate requests from JSON text; limits and quantities are read from
+//! the literal's text, never through a float.
+
+use chrono_tz::Tz;
+use serde_json::value::RawValue;
+
+use super::{DEFAULT_ALERT_THRESHOLD, QuotaScope, QuotaSpec, ValidateRequest};
+use crate::error::ValidationErrors;
+use crate::event::{EventId, Feature, Resource, TenantId, fields};
+use crate::json::JsonObject;
+use crate::quantity::Quantity;
+use crate::window::{QuotaPeriod, parse_tz};
+
+/// The members of a request body, or the error for a body that is not an object.
+fn object(raw: &RawValue) -> crate::Result<JsonObject<'_>> {
+    JsonObject::from_raw(raw).ok_or_else(|| crate::Error::invalid("body", "must be a JSON object"))
+}
+
+/// Pushes the message of a failed read under `field`, keeping the value otherwise.
+fn take<T>(
+    read: Result<Option<T>, String>,
+    field: &str,
+    errors: &mut ValidationErrors,
+) -> Option<T> {
+    read.map_err(|message| errors.push(None, field, message))
+        .ok()
+        .flatten()
+}
+
+impl QuotaSpec {
+    /// Decodes a JSON quota (raw text), collecting every problem. The limit is read from
+    /// its literal text, so it is stored exactly as given.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Validation`] listing each bad field.
+    pub fn from_json(raw: &RawValue) -> crate::Result<Self> {
+        let map = object(raw)?;
+        let mut errors = ValidationErrors::new();
+        crate::event::report_duplicates(&map, None, &str::to_owned, &mut errors);
+        for (key, _) in map.iter() {
+            if !matches!(
+                key,
+                "tenant_id"
+                    | "resource"
+                    | "feature"
+                    | "limit"
+                    | "period"
+                    | "alert_threshold"
+                    | "tz"
+                    | "id"
+                    | "created_at"
+                    | "updated_at"
+            ) {
+                errors.push(None, key, "unknown field");
+            }
+        }
+        let string = |name: &str, errors: &mut ValidationErrors| -> Option<String> {
+            map.get(name)
+                .and_then(|v| take(fields::string(v), name, errors))
+        };
+        let tenant = match string("tenant_id", &mut errors) {
+            Some(raw) => QuotaScope::parse(&raw)
+                .map_err(|e| errors.push(None, "tenant_id", e))
+                .ok(),
+            None => {
+                if !map.contains_key("tenant_id") {
+                    errors.push(
+                        None,
+                        "tenant_id",
+                        "is required (a tenant id, or `*` for all)",
+                    );
+                }
+                None
+            }
+        };
+        let resource = string("resource", &mut errors).and_then(|raw| {
+            Resource::new(raw)
+                .map_err(|e| errors.push(None, "resource", e.to_string()))
+                .ok()
+        });
+        let feature = match string("feature", &mut errors) {
+            Some(raw) => Feature::new(raw)
+                .map_err(|e| errors.push(None, "feature", e.to_string()))
+                .ok(),
+            None => {
+                if !map.contains_key("feature") {
+                    errors.push(None, "feature", "is required");
+                }
+                None
+            }
+        };
+        let limit = match map.get("limit").map(fields::quantity) {
+            None | Some(Ok(None)) => {
+                errors.push(None, "limit", "is required");
+                None
+            }
+            Some(Ok(Some(q))) if q.is_zero() => {
+                errors.push(None, "limit", "must be > 0");
+                None
+            }
+            Some(Ok(Some(q))) => Some(q),
+            Some(Err(e)) => {
+                errors.push(None, "limit", e);
+                None
+            }
+        };
+        let period = match string("period", &mut errors) {
+            Some(raw) => raw
+                .parse::<QuotaPeriod>()
+                .map_err(|e| errors.push(None, "period", e))
+                .ok(),
+            None => {
+                if !map.contains_key("period") {
+                    errors.push(None, "period", "is required");
+                }
+                None
+            }
+        };
+        let alert_threshold = match map.get("alert_threshold").map(RawValue::get) {
+            None | Some("null") => Some(DEFAULT_ALERT_THRESHOLD),
+            Some(text) => match text.parse::<u8>() {
+                Ok(p) if p <= 100 => Some(p),
+                _ => {
+                    errors.push(
+                        None,
+                        "alert_threshold",
+                        "must be an integer between 0 and 100",
+                    );
+                    None
+                }
+            },
+        };
+        let tz = match string("tz", &mut errors) {
+            Some(raw) => parse_tz(&raw).map_err(|e| errors.push(None, "tz", e)).ok(),
+            None => Some(Tz::UTC),
+        };
+        if !errors.is_empty() {
+            return Err(crate::Error::Validation(errors));
+        }
+        match (tenant, feature, limit, period, alert_threshold, tz) {
+            (
+                Some(tenant_id),
+                Some(feature),
+                Some(limit),
+                Some(period),
+                Some(alert_threshold),
+                Some(tz),
+            ) => QuotaSpec {
+                tenant_id,
+                resource,
+                feature,
+                limit,
+                period,
+                alert_threshold,
+                tz,
+            }
+            .validate(),
+            _ => Err(crate::Error::invalid("body", "invalid quota")),
+        }
+    }
+}
+
+impl ValidateRequest {
+    /// Decodes a JSON validate request (raw text), collecting every problem. Names and the
+    /// quantity follow the rules of events; the quantity is read from its literal text.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Validation`] listing each bad field.
+    pub fn from_json(raw: &RawValue) -> crate::Result<Self> {
+        let map = object(raw)?;
+        let mut errors = ValidationErrors::new();
+        crate::event::report_duplicates(&map, None, &str::to_owned, &mut errors);
+        let mut tenant_id = None;
+        let mut resource = None;
+        let mut feature = None;
+        let mut quantity = Some(Quantity::ONE);
+        let mut consume = false;
+        let mut period = None;
+        let mut id = None;
+        let mut metadata = None;
+        for (key, v) in map.iter() {
+            match key {
+                "tenant_id" => match fields::string(v) {
+                    Ok(Some(s)) => {
+                        tenant_id = TenantId::new(&s)
+                            .map_err(|e| errors.push(None, key, e.to_string()))
+                            .ok();
+                    }
+                    _ => errors.push(None, key, "must be a string"),
+                },
+                "feature" => match fields::string(v) {
+                    Ok(Some(s)) => {
+                        feature = Feature::new(&s)
+                            .map_err(|e| errors.push(None, key, e.to_string()))
+                            .ok();
+                    }
+                    _ => errors.push(None, key, "must be a string"),
+                },
+                "resource" => {
+                    resource = take(fields::string(v), key, &mut errors).and_then(|s| {
+                        Resource::new(&s)
+                            .map_err(|e| errors.push(None, key, e.to_string()))
+                            .ok()
+                    });
+                }
+                "quantity" => {
+                    quantity = match fields::quantity(v) {
+                        Ok(q) => q
+                            .unwrap_or(Quantity::ONE)
+                            .validate_event()
+                            .map_err(|e| errors.push(None, key, e.to_string()))
+                            .ok(),
+                        Err(e) => {
+                            errors.push(None, key, e);
+                            None
+                        }
+                    };
+                }
+                "consume" => consume = take(fields::boolean(v), key, &mut errors).unwrap_or(false),
+                "period" => {
+                    period = take(fields::string(v), key, &mut errors).and_then(|s| {
+                        s.parse::<QuotaPeriod>()
+                            .map_err(|e| errors.push(None, key, e))
+                            .ok()
+                    });
+                }
+                "id" => {
+                    id = take(fields::string(v), key, &mut errors).and_then(|s| {
+                        EventId::new(s)
+                            .map_err(|e| errors.push(None, key, e.to_string()))
+                            .ok()
+                    });
+                }
+                "metadata" => metadata = take(fields::metadata(v), key, &mut errors),
+                other => errors.push(None, other, "unknown field"),
+            }
+        }
+        for required in ["tenant_id", "feature"] {
+            if !map.contains_key(required) {
+                errors.push(None, required, "is required");
+            }
+        }
+        match (tenant_id, feature, quantity) {
+            (Some(tenant_id), Some(feature), Some(quantity)) if errors.is_empty() => {
+                Ok(ValidateRequest {
+                    tenant_id,
+                    resource,
+                    feature,
+                    quantity,
+                    period,
+                    consume,
+                    id,
+                    metadata,
+                })
+            }
+            _ => Err(crate::Error::Validation(errors)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(text: &str) -> &RawValue {
+        serde_json::from_str(text).expect("JSON")
+    }
+
+    #[test]
+    fn quota_json_errors_are_collected() {
+        let Err(crate::Error::Validation(e)) = QuotaSpec::from_json(raw(
+            r#"{"tenant_id": "", "feature": "f", "limit": 0, "period": "weekly",
+                "alert_threshold": 101, "tz": "Nowhere/City"}"#,
+        )) else {
+            panic!("expected errors")
+        };
+        let fields: Vec<_> = e.errors().iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["tenant_id", "limit", "period", "alert_threshold", "tz"]
+        );
+        let ok = QuotaSpec::from_json(raw(
+            r#"{"tenant_id": "*", "feature": "f", "limit": 100, "period": "monthly"}"#,
+        ))
+        .expect("valid");
+        assert_eq!(ok.alert_threshold, 80);
+        assert!(
+            QuotaSpec::from_json(raw(
+                r#"{"tenant_id": "t", "feature": "f", "limit": 0, "period": "daily"}"#
+            ))
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn quota_limits_are_exact() {
+        let spec = QuotaSpec::from_json(raw(
+            r#"{"tenant_id": "t", "feature": "f", "limit": 999999999999999.999999999,
+                "period": "daily"}"#,
+        ))
+        .expect("valid");
+        assert_eq!(spec.limit.to_string(), "999999999999999.999999999");
+        assert!(
+            QuotaSpec::from_json(raw(
+                r#"{"tenant_id": "t", "feature": "f", "limit": 0.1000000000000000055511151231257827,
+                    "period": "daily"}"#
+            ))
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn validate_request_json() {
+        let r = ValidateRequest::from_json(raw(
+            r#"{"tenant_id": "t", "feature": "f", "consume": true, "quantity": 2.5}"#,
+        ))
+        .expect("valid");
+        assert!(r.consume);
+        assert_eq!(r.quantity.to_string(), "2.5");
+        assert_eq!(r.resource, None);
+        assert!(ValidateRequest::from_json(raw(r#"{"tenant_id": "t"}"#)).is_err());
+        assert!(
+            ValidateRequest::from_json(raw(r#"{"tenant_id": "t", "feature": "f", "quantity": 0}"#))
+                .is_err()
+        );
+        let exact = ValidateRequest::from_json(raw(
+            r#"{"tenant_id": "t", "feature": "f", "quantity": 123456789012345.123456789}"#,
+        ))
+        .expect("valid");
+        assert_eq!(exact.quantity.to_string(), "123456789012345.123456789");
+    }
+}
