@@ -115,13 +115,7 @@ impl NewEvent {
         path: &str,
         errors: &mut ValidationErrors,
     ) -> Option<NewEvent> {
-        let field = |name: &str| {
-            if path.is_empty() {
-                name.to_owned()
-            } else {
-                format!("{path}.{name}")
-            }
-        };
+        let field = |name: &str| super::field_path(path, name);
         let before = errors.errors().len();
         report_duplicates(object, index, &field, errors);
         let mut event = NewEvent::default();

@@ -169,13 +169,7 @@ impl NewEvent {
         path: &str,
         errors: &mut ValidationErrors,
     ) -> Option<Event> {
-        let field = |name: &str| {
-            if path.is_empty() {
-                name.to_owned()
-            } else {
-                format!("{path}.{name}")
-            }
-        };
+        let field = |name: &str| field_path(path, name);
         let before = errors.errors().len();
         let id = match self.id {
             None => Some(EventId::generate()),
@@ -245,6 +239,16 @@ impl NewEvent {
             metadata: self.metadata,
             created_at: now,
         })
+    }
+}
+
+/// The path of field `name` of the event at `path` (`events[3].quantity`, or `quantity` for
+/// a single event, whose path is empty).
+pub(crate) fn field_path(path: &str, name: &str) -> String {
+    if path.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{path}.{name}")
     }
 }
 

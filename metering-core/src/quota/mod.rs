@@ -213,20 +213,83 @@ impl QuotaSpec {
     }
 }
 
-/// A stored quota.
+/// A stored quota. In JSON, one flat object: `id`, the fields of [`QuotaSpec`], then
+/// `created_at` and `updated_at`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "QuotaFields", into = "QuotaFields")]
 pub struct Quota {
     /// Identifier.
     pub id: QuotaId,
     /// What it limits.
-    #[serde(flatten)]
     pub spec: QuotaSpec,
     /// When it was first stored.
-    #[serde(with = "crate::time::rfc3339")]
     pub created_at: DateTime<Utc>,
     /// When it was last changed.
-    #[serde(with = "crate::time::rfc3339")]
     pub updated_at: DateTime<Utc>,
+}
+
+/// The JSON form of a [`Quota`], written out field by field: serde's `flatten` would buffer
+/// the fields and hand the limit over without its literal text.
+#[derive(Serialize, Deserialize)]
+struct QuotaFields {
+    id: QuotaId,
+    tenant_id: QuotaScope,
+    resource: Option<Resource>,
+    feature: Feature,
+    limit: Quantity,
+    period: QuotaPeriod,
+    alert_threshold: u8,
+    #[serde(with = "crate::window::tz_serde")]
+    tz: Tz,
+    #[serde(with = "crate::time::rfc3339")]
+    created_at: DateTime<Utc>,
+    #[serde(with = "crate::time::rfc3339")]
+    updated_at: DateTime<Utc>,
+}
+
+impl From<Quota> for QuotaFields {
+    fn from(quota: Quota) -> Self {
+        let QuotaSpec {
+            tenant_id,
+            resource,
+            feature,
+            limit,
+            period,
+            alert_threshold,
+            tz,
+        } = quota.spec;
+        QuotaFields {
+            id: quota.id,
+            tenant_id,
+            resource,
+            feature,
+            limit,
+            period,
+            alert_threshold,
+            tz,
+            created_at: quota.created_at,
+            updated_at: quota.updated_at,
+        }
+    }
+}
+
+impl From<QuotaFields> for Quota {
+    fn from(fields: QuotaFields) -> Self {
+        Quota {
+            id: fields.id,
+            spec: QuotaSpec {
+                tenant_id: fields.tenant_id,
+                resource: fields.resource,
+                feature: fields.feature,
+                limit: fields.limit,
+                period: fields.period,
+                alert_threshold: fields.alert_threshold,
+                tz: fields.tz,
+            },
+            created_at: fields.created_at,
+            updated_at: fields.updated_at,
+        }
+    }
 }
 
 /// Picks the quota that governs a request, by the most-specific-match rule:
@@ -489,5 +552,46 @@ mod tests {
             Some(("*".into(), Some(r.clone())))
         );
         assert_eq!(pick(&all[4..], Some(&r), &t), None);
+    }
+
+    #[test]
+    fn decisions_read_back_exactly() {
+        let text = r#"{"allowed": true, "remaining": 0.000000001, "limit": 999999999999999.999999999,
+            "period": "monthly", "reset_at": "2025-12-01T00:00:00Z",
+            "current_usage": 999999999999999.999999998, "alert": true, "message": null}"#;
+        let decision: QuotaDecision = serde_json::from_str(text).expect("a decision");
+        assert_eq!(
+            decision.limit.map(|q| q.to_string()).as_deref(),
+            Some("999999999999999.999999999")
+        );
+        assert_eq!(
+            decision.current_usage.to_string(),
+            "999999999999999.999999998"
+        );
+        let again = serde_json::to_string(&decision).expect("JSON");
+        assert!(
+            again.contains(r#""limit":999999999999999.999999999"#),
+            "{again}"
+        );
+        assert!(again.contains(r#""remaining":0.000000001"#), "{again}");
+    }
+
+    #[test]
+    fn quotas_read_back_exactly() {
+        let text = r#"{"id": "0193a1b2-0000-7000-8000-000000000000", "tenant_id": "org",
+            "resource": null, "feature": "f", "limit": 123456789012345.123456789,
+            "period": "monthly", "alert_threshold": 80, "tz": "Europe/Paris",
+            "created_at": "2025-11-20T10:31:00Z", "updated_at": "2025-11-20T10:31:00Z"}"#;
+        let quota: Quota = serde_json::from_str(text).expect("a quota");
+        assert_eq!(quota.spec.limit.to_string(), "123456789012345.123456789");
+        let again = serde_json::to_string(&quota).expect("JSON");
+        assert!(
+            again.contains(r#""limit":123456789012345.123456789"#),
+            "{again}"
+        );
+        assert_eq!(
+            serde_json::from_str::<Quota>(&again).expect("a quota"),
+            quota
+        );
     }
 }
