@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use metering_core::redact_url;
 use serde::Deserialize;
 
 use crate::error::ClientError;
@@ -142,16 +143,6 @@ impl fmt::Debug for ClientConfig {
             .field("spill_path", &self.spill_path)
             .field("replay_interval", &self.replay_interval)
             .finish()
-    }
-}
-
-/// Hides `user:password@` in a URL.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://<redacted>@{}", &url[..scheme], &url[at + 1..])
-        }
-        _ => url.to_owned(),
     }
 }
 
@@ -388,11 +379,13 @@ mod tests {
 
     #[test]
     fn urls_lose_their_credentials_in_debug() {
-        assert_eq!(
-            redact_url("http://user:pw@host:1/x"),
-            "http://<redacted>@host:1/x"
-        );
-        assert_eq!(redact_url("http://host"), "http://host");
+        let config = ClientConfig {
+            api_url: Some("http://user:pw@host:1/x".to_owned()),
+            ..ClientConfig::default()
+        };
+        let shown = format!("{config:?}");
+        assert!(shown.contains("http://user:***@host:1/x"), "{shown}");
+        assert!(!shown.contains("pw@"), "{shown}");
     }
 
     #[test]

@@ -6,6 +6,8 @@ mod config;
 mod delivery;
 mod error;
 #[cfg(feature = "tower")]
+mod metered;
+#[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod middleware;
 pub mod recorder;

@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use metering_core::NewEvent;
 
 #[cfg(feature = "tower")]
-use crate::middleware::MeteredRequest;
+use crate::metered::MeteredRequest;
 
 /// Receives usage events. Implementations must not block: [`Recorder::record`] is called on
 /// the hot path of request handlers and metered functions.

@@ -7,7 +7,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 #[cfg(feature = "tower")]
-use crate::middleware::MeteredRequest;
+use crate::metered::MeteredRequest;
 
 /// Borrowed view of a [`NewEvent`] for serialization.
 #[derive(Debug, Serialize)]
@@ -422,5 +422,175 @@ mod tests {
         let parsed = uuid::Uuid::parse_str(&id).expect("a UUID");
         assert_eq!(parsed.get_version_num(), 7);
         assert!(metering_core::EventId::new(id).is_ok());
+    }
+}
+
+#[cfg(all(test, feature = "tower"))]
+mod metered_request_tests {
+    use chrono::{DateTime, TimeZone, Utc};
+    use proptest::prelude::*;
+
+    use axum::http::{Method, StatusCode};
+    use metering_core::SystemClock;
+
+    use super::*;
+    use crate::metered::{MeteredRequest, Route};
+
+    fn request(tenant: &str, method: &str, path: &str) -> MeteredRequest {
+        MeteredRequest {
+            tenant: tenant.into(),
+            method: Method::from_bytes(method.as_bytes()).expect("a method"),
+            route: Route::Path(path.to_owned()),
+            names: None,
+            quantity: Quantity::ONE,
+            status: StatusCode::CREATED,
+            at: SystemClock::system_time(),
+            latency_ms: 12,
+        }
+    }
+
+    /// What the sink reads back from the compact encoding is the event `into_event` builds.
+    fn assert_encodes_as_event(request: MeteredRequest, at: DateTime<Utc>) {
+        let mut request = request;
+        request.at = at.into();
+        let pending = Pending::request(request.clone());
+        let json = pending.to_json();
+        let value: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+        let decoded = super::decode(&json).expect("decodes as an event");
+        let expected = pending.to_event();
+        assert_eq!(decoded.tenant_id, request.tenant(), "{json}");
+        assert_eq!(decoded.resource, expected.resource, "{json}");
+        assert_eq!(decoded.feature, expected.feature, "{json}");
+        // A quantity of 1, the contract's default, is left out.
+        assert_eq!(
+            decoded.quantity.unwrap_or(Quantity::ONE),
+            request.quantity(),
+            "{json}"
+        );
+        assert_eq!(
+            value.get("quantity").is_none(),
+            request.quantity() == Quantity::ONE,
+            "{json}"
+        );
+        assert_eq!(decoded.metadata, expected.metadata, "{json}");
+        assert_eq!(decoded.id, expected.id, "{json}");
+        assert_eq!(
+            decoded.timestamp,
+            expected.timestamp.map(metering_core::time::truncate_micros),
+            "{json}"
+        );
+        // The general encoder writes the same object.
+        let general: serde_json::Value =
+            serde_json::from_str(&Pending::Event(expected).to_json()).expect("valid JSON");
+        assert_eq!(
+            DateTime::parse_from_rfc3339(value["timestamp"].as_str().expect("a string")).ok(),
+            DateTime::parse_from_rfc3339(general["timestamp"].as_str().expect("a string")).ok()
+        );
+        let strip = |mut v: serde_json::Value| {
+            let object = v.as_object_mut().expect("an object");
+            object.remove("timestamp");
+            if object.get("quantity") == Some(&serde_json::json!(1)) {
+                object.remove("quantity");
+            }
+            v
+        };
+        assert_eq!(strip(value), strip(general));
+    }
+
+    #[test]
+    fn compact_encoding_matches_the_event() {
+        let at = Utc
+            .with_ymd_and_hms(2026, 3, 9, 7, 5, 3)
+            .single()
+            .expect("a time")
+            + chrono::Duration::microseconds(4_021);
+        assert_encodes_as_event(request("org_1", "GET", "/v1/items/{id}"), at);
+        let mut custom = request("org \"quoted\" \\ \u{1} é", "PATCH", "/a\tb\n/ü");
+        custom.names_mut().resource = Some("res\u{7f}\u{1f}".into());
+        custom.names_mut().feature = Some("feat\r\"x\"".into());
+        custom.quantity = "2.5".parse().expect("a quantity");
+        assert_encodes_as_event(custom, at);
+        assert_encodes_as_event(request("t", "GET", "/"), Utc.timestamp_opt(0, 0).unwrap());
+    }
+
+    #[test]
+    fn default_names_come_from_the_route() {
+        let mut r = request("org_1", "GET", "/v1/items/{id}");
+        assert_eq!(r.resource(), "items");
+        assert_eq!(r.feature(), "GET /v1/items/{id}");
+        assert_eq!(r.feature_parts().concat(), "GET /v1/items/{id}");
+        r.names_mut().feature = Some("custom".into());
+        assert_eq!(r.feature(), "custom");
+        assert_eq!(r.feature_parts().concat(), "custom");
+    }
+
+    /// In a batch, events of the same second share the date and time written for the first
+    /// of them, and events of the same method and route the names written for the first:
+    /// each still reads back as its own event, across seconds, days, routes and custom names.
+    #[cfg(feature = "remote")]
+    #[test]
+    fn a_batch_writes_every_event_exactly() {
+        let start = Utc
+            .with_ymd_and_hms(2026, 12, 31, 23, 59, 58)
+            .single()
+            .expect("a time");
+        let steps = [
+            0, 1, 999_999, 1_000_000, 1_000_001, 1_500_000, 2_000_000, 2_000_001, 61_000_000,
+        ];
+        let mut pending = Vec::new();
+        for (i, micros) in steps.into_iter().enumerate() {
+            let (method, route) = [
+                ("GET", "/v1/items/{id}"),
+                ("GET", "/v1/items/{id}"),
+                ("POST", "/v1/items/{id}"),
+                ("GET", "/v1/orders"),
+            ][i % 4];
+            let mut r = request(&format!("org_{}", i % 2), method, route);
+            r.at = (start + chrono::Duration::microseconds(micros)).into();
+            r.latency_ms = i as u64;
+            if i % 3 == 1 {
+                r.quantity = "0.25".parse().expect("a quantity");
+            }
+            if i == 5 {
+                r.names_mut().feature = Some("custom".into());
+            }
+            pending.push(Pending::request(r));
+        }
+        let body = super::encode_batch(&pending);
+        let value: serde_json::Value = serde_json::from_slice(&body).expect("valid JSON");
+        let events = value["events"].as_array().expect("a batch");
+        assert_eq!(events.len(), pending.len());
+        for (event, pending) in events.iter().zip(&pending) {
+            let decoded = super::decode(&event.to_string()).expect("decodes as an event");
+            let expected = pending.to_event();
+            assert_eq!(decoded.id, expected.id, "{event}");
+            assert_eq!(decoded.tenant_id, expected.tenant_id, "{event}");
+            assert_eq!(decoded.resource, expected.resource, "{event}");
+            assert_eq!(decoded.feature, expected.feature, "{event}");
+            assert_eq!(decoded.metadata, expected.metadata, "{event}");
+            assert_eq!(decoded.timestamp, expected.timestamp, "{event}");
+            assert_eq!(
+                decoded.quantity.unwrap_or(Quantity::ONE),
+                expected.quantity.unwrap_or(Quantity::ONE),
+                "{event}"
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_strings_and_instants_encode_exactly(
+            tenant in "\\PC{1,20}|[\\x00-\\x7f]{1,20}",
+            route in "/[\\x00-\\x7f]{0,30}|/\\PC{0,10}",
+            micros in 0i64..253_402_300_799_999_999,
+            status in 100u16..600,
+            latency_ms in any::<u64>(),
+        ) {
+            let mut r = request(&tenant, "POST", &route);
+            r.status = StatusCode::from_u16(status).expect("a status");
+            r.latency_ms = latency_ms;
+            let at = DateTime::from_timestamp_micros(micros).expect("in range");
+            assert_encodes_as_event(r, at);
+        }
     }
 }

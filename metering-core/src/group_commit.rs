@@ -14,6 +14,7 @@
 //! [`Error::Unavailable`] (the REST layer answers 503 with
 //! `Retry-After`), so memory stays bounded under overload.
 
+use futures::future::BoxFuture;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
@@ -22,7 +23,8 @@ use crate::error::{Error, Result};
 use crate::event::Event;
 
 /// Group commit settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(default)]
 #[non_exhaustive]
 pub struct GroupCommitConfig {
     /// Commit a group once it holds this many events (default 2,000).
@@ -45,6 +47,15 @@ impl Default for GroupCommitConfig {
 }
 
 impl GroupCommitConfig {
+    /// Settings with these bounds (`max_events` and `queue_capacity` raised to at least 1).
+    #[must_use]
+    pub fn new(max_events: usize, max_delay: Duration, queue_capacity: usize) -> Self {
+        GroupCommitConfig::default()
+            .with_max_events(max_events)
+            .with_max_delay(max_delay)
+            .with_queue_capacity(queue_capacity)
+    }
+
     /// Sets the group size bound.
     #[must_use]
     pub fn with_max_events(mut self, events: usize) -> Self {
@@ -83,17 +94,8 @@ pub(crate) struct GroupCommitter {
 }
 
 /// Commits one group of events and reports which were inserted.
-pub(crate) type CommitFn = Box<
-    dyn Fn(Vec<Event>) -> futures_like::BoxFuture<Result<(Vec<bool>, Vec<Event>)>> + Send + Sync,
->;
-
-pub(crate) mod futures_like {
-    use std::future::Future;
-    use std::pin::Pin;
-
-    /// A boxed, sendable future.
-    pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
-}
+pub(crate) type CommitFn =
+    Box<dyn Fn(Vec<Event>) -> BoxFuture<'static, Result<(Vec<bool>, Vec<Event>)>> + Send + Sync>;
 
 impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

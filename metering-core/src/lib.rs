@@ -52,6 +52,7 @@ pub mod memory;
 pub mod quantity;
 pub mod query;
 pub mod quota;
+mod redact;
 pub mod store;
 pub mod time;
 pub mod window;
@@ -77,6 +78,7 @@ pub use quota::{
     Quota, QuotaDecision, QuotaId, QuotaScope, QuotaSpec, UsageLimit, UsageScope, ValidateRequest,
     select_quota,
 };
+pub use redact::redact_url;
 pub use store::{ConsumeOutcome, InsertOutcome, Store, StoredApiKey};
 pub use window::{Granularity, QuotaPeriod, Window, WindowType, parse_tz};
 

@@ -164,42 +164,12 @@ fn take_params(url: &str, names: &[&str]) -> (String, std::collections::HashMap<
     (url, taken)
 }
 
-/// A URL with any password replaced by `***`, for logs.
-#[must_use]
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
-            if userinfo.contains(':') {
-                format!("{scheme}://{user}:***@{host}{tail}")
-            } else {
-                format!("{scheme}://{user}@{host}{tail}")
-            }
-        }
-        None => url.to_owned(),
-    }
-}
+/// A URL with its secrets replaced by `***`, for logs (the one rule of the workspace).
+pub use metering_core::redact_url;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_are_hidden() {
-        assert_eq!(
-            redact_url("postgres://me:secret@db:5432/x?sslmode=require"),
-            "postgres://me:***@db:5432/x?sslmode=require"
-        );
-        assert_eq!(
-            redact_url("redis://127.0.0.1:6379"),
-            "redis://127.0.0.1:6379"
-        );
-        assert_eq!(redact_url("sqlite://metering.db"), "sqlite://metering.db");
-    }
 
     #[test]
     fn own_parameters_are_split_off() {

@@ -22,21 +22,17 @@ use serde::Deserialize;
 pub struct ServerConfig {
     /// Largest request body, in bytes (default 5 MiB); larger bodies get 413.
     pub body_limit: usize,
-    /// Most events in one POST (default 10,000); more get 413.
-    pub max_batch_events: usize,
-    /// How far in the future an event timestamp may be (default 1 hour).
-    pub max_future_skew: Duration,
-    /// Largest serialized event metadata, in bytes (default 16 KiB).
-    pub max_metadata_bytes: usize,
-    /// Deepest event metadata nesting (default 16).
-    pub max_metadata_depth: usize,
+    /// The rules events are validated by (batch size, future skew, metadata limits); a
+    /// batch over `max_batch_events` gets 413. Build the engine with the same rules
+    /// ([`ServerConfig::event_rules`]) so both layers agree.
+    pub event_rules: EventRules,
     /// How often remembered API key uses (`last_used_at`) are written to the store
     /// (default 10 s).
     pub key_usage_flush_interval: Duration,
     /// Group commit of concurrent ingests (default on: 2,000 events, 2 ms, 10,000 waiting
     /// requests); `None` writes each request in its own transaction. Used by
     /// [`crate::AppState::from_backends`], which builds the engine.
-    pub group_commit: Option<GroupCommit>,
+    pub group_commit: Option<GroupCommitConfig>,
     /// Per-API-key rate limit (default off).
     pub rate_limit: Option<RateLimit>,
     /// How long [`crate::AppState::from_backends`] caches API key and quota lookups
@@ -44,52 +40,6 @@ pub struct ServerConfig {
     /// once; another instance sharing the store sees them at most this much later (see
     /// [`crate::lookup_cache`]).
     pub lookup_cache_ttl: Duration,
-}
-
-/// Group commit settings: concurrent small ingests share one store transaction (see
-/// [`metering_core::group_commit`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(default)]
-#[non_exhaustive]
-pub struct GroupCommit {
-    /// Commit a group once it holds this many events; larger requests commit alone.
-    pub max_events: usize,
-    /// Gather a group at most this long while requests keep arriving.
-    pub max_delay: Duration,
-    /// Requests waiting at most; beyond that ingests get 503 with `Retry-After`.
-    pub queue_capacity: usize,
-}
-
-impl Default for GroupCommit {
-    fn default() -> Self {
-        let core = GroupCommitConfig::default();
-        GroupCommit {
-            max_events: core.max_events,
-            max_delay: core.max_delay,
-            queue_capacity: core.queue_capacity,
-        }
-    }
-}
-
-impl GroupCommit {
-    /// Settings with these bounds.
-    #[must_use]
-    pub fn new(max_events: usize, max_delay: Duration, queue_capacity: usize) -> Self {
-        GroupCommit {
-            max_events,
-            max_delay,
-            queue_capacity,
-        }
-    }
-
-    /// The engine's form of these settings.
-    #[must_use]
-    pub fn to_core(&self) -> GroupCommitConfig {
-        GroupCommitConfig::default()
-            .with_max_events(self.max_events)
-            .with_max_delay(self.max_delay)
-            .with_queue_capacity(self.queue_capacity)
-    }
 }
 
 /// A per-API-key rate limit: a token bucket refilled at `per_second`, holding `burst`.
@@ -115,18 +65,11 @@ impl RateLimit {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        let rules = EventRules::default();
         ServerConfig {
             body_limit: 5 * 1024 * 1024,
-            max_batch_events: rules.max_batch_events,
-            max_future_skew: rules
-                .max_future_skew
-                .to_std()
-                .unwrap_or(Duration::from_secs(3600)),
-            max_metadata_bytes: rules.max_metadata_bytes,
-            max_metadata_depth: rules.max_metadata_depth,
+            event_rules: EventRules::default(),
             key_usage_flush_interval: Duration::from_secs(10),
-            group_commit: Some(GroupCommit::default()),
+            group_commit: Some(GroupCommitConfig::default()),
             rate_limit: None,
             lookup_cache_ttl: Duration::from_secs(1),
         }
@@ -141,31 +84,40 @@ impl ServerConfig {
         self
     }
 
+    /// Sets the event rules.
+    #[must_use]
+    pub fn with_event_rules(mut self, rules: EventRules) -> Self {
+        self.event_rules = rules;
+        self
+    }
+
     /// Sets the most events in one POST.
     #[must_use]
     pub fn with_max_batch_events(mut self, events: usize) -> Self {
-        self.max_batch_events = events;
+        self.event_rules = self.event_rules.with_max_batch_events(events);
         self
     }
 
     /// Sets how far in the future a timestamp may be.
     #[must_use]
     pub fn with_max_future_skew(mut self, skew: Duration) -> Self {
-        self.max_future_skew = skew;
+        self.event_rules = self.event_rules.with_max_future_skew(
+            chrono::Duration::from_std(skew).unwrap_or(chrono::Duration::MAX),
+        );
         self
     }
 
     /// Sets the metadata size limit in bytes.
     #[must_use]
     pub fn with_max_metadata_bytes(mut self, bytes: usize) -> Self {
-        self.max_metadata_bytes = bytes;
+        self.event_rules = self.event_rules.with_max_metadata_bytes(bytes);
         self
     }
 
     /// Sets the metadata depth limit.
     #[must_use]
     pub fn with_max_metadata_depth(mut self, depth: usize) -> Self {
-        self.max_metadata_depth = depth;
+        self.event_rules = self.event_rules.with_max_metadata_depth(depth);
         self
     }
 
@@ -178,7 +130,7 @@ impl ServerConfig {
 
     /// Sets group commit (`None` turns it off).
     #[must_use]
-    pub fn with_group_commit(mut self, group_commit: Option<GroupCommit>) -> Self {
+    pub fn with_group_commit(mut self, group_commit: Option<GroupCommitConfig>) -> Self {
         self.group_commit = group_commit;
         self
     }
@@ -197,16 +149,10 @@ impl ServerConfig {
         self
     }
 
-    /// The validation rules these limits imply; build the engine with them
+    /// The validation rules; build the engine with them
     /// (`Metering::builder(..).rules(config.event_rules())`) so both layers agree.
     #[must_use]
     pub fn event_rules(&self) -> EventRules {
-        EventRules::default()
-            .with_max_batch_events(self.max_batch_events)
-            .with_max_future_skew(
-                chrono::Duration::from_std(self.max_future_skew).unwrap_or(chrono::Duration::MAX),
-            )
-            .with_max_metadata_bytes(self.max_metadata_bytes)
-            .with_max_metadata_depth(self.max_metadata_depth)
+        self.event_rules
     }
 }

@@ -87,13 +87,15 @@ mod state;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use backends::{open_quota_cache, open_store};
-pub use config::{GroupCommit, RateLimit, ServerConfig};
+pub use config::{RateLimit, ServerConfig};
 pub use error::{ApiError, ErrorCode, INTERNAL_MESSAGE};
 pub use extract::{Auth, JsonBody, QueryPairs};
 pub use instrument::{InstrumentedCache, InstrumentedStore};
@@ -109,27 +111,8 @@ pub use state::AppState;
 /// answer 404 `NOT_FOUND` with the error envelope.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config().body_limit;
-    Router::new()
-        .route(
-            "/v1/meter/events",
-            post(routes::events::ingest).get(routes::events::list),
-        )
-        .route("/v1/meter/events/batch", post(routes::events::ingest_batch))
-        .route("/v1/meter/aggregates", get(routes::aggregates::aggregate))
-        .route("/v1/meter/validate", post(routes::validate::validate))
-        .route(
-            "/v1/meter/quotas",
-            get(routes::quotas::list).put(routes::quotas::upsert),
-        )
-        .route("/v1/meter/quotas/{id}", delete(routes::quotas::delete))
-        .route(
-            "/v1/meter/api-keys",
-            get(routes::api_keys::list).post(routes::api_keys::create),
-        )
-        .route("/v1/meter/api-keys/{id}", delete(routes::api_keys::revoke))
-        .route("/v1/meter/health", get(routes::health::health))
-        .route("/metrics", get(ops::metrics))
-        .merge(openapi::docs())
+    let (api, doc) = api_routes().split_for_parts();
+    api.merge(openapi::docs(openapi::complete(doc)))
         .fallback_service(dashboard::service())
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
@@ -142,6 +125,21 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// Every documented route: the one list both the router and the OpenAPI paths come from.
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(routes::events::ingest, routes::events::list))
+        .routes(routes!(routes::events::ingest_batch))
+        .routes(routes!(routes::aggregates::aggregate))
+        .routes(routes!(routes::validate::validate))
+        .routes(routes!(routes::quotas::list, routes::quotas::upsert))
+        .routes(routes!(routes::quotas::delete))
+        .routes(routes!(routes::api_keys::list, routes::api_keys::create))
+        .routes(routes!(routes::api_keys::revoke))
+        .routes(routes!(routes::health::health))
+        .routes(routes!(ops::metrics))
 }
 
 /// A panicking handler is a bug: 500 with the fixed message; the panic is logged.

@@ -1,5 +1,6 @@
 //! The OpenAPI 3 document (`GET /openapi.json`) and the interactive page (`GET /docs`),
-//! generated from the handlers' `#[utoipa::path]` annotations and the schema types below.
+//! generated from the handlers' `#[utoipa::path]` annotations, collected by the router from
+//! its own route list, and the schema types below.
 //!
 //! Core types carry no OpenAPI derives (metering-core does not depend on utoipa), so the
 //! wire shapes are written here as schema-only mirror types. They are never used to
@@ -19,9 +20,11 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::ErrorCode;
-use crate::routes;
 
-/// The document.
+/// The document's fixed parts: its description, the shared schemas and the tags. The
+/// paths are added by the router from its own list of routes ([`crate::router`]), so a route
+/// cannot be served without being documented; [`complete`] then adds the security schemes
+/// and shared error answers to every operation.
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(
@@ -30,23 +33,7 @@ use crate::routes;
                        `Authorization: Bearer <key>`. Every error has the shape \
                        `{\"error\": {\"code\", \"message\", \"details\"}}`."
     ),
-    paths(
-        routes::events::ingest,
-        routes::events::ingest_batch,
-        routes::events::list,
-        routes::aggregates::aggregate,
-        routes::validate::validate,
-        routes::quotas::upsert,
-        routes::quotas::list,
-        routes::quotas::delete,
-        routes::api_keys::create,
-        routes::api_keys::list,
-        routes::api_keys::revoke,
-        routes::health::health,
-        crate::ops::metrics,
-    ),
     components(schemas(ErrorCode, ErrorEnvelope, ErrorBody, ErrorDetails, FieldErrorOut)),
-    modifiers(&Security),
     tags(
         (name = "events", description = "Recording and listing usage events"),
         (name = "aggregates", description = "Usage summed per time window"),
@@ -139,9 +126,16 @@ fn error_response(description: &str) -> RefOr<utoipa::openapi::Response> {
         .into()
 }
 
-/// The `/docs` page and `/openapi.json`.
-pub(crate) fn docs() -> SwaggerUi {
-    SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi())
+/// Adds what every operation shares (security schemes, error answers) to a document whose
+/// paths are all in.
+pub(crate) fn complete(mut api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    Security.modify(&mut api);
+    api
+}
+
+/// The `/docs` page and `/openapi.json`, serving `api`.
+pub(crate) fn docs(api: utoipa::openapi::OpenApi) -> SwaggerUi {
+    SwaggerUi::new("/docs").url("/openapi.json", api)
 }
 
 impl ErrorCode {

@@ -111,7 +111,7 @@ impl AppState {
             .quota_cache(InstrumentedCache::new(cache, metrics.clone()))
             .rules(config.event_rules());
         if let Some(group) = config.group_commit {
-            builder = builder.group_commit(group.to_core());
+            builder = builder.group_commit(group);
         }
         Self::with_metrics(builder.build(), config, metrics)
     }

@@ -9,8 +9,9 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
+use metering_core::GroupCommitConfig;
 use metering_core::{MemoryQuotaCache, MemoryStore, NewApiKey, Role, Store};
-use metering_http::{AppState, ErrorCode, GroupCommit, RateLimit, ServerConfig};
+use metering_http::{AppState, ErrorCode, RateLimit, ServerConfig};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
@@ -75,7 +76,7 @@ fn metric(text: &str, prefix: &str) -> Option<f64> {
 #[cfg(feature = "sqlite")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_single_posts_share_commits_and_are_all_stored() {
-    let config = ServerConfig::default().with_group_commit(Some(GroupCommit::new(
+    let config = ServerConfig::default().with_group_commit(Some(GroupCommitConfig::new(
         1_000,
         Duration::from_millis(20),
         1_000,
@@ -460,7 +461,7 @@ async fn rate_limit_is_off_by_default() {
 async fn a_full_ingest_queue_answers_503_with_retry_after() {
     // One waiting request at most, and groups that wait long: the third concurrent
     // request finds the queue full.
-    let config = ServerConfig::default().with_group_commit(Some(GroupCommit::new(
+    let config = ServerConfig::default().with_group_commit(Some(GroupCommitConfig::new(
         1_000,
         Duration::from_millis(300),
         1,

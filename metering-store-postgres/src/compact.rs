@@ -10,7 +10,6 @@ use std::time::Duration;
 use sqlx::PgPool;
 
 use crate::error::db;
-use crate::store::PostgresStore;
 
 /// The advisory lock key of rollup compaction in the current schema.
 macro_rules! rollups_lock_key {
@@ -63,7 +62,7 @@ pub(crate) const LOCK_ROLLUPS: &str =
     concat!("SELECT pg_advisory_xact_lock(", rollups_lock_key!(), ")");
 
 /// Runs compaction steps on `pool` until the deltas are (nearly) gone; returns how many moved.
-async fn compact(pool: &PgPool) -> Result<u64, sqlx::Error> {
+pub(crate) async fn compact(pool: &PgPool) -> Result<u64, sqlx::Error> {
     let mut total = 0;
     loop {
         let moved: i64 = sqlx::query_scalar(COMPACT)
@@ -74,23 +73,6 @@ async fn compact(pool: &PgPool) -> Result<u64, sqlx::Error> {
         if moved < STEP {
             return Ok(total);
         }
-    }
-}
-
-impl PostgresStore {
-    /// Folds the rollup deltas that ingest appended into `rollups_15m` and `rollups_1d`, and
-    /// returns how many delta rows it moved (0 when another store is compacting the same
-    /// schema at that moment).
-    ///
-    /// The store does this by itself every [`crate::PostgresConfig::compaction_interval`];
-    /// call it when that is turned off. Results never depend on it: reads add the deltas
-    /// not compacted yet. It only keeps the delta table, which reads scan, short.
-    ///
-    /// # Errors
-    ///
-    /// [`metering_core::Error::Unavailable`] when the server cannot be reached.
-    pub async fn compact_rollups(&self) -> metering_core::Result<u64> {
-        compact(&self.pool).await.map_err(db)
     }
 }
 

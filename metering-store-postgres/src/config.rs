@@ -148,29 +148,10 @@ impl PostgresConfig {
     }
 }
 
-/// `url` with its password replaced by `***`.
-pub(crate) fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_owned();
-    };
-    let rest = &url[scheme_end..];
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    match (authority.rfind('@'), authority.find(':')) {
-        (Some(at), Some(colon)) if colon < at => format!(
-            "{}{}:***{}",
-            &url[..scheme_end],
-            &authority[..colon],
-            &rest[at..]
-        ),
-        _ => url.to_owned(),
-    }
-}
-
 impl fmt::Debug for PostgresConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PostgresConfig")
-            .field("url", &redact_url(&self.url))
+            .field("url", &metering_core::redact_url(&self.url))
             .field("max_connections", &self.max_connections)
             .field("min_connections", &self.min_connections)
             .field("connect_timeout", &self.connect_timeout)
@@ -197,12 +178,5 @@ mod tests {
             shown.contains("postgres://app:***@db:5432/metering?sslmode=require"),
             "{shown}"
         );
-    }
-
-    #[test]
-    fn urls_without_password_are_kept() {
-        assert_eq!(redact_url("postgres://app@db/m"), "postgres://app@db/m");
-        assert_eq!(redact_url("postgres://db:5432/m"), "postgres://db:5432/m");
-        assert_eq!(redact_url("not a url"), "not a url");
     }
 }

@@ -9,11 +9,10 @@ use metering_core::{
     Window,
 };
 use sqlx::postgres::{PgRow, Postgres};
-use sqlx::{PgConnection, QueryBuilder, Row};
+use sqlx::{PgConnection, PgPool, QueryBuilder, Row};
 
 use crate::error::{PgError, db};
 use crate::plan::{Piece, Source, plan};
-use crate::store::PostgresStore;
 
 /// Appends ` AND column = $n` for each equality filter that is set.
 fn push_filters(
@@ -173,148 +172,149 @@ fn push_event_filter(sql: &mut QueryBuilder<Postgres>, filter: &EventFilter) {
     }
 }
 
-impl PostgresStore {
-    pub(crate) async fn list(&self, query: &EventQuery) -> Result<EventPage> {
-        let filter = &query.filter;
-        let size = query.paging.page_size().max(1);
-        let mut sql = QueryBuilder::new(
-            "SELECT e.id, e.tenant_id, e.resource, e.feature, e.quantity::text AS quantity, e.ts, \
-             e.metadata::text AS metadata, e.created_at FROM events e",
-        );
-        push_event_filter(&mut sql, filter);
-        let mut offset = 0i64;
-        if let Paging::Cursor { after: Some(c), .. } = &query.paging {
-            sql.push(" AND (e.ts, e.id) < (");
-            sql.push_bind(c.timestamp);
-            sql.push(", ");
-            sql.push_bind(c.id.as_str().to_owned());
-            // The plain bound lets the planner skip partitions newer than the cursor.
-            sql.push(") AND e.ts <= ");
-            sql.push_bind(c.timestamp);
-        }
-        if let Paging::Page { page, .. } = &query.paging {
-            offset = i64::from(page.saturating_sub(1)) * i64::from(size);
-        }
-        sql.push(" ORDER BY e.ts DESC, e.id DESC LIMIT ");
-        sql.push_bind(i64::from(size));
-        if offset > 0 {
-            sql.push(" OFFSET ");
-            sql.push_bind(offset);
-        }
-        let rows = sql.build().fetch_all(&self.pool).await.map_err(db)?;
-        let events = rows
-            .iter()
-            .map(event_from_row)
-            .collect::<Result<Vec<_>>>()?;
-        let total = match &query.paging {
-            Paging::Page { .. } => {
-                let mut count = QueryBuilder::new("SELECT count(*) FROM events e");
-                push_event_filter(&mut count, filter);
-                let n: i64 = count
-                    .build_query_scalar()
-                    .fetch_one(&self.pool)
-                    .await
-                    .map_err(db)?;
-                Some(u64::try_from(n).unwrap_or(0))
-            }
-            Paging::Cursor { .. } => None,
-        };
-        let full = u32::try_from(events.len()).is_ok_and(|n| n == size);
-        let next_cursor = if full {
-            events.last().map(Cursor::after)
-        } else {
-            None
-        };
-        Ok(EventPage {
-            events,
-            total,
-            next_cursor,
-        })
+pub(crate) async fn list_events(pool: &PgPool, query: &EventQuery) -> Result<EventPage> {
+    let filter = &query.filter;
+    let size = query.paging.page_size().max(1);
+    let mut sql = QueryBuilder::new(
+        "SELECT e.id, e.tenant_id, e.resource, e.feature, e.quantity::text AS quantity, e.ts, \
+         e.metadata::text AS metadata, e.created_at FROM events e",
+    );
+    push_event_filter(&mut sql, filter);
+    let mut offset = 0i64;
+    if let Paging::Cursor { after: Some(c), .. } = &query.paging {
+        sql.push(" AND (e.ts, e.id) < (");
+        sql.push_bind(c.timestamp);
+        sql.push(", ");
+        sql.push_bind(c.id.as_str().to_owned());
+        // The plain bound lets the planner skip partitions newer than the cursor.
+        sql.push(") AND e.ts <= ");
+        sql.push_bind(c.timestamp);
     }
+    if let Paging::Page { page, .. } = &query.paging {
+        offset = i64::from(page.saturating_sub(1)) * i64::from(size);
+    }
+    sql.push(" ORDER BY e.ts DESC, e.id DESC LIMIT ");
+    sql.push_bind(i64::from(size));
+    if offset > 0 {
+        sql.push(" OFFSET ");
+        sql.push_bind(offset);
+    }
+    let rows = sql.build().fetch_all(pool).await.map_err(db)?;
+    let events = rows
+        .iter()
+        .map(event_from_row)
+        .collect::<Result<Vec<_>>>()?;
+    let total = match &query.paging {
+        Paging::Page { .. } => {
+            let mut count = QueryBuilder::new("SELECT count(*) FROM events e");
+            push_event_filter(&mut count, filter);
+            let n: i64 = count
+                .build_query_scalar()
+                .fetch_one(pool)
+                .await
+                .map_err(db)?;
+            Some(u64::try_from(n).unwrap_or(0))
+        }
+        Paging::Cursor { .. } => None,
+    };
+    let full = u32::try_from(events.len()).is_ok_and(|n| n == size);
+    let next_cursor = if full {
+        events.last().map(Cursor::after)
+    } else {
+        None
+    };
+    Ok(EventPage {
+        events,
+        total,
+        next_cursor,
+    })
+}
 
-    pub(crate) async fn aggregate_rows(&self, query: &AggregateQuery) -> Result<Vec<AggregateRow>> {
-        if query.start >= query.end {
-            return Ok(Vec::new());
-        }
-        // Window starts from the one holding `start` up to the last before `end`.
-        let mut starts = Vec::new();
-        let mut window = query.window.window(query.start, query.tz);
-        loop {
-            starts.push(window.start);
-            if window.end >= query.end {
-                break;
-            }
-            let next = query.window.granularity().next(window, query.tz);
-            if next.start <= window.start {
-                // Cannot happen with real zones; never loop forever on a broken one.
-                break;
-            }
-            window = next;
-        }
-        let cuts: Vec<DateTime<Utc>> = starts.iter().skip(1).copied().collect();
-        let pieces = plan(query.start, query.end, &cuts);
-        let g = query.group_by;
-        let dim = |on: bool, name: &str| {
-            if on {
-                format!("s.{name}")
-            } else {
-                format!("NULL::text AS {name}")
-            }
-        };
-        let mut sql = QueryBuilder::new("SELECT width_bucket(s.at, ");
-        sql.push_bind(starts.clone());
-        sql.push(format_args!(
-            "::timestamptz[]) AS w, {}, {}, {}, sum(s.q)::text AS q, sum(s.n)::bigint AS n FROM (",
-            dim(g.tenant_id, "tenant_id"),
-            dim(g.resource, "resource"),
-            dim(g.feature, "feature"),
-        ));
-        push_sources(
-            &mut sql,
-            &pieces,
-            query.tenant_id.as_ref(),
-            query.resource.as_ref(),
-            query.feature.as_ref(),
-        );
-        sql.push(") s GROUP BY 1, 2, 3, 4");
-        let rows = sql.build().fetch_all(&self.pool).await.map_err(db)?;
-        let get = |e: sqlx::Error| Into::<metering_core::Error>::into(PgError::from(e));
-        let mut parts = Vec::with_capacity(rows.len());
-        for row in rows {
-            let w: i32 = row.try_get("w").map_err(get)?;
-            let at = usize::try_from(w)
-                .ok()
-                .and_then(|w| w.checked_sub(1))
-                .and_then(|i| starts.get(i))
-                .copied()
-                .ok_or_else(|| PgError::corrupt("window index", w))?;
-            let tenant: Option<String> = row.try_get("tenant_id").map_err(get)?;
-            let resource: Option<String> = row.try_get("resource").map_err(get)?;
-            let feature: Option<String> = row.try_get("feature").map_err(get)?;
-            let q: String = row.try_get("q").map_err(get)?;
-            let n: i64 = row.try_get("n").map_err(get)?;
-            parts.push((
-                at,
-                tenant,
-                resource,
-                feature,
-                quantity(&q)?,
-                u64::try_from(n).unwrap_or(0),
-            ));
-        }
-        // In window order, so the builder finds each row's window without recomputing it.
-        parts.sort_unstable_by_key(|p| p.0);
-        let mut builder = AggregateBuilder::new(query);
-        for (at, tenant, resource, feature, q, n) in parts {
-            builder.add(
-                at,
-                &TenantId::from_trusted(tenant.unwrap_or_default()),
-                &Resource::from_trusted(resource.unwrap_or_default()),
-                &Feature::from_trusted(feature.unwrap_or_default()),
-                q,
-                n,
-            );
-        }
-        Ok(builder.finish())
+pub(crate) async fn aggregate_rows(
+    pool: &PgPool,
+    query: &AggregateQuery,
+) -> Result<Vec<AggregateRow>> {
+    if query.start >= query.end {
+        return Ok(Vec::new());
     }
+    // Window starts from the one holding `start` up to the last before `end`.
+    let mut starts = Vec::new();
+    let mut window = query.window.window(query.start, query.tz);
+    loop {
+        starts.push(window.start);
+        if window.end >= query.end {
+            break;
+        }
+        let next = query.window.granularity().next(window, query.tz);
+        if next.start <= window.start {
+            // Cannot happen with real zones; never loop forever on a broken one.
+            break;
+        }
+        window = next;
+    }
+    let cuts: Vec<DateTime<Utc>> = starts.iter().skip(1).copied().collect();
+    let pieces = plan(query.start, query.end, &cuts);
+    let g = query.group_by;
+    let dim = |on: bool, name: &str| {
+        if on {
+            format!("s.{name}")
+        } else {
+            format!("NULL::text AS {name}")
+        }
+    };
+    let mut sql = QueryBuilder::new("SELECT width_bucket(s.at, ");
+    sql.push_bind(starts.clone());
+    sql.push(format_args!(
+        "::timestamptz[]) AS w, {}, {}, {}, sum(s.q)::text AS q, sum(s.n)::bigint AS n FROM (",
+        dim(g.tenant_id, "tenant_id"),
+        dim(g.resource, "resource"),
+        dim(g.feature, "feature"),
+    ));
+    push_sources(
+        &mut sql,
+        &pieces,
+        query.tenant_id.as_ref(),
+        query.resource.as_ref(),
+        query.feature.as_ref(),
+    );
+    sql.push(") s GROUP BY 1, 2, 3, 4");
+    let rows = sql.build().fetch_all(pool).await.map_err(db)?;
+    let get = |e: sqlx::Error| Into::<metering_core::Error>::into(PgError::from(e));
+    let mut parts = Vec::with_capacity(rows.len());
+    for row in rows {
+        let w: i32 = row.try_get("w").map_err(get)?;
+        let at = usize::try_from(w)
+            .ok()
+            .and_then(|w| w.checked_sub(1))
+            .and_then(|i| starts.get(i))
+            .copied()
+            .ok_or_else(|| PgError::corrupt("window index", w))?;
+        let tenant: Option<String> = row.try_get("tenant_id").map_err(get)?;
+        let resource: Option<String> = row.try_get("resource").map_err(get)?;
+        let feature: Option<String> = row.try_get("feature").map_err(get)?;
+        let q: String = row.try_get("q").map_err(get)?;
+        let n: i64 = row.try_get("n").map_err(get)?;
+        parts.push((
+            at,
+            tenant,
+            resource,
+            feature,
+            quantity(&q)?,
+            u64::try_from(n).unwrap_or(0),
+        ));
+    }
+    // In window order, so the builder finds each row's window without recomputing it.
+    parts.sort_unstable_by_key(|p| p.0);
+    let mut builder = AggregateBuilder::new(query);
+    for (at, tenant, resource, feature, q, n) in parts {
+        builder.add(
+            at,
+            &TenantId::from_trusted(tenant.unwrap_or_default()),
+            &Resource::from_trusted(resource.unwrap_or_default()),
+            &Feature::from_trusted(feature.unwrap_or_default()),
+            q,
+            n,
+        );
+    }
+    Ok(builder.finish())
 }

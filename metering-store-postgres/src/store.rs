@@ -9,13 +9,13 @@ use chrono::{DateTime, Utc};
 use metering_core::{
     AggregateQuery, AggregateRow, ApiKey, ApiKeyId, ConsumeOutcome, Error, Event, EventPage,
     EventQuery, Feature, InsertOutcome, KeyHash, Quantity, Quota, QuotaId, QuotaScope, QuotaSpec,
-    Result, Store, StoredApiKey, TenantId, UsageLimit, UsageScope, Window,
+    Result, Store, StoredApiKey, TenantId, UsageLimit, UsageScope, Window, redact_url,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Executor, PgPool};
 
 use crate::compact::Compactor;
-use crate::config::{PostgresConfig, redact_url};
+use crate::config::PostgresConfig;
 use crate::error::{PgError, db};
 
 /// The migrations embedded in this crate.
@@ -191,11 +191,11 @@ impl Store for PostgresStore {
     }
 
     async fn list_events(&self, query: &EventQuery) -> Result<EventPage> {
-        self.list(query).await
+        crate::read::list_events(&self.pool, query).await
     }
 
     async fn aggregate(&self, query: &AggregateQuery) -> Result<Vec<AggregateRow>> {
-        self.aggregate_rows(query).await
+        crate::read::aggregate_rows(&self.pool, query).await
     }
 
     async fn sum_usage(&self, scope: &UsageScope, window: Window) -> Result<Quantity> {
@@ -249,6 +249,23 @@ impl Store for PostgresStore {
             .await
             .map_err(db)?;
         Ok(())
+    }
+}
+
+impl PostgresStore {
+    /// Folds the rollup deltas that ingest appended into `rollups_15m` and `rollups_1d`, and
+    /// returns how many delta rows it moved (0 when another store is compacting the same
+    /// schema at that moment).
+    ///
+    /// The store does this by itself every [`crate::PostgresConfig::compaction_interval`];
+    /// call it when that is turned off. Results never depend on it: reads add the deltas
+    /// not compacted yet. It only keeps the delta table, which reads scan, short.
+    ///
+    /// # Errors
+    ///
+    /// [`metering_core::Error::Unavailable`] when the server cannot be reached.
+    pub async fn compact_rollups(&self) -> metering_core::Result<u64> {
+        crate::compact::compact(&self.pool).await.map_err(db)
     }
 }
 

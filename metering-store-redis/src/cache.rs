@@ -56,11 +56,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use metering_core::{
     CounterKey, Error, Ingested, Quantity, QuotaCache, RebuildToken, Result, UsageStream,
+    redact_url,
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{FromRedisValue, Script, ScriptInvocation};
 
-use crate::config::{RedisConfig, redact};
+use crate::config::RedisConfig;
 use crate::error::RedisCacheError;
 use crate::keys;
 use crate::recovery::Recovery;
@@ -98,7 +99,7 @@ enum Step {
 impl fmt::Debug for RedisQuotaCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisQuotaCache")
-            .field("url", &redact(&self.inner.config.url))
+            .field("url", &redact_url(&self.inner.config.url))
             .field("key_prefix", &self.inner.config.key_prefix)
             .finish_non_exhaustive()
     }
@@ -118,7 +119,7 @@ impl RedisQuotaCache {
         let client = redis::Client::open(config.url.as_str()).map_err(|e| {
             Error::invalid(
                 "redis.url",
-                format!("not a valid redis URL ({}): {e}", redact(&config.url)),
+                format!("not a valid redis URL ({}): {e}", redact_url(&config.url)),
             )
         })?;
         let manager_config = ConnectionManagerConfig::new()
@@ -141,7 +142,7 @@ impl RedisQuotaCache {
         };
         if let Err(e) = cache.health().await {
             tracing::warn!(
-                url = %redact(&cache.inner.config.url),
+                url = %redact_url(&cache.inner.config.url),
                 error = %e,
                 "redis is unreachable; quota checks read the store until it answers"
             );

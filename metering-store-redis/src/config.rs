@@ -96,32 +96,13 @@ impl RedisConfig {
 impl fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisConfig")
-            .field("url", &redact(&self.url))
+            .field("url", &metering_core::redact_url(&self.url))
             .field("key_prefix", &self.key_prefix)
             .field("connect_timeout", &self.connect_timeout)
             .field("response_timeout", &self.response_timeout)
             .field("ingest_mark_ttl", &self.ingest_mark_ttl)
             .finish()
     }
-}
-
-/// `url` with the credentials' password (or a lone token) replaced by `***`.
-pub(crate) fn redact(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_owned();
-    };
-    let authority_end = url[scheme_end..]
-        .find(['/', '?', '#'])
-        .map_or(url.len(), |i| scheme_end + i);
-    let Some(at) = url[scheme_end..authority_end]
-        .rfind('@')
-        .map(|i| scheme_end + i)
-    else {
-        return url.to_owned();
-    };
-    let credentials = &url[scheme_end..at];
-    let user = credentials.split_once(':').map_or("", |(user, _)| user);
-    format!("{}{user}:***{}", &url[..scheme_end], &url[at..])
 }
 
 /// Durations as whole milliseconds.
@@ -140,14 +121,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn redacts_credentials() {
-        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
-        assert_eq!(redact("redis://:pw@h:6379/0"), "redis://:***@h:6379/0");
-        assert_eq!(
-            redact("rediss://user:pw@h/1?x=@"),
-            "rediss://user:***@h/1?x=@"
-        );
-        assert_eq!(redact("redis://token@h"), "redis://:***@h");
+    fn debug_hides_credentials() {
         let config = RedisConfig::default().with_url("redis://u:hunter2@h");
         let debug = format!("{config:?}");
         assert!(!debug.contains("hunter2"), "{debug}");

@@ -3,9 +3,11 @@
 //! Usage metering for SaaS products: record who used which module, feature or API and how
 //! much, enforce quotas before work is done, query usage per tenant, and feed billing.
 //!
-//! This is the facade crate: it re-exports [`metering_core`] (events, quantities, windows,
-//! quotas, the [`Store`] and [`QuotaCache`] traits and the [`Metering`] engine) and, by
-//! feature, the backends and integrations.
+//! This is the facade crate: it re-exports what an application uses from [`metering_core`]
+//! (events, quantities, windows, quotas, the [`Store`] and [`QuotaCache`] traits and the
+//! [`Metering`] engine), the whole core as [`core`] for backend implementers, and, by
+//! feature, the backends and integrations. With `http`, the store and cache features also
+//! reach the REST service: `features = ["http", "postgres"]` lets it open `postgres://` URLs.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> metering::Result<()> {
@@ -39,7 +41,24 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub use metering_core::*;
+pub use metering_core::{
+    Action, AggregateBuilder, AggregateQuery, AggregateReport, AggregateRow, AggregateSummary,
+    ApiKey, ApiKeyId, BoxError, Clock, ConsumeOutcome, CounterKey, CreatedApiKey, Cursor,
+    Dimension, Error, Event, EventFilter, EventId, EventPage, EventQuery, EventRules, Feature,
+    FieldError, Granularity, GroupBy, Health, HealthStatus, IngestReceipt, Ingested, InsertOutcome,
+    KeyHash, ManualClock, Metadata, Metering, MeteringBuilder, NameError, NewApiKey, NewEvent,
+    Paging, Principal, Quantity, QuantityError, Quota, QuotaCache, QuotaDecision, QuotaId,
+    QuotaPeriod, QuotaScope, QuotaSpec, RebuildToken, Resource, Result, Role, Store, StoredApiKey,
+    SystemClock, TenantId, Tz, UsageLimit, UsageScope, UsageStream, ValidateRequest,
+    ValidationErrors, Window, WindowType, parse_tz, select_quota, validate_batch,
+};
+
+/// The in-memory store and quota cache: the reference backends, for tests and examples.
+pub use metering_core::{MemoryQuotaCache, MemoryStore};
+
+/// The whole core crate, for implementing a backend (its guide, window and time helpers,
+/// JSON decoding and group commit live there).
+pub use metering_core as core;
 
 /// The embedded SQLite store.
 #[cfg(feature = "sqlite")]

@@ -41,7 +41,6 @@
 //! ```
 
 mod enforce;
-mod request;
 mod service;
 
 use std::fmt;
@@ -53,8 +52,8 @@ use metering_core::Quantity;
 
 use crate::recorder::Recorder;
 
+pub use crate::metered::MeteredRequest;
 pub use enforce::{Enforcement, QuotaChecker};
-pub use request::MeteredRequest;
 pub use service::{MeteringFuture, MeteringService};
 
 /// What a closure sees of a request: its head and the route (the matched template, or the
@@ -251,40 +250,5 @@ impl<S> tower::Layer<S> for MeteringLayer {
 
     fn layer(&self, inner: S) -> Self::Service {
         MeteringService::new(inner, Arc::clone(&self.settings))
-    }
-}
-
-/// The default resource: the first route segment that is neither a version prefix nor a
-/// parameter.
-pub(crate) fn default_resource(route: &str) -> &str {
-    route
-        .split('/')
-        .find(|segment| {
-            !segment.is_empty()
-                && !segment.starts_with('{')
-                && !segment.starts_with(':')
-                && !is_version(segment)
-        })
-        .unwrap_or("root")
-}
-
-fn is_version(segment: &str) -> bool {
-    segment.len() > 1
-        && segment.starts_with('v')
-        && segment[1..].bytes().all(|b| b.is_ascii_digit())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn resources_skip_versions_and_parameters() {
-        assert_eq!(default_resource("/v1/items/{id}"), "items");
-        assert_eq!(default_resource("/items"), "items");
-        assert_eq!(default_resource("/{tenant}/reports"), "reports");
-        assert_eq!(default_resource("/"), "root");
-        assert_eq!(default_resource("/v2"), "root");
-        assert_eq!(default_resource("/video/x"), "video");
     }
 }

@@ -23,8 +23,8 @@ use metering_core::{
 };
 use tower::Service;
 
-use super::request::Route;
 use super::{Enforcement, MeteredRequest, RequestInfo, Settings, TenantSource};
+use crate::metered::Route;
 
 /// Wraps a service, metering each request; made by
 /// [`MeteringLayer`](super::MeteringLayer).
@@ -115,7 +115,8 @@ fn default_names_plausible(method: &Method, route: &str) -> bool {
 /// The check [`default_names_plausible`] remembers: the default resource, and the default
 /// feature `"{method} {route}"`.
 fn check_default_names(method: &Method, route: &str) -> bool {
-    plausible(&[super::default_resource(route)]) && plausible(&[method.as_str(), " ", route])
+    plausible(&[crate::metered::default_resource(route)])
+        && plausible(&[method.as_str(), " ", route])
 }
 
 /// The request head as the layer reads it: borrowed from the request, or (when a closure

@@ -21,9 +21,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use metering_core::GroupCommitConfig;
 use metering_core::{Metering, QuotaCache, Store};
 use metering_http::backends::{DEFAULT_QUOTA_CACHE_URL, DEFAULT_STORE_URL, redact_url};
-use metering_http::{AppState, GroupCommit, RateLimit, ServerConfig};
+use metering_http::{AppState, RateLimit, ServerConfig};
 
 /// The metering REST service and its admin commands.
 #[derive(Debug, Parser)]
@@ -131,7 +132,7 @@ impl ServeArgs {
             .with_max_future_skew(Duration::from_secs(self.max_future_skew_secs))
             .with_key_usage_flush_interval(Duration::from_secs(self.key_usage_flush_secs.max(1)))
             .with_group_commit((self.group_commit_max_events > 0).then(|| {
-                GroupCommit::new(
+                GroupCommitConfig::new(
                     self.group_commit_max_events,
                     Duration::from_millis(self.group_commit_max_delay_ms),
                     self.group_commit_queue,
