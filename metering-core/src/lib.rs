@@ -34,6 +34,7 @@
 //! - [Implementing a Store](crate::guide)
 //! - [The counter protocol](crate::cache) that keeps quota checks exact while counters are
 //!   rebuilt.
+//! - [Rollup range planning](crate::rollup_plan), for backends that keep sums per time bucket.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -53,6 +54,7 @@ pub mod quantity;
 pub mod query;
 pub mod quota;
 mod redact;
+pub mod rollup_plan;
 pub mod store;
 pub mod time;
 pub mod window;

@@ -3,6 +3,7 @@
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
+use metering_core::rollup_plan::{Piece, window_starts};
 use metering_core::{
     AggregateBuilder, AggregateQuery, AggregateRow, Cursor, Event, EventFilter, EventId, EventPage,
     EventQuery, Feature, Metadata, Paging, Quantity, Resource, Result, TenantId, UsageScope,
@@ -12,7 +13,7 @@ use sqlx::postgres::{PgRow, Postgres};
 use sqlx::{PgConnection, PgPool, QueryBuilder, Row};
 
 use crate::error::{PgError, db};
-use crate::plan::{Piece, Source, plan};
+use crate::plan::{Source, instant, plan};
 
 /// Appends ` AND column = $n` for each equality filter that is set.
 fn push_filters(
@@ -43,8 +44,8 @@ const ROLLUP_COLUMNS: (&str, &str) = ("bucket", "x.events");
 fn bounds(pieces: &[Piece], sources: &[Source]) -> (Vec<DateTime<Utc>>, Vec<DateTime<Utc>>) {
     pieces
         .iter()
-        .filter(|p| sources.contains(&p.source))
-        .map(|p| (p.start, p.end))
+        .filter(|p| sources.contains(&Source::of(**p)))
+        .map(|p| (instant(p.start()), instant(p.end())))
         .unzip()
 }
 
@@ -238,20 +239,7 @@ pub(crate) async fn aggregate_rows(
         return Ok(Vec::new());
     }
     // Window starts from the one holding `start` up to the last before `end`.
-    let mut starts = Vec::new();
-    let mut window = query.window.window(query.start, query.tz);
-    loop {
-        starts.push(window.start);
-        if window.end >= query.end {
-            break;
-        }
-        let next = query.window.granularity().next(window, query.tz);
-        if next.start <= window.start {
-            // Cannot happen with real zones; never loop forever on a broken one.
-            break;
-        }
-        window = next;
-    }
+    let starts = window_starts(query);
     let cuts: Vec<DateTime<Utc>> = starts.iter().skip(1).copied().collect();
     let pieces = plan(query.start, query.end, &cuts);
     let g = query.group_by;

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use metering_core::rollup_plan::{Piece, plan, window_starts};
 use metering_core::{
     AggregateBuilder, AggregateQuery, AggregateRow, Feature, Quantity, Resource, TenantId,
     UsageScope, Window,
@@ -11,30 +12,17 @@ use rusqlite::{Connection, params_from_iter};
 
 use crate::codec::{micros, nanos};
 use crate::error::DbResult;
-use crate::rollup::{Piece, decompose, join, merge};
+use crate::rollup::{LEVELS, join};
 
-/// The pieces that answer `query`: each window's part of `[start, end)`, decomposed, then
-/// adjacent pieces joined.
+/// The pieces that answer `query`: its range cut at its window starts, planned over the
+/// rollup levels.
 pub(crate) fn query_pieces(query: &AggregateQuery) -> Vec<Piece> {
-    let (start, end) = (micros(query.start), micros(query.end));
-    let mut pieces = Vec::new();
-    if start >= end {
-        return pieces;
-    }
-    let granularity = query.window.granularity();
-    let mut window = query.window.window(query.start, query.tz);
-    loop {
-        decompose(
-            micros(window.start).max(start),
-            micros(window.end).min(end),
-            &mut pieces,
-        );
-        if window.end >= query.end || window.end <= window.start {
-            break;
-        }
-        window = granularity.next(window, query.tz);
-    }
-    merge(pieces)
+    let cuts: Vec<i64> = window_starts(query)
+        .into_iter()
+        .skip(1)
+        .map(micros)
+        .collect();
+    plan(micros(query.start), micros(query.end), &cuts, LEVELS)
 }
 
 /// Equality filters on the three dimensions.
@@ -223,8 +211,7 @@ pub(crate) fn sum_usage(
     scope: &UsageScope,
     window: Window,
 ) -> DbResult<Quantity> {
-    let mut pieces = Vec::new();
-    decompose(micros(window.start), micros(window.end), &mut pieces);
+    let pieces = plan(micros(window.start), micros(window.end), &[], LEVELS);
     let filters = Filters {
         tenant_id: Some(scope.tenant_id.as_str()),
         resource: scope.resource.as_ref().map(Resource::as_str),
