@@ -23,7 +23,7 @@ use crate::error::ErrorCode;
 
 /// The document's fixed parts: its description, the shared schemas and the tags. The
 /// paths are added by the router from its own list of routes ([`crate::router`]), so a route
-/// cannot be served without being documented; [`complete`] then adds the security schemes
+/// cannot be served without being documented; the router then adds the security schemes
 /// and shared error answers to every operation.
 #[derive(Debug, OpenApi)]
 #[openapi(
