@@ -44,6 +44,7 @@ pub mod clock;
 pub mod engine;
 pub mod error;
 pub mod event;
+mod forward;
 pub mod group_commit;
 pub mod guide;
 pub mod json;
@@ -83,6 +84,13 @@ pub use quota::{
 pub use redact::redact_url;
 pub use store::{ConsumeOutcome, InsertOutcome, Store, StoredApiKey};
 pub use window::{Granularity, QuotaPeriod, Window, WindowType, parse_tz};
+
+/// For [`forward_store!`]: the attribute its impls carry.
+#[doc(hidden)]
+pub use async_trait::async_trait as __async_trait;
+/// For [`forward_store!`]: the time types in `Store` signatures.
+#[doc(hidden)]
+pub use chrono as __chrono;
 
 /// Re-exported so users name time zones with the same version.
 pub use chrono_tz::Tz;

@@ -4,13 +4,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use metering_core::{
-    AggregateQuery, AggregateRow, ApiKey, ApiKeyId, ConsumeOutcome, Error, Event, EventFilter,
-    EventPage, EventQuery, Feature, GroupCommitConfig, InsertOutcome, KeyHash, MemoryStore,
-    Metering, NewEvent, Paging, Quantity, Quota, QuotaId, QuotaScope, QuotaSpec, Result, Store,
-    StoredApiKey, TenantId, UsageLimit, UsageScope, Window,
+    Error, Event, EventFilter, EventQuery, Feature, GroupCommitConfig, InsertOutcome, MemoryStore,
+    Metering, NewEvent, Paging, Quantity, QuotaScope, QuotaSpec, Result, Store, TenantId,
 };
 
 /// A memory store that counts `insert_events` calls and can be slowed down.
@@ -21,54 +17,18 @@ struct SlowStore {
     delay_ms: u64,
 }
 
-#[async_trait]
-impl Store for SlowStore {
+metering_core::forward_store! {
+    impl Store for SlowStore => inner;
+    forward: [
+        list_events, aggregate, sum_usage, consume, upsert_quota, list_quotas, quota_candidates,
+        delete_quota, insert_api_key, api_key_by_hash, list_api_keys, revoke_api_key,
+        record_key_usage, health,
+    ];
+
     async fn insert_events(&self, events: &[Event]) -> Result<InsertOutcome> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(self.delay_ms)).await;
         self.inner.insert_events(events).await
-    }
-    async fn list_events(&self, q: &EventQuery) -> Result<EventPage> {
-        self.inner.list_events(q).await
-    }
-    async fn aggregate(&self, q: &AggregateQuery) -> Result<Vec<AggregateRow>> {
-        self.inner.aggregate(q).await
-    }
-    async fn sum_usage(&self, s: &UsageScope, w: Window) -> Result<Quantity> {
-        self.inner.sum_usage(s, w).await
-    }
-    async fn consume(&self, e: &Event, l: &UsageLimit) -> Result<ConsumeOutcome> {
-        self.inner.consume(e, l).await
-    }
-    async fn upsert_quota(&self, s: &QuotaSpec, n: DateTime<Utc>) -> Result<Quota> {
-        self.inner.upsert_quota(s, n).await
-    }
-    async fn list_quotas(&self, s: Option<&QuotaScope>) -> Result<Vec<Quota>> {
-        self.inner.list_quotas(s).await
-    }
-    async fn quota_candidates(&self, t: &TenantId, f: &Feature) -> Result<Vec<Quota>> {
-        self.inner.quota_candidates(t, f).await
-    }
-    async fn delete_quota(&self, id: QuotaId) -> Result<()> {
-        self.inner.delete_quota(id).await
-    }
-    async fn insert_api_key(&self, k: &ApiKey, h: &KeyHash) -> Result<()> {
-        self.inner.insert_api_key(k, h).await
-    }
-    async fn api_key_by_hash(&self, h: &KeyHash) -> Result<Option<StoredApiKey>> {
-        self.inner.api_key_by_hash(h).await
-    }
-    async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
-        self.inner.list_api_keys().await
-    }
-    async fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<()> {
-        self.inner.revoke_api_key(id, at).await
-    }
-    async fn record_key_usage(&self, u: &[(ApiKeyId, DateTime<Utc>)]) -> Result<()> {
-        self.inner.record_key_usage(u).await
-    }
-    async fn health(&self) -> Result<()> {
-        self.inner.health().await
     }
 }
 

@@ -4,10 +4,17 @@
 //! every endpoint of the v1 contract under `/v1/meter`, and the `metering-server` binary
 //! that runs it on a store and quota cache chosen by URL.
 //!
-//! Handlers only parse, check the caller's role and call the [`Metering`] engine; every
-//! failure becomes the error envelope `{"error": {"code", "message", "details"}}` in one
-//! place, [`ApiError`], including axum's own rejections (bad JSON, wrong content type,
-//! oversized bodies, unknown paths and methods).
+//! Each handler parses its request, authorizes the caller's
+//! [`Principal`](metering_core::Principal) for the action (role and tenant scope), calls
+//! the [`Metering`] engine and returns the answer as JSON; bodies that carry quantities are
+//! the typed [`messages`], so decimals keep their exact text. Every failure becomes the
+//! error envelope `{"error": {"code", "message", "details"}}` in one place, [`ApiError`],
+//! including axum's own rejections (bad JSON, wrong content type, oversized bodies, unknown
+//! paths and methods).
+//!
+//! The API's routes and the OpenAPI document's paths come from one list, so an API route
+//! cannot be served without being documented. `ENDPOINTS.md` in this crate is the
+//! endpoint reference; a test checks its sections against the same routes.
 //!
 //! ## Embedding
 //!
@@ -63,7 +70,7 @@
 //! | 422 | `VALIDATION_ERROR`: `details.errors` lists `{index, field, message}` |
 //! | 429 | `RATE_LIMITED`: over the key's rate limit (off by default); `Retry-After` is set |
 //! | 500 | `INTERNAL`: fixed message; the cause is logged |
-//! | 503 | `UNAVAILABLE` |
+//! | 503 | `UNAVAILABLE`: the store (or a required cache) is unreachable, or the ingest queue is full; `Retry-After` is set |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

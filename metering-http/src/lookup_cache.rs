@@ -14,12 +14,10 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use metering_core::{
-    AggregateQuery, AggregateRow, ApiKey, ApiKeyId, ConsumeOutcome, Event, EventPage, EventQuery,
-    Feature, InsertOutcome, KeyHash, Quantity, Quota, QuotaId, QuotaScope, QuotaSpec, Result,
-    Store, StoredApiKey, TenantId, UsageLimit, UsageScope, Window,
+    ApiKey, ApiKeyId, Feature, KeyHash, Quota, QuotaId, QuotaSpec, Result, Store, StoredApiKey,
+    TenantId,
 };
 
 /// Entries kept at most per map; a full map is emptied (a crude but bounded policy).
@@ -103,36 +101,17 @@ impl<S: Store + ?Sized> CachedLookups<S> {
     }
 }
 
-#[async_trait]
-impl<S: Store + ?Sized> Store for CachedLookups<S> {
-    async fn insert_events(&self, events: &[Event]) -> Result<InsertOutcome> {
-        self.inner.insert_events(events).await
-    }
-
-    async fn list_events(&self, query: &EventQuery) -> Result<EventPage> {
-        self.inner.list_events(query).await
-    }
-
-    async fn aggregate(&self, query: &AggregateQuery) -> Result<Vec<AggregateRow>> {
-        self.inner.aggregate(query).await
-    }
-
-    async fn sum_usage(&self, scope: &UsageScope, window: Window) -> Result<Quantity> {
-        self.inner.sum_usage(scope, window).await
-    }
-
-    async fn consume(&self, event: &Event, limit: &UsageLimit) -> Result<ConsumeOutcome> {
-        self.inner.consume(event, limit).await
-    }
+metering_core::forward_store! {
+    impl[S: Store + ?Sized] Store for CachedLookups<S> => inner;
+    forward: [
+        insert_events, list_events, aggregate, sum_usage, consume, list_quotas, list_api_keys,
+        record_key_usage, health,
+    ];
 
     async fn upsert_quota(&self, spec: &QuotaSpec, now: DateTime<Utc>) -> Result<Quota> {
         let result = self.inner.upsert_quota(spec, now).await;
         self.quotas.clear();
         result
-    }
-
-    async fn list_quotas(&self, scope: Option<&QuotaScope>) -> Result<Vec<Quota>> {
-        self.inner.list_quotas(scope).await
     }
 
     async fn quota_candidates(&self, tenant: &TenantId, feature: &Feature) -> Result<Vec<Quota>> {
@@ -168,21 +147,9 @@ impl<S: Store + ?Sized> Store for CachedLookups<S> {
         Ok(found)
     }
 
-    async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
-        self.inner.list_api_keys().await
-    }
-
     async fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<()> {
         let result = self.inner.revoke_api_key(id, at).await;
         self.keys.clear();
         result
-    }
-
-    async fn record_key_usage(&self, uses: &[(ApiKeyId, DateTime<Utc>)]) -> Result<()> {
-        self.inner.record_key_usage(uses).await
-    }
-
-    async fn health(&self) -> Result<()> {
-        self.inner.health().await
     }
 }

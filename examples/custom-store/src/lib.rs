@@ -7,13 +7,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use metering::{
-    AggregateQuery, AggregateRow, ApiKey, ApiKeyId, ConsumeOutcome, Event, EventPage, EventQuery,
-    Feature, InsertOutcome, KeyHash, MemoryStore, Quantity, Quota, QuotaId, QuotaScope, QuotaSpec,
-    Result, Store, StoredApiKey, TenantId, UsageLimit, UsageScope, Window,
-};
+use metering::{ConsumeOutcome, Event, InsertOutcome, MemoryStore, Result, Store, UsageLimit};
 
 /// A store that delegates to `inner` and counts the events it wrote.
 #[derive(Debug, Clone, Default)]
@@ -38,25 +32,19 @@ impl<S: Store + Clone> CountingStore<S> {
     }
 }
 
-#[async_trait]
-impl<S: Store + Clone> Store for CountingStore<S> {
+metering::core::forward_store! {
+    impl[S: Store + Clone] Store for CountingStore<S> => inner;
+    forward: [
+        list_events, aggregate, sum_usage, upsert_quota, list_quotas, quota_candidates,
+        delete_quota, insert_api_key, api_key_by_hash, list_api_keys, revoke_api_key,
+        record_key_usage, health,
+    ];
+
     async fn insert_events(&self, events: &[Event]) -> Result<InsertOutcome> {
         let outcome = self.inner.insert_events(events).await?;
         self.written
             .fetch_add(outcome.inserted_count(), Ordering::Relaxed);
         Ok(outcome)
-    }
-
-    async fn list_events(&self, query: &EventQuery) -> Result<EventPage> {
-        self.inner.list_events(query).await
-    }
-
-    async fn aggregate(&self, query: &AggregateQuery) -> Result<Vec<AggregateRow>> {
-        self.inner.aggregate(query).await
-    }
-
-    async fn sum_usage(&self, scope: &UsageScope, window: Window) -> Result<Quantity> {
-        self.inner.sum_usage(scope, window).await
     }
 
     async fn consume(&self, event: &Event, limit: &UsageLimit) -> Result<ConsumeOutcome> {
@@ -65,45 +53,5 @@ impl<S: Store + Clone> Store for CountingStore<S> {
             self.written.fetch_add(1, Ordering::Relaxed);
         }
         Ok(outcome)
-    }
-
-    async fn upsert_quota(&self, spec: &QuotaSpec, now: DateTime<Utc>) -> Result<Quota> {
-        self.inner.upsert_quota(spec, now).await
-    }
-
-    async fn list_quotas(&self, scope: Option<&QuotaScope>) -> Result<Vec<Quota>> {
-        self.inner.list_quotas(scope).await
-    }
-
-    async fn quota_candidates(&self, tenant: &TenantId, feature: &Feature) -> Result<Vec<Quota>> {
-        self.inner.quota_candidates(tenant, feature).await
-    }
-
-    async fn delete_quota(&self, id: QuotaId) -> Result<()> {
-        self.inner.delete_quota(id).await
-    }
-
-    async fn insert_api_key(&self, key: &ApiKey, hash: &KeyHash) -> Result<()> {
-        self.inner.insert_api_key(key, hash).await
-    }
-
-    async fn api_key_by_hash(&self, hash: &KeyHash) -> Result<Option<StoredApiKey>> {
-        self.inner.api_key_by_hash(hash).await
-    }
-
-    async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
-        self.inner.list_api_keys().await
-    }
-
-    async fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<()> {
-        self.inner.revoke_api_key(id, at).await
-    }
-
-    async fn record_key_usage(&self, uses: &[(ApiKeyId, DateTime<Utc>)]) -> Result<()> {
-        self.inner.record_key_usage(uses).await
-    }
-
-    async fn health(&self) -> Result<()> {
-        self.inner.health().await
     }
 }

@@ -1,5 +1,7 @@
-//! The handlers, one module per resource. Each parses its input, checks the caller's role,
-//! calls the engine and shapes the answer; errors go through [`crate::ApiError`].
+//! The handlers, one module per resource. Each parses its input, authorizes the caller's
+//! `Principal` (role and tenant scope), calls the engine and returns the answer; errors go
+//! through [`crate::ApiError`]. The router serves them, and the OpenAPI document lists
+//! them, from the one route list in `api_routes` (`lib.rs`).
 
 pub(crate) mod aggregates;
 pub(crate) mod api_keys;

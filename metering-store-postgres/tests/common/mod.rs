@@ -2,13 +2,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use metering_core::{
-    AggregateQuery, AggregateRow, ApiKey, ApiKeyId, ConsumeOutcome, Event, EventPage, EventQuery,
-    Feature, InsertOutcome, KeyHash, Quantity, Quota, QuotaId, QuotaScope, QuotaSpec, Result,
-    Store, StoredApiKey, TenantId, UsageLimit, UsageScope, Window,
-};
+use metering_core::{ConsumeOutcome, Event, InsertOutcome, Result, UsageLimit};
 use metering_store_postgres::{PostgresConfig, PostgresStore, sqlx};
 use tokio::sync::OnceCell;
 
@@ -121,52 +115,20 @@ impl Compacting {
     }
 }
 
-#[async_trait]
-impl Store for Compacting {
+metering_core::forward_store! {
+    impl Store for Compacting => 0;
+    forward: [
+        list_events, aggregate, sum_usage, upsert_quota, list_quotas, quota_candidates,
+        delete_quota, insert_api_key, api_key_by_hash, list_api_keys, revoke_api_key,
+        record_key_usage, health,
+    ];
+
     async fn insert_events(&self, events: &[Event]) -> Result<InsertOutcome> {
         self.compacted(self.0.insert_events(events).await).await
     }
-    async fn list_events(&self, query: &EventQuery) -> Result<EventPage> {
-        self.0.list_events(query).await
-    }
-    async fn aggregate(&self, query: &AggregateQuery) -> Result<Vec<AggregateRow>> {
-        self.0.aggregate(query).await
-    }
-    async fn sum_usage(&self, scope: &UsageScope, window: Window) -> Result<Quantity> {
-        self.0.sum_usage(scope, window).await
-    }
+
     async fn consume(&self, event: &Event, limit: &UsageLimit) -> Result<ConsumeOutcome> {
         self.compacted(self.0.consume(event, limit).await).await
-    }
-    async fn upsert_quota(&self, spec: &QuotaSpec, now: DateTime<Utc>) -> Result<Quota> {
-        self.0.upsert_quota(spec, now).await
-    }
-    async fn list_quotas(&self, scope: Option<&QuotaScope>) -> Result<Vec<Quota>> {
-        self.0.list_quotas(scope).await
-    }
-    async fn quota_candidates(&self, tenant: &TenantId, feature: &Feature) -> Result<Vec<Quota>> {
-        self.0.quota_candidates(tenant, feature).await
-    }
-    async fn delete_quota(&self, id: QuotaId) -> Result<()> {
-        self.0.delete_quota(id).await
-    }
-    async fn insert_api_key(&self, key: &ApiKey, hash: &KeyHash) -> Result<()> {
-        self.0.insert_api_key(key, hash).await
-    }
-    async fn api_key_by_hash(&self, hash: &KeyHash) -> Result<Option<StoredApiKey>> {
-        self.0.api_key_by_hash(hash).await
-    }
-    async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
-        self.0.list_api_keys().await
-    }
-    async fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<()> {
-        self.0.revoke_api_key(id, at).await
-    }
-    async fn record_key_usage(&self, uses: &[(ApiKeyId, DateTime<Utc>)]) -> Result<()> {
-        self.0.record_key_usage(uses).await
-    }
-    async fn health(&self) -> Result<()> {
-        self.0.health().await
     }
 }
 

@@ -1,0 +1,160 @@
+//! [`forward_store!`](crate::forward_store): `Store` decorators without forwarding by hand.
+
+/// Implements [`Store`](crate::Store) for a decorator: the methods named after `forward:` go
+/// to the store in the named field (`inner`, or `0` for a tuple struct), unchanged; the methods written out in the block are the
+/// decorator's own. A method must be in exactly one of the two places (the compiler reports
+/// a missing or repeated one).
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+///
+/// use metering_core::{Event, InsertOutcome, MemoryStore, Result, Store};
+///
+/// /// Counts the events written through it.
+/// #[derive(Debug, Default)]
+/// struct Counting<S> {
+///     inner: S,
+///     written: AtomicUsize,
+/// }
+///
+/// metering_core::forward_store! {
+///     impl[S: Store] Store for Counting<S> => inner;
+///     forward: [list_events, aggregate, sum_usage, consume, upsert_quota, list_quotas,
+///               quota_candidates, delete_quota, insert_api_key, api_key_by_hash,
+///               list_api_keys, revoke_api_key, record_key_usage, health];
+///
+///     async fn insert_events(&self, events: &[Event]) -> Result<InsertOutcome> {
+///         let outcome = self.inner.insert_events(events).await?;
+///         self.written.fetch_add(events.len(), Ordering::Relaxed);
+///         Ok(outcome)
+///     }
+/// }
+///
+/// let store: Arc<dyn Store> = Arc::new(Counting { inner: MemoryStore::new(), written: AtomicUsize::new(0) });
+/// # let _ = store;
+/// ```
+#[macro_export]
+macro_rules! forward_store {
+    (
+        impl $([$($generics:tt)*])? Store for $ty:ty => $inner:tt ;
+        forward: [$($method:ident),* $(,)?] ;
+        $($body:tt)*
+    ) => {
+        $crate::forward_store!(@munch [$($($generics)*)?] [$ty] [$inner] [$($method)*] [] $($body)*);
+    };
+    (@munch [$($generics:tt)*] [$ty:ty] $inner:tt [] [$($acc:tt)*] $($body:tt)*) => {
+        #[$crate::__async_trait]
+        impl<$($generics)*> $crate::Store for $ty {
+            $($acc)*
+            $($body)*
+        }
+    };
+    (@munch $gen:tt $ty:tt [$($inner:tt)+] [insert_events $($rest:ident)*] [$($acc:tt)*] $($body:tt)*) => {
+        $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
+            async fn insert_events(&self, events: &[$crate::Event]) -> $crate::Result<$crate::InsertOutcome> {
+                self.$($inner)+.insert_events(events).await
+            }
+        ] $($body)*);
+    };
+    (@munch $gen:tt $ty:tt [$($inner:tt)+] [list_events $($rest:ident)*] [$($acc:tt)*] $($body:tt)*) => {
+        $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
+            async fn list_events(&self, query: &$crate::EventQuery) -> $crate::Result<$crate::EventPage> {
+                self.$($inner)+.list_events(query).await
+            }
+        ] $($body)*);
+    };
+    (@munch $gen:tt $ty:tt [$($inner:tt)+] [aggregate $($rest:ident)*] [$($acc:tt)*] $($body:tt)*) => {
+        $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
+            async fn aggregate(&self, query: &$crate::AggregateQuery) -> $crate::Result<::std::vec::Vec<$crate::AggregateRow>> {
+                self.$($inner)+.aggregate(query).await
+            }
+        ] $($body)*);
+    };
+    (@munch $gen:tt $ty:tt [$($inner:tt)+] [sum_usage $($rest:ident)*] [$($acc:tt)*] $($body:tt)*) => {
+        $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
+            async fn sum_usage(&self, scope: &$crate::UsageScope, window: $crate::Window) -> $crate::Result<$crate::Quantity> {
+                self.$($inner)+.sum_usage(scope, window).await
+            }
+        ] $($body)*);
+    };
+    (@munch $gen:tt $ty:tt [$($inner:tt)+] [consume $($rest:ident)*] [$($acc:tt)*] $($body:tt)*) => {
+        $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
+            async fn consume(&self, event: &$crate::Event, limit: &$crate::UsageLimit) -> $crate::Result<$crate::ConsumeOutcome> {
+                self.$($inner)+.consume(event, limit).await
+            }
+        ] $($body)*);
+    };
+    (@munch $gen:tt $ty:tt [$($inner:tt)+] [upsert_quota $($rest:ident)*] [$($acc:tt)*] $($body:tt)*) => {
+        $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
+            async fn upsert_quota(&self, spec: &$crate::QuotaSpec, now: $crate::__chrono::DateTime<$crate::__chrono::Utc>) -> $crate::Result<$crate::Quota> {
+                self.$($inner)+.upsert_quota(spec, now).await
+            }
+        ] $($body)*);
+    };
+    (@munch $gen:tt $ty:tt [$($inner:tt)+] [list_quotas $($rest:ident)*] [$($acc:tt)*] $($body:tt)*) => {
+        $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
+            async fn list_quotas(&self, scope: ::std::option::Option<&$crate::QuotaScope>) -> $crate::Result<::std::vec::Vec<$crate::Quota>> {
+                self.$($inner)+.list_quotas(scope).await
+            }
+        ] $($body)*);
+    };
+    (@munch $gen:tt $ty:tt [$($inner:tt)+] [quota_candidates $($rest:ident)*] [$($acc:tt)*] $($body:tt)*) => {
+        $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
+            async fn quota_candidates(&self, tenant: &$crate::TenantId, feature: &$crate::Feature) -> $crate::Result<::std::vec::Vec<$crate::Quota>> {
+                self.$($inner)+.quota_candidates(tenant, feature).await
+            }
+        ] $($body)*);
+    };
+    (@munch $gen:tt $ty:tt [$($inner:tt)+] [delete_quota $($rest:ident)*] [$($acc:tt)*] $($body:tt)*) => {
+        $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
+            async fn delete_quota(&self, id: $crate::QuotaId) -> $crate::Result<()> {
+                self.$($inner)+.delete_quota(id).await
+            }
+        ] $($body)*);
+    };
+    (@munch $gen:tt $ty:tt [$($inner:tt)+] [insert_api_key $($rest:ident)*] [$($acc:tt)*] $($body:tt)*) => {
+        $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
+            async fn insert_api_key(&self, key: &$crate::ApiKey, hash: &$crate::KeyHash) -> $crate::Result<()> {
+                self.$($inner)+.insert_api_key(key, hash).await
+            }
+        ] $($body)*);
+    };
+    (@munch $gen:tt $ty:tt [$($inner:tt)+] [api_key_by_hash $($rest:ident)*] [$($acc:tt)*] $($body:tt)*) => {
+        $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
+            async fn api_key_by_hash(&self, hash: &$crate::KeyHash) -> $crate::Result<::std::option::Option<$crate::StoredApiKey>> {
+                self.$($inner)+.api_key_by_hash(hash).await
+            }
+        ] $($body)*);
+    };
+    (@munch $gen:tt $ty:tt [$($inner:tt)+] [list_api_keys $($rest:ident)*] [$($acc:tt)*] $($body:tt)*) => {
+        $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
+            async fn list_api_keys(&self) -> $crate::Result<::std::vec::Vec<$crate::ApiKey>> {
+                self.$($inner)+.list_api_keys().await
+            }
+        ] $($body)*);
+    };
+    (@munch $gen:tt $ty:tt [$($inner:tt)+] [revoke_api_key $($rest:ident)*] [$($acc:tt)*] $($body:tt)*) => {
+        $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
+            async fn revoke_api_key(&self, id: $crate::ApiKeyId, at: $crate::__chrono::DateTime<$crate::__chrono::Utc>) -> $crate::Result<()> {
+                self.$($inner)+.revoke_api_key(id, at).await
+            }
+        ] $($body)*);
+    };
+    (@munch $gen:tt $ty:tt [$($inner:tt)+] [record_key_usage $($rest:ident)*] [$($acc:tt)*] $($body:tt)*) => {
+        $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
+            async fn record_key_usage(&self, uses: &[($crate::ApiKeyId, $crate::__chrono::DateTime<$crate::__chrono::Utc>)]) -> $crate::Result<()> {
+                self.$($inner)+.record_key_usage(uses).await
+            }
+        ] $($body)*);
+    };
+    (@munch $gen:tt $ty:tt [$($inner:tt)+] [health $($rest:ident)*] [$($acc:tt)*] $($body:tt)*) => {
+        $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
+            async fn health(&self) -> $crate::Result<()> {
+                self.$($inner)+.health().await
+            }
+        ] $($body)*);
+    };
+}
