@@ -216,6 +216,25 @@ pub struct EventPage {
     pub next_cursor: Option<Cursor>,
 }
 
+impl EventPage {
+    /// The page of `events` read for `paging`: the next cursor follows the last event when
+    /// the page is full (a shorter page is the last one).
+    #[must_use]
+    pub fn new(events: Vec<Event>, total: Option<u64>, paging: &Paging) -> Self {
+        let full = u32::try_from(events.len()).is_ok_and(|n| n == paging.page_size().max(1));
+        let next_cursor = if full {
+            events.last().map(Cursor::after)
+        } else {
+            None
+        };
+        EventPage {
+            events,
+            total,
+            next_cursor,
+        }
+    }
+}
+
 /// A dimension events can be grouped by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Dimension {

@@ -5,7 +5,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use metering_core::rollup_plan::{Piece, window_starts};
 use metering_core::{
-    AggregateBuilder, AggregateQuery, AggregateRow, Cursor, Event, EventFilter, EventId, EventPage,
+    AggregateBuilder, AggregateQuery, AggregateRow, Event, EventFilter, EventId, EventPage,
     EventQuery, Feature, Metadata, Paging, Quantity, Resource, Result, TenantId, UsageScope,
     Window,
 };
@@ -218,17 +218,7 @@ pub(crate) async fn list_events(pool: &PgPool, query: &EventQuery) -> Result<Eve
         }
         Paging::Cursor { .. } => None,
     };
-    let full = u32::try_from(events.len()).is_ok_and(|n| n == size);
-    let next_cursor = if full {
-        events.last().map(Cursor::after)
-    } else {
-        None
-    };
-    Ok(EventPage {
-        events,
-        total,
-        next_cursor,
-    })
+    Ok(EventPage::new(events, total, &query.paging))
 }
 
 pub(crate) async fn aggregate_rows(

@@ -1,6 +1,6 @@
 //! Writing events (with their rollups) and listing them.
 
-use metering_core::{Cursor, EventFilter, EventPage, EventQuery, Paging};
+use metering_core::{EventFilter, EventPage, EventQuery, Paging};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Transaction, params, params_from_iter};
 
@@ -139,23 +139,13 @@ pub(crate) fn list(conn: &Connection, query: &EventQuery) -> DbResult<EventPage>
         }
         Paging::Cursor { .. } => None,
     };
-    let full = u32::try_from(events.len()).is_ok_and(|n| n == query.paging.page_size());
-    let next_cursor = if full {
-        events.last().map(Cursor::after)
-    } else {
-        None
-    };
-    Ok(EventPage {
-        events,
-        total,
-        next_cursor,
-    })
+    Ok(EventPage::new(events, total, &query.paging))
 }
 
 #[cfg(test)]
 mod tests {
     use chrono::{DateTime, Utc};
-    use metering_core::{EventId, Resource, TenantId};
+    use metering_core::{Cursor, EventId, Resource, TenantId};
 
     use super::*;
 

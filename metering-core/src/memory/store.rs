@@ -9,9 +9,7 @@ use crate::apikey::{ApiKey, ApiKeyId, KeyHash};
 use crate::error::{Error, Result};
 use crate::event::{Event, EventId, Feature, TenantId};
 use crate::quantity::Quantity;
-use crate::query::{
-    AggregateBuilder, AggregateQuery, AggregateRow, Cursor, EventPage, EventQuery, Paging,
-};
+use crate::query::{AggregateBuilder, AggregateQuery, AggregateRow, EventPage, EventQuery, Paging};
 use crate::quota::{Quota, QuotaId, QuotaScope, QuotaSpec, UsageLimit, UsageScope};
 use crate::store::{ConsumeOutcome, InsertOutcome, Store, StoredApiKey};
 use crate::window::Window;
@@ -138,14 +136,7 @@ impl Store for MemoryStore {
                 None,
             ),
         };
-        let next_cursor = (events.len() == size)
-            .then(|| events.last().map(Cursor::after))
-            .flatten();
-        Ok(EventPage {
-            events,
-            total,
-            next_cursor,
-        })
+        Ok(EventPage::new(events, total, &query.paging))
     }
 
     async fn aggregate(&self, query: &AggregateQuery) -> Result<Vec<AggregateRow>> {
