@@ -48,6 +48,7 @@ mod forward;
 pub mod group_commit;
 pub mod guide;
 pub mod json;
+pub mod lookup_cache;
 #[cfg(feature = "memory")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
 pub mod memory;
@@ -70,6 +71,7 @@ pub use event::{
     validate_batch,
 };
 pub use group_commit::GroupCommitConfig;
+pub use lookup_cache::CachedLookups;
 #[cfg(feature = "memory")]
 pub use memory::{MemoryQuotaCache, MemoryStore};
 pub use quantity::{Quantity, QuantityError};

@@ -38,7 +38,7 @@ pub struct ServerConfig {
     /// How long [`crate::AppState::from_backends`] caches API key and quota lookups
     /// (default 1 s; zero turns it off). Writes through this process clear the cache at
     /// once; another instance sharing the store sees them at most this much later (see
-    /// [`crate::lookup_cache`]).
+    /// [`metering_core::lookup_cache`]).
     pub lookup_cache_ttl: Duration,
 }
 

@@ -9,8 +9,8 @@ use metering_core::{ApiKeyId, Metering, QuotaCache, Store};
 
 use crate::config::{RateLimit, ServerConfig};
 use crate::instrument::{InstrumentedCache, InstrumentedStore};
-use crate::lookup_cache::CachedLookups;
 use crate::metrics::Metrics;
+use metering_core::CachedLookups;
 
 /// The state behind the router: the engine, the limits, the metrics registry and the
 /// rate limiter. Cheap to clone.

@@ -43,13 +43,13 @@
 
 pub use metering_core::{
     Action, AggregateBuilder, AggregateQuery, AggregateReport, AggregateRow, AggregateSummary,
-    ApiKey, ApiKeyId, BoxError, Clock, ConsumeOutcome, CounterKey, CreatedApiKey, Cursor,
-    Dimension, Error, Event, EventFilter, EventId, EventPage, EventQuery, EventRules, Feature,
-    FieldError, Granularity, GroupBy, Health, HealthStatus, IngestReceipt, Ingested, InsertOutcome,
-    KeyHash, ManualClock, Metadata, Metering, MeteringBuilder, NameError, NewApiKey, NewEvent,
-    Paging, Principal, Quantity, QuantityError, Quota, QuotaCache, QuotaDecision, QuotaId,
-    QuotaPeriod, QuotaScope, QuotaSpec, RebuildToken, Resource, Result, Role, Store, StoredApiKey,
-    SystemClock, TenantId, Tz, UsageLimit, UsageScope, UsageStream, ValidateRequest,
+    ApiKey, ApiKeyId, BoxError, CachedLookups, Clock, ConsumeOutcome, CounterKey, CreatedApiKey,
+    Cursor, Dimension, Error, Event, EventFilter, EventId, EventPage, EventQuery, EventRules,
+    Feature, FieldError, Granularity, GroupBy, Health, HealthStatus, IngestReceipt, Ingested,
+    InsertOutcome, KeyHash, ManualClock, Metadata, Metering, MeteringBuilder, NameError, NewApiKey,
+    NewEvent, Paging, Principal, Quantity, QuantityError, Quota, QuotaCache, QuotaDecision,
+    QuotaId, QuotaPeriod, QuotaScope, QuotaSpec, RebuildToken, Resource, Result, Role, Store,
+    StoredApiKey, SystemClock, TenantId, Tz, UsageLimit, UsageScope, UsageStream, ValidateRequest,
     ValidationErrors, Window, WindowType, parse_tz, select_quota, validate_batch,
 };
 

@@ -14,11 +14,11 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
-use metering_core::{
+use crate::{
     ApiKey, ApiKeyId, Feature, KeyHash, Quota, QuotaId, QuotaSpec, Result, Store, StoredApiKey,
     TenantId,
 };
+use chrono::{DateTime, Utc};
 
 /// Entries kept at most per map; a full map is emptied (a crude but bounded policy).
 const MAX_ENTRIES: usize = 10_000;
@@ -101,7 +101,7 @@ impl<S: Store + ?Sized> CachedLookups<S> {
     }
 }
 
-metering_core::forward_store! {
+crate::forward_store! {
     impl[S: Store + ?Sized] Store for CachedLookups<S> => inner;
     forward: [
         insert_events, list_events, aggregate, sum_usage, consume, list_quotas, list_api_keys,
