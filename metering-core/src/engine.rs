@@ -502,6 +502,34 @@ impl Metering {
         self.inner.store.delete_quota(id).await
     }
 
+    /// Deletes a quota on behalf of `caller`: an admin key; a tenant-scoped one only for its
+    /// own tenant's quotas, never the defaults (`*`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Forbidden`] when `caller` may not; [`Error::NotFound`] for an unknown id; the
+    /// store's error.
+    pub async fn delete_quota_as(&self, caller: &Principal, id: QuotaId) -> Result<()> {
+        caller.authorize(Action::Admin)?;
+        if caller.key.tenant_id.is_some() {
+            let quota = self
+                .inner
+                .store
+                .quota(id)
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("quota `{id}`")))?;
+            match &quota.spec.tenant_id {
+                QuotaScope::Tenant(t) => caller.authorize_tenant(t)?,
+                QuotaScope::AllTenants => {
+                    return Err(Error::Forbidden(
+                        "a tenant-scoped key may not delete default quotas".into(),
+                    ));
+                }
+            }
+        }
+        self.delete_quota(id).await
+    }
+
     /// Makes a new API key; the secret in the result is never available again.
     ///
     /// # Errors
@@ -580,6 +608,34 @@ impl Metering {
     /// [`Error::NotFound`] for an unknown id; the store's error.
     pub async fn revoke_api_key(&self, id: ApiKeyId) -> Result<()> {
         self.inner.store.revoke_api_key(id, self.now()).await
+    }
+
+    /// Revokes a key on behalf of `caller`: an admin key; a tenant-scoped one only for keys
+    /// of its own tenant, never unscoped keys.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Forbidden`] when `caller` may not; [`Error::NotFound`] for an unknown id; the
+    /// store's error.
+    pub async fn revoke_api_key_as(&self, caller: &Principal, id: ApiKeyId) -> Result<()> {
+        caller.authorize(Action::Admin)?;
+        if caller.key.tenant_id.is_some() {
+            let key = self
+                .inner
+                .store
+                .api_key(id)
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("API key `{id}`")))?;
+            match &key.tenant_id {
+                Some(t) => caller.authorize_tenant(t)?,
+                None => {
+                    return Err(Error::Forbidden(
+                        "a tenant-scoped key may not revoke unscoped keys".into(),
+                    ));
+                }
+            }
+        }
+        self.revoke_api_key(id).await
     }
 
     /// Authenticates a presented secret.

@@ -22,9 +22,9 @@
 ///
 /// metering_core::forward_store! {
 ///     impl[S: Store] Store for Counting<S> => inner;
-///     forward: [list_events, aggregate, sum_usage, consume, upsert_quota, list_quotas,
+///     forward: [list_events, aggregate, sum_usage, consume, upsert_quota, list_quotas, quota,
 ///               quota_candidates, delete_quota, insert_api_key, api_key_by_hash,
-///               list_api_keys, revoke_api_key, record_key_usage, health];
+///               list_api_keys, api_key, revoke_api_key, record_key_usage, health];
 ///
 ///     async fn insert_events(&self, events: &[Event]) -> Result<InsertOutcome> {
 ///         let outcome = self.inner.insert_events(events).await?;
@@ -154,6 +154,20 @@ macro_rules! forward_store {
         $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
             async fn health(&self) -> $crate::Result<()> {
                 self.$($inner)+.health().await
+            }
+        ] $($body)*);
+    };
+    (@munch $gen:tt $ty:tt [$($inner:tt)+] [quota $($rest:ident)*] [$($acc:tt)*] $($body:tt)*) => {
+        $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
+            async fn quota(&self, id: $crate::QuotaId) -> $crate::Result<::std::option::Option<$crate::Quota>> {
+                self.$($inner)+.quota(id).await
+            }
+        ] $($body)*);
+    };
+    (@munch $gen:tt $ty:tt [$($inner:tt)+] [api_key $($rest:ident)*] [$($acc:tt)*] $($body:tt)*) => {
+        $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
+            async fn api_key(&self, id: $crate::ApiKeyId) -> $crate::Result<::std::option::Option<$crate::ApiKey>> {
+                self.$($inner)+.api_key(id).await
             }
         ] $($body)*);
     };

@@ -104,8 +104,8 @@ impl<S: Store + ?Sized> CachedLookups<S> {
 crate::forward_store! {
     impl[S: Store + ?Sized] Store for CachedLookups<S> => inner;
     forward: [
-        insert_events, list_events, aggregate, sum_usage, consume, list_quotas, list_api_keys,
-        record_key_usage, health,
+        insert_events, list_events, aggregate, sum_usage, consume, list_quotas, quota,
+        list_api_keys, api_key, record_key_usage, health,
     ];
 
     async fn upsert_quota(&self, spec: &QuotaSpec, now: DateTime<Utc>) -> Result<Quota> {

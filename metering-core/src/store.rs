@@ -166,6 +166,18 @@ pub trait Store: Send + Sync + Debug + 'static {
     /// [`crate::Error::Unavailable`] when the store cannot be reached.
     async fn list_quotas(&self, scope: Option<&QuotaScope>) -> Result<Vec<Quota>>;
 
+    /// One quota by its id.
+    ///
+    /// # Behavior
+    ///
+    /// - The quota as [`Store::upsert_quota`] last returned it; `None` for an unknown id or
+    ///   a deleted quota.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Unavailable`] when the store cannot be reached.
+    async fn quota(&self, id: QuotaId) -> Result<Option<Quota>>;
+
     /// The quotas that may govern `tenant`'s use of `feature`: the tenant's own and the
     /// defaults (`*`) for that feature, with any resource.
     ///
@@ -201,6 +213,18 @@ pub trait Store: Send + Sync + Debug + 'static {
     ///
     /// [`crate::Error::Unavailable`] when the store cannot be reached.
     async fn list_api_keys(&self) -> Result<Vec<ApiKey>>;
+
+    /// One key by its id, without its secret, whatever its state.
+    ///
+    /// # Behavior
+    ///
+    /// - The key as listed by [`Store::list_api_keys`], revoked and expired keys too;
+    ///   `None` for an unknown id.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Unavailable`] when the store cannot be reached.
+    async fn api_key(&self, id: ApiKeyId) -> Result<Option<ApiKey>>;
 
     /// Marks a key revoked at `at`; it stops authenticating at once.
     ///

@@ -20,9 +20,9 @@ struct SlowStore {
 metering_core::forward_store! {
     impl Store for SlowStore => inner;
     forward: [
-        list_events, aggregate, sum_usage, consume, upsert_quota, list_quotas, quota_candidates,
-        delete_quota, insert_api_key, api_key_by_hash, list_api_keys, revoke_api_key,
-        record_key_usage, health,
+        list_events, aggregate, sum_usage, consume, upsert_quota, list_quotas, quota,
+        quota_candidates, delete_quota, insert_api_key, api_key_by_hash, list_api_keys, api_key,
+        revoke_api_key, record_key_usage, health,
     ];
 
     async fn insert_events(&self, events: &[Event]) -> Result<InsertOutcome> {

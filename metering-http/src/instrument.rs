@@ -120,6 +120,10 @@ impl<S: Store + ?Sized> Store for InstrumentedStore<S> {
         )
     }
 
+    async fn quota(&self, id: QuotaId) -> Result<Option<Quota>> {
+        timed!(self, record_store_call, "quota", self.inner.quota(id))
+    }
+
     async fn quota_candidates(&self, tenant: &TenantId, feature: &Feature) -> Result<Vec<Quota>> {
         timed!(
             self,
@@ -154,6 +158,10 @@ impl<S: Store + ?Sized> Store for InstrumentedStore<S> {
             "api_key_by_hash",
             self.inner.api_key_by_hash(hash)
         )
+    }
+
+    async fn api_key(&self, id: ApiKeyId) -> Result<Option<ApiKey>> {
+        timed!(self, record_store_call, "api_key", self.inner.api_key(id))
     }
 
     async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {

@@ -128,6 +128,16 @@ pub(crate) async fn quota_candidates(
     quotas_from_rows(&rows)
 }
 
+pub(crate) async fn quota(pool: &PgPool, id: QuotaId) -> Result<Option<Quota>> {
+    let sql = format!("SELECT {QUOTA_COLUMNS} FROM quotas WHERE id = $1");
+    let rows = sqlx::query(sql.as_str())
+        .bind(id.0)
+        .fetch_all(pool)
+        .await
+        .map_err(db)?;
+    Ok(quotas_from_rows(&rows)?.into_iter().next())
+}
+
 pub(crate) async fn delete_quota(pool: &PgPool, id: QuotaId) -> Result<()> {
     let done = sqlx::query("DELETE FROM quotas WHERE id = $1")
         .bind(id.0)
@@ -209,6 +219,16 @@ pub(crate) async fn list_api_keys(pool: &PgPool) -> Result<Vec<ApiKey>> {
     rows.iter()
         .map(|r| key_from_row(r).map(|k| k.key))
         .collect()
+}
+
+pub(crate) async fn api_key(pool: &PgPool, id: ApiKeyId) -> Result<Option<ApiKey>> {
+    let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1");
+    let row = sqlx::query(sql.as_str())
+        .bind(id.0)
+        .fetch_optional(pool)
+        .await
+        .map_err(db)?;
+    Ok(row.as_ref().map(key_from_row).transpose()?.map(|k| k.key))
 }
 
 pub(crate) async fn revoke_api_key(pool: &PgPool, id: ApiKeyId, at: DateTime<Utc>) -> Result<()> {

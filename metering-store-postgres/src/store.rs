@@ -219,6 +219,10 @@ impl Store for PostgresStore {
         crate::admin::quota_candidates(&self.pool, tenant, feature).await
     }
 
+    async fn quota(&self, id: QuotaId) -> Result<Option<Quota>> {
+        crate::admin::quota(&self.pool, id).await
+    }
+
     async fn delete_quota(&self, id: QuotaId) -> Result<()> {
         crate::admin::delete_quota(&self.pool, id).await
     }
@@ -233,6 +237,10 @@ impl Store for PostgresStore {
 
     async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
         crate::admin::list_api_keys(&self.pool).await
+    }
+
+    async fn api_key(&self, id: ApiKeyId) -> Result<Option<ApiKey>> {
+        crate::admin::api_key(&self.pool, id).await
     }
 
     async fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<()> {

@@ -58,6 +58,13 @@ pub(crate) fn by_hash(conn: &Connection, hash: &KeyHash) -> DbResult<Option<Stor
     rows.next()?.map(key_from_row).transpose()
 }
 
+/// The key with this id.
+pub(crate) fn by_id(conn: &Connection, id: ApiKeyId) -> DbResult<Option<ApiKey>> {
+    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM api_keys WHERE id = ?1"))?;
+    let mut rows = stmt.query([id.to_string()])?;
+    Ok(rows.next()?.map(key_from_row).transpose()?.map(|k| k.key))
+}
+
 /// Every key, oldest first.
 pub(crate) fn list(conn: &Connection) -> DbResult<Vec<ApiKey>> {
     let mut stmt =

@@ -116,6 +116,18 @@ pub(crate) fn list(conn: &Connection, scope: Option<&QuotaScope>) -> DbResult<Ve
     }
 }
 
+/// The quota with this id.
+pub(crate) fn by_id(conn: &Connection, id: QuotaId) -> DbResult<Option<Quota>> {
+    let id = id.to_string();
+    Ok(collect(
+        conn,
+        &format!("SELECT {COLUMNS} FROM quotas WHERE id = ?1"),
+        &[id.as_str()],
+    )?
+    .into_iter()
+    .next())
+}
+
 /// The quotas that may govern `tenant`'s use of `feature`.
 pub(crate) fn candidates(
     conn: &Connection,

@@ -239,6 +239,10 @@ impl Store for SqliteStore {
         self.read(move |c| quotas::list(c, scope.as_ref())).await
     }
 
+    async fn quota(&self, id: QuotaId) -> Result<Option<Quota>> {
+        self.read(move |c| quotas::by_id(c, id)).await
+    }
+
     async fn quota_candidates(&self, tenant: &TenantId, feature: &Feature) -> Result<Vec<Quota>> {
         let (tenant, feature) = (tenant.clone(), feature.clone());
         self.read(move |c| quotas::candidates(c, &tenant, &feature))
@@ -265,6 +269,10 @@ impl Store for SqliteStore {
 
     async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
         self.read(keys::list).await
+    }
+
+    async fn api_key(&self, id: ApiKeyId) -> Result<Option<ApiKey>> {
+        self.read(move |c| keys::by_id(c, id)).await
     }
 
     async fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<()> {

@@ -50,6 +50,7 @@ macro_rules! store_conformance {
             late_events_land_in_their_own_window,
             sum_usage_scopes_and_windows,
             quota_upsert_list_delete,
+            records_are_found_by_id,
             quota_matching_and_periods,
             validate_sees_every_acknowledged_event,
             consume_is_atomic_under_concurrency,

@@ -931,6 +931,51 @@ pub async fn quota_upsert_list_delete<S: Store + Clone>(store: S) {
     );
 }
 
+/// `quota(id)` and `api_key(id)` find one record: as stored, `None` when unknown or
+/// deleted, revoked keys included.
+pub async fn records_are_found_by_id<S: Store + Clone>(store: S) {
+    let ns = Namespace::new();
+    let spec = QuotaSpec::new(
+        QuotaScope::Tenant(ns.tenant("a")),
+        feature("lookups"),
+        qty("12.5"),
+        QuotaPeriod::Daily,
+    );
+    let quota = store.upsert_quota(&spec, now()).await.expect("upsert");
+    assert_eq!(
+        store.quota(quota.id).await.expect("lookup"),
+        Some(quota.clone())
+    );
+    assert_eq!(
+        store
+            .quota(metering_core::QuotaId::generate())
+            .await
+            .expect("lookup"),
+        None
+    );
+    store.delete_quota(quota.id).await.expect("delete");
+    assert_eq!(store.quota(quota.id).await.expect("lookup"), None);
+
+    let (engine, _clock) = engine(&store);
+    let created = engine
+        .create_api_key(NewApiKey::new("lookup", Role::Read).for_tenant(ns.tenant("a")))
+        .await
+        .expect("create");
+    let found = store.api_key(created.key.id).await.expect("lookup");
+    assert_eq!(found.as_ref(), Some(&created.key));
+    assert_eq!(
+        store.api_key(ApiKeyId::generate()).await.expect("lookup"),
+        None
+    );
+    engine.revoke_api_key(created.key.id).await.expect("revoke");
+    let revoked = store
+        .api_key(created.key.id)
+        .await
+        .expect("lookup")
+        .expect("still found");
+    assert!(revoked.revoked_at.is_some());
+}
+
 /// The most specific quota governs, and each period resets at its boundary.
 pub async fn quota_matching_and_periods<S: Store + Clone>(store: S) {
     let ns = Namespace::new();

@@ -221,6 +221,10 @@ impl Store for MemoryStore {
         Ok(quotas)
     }
 
+    async fn quota(&self, id: QuotaId) -> Result<Option<Quota>> {
+        Ok(self.read().quotas.get(&id).cloned())
+    }
+
     async fn delete_quota(&self, id: QuotaId) -> Result<()> {
         match self.write().quotas.remove(&id) {
             Some(_) => Ok(()),
@@ -252,6 +256,15 @@ impl Store for MemoryStore {
 
     async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
         Ok(self.read().keys.iter().map(|k| k.key.clone()).collect())
+    }
+
+    async fn api_key(&self, id: ApiKeyId) -> Result<Option<ApiKey>> {
+        Ok(self
+            .read()
+            .keys
+            .iter()
+            .find(|k| k.key.id == id)
+            .map(|k| k.key.clone()))
     }
 
     async fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<()> {

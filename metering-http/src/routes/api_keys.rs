@@ -99,28 +99,9 @@ pub(crate) async fn revoke(
     Auth(principal): Auth,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    principal.authorize(Action::Admin)?;
     let id: ApiKeyId = id
         .parse()
         .map_err(|_| Error::NotFound(format!("API key `{id}`")))?;
-    if principal.key.tenant_id.is_some() {
-        let key = state
-            .engine()
-            .list_api_keys()
-            .await?
-            .into_iter()
-            .find(|k| k.id == id)
-            .ok_or_else(|| Error::NotFound(format!("API key `{id}`")))?;
-        match &key.tenant_id {
-            Some(t) => principal.authorize_tenant(t)?,
-            None => {
-                return Err(Error::Forbidden(
-                    "a tenant-scoped key may not revoke unscoped keys".into(),
-                )
-                .into());
-            }
-        }
-    }
-    state.engine().revoke_api_key(id).await?;
+    state.engine().revoke_api_key_as(&principal, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -98,29 +98,10 @@ pub(crate) async fn delete(
     Auth(principal): Auth,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    principal.authorize(Action::Admin)?;
     // An id that is not even a UUID names no quota.
     let id: QuotaId = id
         .parse()
         .map_err(|_| Error::NotFound(format!("quota `{id}`")))?;
-    if principal.key.tenant_id.is_some() {
-        let quota = state
-            .engine()
-            .list_quotas(None)
-            .await?
-            .into_iter()
-            .find(|q| q.id == id)
-            .ok_or_else(|| Error::NotFound(format!("quota `{id}`")))?;
-        match &quota.spec.tenant_id {
-            QuotaScope::Tenant(t) => principal.authorize_tenant(t)?,
-            QuotaScope::AllTenants => {
-                return Err(Error::Forbidden(
-                    "a tenant-scoped key may not delete default quotas".into(),
-                )
-                .into());
-            }
-        }
-    }
-    state.engine().delete_quota(id).await?;
+    state.engine().delete_quota_as(&principal, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -246,6 +246,10 @@ impl Store for SwitchStore {
         fail(&self.mode)?;
         self.inner.list_quotas(scope).await
     }
+    async fn quota(&self, id: QuotaId) -> Result<Option<Quota>> {
+        fail(&self.mode)?;
+        self.inner.quota(id).await
+    }
     async fn quota_candidates(&self, tenant: &TenantId, feature: &Feature) -> Result<Vec<Quota>> {
         fail(&self.mode)?;
         self.inner.quota_candidates(tenant, feature).await
@@ -265,6 +269,10 @@ impl Store for SwitchStore {
     async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
         fail(&self.mode)?;
         self.inner.list_api_keys().await
+    }
+    async fn api_key(&self, id: ApiKeyId) -> Result<Option<ApiKey>> {
+        fail(&self.mode)?;
+        self.inner.api_key(id).await
     }
     async fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<()> {
         fail(&self.mode)?;

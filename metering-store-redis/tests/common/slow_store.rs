@@ -25,8 +25,9 @@ impl<S> SlowStore<S> {
 metering_core::forward_store! {
     impl[S: Store] Store for SlowStore<S> => inner;
     forward: [
-        list_events, aggregate, upsert_quota, list_quotas, quota_candidates, delete_quota,
-        insert_api_key, api_key_by_hash, list_api_keys, revoke_api_key, record_key_usage, health,
+        list_events, aggregate, upsert_quota, list_quotas, quota, quota_candidates,
+        delete_quota, insert_api_key, api_key_by_hash, list_api_keys, api_key, revoke_api_key,
+        record_key_usage, health,
     ];
 
     async fn insert_events(&self, events: &[Event]) -> Result<InsertOutcome> {
