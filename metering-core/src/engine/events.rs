@@ -1,0 +1,80 @@
+//! Recording events and reading them back: ingest, listing and aggregates.
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::event::{Event, NewEvent, validate_batch};
+use crate::query::{AggregateQuery, AggregateReport, EventPage, EventQuery, MAX_PAGE_SIZE, Paging};
+
+use super::{IngestReceipt, Metering, spawn_to_completion};
+
+impl Metering {
+    /// Validates a batch whole and stores it, idempotently by event id.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`] listing every bad event (nothing is written),
+    /// [`Error::TooLarge`] for an oversized batch, or the store's error.
+    pub async fn ingest(&self, events: Vec<NewEvent>) -> Result<IngestReceipt> {
+        let events = validate_batch(events, &self.inner.rules, self.now())?;
+        self.ingest_validated(events).await
+    }
+
+    /// Stores events that were already validated (see [`crate::validate_batch`]), in one
+    /// transaction. Runs to completion even if the caller stops waiting, so a dropped
+    /// request never leaves counters half-updated.
+    ///
+    /// # Errors
+    ///
+    /// The store's error; nothing was written then.
+    pub async fn ingest_validated(&self, events: Vec<Event>) -> Result<IngestReceipt> {
+        let (inserted, events) = match &self.inner.group {
+            // Queued jobs run to completion in the worker even if this caller goes away.
+            Some(group) if group.takes(events.len()) => group.submit(events).await?,
+            _ => {
+                let inner = Arc::clone(&self.inner);
+                spawn_to_completion(async move { inner.insert_bracketed(events).await }).await?
+            }
+        };
+        let processed = inserted.iter().filter(|i| **i).count();
+        Ok(IngestReceipt {
+            events_processed: processed,
+            duplicates: inserted.len() - processed,
+            event_ids: events.into_iter().map(|e| e.id).collect(),
+        })
+    }
+
+    /// Lists events.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`] for a page size outside 1 to 1000 or page 0; the store's error.
+    pub async fn list_events(&self, query: &EventQuery) -> Result<EventPage> {
+        let size = query.paging.page_size();
+        if !(1..=MAX_PAGE_SIZE).contains(&size) {
+            return Err(Error::invalid("page_size", "must be between 1 and 1000"));
+        }
+        if let Paging::Page { page: 0, .. } = query.paging {
+            return Err(Error::invalid("page", "must be 1 or more"));
+        }
+        if let (Some(s), Some(e)) = (query.filter.start, query.filter.end) {
+            if e < s {
+                return Err(Error::invalid("end_date", "must not be before start_date"));
+            }
+        }
+        self.inner.store.list_events(query).await
+    }
+
+    /// Sums usage per window and group.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`] when `end <= start`; the store's error.
+    pub async fn aggregate(&self, query: &AggregateQuery) -> Result<AggregateReport> {
+        if query.end <= query.start {
+            return Err(Error::invalid("end_date", "must be after start_date"));
+        }
+        let rows = self.inner.store.aggregate(query).await?;
+        Ok(AggregateReport::from_rows(rows))
+    }
+}

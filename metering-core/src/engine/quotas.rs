@@ -1,0 +1,240 @@
+//! Quotas: checks, atomic consumption and quota administration.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::apikey::{Action, Principal};
+use crate::cache::{CounterKey, UsageStream};
+use crate::error::{Error, Result};
+use crate::event::{Event, NewEvent};
+use crate::quantity::Quantity;
+use crate::quota::{
+    Quota, QuotaDecision, QuotaId, QuotaScope, QuotaSpec, UsageLimit, UsageScope, ValidateRequest,
+    select_quota,
+};
+use crate::store::ConsumeOutcome;
+
+use super::{Metering, spawn_to_completion};
+
+impl Metering {
+    /// Checks a quota, and with `consume` records the usage when allowed, atomically.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`] for a consume without a resource (the event needs one);
+    /// the store's error.
+    pub async fn validate(&self, request: ValidateRequest) -> Result<QuotaDecision> {
+        let now = self.now();
+        let candidates = self
+            .inner
+            .store
+            .quota_candidates(&request.tenant_id, &request.feature)
+            .await?;
+        let quota = select_quota(
+            &candidates,
+            &request.tenant_id,
+            request.resource.as_ref(),
+            &request.feature,
+        )
+        .cloned();
+        let event = if request.consume {
+            Some(self.consume_event(&request, now)?)
+        } else {
+            None
+        };
+        let Some(quota) = quota else {
+            let event_id = match event {
+                Some(event) => Some(self.ingest_validated(vec![event]).await?.event_ids[0].clone()),
+                None => None,
+            };
+            let period = request
+                .period
+                .map(|p| (p, p.window(now, chrono_tz::Tz::UTC)));
+            let usage = match (&period, &request.resource) {
+                (Some((_, window)), resource) => {
+                    let scope = UsageScope {
+                        tenant_id: request.tenant_id.clone(),
+                        resource: resource.clone(),
+                        feature: request.feature.clone(),
+                    };
+                    self.inner.store.sum_usage(&scope, *window).await?
+                }
+                _ => Quantity::ZERO,
+            };
+            let mut decision = QuotaDecision::unlimited(period, usage);
+            decision.event_id = event_id;
+            return Ok(decision);
+        };
+        let window = quota.spec.period.window(now, quota.spec.tz);
+        let key = CounterKey {
+            scope: UsageScope::of(&quota.spec, &request.tenant_id),
+            window,
+        };
+        match event {
+            None => {
+                let usage = self.usage(&key).await?;
+                let allowed = usage
+                    .checked_add(request.quantity)
+                    .is_some_and(|total| total <= quota.spec.limit);
+                Ok(QuotaDecision::under_quota(
+                    &quota,
+                    window,
+                    usage,
+                    request.quantity,
+                    allowed,
+                ))
+            }
+            Some(event) => self.consume(quota, key, event, request.quantity).await,
+        }
+    }
+
+    fn consume_event(&self, request: &ValidateRequest, now: DateTime<Utc>) -> Result<Event> {
+        let Some(resource) = request.resource.clone() else {
+            return Err(Error::invalid(
+                "resource",
+                "is required when consume is true (the recorded event needs one)",
+            ));
+        };
+        let mut new = NewEvent::new(
+            request.tenant_id.as_str(),
+            resource.as_str(),
+            request.feature.as_str(),
+        )
+        .with_quantity(request.quantity);
+        new.id = request.id.as_ref().map(|id| id.as_str().to_owned());
+        new.metadata.clone_from(&request.metadata);
+        let mut errors = crate::error::ValidationErrors::new();
+        match new.validate(&self.inner.rules, now, None, "", &mut errors) {
+            Some(event) => Ok(event),
+            None => Err(Error::Validation(errors)),
+        }
+    }
+
+    async fn consume(
+        &self,
+        quota: Quota,
+        key: CounterKey,
+        event: Event,
+        requested: Quantity,
+    ) -> Result<QuotaDecision> {
+        let inner = Arc::clone(&self.inner);
+        let limit = UsageLimit {
+            scope: key.scope.clone(),
+            window: key.window,
+            limit: quota.spec.limit,
+        };
+        let event_id = event.id.clone();
+        let streams = vec![UsageStream::of(&event)];
+        let outcome = spawn_to_completion(async move {
+            inner
+                .bracket(&streams, vec![event], |store, events| async move {
+                    let outcome = store.consume(&events[0], &limit).await?;
+                    let admitted = matches!(outcome, ConsumeOutcome::Admitted { .. });
+                    Ok((outcome, vec![admitted], events))
+                })
+                .await
+        })
+        .await?;
+        let mut decision = match outcome.0 {
+            ConsumeOutcome::Admitted { usage_before } => QuotaDecision::under_quota(
+                &quota,
+                key.window,
+                usage_before + requested,
+                requested,
+                true,
+            ),
+            ConsumeOutcome::Duplicate { usage } => {
+                QuotaDecision::under_quota(&quota, key.window, usage, requested, true)
+            }
+            ConsumeOutcome::Denied { usage } => {
+                return Ok(QuotaDecision::under_quota(
+                    &quota, key.window, usage, requested, false,
+                ));
+            }
+        };
+        decision.event_id = Some(event_id);
+        Ok(decision)
+    }
+
+    /// The exact usage behind a counter: from the cache when present, else from the store
+    /// (rebuilding the counter when no ingest is in flight).
+    async fn usage(&self, key: &CounterKey) -> Result<Quantity> {
+        let cache = &self.inner.cache;
+        match cache.usage(key).await {
+            Ok(Some(usage)) => return Ok(usage),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "quota cache unreachable; reading usage from the store");
+                return self.inner.store.sum_usage(&key.scope, key.window).await;
+            }
+        }
+        let token = cache.begin_rebuild(key).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "quota cache unreachable; not rebuilding the counter");
+            None
+        });
+        let usage = self.inner.store.sum_usage(&key.scope, key.window).await?;
+        if let Some(token) = token {
+            if let Err(e) = cache.finish_rebuild(key, token, usage).await {
+                tracing::warn!(error = %e, "quota cache unreachable; counter not stored");
+            }
+        }
+        Ok(usage)
+    }
+
+    /// Inserts or replaces a quota.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`] for a zero limit or a threshold over 100; the store's error.
+    pub async fn upsert_quota(&self, spec: QuotaSpec) -> Result<Quota> {
+        let spec = spec.validate()?;
+        self.inner.store.upsert_quota(&spec, self.now()).await
+    }
+
+    /// Lists quotas, all or one tenant's (`*` lists the defaults).
+    ///
+    /// # Errors
+    ///
+    /// The store's error.
+    pub async fn list_quotas(&self, scope: Option<&QuotaScope>) -> Result<Vec<Quota>> {
+        self.inner.store.list_quotas(scope).await
+    }
+
+    /// Deletes a quota.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] for an unknown id; the store's error.
+    pub async fn delete_quota(&self, id: QuotaId) -> Result<()> {
+        self.inner.store.delete_quota(id).await
+    }
+
+    /// Deletes a quota on behalf of `caller`: an admin key; a tenant-scoped one only for its
+    /// own tenant's quotas, never the defaults (`*`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Forbidden`] when `caller` may not; [`Error::NotFound`] for an unknown id; the
+    /// store's error.
+    pub async fn delete_quota_as(&self, caller: &Principal, id: QuotaId) -> Result<()> {
+        caller.authorize(Action::Admin)?;
+        if caller.key.tenant_id.is_some() {
+            let quota = self
+                .inner
+                .store
+                .quota(id)
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("quota `{id}`")))?;
+            match &quota.spec.tenant_id {
+                QuotaScope::Tenant(t) => caller.authorize_tenant(t)?,
+                QuotaScope::AllTenants => {
+                    return Err(Error::Forbidden(
+                        "a tenant-scoped key may not delete default quotas".into(),
+                    ));
+                }
+            }
+        }
+        self.delete_quota(id).await
+    }
+}
