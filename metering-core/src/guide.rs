@@ -76,6 +76,9 @@
 //!     async fn list_quotas(&self, scope: Option<&QuotaScope>) -> Result<Vec<Quota>> {
 //!         self.inner.list_quotas(scope).await
 //!     }
+//!     async fn quota(&self, id: QuotaId) -> Result<Option<Quota>> {
+//!         self.inner.quota(id).await
+//!     }
 //!     async fn quota_candidates(&self, t: &TenantId, f: &Feature) -> Result<Vec<Quota>> {
 //!         self.inner.quota_candidates(t, f).await
 //!     }
@@ -90,6 +93,9 @@
 //!     }
 //!     async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
 //!         self.inner.list_api_keys().await
+//!     }
+//!     async fn api_key(&self, id: ApiKeyId) -> Result<Option<ApiKey>> {
+//!         self.inner.api_key(id).await
 //!     }
 //!     async fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<()> {
 //!         self.inner.revoke_api_key(id, at).await
@@ -111,4 +117,6 @@
 //! ```
 //!
 //! The same store then runs the whole conformance suite unchanged; see
-//! `examples/custom-store` in the repository.
+//! `examples/custom-store` in the repository, which writes the same decorator with
+//! [`forward_store!`](crate::forward_store): only the methods it changes, and the names of
+//! those it passes on.
