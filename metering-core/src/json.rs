@@ -10,6 +10,7 @@
 //! tree: member names and strings without escapes are borrowed from the body.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -135,17 +136,17 @@ impl<'a> JsonObject<'a> {
         self.members.is_empty()
     }
 
-    /// Names that appear more than once, each reported once. JSON allows them, but a
-    /// decoder that silently kept one of two quantities would change what it was given.
+    /// Names that appear more than once, each reported once, in the order their second
+    /// occurrence was sent. JSON allows them, but a decoder that silently kept one of two
+    /// quantities would change what it was given. Linear in the number of members, so a
+    /// body of many members cannot make it slow.
     pub fn duplicate_keys(&self) -> impl Iterator<Item = &str> + '_ {
-        self.members
-            .iter()
-            .enumerate()
-            .filter(|(i, (key, _))| {
-                let earlier = self.members[..*i].iter().filter(|(k, _)| k == key).count();
-                earlier == 1
-            })
-            .map(|(_, (key, _))| key.as_ref())
+        let mut seen = HashSet::with_capacity(self.members.len());
+        let mut reported = HashSet::new();
+        self.members.iter().filter_map(move |(key, _)| {
+            let key = key.as_ref();
+            (!seen.insert(key) && reported.insert(key)).then_some(key)
+        })
     }
 }
 
