@@ -1,14 +1,15 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod admin;
-mod compact;
+mod aggregate;
+mod api_keys;
 mod config;
 mod error;
-mod ingest;
-mod plan;
-mod read;
+mod events;
+mod migrations;
+mod quotas;
 mod retention;
+mod rollup;
 mod store;
 
 pub use config::PostgresConfig;

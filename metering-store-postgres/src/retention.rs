@@ -1,14 +1,57 @@
-//! Partition upkeep: monthly partitions ahead of need, and retention by whole partitions.
+//! Partition upkeep: monthly partitions ahead of need and on demand, and retention by whole
+//! partitions.
 
-use chrono::{DateTime, Months, NaiveDate, Utc};
+use std::collections::HashSet;
+use std::sync::{Mutex, PoisonError};
+
+use chrono::{DateTime, Datelike, Months, NaiveDate, TimeZone, Utc};
 use metering_core::{Error, Result};
+use sqlx::{PgConnection, PgPool};
 
-use crate::compact::LOCK_ROLLUPS;
+use crate::config::PostgresConfig;
 use crate::error::db;
-use crate::ingest::month_start;
-use crate::store::{PostgresStore, lock, quote_ident};
+use crate::migrations::quote_ident;
+use crate::rollup::LOCK_ROLLUPS;
 
-/// What [`PostgresStore::apply_retention`] removed.
+/// First days (UTC) of the months whose partition is known to exist.
+pub(crate) type KnownPartitions = Mutex<HashSet<DateTime<Utc>>>;
+
+/// Locks the partition cache, surviving a poisoned lock (the set stays consistent).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The first instant (UTC) of the month holding `t`.
+pub(crate) fn month_start(t: DateTime<Utc>) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(t.year(), t.month(), 1, 0, 0, 0)
+        .single()
+        .unwrap_or(t)
+}
+
+/// Makes sure the monthly partitions holding `timestamps` exist.
+pub(crate) async fn ensure_partitions(
+    partitions: &KnownPartitions,
+    conn: &mut PgConnection,
+    timestamps: impl IntoIterator<Item = DateTime<Utc>>,
+) -> Result<()> {
+    let months: HashSet<DateTime<Utc>> = timestamps.into_iter().map(month_start).collect();
+    let missing: Vec<DateTime<Utc>> = {
+        let known = lock(partitions);
+        months.into_iter().filter(|m| !known.contains(m)).collect()
+    };
+    if missing.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("SELECT metering_ensure_partition(m) FROM unnest($1::timestamptz[]) AS m")
+        .bind(&missing)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    lock(partitions).extend(missing);
+    Ok(())
+}
+
+/// What [`PostgresStore::apply_retention`](crate::PostgresStore::apply_retention) removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RetentionReport {
@@ -34,95 +77,92 @@ fn partition_range(name: &str) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
     ))
 }
 
-impl PostgresStore {
-    /// Routine upkeep at `now`: creates the partitions of this month and of the configured
-    /// number of months ahead, and applies the configured retention (if any). Run it now and
-    /// then (daily is plenty); [`PostgresStore::open`] runs it once.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Unavailable`] when the server cannot be reached.
-    pub async fn maintain(&self, now: DateTime<Utc>) -> Result<RetentionReport> {
-        let this_month = month_start(now);
-        let months: Vec<DateTime<Utc>> = (0..=self.config.partitions_ahead)
-            .filter_map(|k| this_month.checked_add_months(Months::new(k)))
-            .collect();
-        let mut conn = self.pool.acquire().await.map_err(db)?;
-        self.ensure_partitions(&mut conn, months).await?;
-        drop(conn);
-        match self.config.retention {
-            Some(keep) => {
-                let keep = chrono::Duration::from_std(keep)
-                    .map_err(|e| Error::internal("retention too long", e))?;
-                self.apply_retention(now - keep).await
-            }
-            None => Ok(RetentionReport::default()),
+/// Creates the partitions of the month of `now` and of `config.partitions_ahead` months
+/// after it, and applies `config.retention` (if any) at `now`.
+pub(crate) async fn maintain(
+    pool: &PgPool,
+    config: &PostgresConfig,
+    partitions: &KnownPartitions,
+    now: DateTime<Utc>,
+) -> Result<RetentionReport> {
+    let this_month = month_start(now);
+    let months: Vec<DateTime<Utc>> = (0..=config.partitions_ahead)
+        .filter_map(|k| this_month.checked_add_months(Months::new(k)))
+        .collect();
+    let mut conn = pool.acquire().await.map_err(db)?;
+    ensure_partitions(partitions, &mut conn, months).await?;
+    drop(conn);
+    match config.retention {
+        Some(keep) => {
+            let keep = chrono::Duration::from_std(keep)
+                .map_err(|e| Error::internal("retention too long", e))?;
+            apply_retention(pool, partitions, now - keep).await
         }
+        None => Ok(RetentionReport::default()),
     }
+}
 
-    /// Drops every monthly partition that ends at or before `older_than`, with the ids and
-    /// rollups of the events it held, in one transaction. Events of a partial month are kept
-    /// until their whole month is past `older_than`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Unavailable`] when the server cannot be reached.
-    pub async fn apply_retention(&self, older_than: DateTime<Utc>) -> Result<RetentionReport> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        let names: Vec<String> = sqlx::query_scalar(
-            "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+/// Drops every monthly partition that ends at or before `older_than`, with the ids, rollups
+/// and rollup deltas of its events, in one transaction, and forgets it in `partitions`.
+pub(crate) async fn apply_retention(
+    pool: &PgPool,
+    partitions: &KnownPartitions,
+    older_than: DateTime<Utc>,
+) -> Result<RetentionReport> {
+    let mut tx = pool.begin().await.map_err(db)?;
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
              WHERE i.inhparent = 'events'::regclass",
-        )
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db)?;
-        let mut report = RetentionReport::default();
-        let mut doomed: Vec<(String, DateTime<Utc>)> = names
-            .into_iter()
-            .filter_map(|n| partition_range(&n).map(|(_, end)| (n, end)))
-            .filter(|(_, end)| *end <= older_than)
-            .collect();
-        doomed.sort();
-        for (name, end) in &doomed {
-            // The name was read from the catalog and matched `events_pYYYYMM`; it is quoted.
-            let sql = format!("DROP TABLE {}", quote_ident(name));
-            sqlx::query(sql.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-            report.dropped_partitions.push(name.clone());
-            report.dropped_before = report.dropped_before.max(Some(*end));
-        }
-        if let Some(before) = report.dropped_before {
-            // Not beside a compaction, which moves deltas into the rollups.
-            sqlx::query(LOCK_ROLLUPS)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-            for sql in [
-                "DELETE FROM event_ids WHERE ts < $1",
-                "DELETE FROM rollup_deltas WHERE bucket < $1",
-                "DELETE FROM rollups_15m WHERE bucket < $1",
-                "DELETE FROM rollups_1d WHERE bucket < $1",
-            ] {
-                sqlx::query(sql)
-                    .bind(before)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
-            }
-        }
-        tx.commit().await.map_err(db)?;
-        if !doomed.is_empty() {
-            let mut known = lock(&self.partitions);
-            for (name, _) in &doomed {
-                if let Some((start, _)) = partition_range(name) {
-                    known.remove(&start);
-                }
-            }
-        }
-        Ok(report)
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db)?;
+    let mut report = RetentionReport::default();
+    let mut doomed: Vec<(String, DateTime<Utc>)> = names
+        .into_iter()
+        .filter_map(|n| partition_range(&n).map(|(_, end)| (n, end)))
+        .filter(|(_, end)| *end <= older_than)
+        .collect();
+    doomed.sort();
+    for (name, end) in &doomed {
+        // The name was read from the catalog and matched `events_pYYYYMM`; it is quoted.
+        let sql = format!("DROP TABLE {}", quote_ident(name));
+        sqlx::query(sql.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        report.dropped_partitions.push(name.clone());
+        report.dropped_before = report.dropped_before.max(Some(*end));
     }
+    if let Some(before) = report.dropped_before {
+        // Not beside a compaction, which moves deltas into the rollups.
+        sqlx::query(LOCK_ROLLUPS)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        for sql in [
+            "DELETE FROM event_ids WHERE ts < $1",
+            "DELETE FROM rollup_deltas WHERE bucket < $1",
+            "DELETE FROM rollups_15m WHERE bucket < $1",
+            "DELETE FROM rollups_1d WHERE bucket < $1",
+        ] {
+            sqlx::query(sql)
+                .bind(before)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+    }
+    tx.commit().await.map_err(db)?;
+    if !doomed.is_empty() {
+        let mut known = lock(partitions);
+        for (name, _) in &doomed {
+            if let Some((start, _)) = partition_range(name) {
+                known.remove(&start);
+            }
+        }
+    }
+    Ok(report)
 }
 
 #[cfg(test)]

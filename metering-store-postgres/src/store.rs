@@ -1,8 +1,9 @@
-//! [`PostgresStore`]: the handle, opening, migrations and the [`Store`] implementation.
+//! [`PostgresStore`]: the handle, opening, and the [`Store`] implementation, which delegates to
+//! the module of each concern.
 
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -14,12 +15,12 @@ use metering_core::{
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Executor, PgPool};
 
-use crate::compact::Compactor;
 use crate::config::PostgresConfig;
-use crate::error::{PgError, db};
-
-/// The migrations embedded in this crate.
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+use crate::error::db;
+use crate::migrations::quote_ident;
+use crate::retention::{KnownPartitions, RetentionReport};
+use crate::rollup::Compactor;
+use crate::{aggregate, api_keys, events, migrations, quotas, retention, rollup};
 
 /// A [`Store`] on PostgreSQL: a cheap `Clone` handle around a [`sqlx::PgPool`].
 ///
@@ -27,10 +28,10 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// See the crate docs for the schema and its guarantees.
 #[derive(Clone)]
 pub struct PostgresStore {
-    pub(crate) pool: PgPool,
-    pub(crate) config: Arc<PostgresConfig>,
+    pool: PgPool,
+    config: Arc<PostgresConfig>,
     /// First days (UTC) of the months whose partition is known to exist.
-    pub(crate) partitions: Arc<Mutex<HashSet<DateTime<Utc>>>>,
+    partitions: Arc<KnownPartitions>,
     /// The background rollup compaction, stopped when the last clone is dropped.
     _compactor: Option<Arc<Compactor>>,
 }
@@ -43,11 +44,6 @@ impl fmt::Debug for PostgresStore {
             .field("pool_size", &self.pool.size())
             .finish_non_exhaustive()
     }
-}
-
-/// `name` quoted as a PostgreSQL identifier.
-pub(crate) fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 impl PostgresStore {
@@ -99,7 +95,7 @@ impl PostgresStore {
                 .max(store.config.acquire_timeout),
             async {
                 drop(store.pool.acquire().await.map_err(db)?);
-                store.create_schema().await
+                migrations::create_schema(&store.pool, store.config.schema.as_deref()).await
             },
         )
         .await
@@ -148,8 +144,7 @@ impl PostgresStore {
     /// [`Error::Unavailable`] when the server cannot be reached, [`Error::Internal`] when a
     /// migration fails.
     pub async fn migrate(&self) -> Result<()> {
-        MIGRATOR.run(&self.pool).await.map_err(PgError::from)?;
-        Ok(())
+        migrations::migrate(&self.pool).await
     }
 
     /// The pool, for queries of your own.
@@ -169,98 +164,28 @@ impl PostgresStore {
         self.pool.close().await;
     }
 
-    async fn create_schema(&self) -> Result<()> {
-        if let Some(schema) = &self.config.schema {
-            let sql = format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema));
-            match self.pool.execute(sql.as_str()).await {
-                Ok(_) => {}
-                // Two stores creating the same schema at once: the loser sees a unique
-                // violation on the catalog, and the schema exists.
-                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {}
-                Err(e) => return Err(db(e)),
-            }
-        }
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl Store for PostgresStore {
-    async fn insert_events(&self, events: &[Event]) -> Result<InsertOutcome> {
-        self.insert_batch(events).await
+    /// Routine upkeep at `now`: creates the partitions of this month and of the configured
+    /// number of months ahead, and applies the configured retention (if any). Run it now and
+    /// then (daily is plenty); [`PostgresStore::open`] runs it once.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unavailable`] when the server cannot be reached.
+    pub async fn maintain(&self, now: DateTime<Utc>) -> Result<RetentionReport> {
+        retention::maintain(&self.pool, &self.config, &self.partitions, now).await
     }
 
-    async fn list_events(&self, query: &EventQuery) -> Result<EventPage> {
-        crate::read::list_events(&self.pool, query).await
+    /// Drops every monthly partition that ends at or before `older_than`, with the ids and
+    /// rollups of the events it held, in one transaction. Events of a partial month are kept
+    /// until their whole month is past `older_than`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unavailable`] when the server cannot be reached.
+    pub async fn apply_retention(&self, older_than: DateTime<Utc>) -> Result<RetentionReport> {
+        retention::apply_retention(&self.pool, &self.partitions, older_than).await
     }
 
-    async fn aggregate(&self, query: &AggregateQuery) -> Result<Vec<AggregateRow>> {
-        crate::read::aggregate_rows(&self.pool, query).await
-    }
-
-    async fn sum_usage(&self, scope: &UsageScope, window: Window) -> Result<Quantity> {
-        let mut conn = self.pool.acquire().await.map_err(db)?;
-        crate::read::sum_usage(&mut conn, scope, window).await
-    }
-
-    async fn consume(&self, event: &Event, limit: &UsageLimit) -> Result<ConsumeOutcome> {
-        self.consume_one(event, limit).await
-    }
-
-    async fn upsert_quota(&self, spec: &QuotaSpec, now: DateTime<Utc>) -> Result<Quota> {
-        crate::admin::upsert_quota(&self.pool, spec, now).await
-    }
-
-    async fn list_quotas(&self, scope: Option<&QuotaScope>) -> Result<Vec<Quota>> {
-        crate::admin::list_quotas(&self.pool, scope).await
-    }
-
-    async fn quota_candidates(&self, tenant: &TenantId, feature: &Feature) -> Result<Vec<Quota>> {
-        crate::admin::quota_candidates(&self.pool, tenant, feature).await
-    }
-
-    async fn quota(&self, id: QuotaId) -> Result<Option<Quota>> {
-        crate::admin::quota(&self.pool, id).await
-    }
-
-    async fn delete_quota(&self, id: QuotaId) -> Result<()> {
-        crate::admin::delete_quota(&self.pool, id).await
-    }
-
-    async fn insert_api_key(&self, key: &ApiKey, hash: &KeyHash) -> Result<()> {
-        crate::admin::insert_api_key(&self.pool, key, hash).await
-    }
-
-    async fn api_key_by_hash(&self, hash: &KeyHash) -> Result<Option<StoredApiKey>> {
-        crate::admin::api_key_by_hash(&self.pool, hash).await
-    }
-
-    async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
-        crate::admin::list_api_keys(&self.pool).await
-    }
-
-    async fn api_key(&self, id: ApiKeyId) -> Result<Option<ApiKey>> {
-        crate::admin::api_key(&self.pool, id).await
-    }
-
-    async fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<()> {
-        crate::admin::revoke_api_key(&self.pool, id, at).await
-    }
-
-    async fn record_key_usage(&self, uses: &[(ApiKeyId, DateTime<Utc>)]) -> Result<()> {
-        crate::admin::record_key_usage(&self.pool, uses).await
-    }
-
-    async fn health(&self) -> Result<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
-        Ok(())
-    }
-}
-
-impl PostgresStore {
     /// Folds the rollup deltas that ingest appended into `rollups_15m` and `rollups_1d`, and
     /// returns how many delta rows it moved (0 when another store is compacting the same
     /// schema at that moment).
@@ -273,11 +198,82 @@ impl PostgresStore {
     ///
     /// [`metering_core::Error::Unavailable`] when the server cannot be reached.
     pub async fn compact_rollups(&self) -> metering_core::Result<u64> {
-        crate::compact::compact(&self.pool).await.map_err(db)
+        rollup::compact(&self.pool).await.map_err(db)
     }
 }
 
-/// Locks the partition cache, surviving a poisoned lock (the set stays consistent).
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
+#[async_trait]
+impl Store for PostgresStore {
+    async fn insert_events(&self, events: &[Event]) -> Result<InsertOutcome> {
+        events::insert_batch(&self.pool, &self.partitions, events).await
+    }
+
+    async fn list_events(&self, query: &EventQuery) -> Result<EventPage> {
+        events::list_events(&self.pool, query).await
+    }
+
+    async fn aggregate(&self, query: &AggregateQuery) -> Result<Vec<AggregateRow>> {
+        aggregate::aggregate_rows(&self.pool, query).await
+    }
+
+    async fn sum_usage(&self, scope: &UsageScope, window: Window) -> Result<Quantity> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        aggregate::sum_usage(&mut conn, scope, window).await
+    }
+
+    async fn consume(&self, event: &Event, limit: &UsageLimit) -> Result<ConsumeOutcome> {
+        events::consume(&self.pool, &self.partitions, event, limit).await
+    }
+
+    async fn upsert_quota(&self, spec: &QuotaSpec, now: DateTime<Utc>) -> Result<Quota> {
+        quotas::upsert_quota(&self.pool, spec, now).await
+    }
+
+    async fn list_quotas(&self, scope: Option<&QuotaScope>) -> Result<Vec<Quota>> {
+        quotas::list_quotas(&self.pool, scope).await
+    }
+
+    async fn quota_candidates(&self, tenant: &TenantId, feature: &Feature) -> Result<Vec<Quota>> {
+        quotas::quota_candidates(&self.pool, tenant, feature).await
+    }
+
+    async fn quota(&self, id: QuotaId) -> Result<Option<Quota>> {
+        quotas::quota(&self.pool, id).await
+    }
+
+    async fn delete_quota(&self, id: QuotaId) -> Result<()> {
+        quotas::delete_quota(&self.pool, id).await
+    }
+
+    async fn insert_api_key(&self, key: &ApiKey, hash: &KeyHash) -> Result<()> {
+        api_keys::insert_api_key(&self.pool, key, hash).await
+    }
+
+    async fn api_key_by_hash(&self, hash: &KeyHash) -> Result<Option<StoredApiKey>> {
+        api_keys::api_key_by_hash(&self.pool, hash).await
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
+        api_keys::list_api_keys(&self.pool).await
+    }
+
+    async fn api_key(&self, id: ApiKeyId) -> Result<Option<ApiKey>> {
+        api_keys::api_key(&self.pool, id).await
+    }
+
+    async fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<()> {
+        api_keys::revoke_api_key(&self.pool, id, at).await
+    }
+
+    async fn record_key_usage(&self, uses: &[(ApiKeyId, DateTime<Utc>)]) -> Result<()> {
+        api_keys::record_key_usage(&self.pool, uses).await
+    }
+
+    async fn health(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
 }

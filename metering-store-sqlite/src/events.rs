@@ -1,9 +1,12 @@
-//! Writing events (with their rollups) and listing them.
+//! Writing events (batch ingest with their rollups, and `consume`) and listing them.
 
-use metering_core::{EventFilter, EventPage, EventQuery, Paging};
+use metering_core::{
+    ConsumeOutcome, EventFilter, EventPage, EventQuery, Paging, Quantity, UsageLimit,
+};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Transaction, params, params_from_iter};
 
+use crate::aggregate;
 use crate::codec::{EVENT_COLUMNS, EventRow, event_from_row, micros};
 use crate::error::DbResult;
 use crate::rollup::RollupDelta;
@@ -54,6 +57,28 @@ pub(crate) fn exists(conn: &Connection, id: &str) -> DbResult<bool> {
         .query_row([id], |_| Ok(()))
         .optional()?
         .is_some())
+}
+
+/// Inserts the single event of `rows` in `tx` when it keeps the usage of `limit` within the
+/// limit. `tx` must hold the write lock from before the sum is read (`BEGIN IMMEDIATE`).
+pub(crate) fn consume(
+    tx: &Transaction<'_>,
+    rows: &[EventRow],
+    limit: &UsageLimit,
+) -> DbResult<ConsumeOutcome> {
+    let usage = aggregate::sum_usage(tx, &limit.scope, limit.window)?;
+    if exists(tx, &rows[0].id)? {
+        return Ok(ConsumeOutcome::Duplicate { usage });
+    }
+    match usage.checked_add(Quantity::from_nanos(rows[0].nanos)) {
+        Some(total) if total <= limit.limit => {
+            insert_rows(tx, rows)?;
+            Ok(ConsumeOutcome::Admitted {
+                usage_before: usage,
+            })
+        }
+        _ => Ok(ConsumeOutcome::Denied { usage }),
+    }
 }
 
 /// The `WHERE` clause of `filter` and its arguments.

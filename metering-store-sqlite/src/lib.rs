@@ -2,12 +2,12 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod aggregate;
+mod api_keys;
 mod codec;
 pub mod config;
 mod conn;
 mod error;
 mod events;
-mod keys;
 pub mod migrations;
 mod quotas;
 mod rollup;

@@ -1,4 +1,5 @@
-//! [`SqliteStore`]: the [`Store`] implementation.
+//! [`SqliteStore`]: the handle, opening, and the [`Store`] implementation, which delegates to
+//! the module of each concern.
 
 use std::fmt;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use crate::codec::EventRow;
 use crate::config::SqliteConfig;
 use crate::conn::{self, Readers, Writer};
 use crate::error::{DbResult, SqliteError};
-use crate::{aggregate, events, keys, migrations, quotas};
+use crate::{aggregate, api_keys, events, migrations, quotas};
 
 /// The SQLite [`Store`]: a cheap `Clone` handle; clones share one writer thread and one pool
 /// of read connections (see the crate docs for the design).
@@ -210,22 +211,8 @@ impl Store for SqliteStore {
         let limit = limit.clone();
         // BEGIN IMMEDIATE takes the database write lock before the sum is read, so no other
         // connection of any process can insert between the check and the write.
-        self.write_tx(move |tx| {
-            let usage = aggregate::sum_usage(tx, &limit.scope, limit.window)?;
-            if events::exists(tx, &rows[0].id)? {
-                return Ok(ConsumeOutcome::Duplicate { usage });
-            }
-            match usage.checked_add(Quantity::from_nanos(rows[0].nanos)) {
-                Some(total) if total <= limit.limit => {
-                    events::insert_rows(tx, &rows)?;
-                    Ok(ConsumeOutcome::Admitted {
-                        usage_before: usage,
-                    })
-                }
-                _ => Ok(ConsumeOutcome::Denied { usage }),
-            }
-        })
-        .await
+        self.write_tx(move |tx| events::consume(tx, &rows, &limit))
+            .await
     }
 
     async fn upsert_quota(&self, spec: &QuotaSpec, now: DateTime<Utc>) -> Result<Quota> {
@@ -259,24 +246,28 @@ impl Store for SqliteStore {
 
     async fn insert_api_key(&self, key: &ApiKey, hash: &KeyHash) -> Result<()> {
         let (key, hash) = (key.clone(), *hash);
-        self.write_tx(move |tx| keys::insert(tx, &key, &hash)).await
+        self.write_tx(move |tx| api_keys::insert(tx, &key, &hash))
+            .await
     }
 
     async fn api_key_by_hash(&self, hash: &KeyHash) -> Result<Option<StoredApiKey>> {
         let hash = *hash;
-        self.read(move |c| keys::by_hash(c, &hash)).await
+        self.read(move |c| api_keys::by_hash(c, &hash)).await
     }
 
     async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
-        self.read(keys::list).await
+        self.read(api_keys::list).await
     }
 
     async fn api_key(&self, id: ApiKeyId) -> Result<Option<ApiKey>> {
-        self.read(move |c| keys::by_id(c, id)).await
+        self.read(move |c| api_keys::by_id(c, id)).await
     }
 
     async fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<()> {
-        if self.write_tx(move |tx| keys::revoke(tx, id, at)).await? {
+        if self
+            .write_tx(move |tx| api_keys::revoke(tx, id, at))
+            .await?
+        {
             Ok(())
         } else {
             Err(Error::NotFound(format!("API key {id}")))
@@ -285,7 +276,8 @@ impl Store for SqliteStore {
 
     async fn record_key_usage(&self, uses: &[(ApiKeyId, DateTime<Utc>)]) -> Result<()> {
         let uses = uses.to_vec();
-        self.write_tx(move |tx| keys::record_usage(tx, &uses)).await
+        self.write_tx(move |tx| api_keys::record_usage(tx, &uses))
+            .await
     }
 
     async fn health(&self) -> Result<()> {

@@ -1,22 +1,23 @@
-//! Reading events: listings, aggregates and usage sums.
+//! Aggregates and usage sums, read from the rollups (and the deltas not compacted yet) with
+//! raw-event fragments at the edges.
 
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use metering_core::rollup_plan::{Piece, window_starts};
 use metering_core::{
-    AggregateBuilder, AggregateQuery, AggregateRow, Event, EventFilter, EventId, EventPage,
-    EventQuery, Feature, Metadata, Paging, Quantity, Resource, Result, TenantId, UsageScope,
-    Window,
+    AggregateBuilder, AggregateQuery, AggregateRow, Feature, Quantity, Resource, Result, TenantId,
+    UsageScope, Window,
 };
-use sqlx::postgres::{PgRow, Postgres};
+use sqlx::postgres::Postgres;
 use sqlx::{PgConnection, PgPool, QueryBuilder, Row};
 
 use crate::error::{PgError, db};
-use crate::plan::{Source, instant, plan};
+use crate::rollup::{Source, instant, plan};
 
-/// Appends ` AND column = $n` for each equality filter that is set.
-fn push_filters(
+/// Appends ` AND column = $n` for each equality filter that is set (also used by the event
+/// listing).
+pub(crate) fn push_filters(
     sql: &mut QueryBuilder<Postgres>,
     alias: &str,
     tenant: Option<&TenantId>,
@@ -103,7 +104,8 @@ fn push_sources(
     }
 }
 
-fn quantity(text: &str) -> Result<Quantity> {
+/// A quantity read back as text.
+pub(crate) fn quantity(text: &str) -> Result<Quantity> {
     Quantity::from_str(text).map_err(|e| PgError::corrupt("quantity", e).into())
 }
 
@@ -129,96 +131,6 @@ pub(crate) async fn sum_usage(
         .await
         .map_err(db)?;
     quantity(&text)
-}
-
-fn event_from_row(row: &PgRow) -> Result<Event> {
-    let get = |e: sqlx::Error| Into::<metering_core::Error>::into(PgError::from(e));
-    let metadata: Option<String> = row.try_get("metadata").map_err(get)?;
-    let metadata = match metadata {
-        None => None,
-        Some(text) => Some(
-            serde_json::from_str::<Metadata>(&text).map_err(|e| PgError::corrupt("metadata", e))?,
-        ),
-    };
-    let q: String = row.try_get("quantity").map_err(get)?;
-    Ok(Event {
-        id: EventId::from_trusted(row.try_get("id").map_err(get)?),
-        tenant_id: TenantId::from_trusted(row.try_get("tenant_id").map_err(get)?),
-        resource: Resource::from_trusted(row.try_get("resource").map_err(get)?),
-        feature: Feature::from_trusted(row.try_get("feature").map_err(get)?),
-        quantity: quantity(&q)?,
-        timestamp: row.try_get("ts").map_err(get)?,
-        metadata,
-        created_at: row.try_get("created_at").map_err(get)?,
-    })
-}
-
-/// ` WHERE ...` for an event filter, on table alias `e`.
-fn push_event_filter(sql: &mut QueryBuilder<Postgres>, filter: &EventFilter) {
-    sql.push(" WHERE true");
-    push_filters(
-        sql,
-        "e",
-        filter.tenant_id.as_ref(),
-        filter.resource.as_ref(),
-        filter.feature.as_ref(),
-    );
-    if let Some(start) = filter.start {
-        sql.push(" AND e.ts >= ");
-        sql.push_bind(start);
-    }
-    if let Some(end) = filter.end {
-        sql.push(" AND e.ts < ");
-        sql.push_bind(end);
-    }
-}
-
-pub(crate) async fn list_events(pool: &PgPool, query: &EventQuery) -> Result<EventPage> {
-    let filter = &query.filter;
-    let size = query.paging.page_size().max(1);
-    let mut sql = QueryBuilder::new(
-        "SELECT e.id, e.tenant_id, e.resource, e.feature, e.quantity::text AS quantity, e.ts, \
-         e.metadata::text AS metadata, e.created_at FROM events e",
-    );
-    push_event_filter(&mut sql, filter);
-    let mut offset = 0i64;
-    if let Paging::Cursor { after: Some(c), .. } = &query.paging {
-        sql.push(" AND (e.ts, e.id) < (");
-        sql.push_bind(c.timestamp);
-        sql.push(", ");
-        sql.push_bind(c.id.as_str().to_owned());
-        // The plain bound lets the planner skip partitions newer than the cursor.
-        sql.push(") AND e.ts <= ");
-        sql.push_bind(c.timestamp);
-    }
-    if let Paging::Page { page, .. } = &query.paging {
-        offset = i64::from(page.saturating_sub(1)) * i64::from(size);
-    }
-    sql.push(" ORDER BY e.ts DESC, e.id DESC LIMIT ");
-    sql.push_bind(i64::from(size));
-    if offset > 0 {
-        sql.push(" OFFSET ");
-        sql.push_bind(offset);
-    }
-    let rows = sql.build().fetch_all(pool).await.map_err(db)?;
-    let events = rows
-        .iter()
-        .map(event_from_row)
-        .collect::<Result<Vec<_>>>()?;
-    let total = match &query.paging {
-        Paging::Page { .. } => {
-            let mut count = QueryBuilder::new("SELECT count(*) FROM events e");
-            push_event_filter(&mut count, filter);
-            let n: i64 = count
-                .build_query_scalar()
-                .fetch_one(pool)
-                .await
-                .map_err(db)?;
-            Some(u64::try_from(n).unwrap_or(0))
-        }
-        Paging::Cursor { .. } => None,
-    };
-    Ok(EventPage::new(events, total, &query.paging))
 }
 
 pub(crate) async fn aggregate_rows(
