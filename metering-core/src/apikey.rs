@@ -45,6 +45,7 @@ impl std::str::FromStr for ApiKeyId {
 
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Everything, including keys and quotas.
@@ -127,6 +128,7 @@ impl fmt::Debug for KeyHash {
 
 /// A stored API key, without its secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiKey {
     /// Identifier.
     pub id: ApiKeyId,
@@ -162,6 +164,7 @@ impl ApiKey {
 
 /// A request for a new key.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct NewApiKey {
     /// A name for people.

@@ -84,10 +84,11 @@ impl Error {
 }
 
 /// One broken rule: which field (a path such as `events[3].quantity`) and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldError {
     /// The index of the event in its batch, when the error belongs to one.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index: Option<usize>,
     /// The field path, e.g. `events[3].quantity` or `tenant_id`.
     pub field: String,

@@ -17,8 +17,6 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::event::Metadata;
-
 /// A JSON object whose member values are raw JSON text, in the order they were sent.
 ///
 /// # Examples
@@ -225,12 +223,13 @@ pub fn array(raw: &RawValue) -> Option<Vec<&RawValue>> {
     serde_json::from_str(raw.get()).ok()
 }
 
-/// The object `raw` holds as [`Metadata`], or `None` when it is not an object.
+/// The object `raw` holds (as event [`Metadata`](crate::Metadata)), or `None` when it is not
+/// an object.
 ///
 /// Numbers inside keep the precision of [`serde_json::Value`]: metadata is free-form and
 /// stored as sent, not summed.
 #[must_use]
-pub fn metadata(raw: &RawValue) -> Option<Metadata> {
+pub fn metadata(raw: &RawValue) -> Option<serde_json::Map<String, serde_json::Value>> {
     if JsonKind::of(raw) != JsonKind::Object {
         return None;
     }

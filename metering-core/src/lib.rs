@@ -28,9 +28,11 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `memory` | yes | [`MemoryStore`] and [`MemoryQuotaCache`] |
+//! | `openapi` | no | `utoipa::ToSchema` for the [REST messages](crate::api), to derive an OpenAPI document |
 //!
 //! ## Guides
 //!
+//! - [The REST messages](crate::api): the one definition of the v1 wire format.
 //! - [Implementing a Store](crate::guide)
 //! - [The counter protocol](crate::cache) that keeps quota checks exact while counters are
 //!   rebuilt.
@@ -38,6 +40,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod api;
 pub mod apikey;
 pub mod cache;
 pub mod clock;

@@ -416,6 +416,75 @@ impl<'de> Deserialize<'de> for Quantity {
     }
 }
 
+/// The OpenAPI schemas of a quantity: as written in answers (`Decimal`, the schema of
+/// [`Quantity`]) and as accepted in requests ([`DecimalInput`]).
+#[cfg(feature = "openapi")]
+mod schema {
+    use std::borrow::Cow;
+
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+    use utoipa::{PartialSchema, ToSchema};
+
+    use super::Quantity;
+
+    impl PartialSchema for Quantity {
+        fn schema() -> RefOr<Schema> {
+            ObjectBuilder::new()
+                .schema_type(Type::Number)
+                .description(Some(
+                    "An exact decimal, always a JSON number whose text is the exact value (`1`, \
+                     `0.1`, `999999999999999.999999999`), with at most 9 fractional digits. It \
+                     may carry more significant digits than a 64-bit float: read it with a \
+                     decimal-exact JSON parser to keep every digit.",
+                ))
+                .examples([serde_json::json!(12.5)])
+                .into()
+        }
+    }
+
+    impl ToSchema for Quantity {
+        fn name() -> Cow<'static, str> {
+            Cow::Borrowed("Decimal")
+        }
+    }
+
+    /// The schema of a quantity or limit in a request: a number literal or a decimal string,
+    /// read exactly. Only a schema: requests are read by the domain decoders.
+    #[derive(Debug, Clone, Copy)]
+    pub struct DecimalInput;
+
+    impl PartialSchema for DecimalInput {
+        fn schema() -> RefOr<Schema> {
+            OneOfBuilder::new()
+                .item(ObjectBuilder::new().schema_type(Type::Number))
+                .item(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .pattern(Some(r"^\+?[0-9]*\.?[0-9]+$")),
+                )
+                .description(Some(
+                    "An exact decimal: a JSON number, read from its literal text (never through \
+                     a float), or a decimal string in plain notation (`\"12.5\"`). At most 9 \
+                     fractional digits (trailing zeros do not count); more is refused with 422, \
+                     never rounded.",
+                ))
+                .examples([serde_json::json!(1)])
+                .into()
+        }
+    }
+
+    impl ToSchema for DecimalInput {
+        fn name() -> Cow<'static, str> {
+            Cow::Borrowed("DecimalInput")
+        }
+    }
+}
+
+#[cfg(feature = "openapi")]
+#[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
+pub use schema::DecimalInput;
+
 #[cfg(test)]
 mod tests {
     use super::*;

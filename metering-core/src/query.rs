@@ -401,6 +401,7 @@ impl AggregateQuery {
 
 /// One aggregate row: the usage of one group in one window.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AggregateRow {
     /// The tenant, when grouped by tenant.
     pub tenant_id: Option<TenantId>,
@@ -424,6 +425,7 @@ pub struct AggregateRow {
 
 /// Totals over all rows of an aggregate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AggregateSummary {
     /// Exact sum of quantities.
     pub total_quantity: Quantity,
@@ -433,6 +435,7 @@ pub struct AggregateSummary {
 
 /// The answer to an [`AggregateQuery`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AggregateReport {
     /// Rows ordered by `window_start`, then the grouped dimensions; empty windows are absent.
     pub aggregates: Vec<AggregateRow>,

@@ -4,84 +4,12 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use metering_core::api::{ErrorCode, ErrorDetails, ErrorEnvelope, INTERNAL_MESSAGE};
 use metering_core::{Error, ValidationErrors};
-use serde_json::{Value, json};
 
-/// The message of every 500: the cause goes to the log, never to the client.
-pub const INTERNAL_MESSAGE: &str = "internal error; the cause has been logged";
-
-/// The machine-readable `code` of an error response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ErrorCode {
-    /// 400: the body is not JSON, the content type is wrong, or a query parameter is unknown
-    /// or unreadable.
-    BadRequest,
-    /// 401: the API key is missing, unknown, revoked or expired.
-    Unauthorized,
-    /// 403: the key lacks the role, or is scoped to another tenant.
-    Forbidden,
-    /// 404: unknown id or path.
-    NotFound,
-    /// 405: the path exists but not with this method.
-    MethodNotAllowed,
-    /// 409: the write conflicts with stored state.
-    Conflict,
-    /// 413: the body is over the byte limit, or a batch over the event limit.
-    PayloadTooLarge,
-    /// 422: well-formed input that breaks a rule.
-    ValidationError,
-    /// 429: the key sent more requests than its rate limit allows; `Retry-After` says when
-    /// to try again.
-    RateLimited,
-    /// 500: a bug.
-    Internal,
-    /// 503: the store (or a required cache) is unreachable.
-    Unavailable,
-}
-
-impl ErrorCode {
-    /// The wire form, e.g. `VALIDATION_ERROR`.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::BadRequest => "BAD_REQUEST",
-            ErrorCode::Unauthorized => "UNAUTHORIZED",
-            ErrorCode::Forbidden => "FORBIDDEN",
-            ErrorCode::NotFound => "NOT_FOUND",
-            ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
-            ErrorCode::Conflict => "CONFLICT",
-            ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
-            ErrorCode::ValidationError => "VALIDATION_ERROR",
-            ErrorCode::RateLimited => "RATE_LIMITED",
-            ErrorCode::Internal => "INTERNAL",
-            ErrorCode::Unavailable => "UNAVAILABLE",
-        }
-    }
-
-    /// The HTTP status that goes with the code.
-    #[must_use]
-    pub fn status(self) -> StatusCode {
-        match self {
-            ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
-            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
-            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
-            ErrorCode::NotFound => StatusCode::NOT_FOUND,
-            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ErrorCode::Conflict => StatusCode::CONFLICT,
-            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::ValidationError => StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
-}
-
-impl serde::Serialize for ErrorCode {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
+/// The HTTP status of `code`.
+pub(crate) fn status(code: ErrorCode) -> StatusCode {
+    StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 /// An error answered with the error envelope.
@@ -92,7 +20,7 @@ impl serde::Serialize for ErrorCode {
 pub struct ApiError {
     code: ErrorCode,
     message: String,
-    details: Option<Value>,
+    details: Option<ErrorDetails>,
     retry_after: Option<u64>,
 }
 
@@ -116,7 +44,7 @@ impl ApiError {
 
     /// Adds `details` to the envelope.
     #[must_use]
-    pub fn with_details(mut self, details: Value) -> Self {
+    pub fn with_details(mut self, details: ErrorDetails) -> Self {
         self.details = Some(details);
         self
     }
@@ -130,7 +58,7 @@ impl ApiError {
     /// with the same `details` shape as a validation error.
     #[must_use]
     pub fn bad_request_fields(errors: &ValidationErrors) -> Self {
-        Self::new(ErrorCode::BadRequest, errors.to_string()).with_details(field_details(errors))
+        Self::new(ErrorCode::BadRequest, errors.to_string()).with_details(errors.into())
     }
 
     /// 404 for a path no route serves.
@@ -151,22 +79,12 @@ impl ApiError {
     }
 }
 
-fn field_details(errors: &ValidationErrors) -> Value {
-    let list: Vec<Value> = errors
-        .errors()
-        .iter()
-        .map(|e| json!({"index": e.index, "field": e.field, "message": e.message}))
-        .collect();
-    let first = errors.errors().first().map(|e| e.field.clone());
-    json!({"field": first, "errors": list})
-}
-
 impl From<Error> for ApiError {
     fn from(error: Error) -> Self {
         match error {
             Error::Validation(errors) => {
                 ApiError::new(ErrorCode::ValidationError, errors.to_string())
-                    .with_details(field_details(&errors))
+                    .with_details((&errors).into())
             }
             Error::TooLarge(message) => ApiError::new(ErrorCode::PayloadTooLarge, message),
             Error::Unauthenticated(message) => ApiError::new(ErrorCode::Unauthorized, message),
@@ -189,11 +107,9 @@ impl From<Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut error = json!({"code": self.code.as_str(), "message": self.message});
-        if let Some(details) = self.details {
-            error["details"] = details;
-        }
-        let mut response = (self.code.status(), Json(json!({ "error": error }))).into_response();
+        let mut envelope = ErrorEnvelope::new(self.code, self.message);
+        envelope.error.details = self.details;
+        let mut response = (status(self.code), Json(envelope)).into_response();
         match self.code {
             ErrorCode::Unauthorized => {
                 response.headers_mut().insert(
@@ -239,7 +155,7 @@ mod tests {
         ];
         for (error, status, code) in cases {
             let api = ApiError::from(error);
-            assert_eq!(api.code().status().as_u16(), status);
+            assert_eq!(api.code().status(), status);
             assert_eq!(api.code().as_str(), code);
             if status == 500 {
                 assert_eq!(api.message(), INTERNAL_MESSAGE);
@@ -254,8 +170,8 @@ mod tests {
         errors.push(Some(5), "events[5].tenant_id", "is required");
         let api = ApiError::from(Error::Validation(errors));
         let details = api.details.expect("details");
-        assert_eq!(details["field"], "events[3].quantity");
-        assert_eq!(details["errors"][1]["index"], 5);
-        assert_eq!(details["errors"].as_array().map(Vec::len), Some(2));
+        assert_eq!(details.field.as_deref(), Some("events[3].quantity"));
+        assert_eq!(details.errors[1].index, Some(5));
+        assert_eq!(details.errors.len(), 2);
     }
 }

@@ -12,7 +12,9 @@ use metering_core::json::{JsonError, JsonObject};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::error::{ApiError, ErrorCode};
+use metering_core::api::ErrorCode;
+
+use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The authenticated caller: the key from `X-API-Key` or `Authorization: Bearer`.

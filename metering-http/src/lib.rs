@@ -6,8 +6,8 @@
 //!
 //! Each handler parses its request, authorizes the caller's
 //! [`Principal`](metering_core::Principal) for the action (role and tenant scope), calls
-//! the [`Metering`] engine and returns the answer as JSON; bodies that carry quantities are
-//! the typed [`messages`], so decimals keep their exact text. Every failure becomes the
+//! the [`Metering`] engine and returns the answer as one of the typed
+//! [REST messages](metering_core::api), so decimals keep their exact text. Every failure becomes the
 //! error envelope `{"error": {"code", "message", "details"}}` in one place, [`ApiError`],
 //! including axum's own rejections (bad JSON, wrong content type, oversized bodies, unknown
 //! paths and methods).
@@ -77,11 +77,9 @@
 pub mod backends;
 mod config;
 mod dashboard;
-mod decode;
 mod error;
 mod extract;
 pub mod instrument;
-pub mod messages;
 pub mod metrics;
 pub mod openapi;
 mod ops;
@@ -102,10 +100,11 @@ use utoipa_axum::routes;
 
 pub use backends::{open_quota_cache, open_store};
 pub use config::{RateLimit, ServerConfig};
-pub use error::{ApiError, ErrorCode, INTERNAL_MESSAGE};
+pub use error::ApiError;
 pub use extract::{Auth, JsonBody, QueryPairs};
 pub use instrument::{InstrumentedCache, InstrumentedStore};
 pub use metering_core::CachedLookups;
+pub use metering_core::api::{ErrorCode, INTERNAL_MESSAGE};
 pub use metering_core::{self, Metering};
 pub use metrics::Metrics;
 pub use serve::{KeyUsageFlusher, serve};
@@ -156,5 +155,5 @@ fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_default();
     tracing::error!(panic = %detail, "a request handler panicked");
-    ApiError::new(ErrorCode::Internal, error::INTERNAL_MESSAGE).into_response()
+    ApiError::new(ErrorCode::Internal, INTERNAL_MESSAGE).into_response()
 }

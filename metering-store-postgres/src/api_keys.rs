@@ -13,28 +13,24 @@ use crate::error::{PgError, db};
 const KEY_COLUMNS: &str =
     "id, name, role, tenant_id, prefix, hash, created_at, expires_at, last_used_at, revoked_at";
 
-fn get(e: sqlx::Error) -> Error {
-    PgError::from(e).into()
-}
-
 fn key_from_row(row: &PgRow) -> Result<StoredApiKey> {
-    let role: String = row.try_get("role").map_err(get)?;
-    let hash: Vec<u8> = row.try_get("hash").map_err(get)?;
+    let role: String = row.try_get("role").map_err(db)?;
+    let hash: Vec<u8> = row.try_get("hash").map_err(db)?;
     let hash: [u8; 32] = hash
         .try_into()
         .map_err(|_| PgError::corrupt("key hash", "not 32 bytes"))?;
-    let tenant: Option<String> = row.try_get("tenant_id").map_err(get)?;
+    let tenant: Option<String> = row.try_get("tenant_id").map_err(db)?;
     Ok(StoredApiKey {
         key: ApiKey {
-            id: ApiKeyId(row.try_get("id").map_err(get)?),
-            name: row.try_get("name").map_err(get)?,
+            id: ApiKeyId(row.try_get("id").map_err(db)?),
+            name: row.try_get("name").map_err(db)?,
             role: Role::from_str(&role).map_err(|e| PgError::corrupt("key role", e))?,
             tenant_id: tenant.map(TenantId::from_trusted),
-            prefix: row.try_get("prefix").map_err(get)?,
-            created_at: row.try_get("created_at").map_err(get)?,
-            expires_at: row.try_get("expires_at").map_err(get)?,
-            last_used_at: row.try_get("last_used_at").map_err(get)?,
-            revoked_at: row.try_get("revoked_at").map_err(get)?,
+            prefix: row.try_get("prefix").map_err(db)?,
+            created_at: row.try_get("created_at").map_err(db)?,
+            expires_at: row.try_get("expires_at").map_err(db)?,
+            last_used_at: row.try_get("last_used_at").map_err(db)?,
+            revoked_at: row.try_get("revoked_at").map_err(db)?,
         },
         hash: KeyHash(hash),
     })

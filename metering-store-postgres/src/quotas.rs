@@ -17,25 +17,21 @@ use crate::error::{PgError, db};
 const QUOTA_COLUMNS: &str = "id, tenant_id, resource, feature, quota_limit::text AS quota_limit, \
      period, alert_threshold, tz, created_at, updated_at";
 
-fn get(e: sqlx::Error) -> Error {
-    PgError::from(e).into()
-}
-
 fn quota_from_row(row: &PgRow) -> Result<Quota> {
-    let tenant: String = row.try_get("tenant_id").map_err(get)?;
+    let tenant: String = row.try_get("tenant_id").map_err(db)?;
     let tenant_id = if tenant == "*" {
         QuotaScope::AllTenants
     } else {
         QuotaScope::Tenant(TenantId::from_trusted(tenant))
     };
-    let resource: Option<String> = row.try_get("resource").map_err(get)?;
-    let limit: String = row.try_get("quota_limit").map_err(get)?;
-    let period: String = row.try_get("period").map_err(get)?;
-    let threshold: i16 = row.try_get("alert_threshold").map_err(get)?;
-    let tz: String = row.try_get("tz").map_err(get)?;
+    let resource: Option<String> = row.try_get("resource").map_err(db)?;
+    let limit: String = row.try_get("quota_limit").map_err(db)?;
+    let period: String = row.try_get("period").map_err(db)?;
+    let threshold: i16 = row.try_get("alert_threshold").map_err(db)?;
+    let tz: String = row.try_get("tz").map_err(db)?;
     let mut spec = QuotaSpec::new(
         tenant_id,
-        Feature::from_trusted(row.try_get("feature").map_err(get)?),
+        Feature::from_trusted(row.try_get("feature").map_err(db)?),
         Quantity::from_str(&limit).map_err(|e| PgError::corrupt("quota limit", e))?,
         QuotaPeriod::from_str(&period).map_err(|e| PgError::corrupt("quota period", e))?,
     )
@@ -47,10 +43,10 @@ fn quota_from_row(row: &PgRow) -> Result<Quota> {
         spec = spec.with_resource(Resource::from_trusted(r));
     }
     Ok(Quota {
-        id: QuotaId(row.try_get("id").map_err(get)?),
+        id: QuotaId(row.try_get("id").map_err(db)?),
         spec,
-        created_at: row.try_get("created_at").map_err(get)?,
-        updated_at: row.try_get("updated_at").map_err(get)?,
+        created_at: row.try_get("created_at").map_err(db)?,
+        updated_at: row.try_get("updated_at").map_err(db)?,
     })
 }
 

@@ -36,6 +36,7 @@
 //! | `postgres` | no | the PostgreSQL store (`metering::postgres`) |
 //! | `redis` | no | the Redis quota cache (`metering::redis`) |
 //! | `http` | no | the REST service (`metering::http`) |
+//! | `openapi` | no | OpenAPI schemas of the REST messages (`metering::api`) |
 //! | `macros` | no | the `#[meter]` attribute |
 //! | `client` | no | the client, recorder and middleware (`metering::client`) |
 
@@ -52,6 +53,9 @@ pub use metering_core::{
     StoredApiKey, SystemClock, TenantId, Tz, UsageLimit, UsageScope, UsageStream, ValidateRequest,
     ValidationErrors, Window, WindowType, parse_tz, select_quota, validate_batch,
 };
+
+/// The v1 REST messages: request and response bodies and the error envelope.
+pub use metering_core::api;
 
 /// The in-memory store and quota cache: the reference backends, for tests and examples.
 pub use metering_core::{MemoryQuotaCache, MemoryStore};

@@ -3,33 +3,14 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use metering_core::{FieldError, Metadata, Quantity, QuotaDecision, ValidateRequest};
+use metering_core::api::ErrorEnvelope;
+use metering_core::{FieldError, QuotaDecision, ValidateRequest};
 use reqwest::{Response, StatusCode, header};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::Sink;
 use crate::config::ClientConfig;
 use crate::error::{ClientError, SendFailure};
 use crate::wire::{self, Pending};
-
-/// The body of `POST /v1/meter/validate`, written straight to bytes so the quantity keeps
-/// its exact decimal text.
-#[derive(Debug, Serialize)]
-struct ValidateBody<'a> {
-    tenant_id: &'a str,
-    feature: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    resource: Option<&'a str>,
-    quantity: Quantity,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    period: Option<&'a str>,
-    consume: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    metadata: Option<&'a Metadata>,
-}
 
 /// Posts batches to `POST /v1/meter/events` and checks quotas with `POST /v1/meter/validate`.
 #[derive(Debug, Clone)]
@@ -40,20 +21,27 @@ pub(crate) struct RemoteSink {
     api_key: Option<String>,
 }
 
-/// The error body of the REST contract.
-#[derive(Debug, Deserialize)]
-struct ErrorBody {
-    error: ErrorDetail,
+/// What an error answer says: its envelope, or only the status when the body is not one
+/// (a proxy's page, or a code this version does not know).
+#[derive(Debug)]
+struct Failure {
+    code: String,
+    message: String,
+    errors: Vec<FieldError>,
 }
 
-#[derive(Debug, Deserialize)]
-struct ErrorDetail {
-    #[serde(default)]
-    code: String,
-    #[serde(default)]
-    message: String,
-    #[serde(default)]
-    details: Option<Value>,
+impl Failure {
+    fn from_envelope(envelope: ErrorEnvelope) -> Self {
+        let error = envelope.error;
+        Failure {
+            code: error.code.to_string(),
+            errors: error
+                .details
+                .map(|d| d.field_errors(&error.message))
+                .unwrap_or_default(),
+            message: error.message,
+        }
+    }
 }
 
 impl RemoteSink {
@@ -107,49 +95,14 @@ fn retry_after(response: &Response) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
-/// Reads `details.errors` (or `details.field`) of an error body.
-fn field_errors(detail: &ErrorDetail) -> Vec<FieldError> {
-    #[derive(Deserialize)]
-    struct Item {
-        index: Option<usize>,
-        #[serde(default)]
-        field: String,
-        #[serde(default)]
-        message: String,
-    }
-    let Some(details) = &detail.details else {
-        return Vec::new();
-    };
-    if let Some(items) = details.get("errors") {
-        if let Ok(items) = Vec::<Item>::deserialize(items) {
-            return items
-                .into_iter()
-                .map(|i| FieldError {
-                    index: i.index,
-                    field: i.field,
-                    message: i.message,
-                })
-                .collect();
-        }
-    }
-    match details.get("field").and_then(Value::as_str) {
-        Some(field) => vec![FieldError {
-            index: None,
-            field: field.to_owned(),
-            message: detail.message.clone(),
-        }],
-        None => Vec::new(),
-    }
-}
-
-async fn error_detail(response: Response) -> ErrorDetail {
+async fn failure(response: Response) -> Failure {
     let status = response.status();
-    match response.json::<ErrorBody>().await {
-        Ok(body) => body.error,
-        Err(_) => ErrorDetail {
+    match response.json::<ErrorEnvelope>().await {
+        Ok(envelope) => Failure::from_envelope(envelope),
+        Err(_) => Failure {
             code: String::new(),
             message: format!("HTTP {status}"),
-            details: None,
+            errors: Vec::new(),
         },
     }
 }
@@ -194,11 +147,11 @@ impl Sink for RemoteSink {
             return Ok(());
         }
         let wait = retry_after(&response);
-        let detail = error_detail(response).await;
+        let detail = failure(response).await;
         match status {
             StatusCode::UNPROCESSABLE_ENTITY | StatusCode::BAD_REQUEST => {
                 Err(SendFailure::Invalid {
-                    errors: field_errors(&detail),
+                    errors: detail.errors,
                     message: format!("{} {}: {}", status.as_u16(), detail.code, detail.message),
                 })
             }
@@ -222,20 +175,9 @@ impl Sink for RemoteSink {
     }
 
     async fn validate(&self, request: ValidateRequest) -> Result<QuotaDecision, ClientError> {
-        let period = request.period.map(|p| p.to_string());
-        let body = ValidateBody {
-            tenant_id: request.tenant_id.as_str(),
-            feature: request.feature.as_str(),
-            resource: request.resource.as_ref().map(|r| r.as_str()),
-            quantity: request.quantity,
-            period: period.as_deref(),
-            consume: request.consume,
-            id: request.id.as_ref().map(|id| id.as_str()),
-            metadata: request.metadata.as_ref(),
-        };
         let response = self
             .post(&self.validate_url)
-            .json(&body)
+            .json(&request)
             .send()
             .await
             .map_err(|e| ClientError::Unavailable {
@@ -252,10 +194,10 @@ impl Sink for RemoteSink {
                     source: Some(Box::new(e)),
                 });
         }
-        let detail = error_detail(response).await;
+        let detail = failure(response).await;
         if status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS {
             Err(ClientError::Rejected {
-                errors: field_errors(&detail),
+                errors: detail.errors,
                 message: format!("{} {}: {}", status.as_u16(), detail.code, detail.message),
             })
         } else {
@@ -274,12 +216,12 @@ mod tests {
 
     #[test]
     fn reads_batch_errors() {
-        let body: ErrorBody = serde_json::from_value(json!({"error": {
+        let body: ErrorEnvelope = serde_json::from_value(json!({"error": {
             "code": "VALIDATION_ERROR", "message": "bad",
             "details": {"errors": [{"index": 3, "field": "events[3].quantity", "message": "must be > 0"}]}
         }}))
         .expect("parses");
-        let errors = field_errors(&body.error);
+        let errors = Failure::from_envelope(body).errors;
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].index, Some(3));
     }

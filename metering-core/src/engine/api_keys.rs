@@ -10,7 +10,6 @@ use crate::apikey::{
     secret_prefix,
 };
 use crate::error::{Error, Result};
-use crate::event::TenantId;
 
 use super::Metering;
 
@@ -23,6 +22,31 @@ impl Metering {
     pub async fn create_api_key(&self, new: NewApiKey) -> Result<CreatedApiKey> {
         let (secret, hash) = generate_secret();
         self.store_api_key(new, secret, hash).await
+    }
+
+    /// Makes a key on behalf of `caller`: an admin key; a tenant-scoped one only keys scoped
+    /// to its own tenant.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Forbidden`] when `caller` may not; see [`Metering::create_api_key`].
+    pub async fn create_api_key_as(
+        &self,
+        caller: &Principal,
+        new: NewApiKey,
+    ) -> Result<CreatedApiKey> {
+        caller.authorize(Action::Admin)?;
+        if caller.key.tenant_id.is_some() {
+            match &new.tenant_id {
+                Some(t) => caller.authorize_tenant(t)?,
+                None => {
+                    return Err(Error::Forbidden(
+                        "a tenant-scoped key may only create keys for its own tenant".into(),
+                    ));
+                }
+            }
+        }
+        self.create_api_key(new).await
     }
 
     /// Stores a key whose secret the operator chose (e.g. from `METERING_ADMIN_KEY`).
@@ -82,6 +106,21 @@ impl Metering {
             if let Some(at) = pending.get(&key.id) {
                 key.last_used_at = Some(key.last_used_at.map_or(*at, |l| l.max(*at)));
             }
+        }
+        Ok(keys)
+    }
+
+    /// Lists keys on behalf of `caller`: an admin key; a tenant-scoped one sees only the keys
+    /// of its own tenant.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Forbidden`] when `caller` may not; the store's error.
+    pub async fn list_api_keys_as(&self, caller: &Principal) -> Result<Vec<ApiKey>> {
+        caller.authorize(Action::Admin)?;
+        let mut keys = self.list_api_keys().await?;
+        if let Some(own) = &caller.key.tenant_id {
+            keys.retain(|k| k.tenant_id.as_ref() == Some(own));
         }
         Ok(keys)
     }
@@ -189,19 +228,6 @@ impl Metering {
     /// The store's error.
     pub async fn has_api_keys(&self) -> Result<bool> {
         Ok(!self.inner.store.list_api_keys().await?.is_empty())
-    }
-
-    /// The tenant filter a principal's read should use (see [`Principal::scope_read`]).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Forbidden`] for a scoped key asking about another tenant.
-    pub fn scope_read(
-        &self,
-        principal: &Principal,
-        requested: Option<TenantId>,
-    ) -> Result<Option<TenantId>> {
-        principal.scope_read(requested)
     }
 
     fn lock_key_uses(&self) -> std::sync::MutexGuard<'_, HashMap<ApiKeyId, DateTime<Utc>>> {

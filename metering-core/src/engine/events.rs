@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::apikey::{Action, Principal};
 use crate::error::{Error, Result};
 use crate::event::{Event, NewEvent, validate_batch};
 use crate::query::{AggregateQuery, AggregateReport, EventPage, EventQuery, MAX_PAGE_SIZE, Paging};
@@ -42,6 +43,55 @@ impl Metering {
             duplicates: inserted.len() - processed,
             event_ids: events.into_iter().map(|e| e.id).collect(),
         })
+    }
+
+    /// Stores validated events on behalf of `caller`: a key with role ingest or admin, and a
+    /// tenant-scoped key only for its own tenant. See [`Metering::ingest_validated`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Forbidden`] when `caller` may not write one of the events (nothing is
+    /// written); the store's error.
+    pub async fn ingest_as(&self, caller: &Principal, events: Vec<Event>) -> Result<IngestReceipt> {
+        caller.authorize(Action::WriteEvents)?;
+        for event in &events {
+            caller.authorize_tenant(&event.tenant_id)?;
+        }
+        self.ingest_validated(events).await
+    }
+
+    /// Lists events on behalf of `caller`: a key with role read or admin; a tenant-scoped key
+    /// sees only its own tenant's events, whatever the filter asked.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Forbidden`] when `caller` may not read, or asked for another tenant; see
+    /// [`Metering::list_events`].
+    pub async fn list_events_as(
+        &self,
+        caller: &Principal,
+        mut query: EventQuery,
+    ) -> Result<EventPage> {
+        caller.authorize(Action::Read)?;
+        query.filter.tenant_id = caller.scope_read(query.filter.tenant_id.take())?;
+        self.list_events(&query).await
+    }
+
+    /// Sums usage on behalf of `caller`, with the tenant rules of
+    /// [`Metering::list_events_as`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Forbidden`] when `caller` may not read, or asked for another tenant; see
+    /// [`Metering::aggregate`].
+    pub async fn aggregate_as(
+        &self,
+        caller: &Principal,
+        mut query: AggregateQuery,
+    ) -> Result<AggregateReport> {
+        caller.authorize(Action::Read)?;
+        query.tenant_id = caller.scope_read(query.tenant_id.take())?;
+        self.aggregate(&query).await
     }
 
     /// Lists events.

@@ -182,6 +182,67 @@ impl Metering {
         Ok(usage)
     }
 
+    /// Checks (and with `consume`, records) on behalf of `caller`: a key with role ingest or
+    /// admin, and a tenant-scoped key only for its own tenant. See [`Metering::validate`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Forbidden`] when `caller` may not; see [`Metering::validate`].
+    pub async fn validate_as(
+        &self,
+        caller: &Principal,
+        request: ValidateRequest,
+    ) -> Result<QuotaDecision> {
+        caller.authorize(Action::Validate)?;
+        caller.authorize_tenant(&request.tenant_id)?;
+        self.validate(request).await
+    }
+
+    /// Inserts or replaces a quota on behalf of `caller`: an admin key; a tenant-scoped one
+    /// only for its own tenant, never a default (`*`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Forbidden`] when `caller` may not; see [`Metering::upsert_quota`].
+    pub async fn upsert_quota_as(&self, caller: &Principal, spec: QuotaSpec) -> Result<Quota> {
+        caller.authorize(Action::Admin)?;
+        match &spec.tenant_id {
+            QuotaScope::Tenant(tenant) => caller.authorize_tenant(tenant)?,
+            QuotaScope::AllTenants if caller.key.tenant_id.is_some() => {
+                return Err(Error::Forbidden(
+                    "a tenant-scoped key may not set default quotas".into(),
+                ));
+            }
+            QuotaScope::AllTenants => {}
+        }
+        self.upsert_quota(spec).await
+    }
+
+    /// Lists quotas on behalf of `caller`: a key with role read or admin. A tenant-scoped key
+    /// sees only its own tenant's quotas (with no scope asked, those), never the defaults.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Forbidden`] when `caller` may not; the store's error.
+    pub async fn list_quotas_as(
+        &self,
+        caller: &Principal,
+        scope: Option<QuotaScope>,
+    ) -> Result<Vec<Quota>> {
+        caller.authorize(Action::Read)?;
+        let scope = match scope {
+            Some(QuotaScope::AllTenants) if caller.key.tenant_id.is_some() => {
+                return Err(Error::Forbidden(
+                    "a tenant-scoped key sees only its own quotas".into(),
+                ));
+            }
+            Some(QuotaScope::AllTenants) => Some(QuotaScope::AllTenants),
+            Some(QuotaScope::Tenant(t)) => caller.scope_read(Some(t))?.map(QuotaScope::Tenant),
+            None => caller.scope_read(None)?.map(QuotaScope::Tenant),
+        };
+        self.list_quotas(scope.as_ref()).await
+    }
+
     /// Inserts or replaces a quota.
     ///
     /// # Errors

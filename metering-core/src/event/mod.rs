@@ -18,6 +18,7 @@ use crate::quantity::Quantity;
 
 /// A validated, stored usage event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Event {
     /// Idempotency key.
     pub id: EventId,
@@ -34,6 +35,7 @@ pub struct Event {
     pub timestamp: DateTime<Utc>,
     /// Free-form details.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: Option<Metadata>,
     /// When the store accepted it (UTC, microsecond precision).
     #[serde(with = "crate::time::rfc3339")]
@@ -98,21 +100,29 @@ impl EventRules {
 /// An event as submitted, before validation. Build one in code with [`NewEvent::new`] or
 /// decode one from JSON with [`NewEvent::from_json`].
 #[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(description = "An event to record"))]
 #[non_exhaustive]
 pub struct NewEvent {
-    /// Idempotency key; a UUIDv7 is made when absent.
+    /// Idempotency key, 1 to 128 printable ASCII characters; a UUIDv7 is made when absent.
     pub id: Option<String>,
-    /// Who used it.
+    /// Who used it: 1 to 255 characters after trimming, no control characters.
     pub tenant_id: String,
-    /// Which module.
+    /// Which module, same rules.
     pub resource: String,
-    /// Which feature.
+    /// Which feature, same rules.
     pub feature: String,
-    /// How much; 1 when absent.
+    /// How much; 1 when absent. Above 0, at most 10^15, at most 9 fractional digits; summed
+    /// exactly.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::quantity::DecimalInput>))]
     pub quantity: Option<Quantity>,
-    /// When; the time of receipt when absent.
+    /// When; the time of receipt when absent, at most the configured skew in the future.
+    /// RFC 3339 (`2025-11-20T10:31:00Z`), or a date-time without an offset
+    /// (`2025-11-20T10:31:00.123456`, as Python's `isoformat()` writes it), which means UTC.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "2025-11-20T10:31:00Z"))]
     pub timestamp: Option<DateTime<Utc>>,
-    /// Free-form details.
+    /// Free-form details: a JSON object, at most 16 KiB serialized and 16 levels deep.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: Option<Metadata>,
 }
 

@@ -109,6 +109,7 @@ impl<'de> Deserialize<'de> for QuotaScope {
 
 /// What a quota limits; its identity is `(tenant_id, resource, feature)`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct QuotaSpec {
     /// The tenant, or `*` for the default of every tenant.
@@ -118,13 +119,16 @@ pub struct QuotaSpec {
     /// The feature.
     pub feature: Feature,
     /// The most usage allowed per period (> 0).
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::quantity::DecimalInput))]
     pub limit: Quantity,
     /// The period usage is counted over.
     pub period: QuotaPeriod,
-    /// Percent of the limit at which `alert` turns true (0 to 100).
+    /// Percent of the limit at which `alert` turns true (0 to 100; default 80).
+    #[cfg_attr(feature = "openapi", schema(required = false, maximum = 100))]
     pub alert_threshold: u8,
-    /// Zone of the period boundaries.
+    /// IANA zone of the period boundaries (default `UTC`).
     #[serde(with = "crate::window::tz_serde")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, required = false, example = "UTC"))]
     pub tz: Tz,
 }
 
@@ -231,6 +235,8 @@ pub struct Quota {
 /// The JSON form of a [`Quota`], written out field by field: serde's `flatten` would buffer
 /// the fields and hand the limit over without its literal text.
 #[derive(Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(description = "A stored quota"))]
 struct QuotaFields {
     id: QuotaId,
     tenant_id: QuotaScope,
@@ -240,11 +246,35 @@ struct QuotaFields {
     period: QuotaPeriod,
     alert_threshold: u8,
     #[serde(with = "crate::window::tz_serde")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "UTC"))]
     tz: Tz,
     #[serde(with = "crate::time::rfc3339")]
     created_at: DateTime<Utc>,
     #[serde(with = "crate::time::rfc3339")]
     updated_at: DateTime<Utc>,
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Quota {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <QuotaFields as utoipa::PartialSchema>::schema()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Quota {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("Quota")
+    }
+
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <QuotaFields as utoipa::ToSchema>::schemas(schemas);
+    }
 }
 
 impl From<Quota> for QuotaFields {
@@ -351,24 +381,39 @@ pub struct UsageLimit {
 }
 
 /// A validate (or consume) request.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// It serializes to the body of `POST /v1/meter/validate`, which
+/// [`ValidateRequest::from_json`] reads back.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(description = "A quota check, optionally consuming")
+)]
 #[non_exhaustive]
 pub struct ValidateRequest {
     /// Who wants to use it.
     pub tenant_id: TenantId,
-    /// Which resource, if the quota may be resource-specific.
+    /// Which resource, if the quota may be resource-specific (required to consume).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub resource: Option<Resource>,
     /// Which feature.
     pub feature: Feature,
     /// How much they want to use (default 1).
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::quantity::DecimalInput, required = false))]
     pub quantity: Quantity,
     /// The period to report usage over when no quota applies.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub period: Option<QuotaPeriod>,
-    /// Record the usage when allowed, atomically with the check.
+    /// Record the usage as an event when allowed, atomically with the check (default false).
+    #[cfg_attr(feature = "openapi", schema(required = false))]
     pub consume: bool,
-    /// Idempotency key of the consumed event.
+    /// Idempotency key of the consumed event (consume only).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<EventId>,
-    /// Metadata of the consumed event.
+    /// Metadata of the consumed event (consume only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: Option<Metadata>,
 }
 
@@ -419,6 +464,7 @@ impl ValidateRequest {
 
 /// The answer to a validate request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QuotaDecision {
     /// Whether `current_usage + quantity <= limit` (always true with no quota).
     pub allowed: bool,

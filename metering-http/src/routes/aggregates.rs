@@ -30,7 +30,7 @@ const PARAMS: &[&str] = &[
     tag = "aggregates",
     summary = "Usage per time window and group (role read or admin)",
     params(
-        ("window_type" = crate::openapi::schema::WindowType, Query, description = "Window size"),
+        ("window_type" = metering_core::WindowType, Query, description = "Window size"),
         ("start_date" = String, Query, description = "RFC 3339 or YYYY-MM-DD, inclusive"),
         ("end_date" = String, Query, description = "RFC 3339 or YYYY-MM-DD, exclusive"),
         ("group_by" = Option<String>, Query, description = "Comma-separated subset of tenant_id,resource,feature; default resource,feature; empty for one series"),
@@ -40,9 +40,9 @@ const PARAMS: &[&str] = &[
         ("tz" = Option<String>, Query, description = "IANA zone of the window boundaries, default UTC"),
     ),
     responses(
-        (status = 200, description = "The windows with events", body = crate::openapi::schema::AggregateReport),
-        (status = 400, description = "BAD_REQUEST: unknown, repeated or unreadable parameter", body = crate::openapi::ErrorEnvelope),
-        (status = 422, description = "VALIDATION_ERROR: a missing or invalid parameter", body = crate::openapi::ErrorEnvelope),
+        (status = 200, description = "The windows with events", body = metering_core::AggregateReport),
+        (status = 400, description = "BAD_REQUEST: unknown, repeated or unreadable parameter", body = metering_core::api::ErrorEnvelope),
+        (status = 422, description = "VALIDATION_ERROR: a missing or invalid parameter", body = metering_core::api::ErrorEnvelope),
     ),
     security(("api_key" = []), ("bearer" = []))
 )]
@@ -67,7 +67,6 @@ pub(crate) async fn aggregate(
     let feature = p.check("feature", |s| Feature::new(s));
     let tz = p.read("tz", parse_tz);
     p.finish()?;
-    let tenant = principal.scope_read(tenant)?;
     let (Some(window), Some(start), Some(end), Some(group_by)) = (window, start, end, group_by)
     else {
         // finish() has already refused a request missing any of these.
@@ -80,5 +79,5 @@ pub(crate) async fn aggregate(
     if let Some(tz) = tz {
         query = query.tz(tz);
     }
-    Ok(Json(state.engine().aggregate(&query).await?))
+    Ok(Json(state.engine().aggregate_as(&principal, query).await?))
 }

@@ -3,8 +3,8 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use metering_core::api::{ApiKeyList, CreatedApiKeyBody};
 use metering_core::{Action, ApiKeyId, Error, NewApiKey};
-use serde_json::{Value, json};
 
 use crate::error::ApiError;
 use crate::extract::{Auth, JsonBody, QueryPairs};
@@ -17,11 +17,11 @@ use crate::state::AppState;
     path = "/v1/meter/api-keys",
     tag = "api-keys",
     summary = "Create an API key (role admin)",
-    request_body(content = crate::openapi::schema::NewApiKey, content_type = "application/json"),
+    request_body(content = metering_core::NewApiKey, content_type = "application/json"),
     responses(
-        (status = 201, description = "The key; `key` is shown only here", body = crate::openapi::schema::CreatedApiKey),
-        (status = 400, description = "BAD_REQUEST", body = crate::openapi::ErrorEnvelope),
-        (status = 422, description = "VALIDATION_ERROR", body = crate::openapi::ErrorEnvelope),
+        (status = 201, description = "The key; `key` is shown only here", body = metering_core::api::CreatedApiKeyBody),
+        (status = 400, description = "BAD_REQUEST", body = metering_core::api::ErrorEnvelope),
+        (status = 422, description = "VALIDATION_ERROR", body = metering_core::api::ErrorEnvelope),
     ),
     security(("api_key" = []), ("bearer" = []))
 )]
@@ -29,26 +29,11 @@ pub(crate) async fn create(
     State(state): State<AppState>,
     Auth(principal): Auth,
     body: JsonBody,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<CreatedApiKeyBody>), ApiError> {
     principal.authorize(Action::Admin)?;
     let new = NewApiKey::from_json(&body.value()?)?;
-    if principal.key.tenant_id.is_some() {
-        // A scoped admin may only hand out keys scoped to its own tenant.
-        match &new.tenant_id {
-            Some(t) => principal.authorize_tenant(t)?,
-            None => {
-                return Err(Error::Forbidden(
-                    "a tenant-scoped key may only create keys for its own tenant".into(),
-                )
-                .into());
-            }
-        }
-    }
-    let created = state.engine().create_api_key(new).await?;
-    let mut record = serde_json::to_value(&created.key)
-        .map_err(|e| Error::internal("serializing an API key", e))?;
-    record["key"] = Value::String(created.secret);
-    Ok((StatusCode::CREATED, Json(record)))
+    let created = state.engine().create_api_key_as(&principal, new).await?;
+    Ok((StatusCode::CREATED, Json(created.into())))
 }
 
 /// Lists keys without secrets, with `last_used_at`.
@@ -58,8 +43,8 @@ pub(crate) async fn create(
     tag = "api-keys",
     summary = "List API keys, without secrets (role admin)",
     responses(
-        (status = 200, description = "Keys", body = crate::openapi::schema::ApiKeyList),
-        (status = 400, description = "BAD_REQUEST: a query parameter", body = crate::openapi::ErrorEnvelope),
+        (status = 200, description = "Keys", body = metering_core::api::ApiKeyList),
+        (status = 400, description = "BAD_REQUEST: a query parameter", body = metering_core::api::ErrorEnvelope),
     ),
     security(("api_key" = []), ("bearer" = []))
 )]
@@ -67,18 +52,11 @@ pub(crate) async fn list(
     State(state): State<AppState>,
     Auth(principal): Auth,
     QueryPairs(pairs): QueryPairs,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ApiKeyList>, ApiError> {
     principal.authorize(Action::Admin)?;
     Params::new(pairs, &[]).finish()?;
-    let own = principal.key.tenant_id.clone();
-    let keys: Vec<_> = state
-        .engine()
-        .list_api_keys()
-        .await?
-        .into_iter()
-        .filter(|k| own.is_none() || k.tenant_id == own)
-        .collect();
-    Ok(Json(json!({ "api_keys": keys })))
+    let api_keys = state.engine().list_api_keys_as(&principal).await?;
+    Ok(Json(ApiKeyList { api_keys }))
 }
 
 /// Revokes a key; 204, and it stops working at once.
@@ -90,7 +68,7 @@ pub(crate) async fn list(
     params(("id" = uuid::Uuid, Path, description = "The key's id")),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 404, description = "NOT_FOUND", body = crate::openapi::ErrorEnvelope),
+        (status = 404, description = "NOT_FOUND", body = metering_core::api::ErrorEnvelope),
     ),
     security(("api_key" = []), ("bearer" = []))
 )]

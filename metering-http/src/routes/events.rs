@@ -3,14 +3,13 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use metering_core::api::{EventList, IngestResponse, Pagination, decode_events};
 use metering_core::{
     Action, Cursor, EventFilter, EventQuery, Feature, Paging, Principal, Resource, TenantId,
 };
 
-use crate::decode::decode_events;
 use crate::error::ApiError;
 use crate::extract::{Auth, JsonBody, QueryPairs};
-use crate::messages::{EventList, IngestResponse, Pagination};
 use crate::params::{Params, date_time, number};
 use crate::state::AppState;
 
@@ -25,12 +24,12 @@ use crate::state::AppState;
                    `quantity` is read from the number literal's text, never through a float: at most \
                    9 fractional digits, above 0 and at most 10^15, else 422. A `timestamp` without \
                    an offset means UTC.",
-    request_body(content = crate::openapi::schema::IngestBody, content_type = "application/json"),
+    request_body(content = metering_core::api::IngestBody, content_type = "application/json"),
     responses(
-        (status = 201, description = "Committed", body = crate::openapi::schema::IngestReceipt),
-        (status = 400, description = "BAD_REQUEST: not JSON, or not application/json", body = crate::openapi::ErrorEnvelope),
-        (status = 413, description = "PAYLOAD_TOO_LARGE: body over the byte limit or batch over the event limit", body = crate::openapi::ErrorEnvelope),
-        (status = 422, description = "VALIDATION_ERROR: `details.errors` lists every bad field", body = crate::openapi::ErrorEnvelope),
+        (status = 201, description = "Committed", body = metering_core::api::IngestResponse),
+        (status = 400, description = "BAD_REQUEST: not JSON, or not application/json", body = metering_core::api::ErrorEnvelope),
+        (status = 413, description = "PAYLOAD_TOO_LARGE: body over the byte limit or batch over the event limit", body = metering_core::api::ErrorEnvelope),
+        (status = 422, description = "VALIDATION_ERROR: `details.errors` lists every bad field", body = metering_core::api::ErrorEnvelope),
     ),
     security(("api_key" = []), ("bearer" = []))
 )]
@@ -51,12 +50,12 @@ pub(crate) async fn ingest(
     description = "Behaves exactly like `POST /v1/meter/events` (same bodies, limits, roles and \
                    answers). It is the path the original metering service and its Python client \
                    post batches to.",
-    request_body(content = crate::openapi::schema::IngestBody, content_type = "application/json"),
+    request_body(content = metering_core::api::IngestBody, content_type = "application/json"),
     responses(
-        (status = 201, description = "Committed", body = crate::openapi::schema::IngestReceipt),
-        (status = 400, description = "BAD_REQUEST: not JSON, or not application/json", body = crate::openapi::ErrorEnvelope),
-        (status = 413, description = "PAYLOAD_TOO_LARGE: body over the byte limit or batch over the event limit", body = crate::openapi::ErrorEnvelope),
-        (status = 422, description = "VALIDATION_ERROR: `details.errors` lists every bad field", body = crate::openapi::ErrorEnvelope),
+        (status = 201, description = "Committed", body = metering_core::api::IngestResponse),
+        (status = 400, description = "BAD_REQUEST: not JSON, or not application/json", body = metering_core::api::ErrorEnvelope),
+        (status = 413, description = "PAYLOAD_TOO_LARGE: body over the byte limit or batch over the event limit", body = metering_core::api::ErrorEnvelope),
+        (status = 422, description = "VALIDATION_ERROR: `details.errors` lists every bad field", body = metering_core::api::ErrorEnvelope),
     ),
     security(("api_key" = []), ("bearer" = []))
 )]
@@ -77,11 +76,8 @@ async fn ingest_body(
     principal.authorize(Action::WriteEvents)?;
     let engine = state.engine();
     let events = decode_events(body.object()?.as_ref(), engine.rules(), engine.now())?;
-    for event in &events {
-        principal.authorize_tenant(&event.tenant_id)?;
-    }
     let count = events.len();
-    let receipt = engine.ingest_validated(events).await?;
+    let receipt = engine.ingest_as(principal, events).await?;
     state.metrics().record_ingest(count, receipt.duplicates);
     Ok((StatusCode::CREATED, Json(receipt.into())))
 }
@@ -114,9 +110,9 @@ const LIST_PARAMS: &[&str] = &[
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
     ),
     responses(
-        (status = 200, description = "A page", body = crate::openapi::schema::EventPage),
-        (status = 400, description = "BAD_REQUEST: unknown, repeated or unreadable parameter", body = crate::openapi::ErrorEnvelope),
-        (status = 422, description = "VALIDATION_ERROR: a value breaks a rule", body = crate::openapi::ErrorEnvelope),
+        (status = 200, description = "A page", body = metering_core::api::EventList),
+        (status = 400, description = "BAD_REQUEST: unknown, repeated or unreadable parameter", body = metering_core::api::ErrorEnvelope),
+        (status = 422, description = "VALIDATION_ERROR: a value breaks a rule", body = metering_core::api::ErrorEnvelope),
     ),
     security(("api_key" = []), ("bearer" = []))
 )]
@@ -141,7 +137,6 @@ pub(crate) async fn list(
         p.reject("cursor", "use either page or cursor, not both");
     }
     p.finish()?;
-    let tenant = principal.scope_read(tenant)?;
 
     let mut filter = EventFilter::all().between(start, end);
     filter.tenant_id = tenant;
@@ -163,7 +158,7 @@ pub(crate) async fn list(
     };
     let result = state
         .engine()
-        .list_events(&EventQuery::new(filter, paging))
+        .list_events_as(&principal, EventQuery::new(filter, paging))
         .await?;
     let pagination = match (page_info, result.total) {
         (Some(page), Some(total)) => Pagination {

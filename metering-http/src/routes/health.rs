@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use metering_core::HealthStatus;
-use serde_json::{Value, json};
+use metering_core::api::HealthReport;
 
 use crate::state::AppState;
 
@@ -16,28 +16,17 @@ use crate::state::AppState;
     tag = "operations",
     summary = "Health of the store and the quota cache (no key)",
     responses(
-        (status = 200, description = "healthy, or degraded when only the quota cache is down", body = crate::openapi::schema::Health),
-        (status = 503, description = "unhealthy: the store is down", body = crate::openapi::schema::Health),
+        (status = 200, description = "healthy, or degraded when only the quota cache is down", body = metering_core::api::HealthReport),
+        (status = 503, description = "unhealthy: the store is down", body = metering_core::api::HealthReport),
     )
 )]
-pub(crate) async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+pub(crate) async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthReport>) {
     let engine = state.engine();
     let health = engine.health().await;
     let status = match health.status {
         HealthStatus::Unhealthy => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::OK,
     };
-    let connected = |up: bool| if up { "connected" } else { "disconnected" };
-    (
-        status,
-        Json(json!({
-            "status": health.status,
-            "timestamp": metering_core::time::format_rfc3339(engine.now()),
-            "version": env!("CARGO_PKG_VERSION"),
-            "services": {
-                "database": connected(health.store_connected),
-                "quota_cache": connected(health.cache_connected),
-            },
-        })),
-    )
+    let report = HealthReport::new(health, engine.now(), env!("CARGO_PKG_VERSION"));
+    (status, Json(report))
 }

@@ -3,11 +3,11 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use metering_core::api::QuotaList;
 use metering_core::{Action, Error, Quota, QuotaId, QuotaScope, QuotaSpec};
 
 use crate::error::ApiError;
 use crate::extract::{Auth, JsonBody, QueryPairs};
-use crate::messages::QuotaList;
 use crate::params::Params;
 use crate::state::AppState;
 
@@ -17,12 +17,12 @@ use crate::state::AppState;
     path = "/v1/meter/quotas",
     tag = "quotas",
     summary = "Create or replace a quota (role admin)",
-    request_body(content = crate::openapi::schema::QuotaSpec, content_type = "application/json"),
+    request_body(content = metering_core::QuotaSpec, content_type = "application/json"),
     responses(
-        (status = 200, description = "The stored quota", body = crate::openapi::schema::Quota),
-        (status = 400, description = "BAD_REQUEST", body = crate::openapi::ErrorEnvelope),
-        (status = 409, description = "CONFLICT", body = crate::openapi::ErrorEnvelope),
-        (status = 422, description = "VALIDATION_ERROR", body = crate::openapi::ErrorEnvelope),
+        (status = 200, description = "The stored quota", body = metering_core::Quota),
+        (status = 400, description = "BAD_REQUEST", body = metering_core::api::ErrorEnvelope),
+        (status = 409, description = "CONFLICT", body = metering_core::api::ErrorEnvelope),
+        (status = 422, description = "VALIDATION_ERROR", body = metering_core::api::ErrorEnvelope),
     ),
     security(("api_key" = []), ("bearer" = []))
 )]
@@ -33,14 +33,9 @@ pub(crate) async fn upsert(
 ) -> Result<Json<Quota>, ApiError> {
     principal.authorize(Action::Admin)?;
     let spec = QuotaSpec::from_json(body.raw()?)?;
-    if let QuotaScope::Tenant(tenant) = &spec.tenant_id {
-        principal.authorize_tenant(tenant)?;
-    } else if principal.key.tenant_id.is_some() {
-        return Err(
-            Error::Forbidden("a tenant-scoped key may not set default quotas".into()).into(),
-        );
-    }
-    Ok(Json(state.engine().upsert_quota(spec).await?))
+    Ok(Json(
+        state.engine().upsert_quota_as(&principal, spec).await?,
+    ))
 }
 
 /// Lists quotas, all or one tenant's (`tenant_id=*` lists the defaults).
@@ -51,9 +46,9 @@ pub(crate) async fn upsert(
     summary = "List quotas (role read or admin)",
     params(("tenant_id" = Option<String>, Query, description = "One tenant's quotas; `*` lists the defaults")),
     responses(
-        (status = 200, description = "Quotas", body = crate::openapi::schema::QuotaList),
-        (status = 400, description = "BAD_REQUEST", body = crate::openapi::ErrorEnvelope),
-        (status = 422, description = "VALIDATION_ERROR", body = crate::openapi::ErrorEnvelope),
+        (status = 200, description = "Quotas", body = metering_core::api::QuotaList),
+        (status = 400, description = "BAD_REQUEST", body = metering_core::api::ErrorEnvelope),
+        (status = 422, description = "VALIDATION_ERROR", body = metering_core::api::ErrorEnvelope),
     ),
     security(("api_key" = []), ("bearer" = []))
 )]
@@ -66,17 +61,7 @@ pub(crate) async fn list(
     let mut p = Params::new(pairs, &["tenant_id"]);
     let scope = p.check("tenant_id", QuotaScope::parse);
     p.finish()?;
-    let scope = match scope {
-        Some(QuotaScope::AllTenants) if principal.key.tenant_id.is_some() => {
-            return Err(
-                Error::Forbidden("a tenant-scoped key sees only its own quotas".into()).into(),
-            );
-        }
-        Some(QuotaScope::Tenant(t)) => principal.scope_read(Some(t))?.map(QuotaScope::Tenant),
-        Some(QuotaScope::AllTenants) => Some(QuotaScope::AllTenants),
-        None => principal.scope_read(None)?.map(QuotaScope::Tenant),
-    };
-    let quotas = state.engine().list_quotas(scope.as_ref()).await?;
+    let quotas = state.engine().list_quotas_as(&principal, scope).await?;
     Ok(Json(QuotaList { quotas }))
 }
 
@@ -89,7 +74,7 @@ pub(crate) async fn list(
     params(("id" = uuid::Uuid, Path, description = "The quota's id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 404, description = "NOT_FOUND", body = crate::openapi::ErrorEnvelope),
+        (status = 404, description = "NOT_FOUND", body = metering_core::api::ErrorEnvelope),
     ),
     security(("api_key" = []), ("bearer" = []))
 )]

@@ -14,11 +14,11 @@ use crate::state::AppState;
     path = "/v1/meter/validate",
     tag = "quotas",
     summary = "Check a quota, optionally consuming atomically (role ingest or admin)",
-    request_body(content = crate::openapi::schema::ValidateBody, content_type = "application/json"),
+    request_body(content = metering_core::ValidateRequest, content_type = "application/json"),
     responses(
-        (status = 200, description = "The decision (a denial is still 200, with allowed false)", body = crate::openapi::schema::QuotaDecision),
-        (status = 400, description = "BAD_REQUEST: not JSON, or not application/json", body = crate::openapi::ErrorEnvelope),
-        (status = 422, description = "VALIDATION_ERROR", body = crate::openapi::ErrorEnvelope),
+        (status = 200, description = "The decision (a denial is still 200, with allowed false)", body = metering_core::QuotaDecision),
+        (status = 400, description = "BAD_REQUEST: not JSON, or not application/json", body = metering_core::api::ErrorEnvelope),
+        (status = 422, description = "VALIDATION_ERROR", body = metering_core::api::ErrorEnvelope),
     ),
     security(("api_key" = []), ("bearer" = []))
 )]
@@ -29,9 +29,8 @@ pub(crate) async fn validate(
 ) -> Result<Json<QuotaDecision>, ApiError> {
     principal.authorize(Action::Validate)?;
     let request = ValidateRequest::from_json(body.raw()?)?;
-    principal.authorize_tenant(&request.tenant_id)?;
     let consume = request.consume;
-    let decision = state.engine().validate(request).await?;
+    let decision = state.engine().validate_as(&principal, request).await?;
     let outcome = match (&decision.quota_id, decision.allowed) {
         (None, _) => "no_quota",
         (Some(_), true) => "allowed",

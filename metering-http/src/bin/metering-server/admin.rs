@@ -2,9 +2,9 @@
 
 use anyhow::Context as _;
 use clap::Subcommand;
+use metering_core::api::{ApiKeyList, CreatedApiKeyBody, QuotaList};
 use metering_core::{ApiKeyId, Error, Metering, NewApiKey, QuotaId, QuotaScope, QuotaSpec, Role};
-use metering_http::messages::QuotaList;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// `keys` subcommands.
 #[derive(Debug, Subcommand)]
@@ -91,11 +91,11 @@ pub(crate) async fn keys(engine: &Metering, command: KeysCommand) -> anyhow::Res
                 json!({"name": name, "role": role, "tenant_id": tenant, "expires_at": expires_at});
             let new = NewApiKey::from_json(&body).map_err(describe)?;
             let created = engine.create_api_key(new).await.map_err(describe)?;
-            let mut record = serde_json::to_value(&created.key)?;
-            record["key"] = Value::String(created.secret);
-            print_json(&record)
+            print_json(&CreatedApiKeyBody::from(created))
         }
-        KeysCommand::List => print_json(&json!({ "api_keys": engine.list_api_keys().await? })),
+        KeysCommand::List => print_json(&ApiKeyList {
+            api_keys: engine.list_api_keys().await?,
+        }),
         KeysCommand::Revoke { id } => {
             let id: ApiKeyId = id.parse().context("the id must be a UUID")?;
             engine.revoke_api_key(id).await.map_err(describe)?;

@@ -1,8 +1,69 @@
-//! Decoding of event bodies: one event object, or `{"events": [...]}`.
+//! The bodies of `POST /v1/meter/events` (and `/events/batch`) and `GET /v1/meter/events`.
 
 use chrono::{DateTime, Utc};
-use metering_core::json::{self, JsonObject};
-use metering_core::{Error, Event, EventRules, NewEvent, ValidationErrors, validate_batch};
+use serde::{Deserialize, Serialize};
+
+use crate::engine::IngestReceipt;
+use crate::error::{Error, ValidationErrors};
+use crate::event::{Event, EventId, EventRules, NewEvent, validate_batch};
+use crate::json::{self, JsonObject};
+
+/// `201` of `POST /v1/meter/events` (and `/events/batch`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = IngestReceipt))]
+pub struct IngestResponse {
+    /// Always `"success"`.
+    #[cfg_attr(feature = "openapi", schema(example = "success"))]
+    pub status: String,
+    /// Events newly written.
+    pub events_processed: usize,
+    /// Events whose id was already stored.
+    pub duplicates: usize,
+    /// The id of every event, in request order.
+    pub event_ids: Vec<EventId>,
+}
+
+impl From<IngestReceipt> for IngestResponse {
+    fn from(receipt: IngestReceipt) -> Self {
+        IngestResponse {
+            status: "success".to_owned(),
+            events_processed: receipt.events_processed,
+            duplicates: receipt.duplicates,
+            event_ids: receipt.event_ids,
+        }
+    }
+}
+
+/// `200` of `GET /v1/meter/events`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = EventPage))]
+pub struct EventList {
+    /// The page's events, newest first.
+    pub events: Vec<Event>,
+    /// Where the page is.
+    pub pagination: Pagination,
+    /// Where the next page starts, when this one was full: pass it as `cursor`.
+    pub next_cursor: Option<String>,
+}
+
+/// Where a page of events is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Pagination {
+    /// The page number (numbered paging only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page: Option<u32>,
+    /// The page size.
+    pub page_size: u32,
+    /// Matching events in all (numbered paging only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+    /// Pages in all (numbered paging only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_pages: Option<u64>,
+}
 
 /// Decodes and validates an event body, reporting every problem of every event at once.
 ///
@@ -13,7 +74,7 @@ use metering_core::{Error, Event, EventRules, NewEvent, ValidationErrors, valida
 ///
 /// [`Error::TooLarge`] for a batch over `rules.max_batch_events` (checked before decoding),
 /// [`Error::Validation`] listing each problem.
-pub(crate) fn decode_events(
+pub fn decode_events(
     body: Option<&JsonObject<'_>>,
     rules: &EventRules,
     now: DateTime<Utc>,

@@ -1,0 +1,43 @@
+//! The v1 REST messages: every body the API sends or reads, and the error envelope.
+//!
+//! This is the one definition of the wire format. The server answers with these types, the
+//! client and the command line read and write them, and with the `openapi` feature each one
+//! derives its OpenAPI schema, so the document describes exactly what is sent.
+//!
+//! - Domain types that travel as they are ([`Event`](crate::Event),
+//!   [`Quota`](crate::Quota), [`QuotaDecision`](crate::QuotaDecision),
+//!   [`ApiKey`](crate::ApiKey), [`AggregateReport`](crate::AggregateReport), ...) are used
+//!   directly; this module adds the envelopes around them ([`EventList`], [`QuotaList`],
+//!   [`ApiKeyList`], ...).
+//! - Request bodies are read by the decoders of their domain types
+//!   ([`NewEvent::from_json`](crate::NewEvent::from_json),
+//!   [`QuotaSpec::from_json`](crate::QuotaSpec::from_json),
+//!   [`ValidateRequest::from_json`](crate::ValidateRequest::from_json),
+//!   [`NewApiKey::from_json`](crate::NewApiKey::from_json)), and an event body by
+//!   [`decode_events`]. They read decimals from their literal text and report every problem
+//!   with its field path ([`FieldError`](crate::FieldError)).
+//! - Every error answer is an [`ErrorEnvelope`].
+//!
+//! Decimals (quantities, limits, usage) are always written as JSON numbers whose text is
+//! the exact value; serialize these types with `serde_json::to_vec`/`to_writer`, not through
+//! `serde_json::Value`, which would hold them as `f64`.
+
+mod api_keys;
+mod error;
+mod events;
+mod health;
+mod quotas;
+#[cfg(feature = "openapi")]
+mod schema;
+
+#[cfg(feature = "openapi")]
+#[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
+pub use crate::quantity::DecimalInput;
+pub use api_keys::{ApiKeyList, CreatedApiKeyBody};
+pub use error::{ErrorBody, ErrorCode, ErrorDetails, ErrorEnvelope, INTERNAL_MESSAGE};
+pub use events::{EventList, IngestResponse, Pagination, decode_events};
+pub use health::{Connection, HealthReport, Services};
+pub use quotas::QuotaList;
+#[cfg(feature = "openapi")]
+#[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
+pub use schema::IngestBody;
