@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Load benchmark of the release `metering-server` on the default SQLite store, with the
-# `metering-load` client on the same machine. Prints one line per scenario and the server's
+# `metering-load` client on the same machine, on the easy workload (about 200 series, live
+# timestamps, small metadata, an almost empty store); `benches/realistic.sh` runs the
+# realistic one. Prints one line per scenario and the server's
 # peak resident memory.
 #
 #   benches/load.sh                          # single, batch, validate (10 s each)
@@ -40,7 +42,7 @@ server=$SERVER_PID url=$SERVER_URL key=$SERVER_KEY
 ) &
 
 # The human line only (sed reads everything, so the client never writes into a closed pipe).
-load() { "$target/release/metering-load" --url "$url" --key "$key" "$@" | sed -n 1p; }
+load() { "$target/release/metering-load" --url "$url" --key "$key" --workload easy "$@" | sed -n 1p; }
 
 echo "metering-server $(git rev-parse --short HEAD 2>/dev/null || echo '?') on SQLite, $(nproc) cores; client on the same machine"
 load --scenario single --connections "$connections" --seconds "$seconds"
@@ -50,7 +52,7 @@ curl -fsS -X PUT "$url/v1/meter/quotas" -H "x-api-key: $key" -H 'content-type: a
 load --scenario validate --connections "$connections" --seconds "$seconds"
 if [ "$seed" -gt 0 ]; then
   echo "seeding $seed events over 30 days..."
-  load --scenario batch --connections 2 --batch-size 5000 --spread-days 30 \
+  load --scenario batch --connections 2 --batch-size 5000 --timestamps backfill --spread-days 30 \
     --max-requests $((seed / 5000)) --seconds 3600
   load --scenario aggregate --connections 4 --seconds "$seconds"
 fi

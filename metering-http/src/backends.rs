@@ -19,6 +19,8 @@ use std::sync::Arc;
 
 use metering_core::{Error, MemoryQuotaCache, MemoryStore, QuotaCache, Result, Store};
 
+use crate::config::ServerConfig;
+
 /// The default store URL.
 pub const DEFAULT_STORE_URL: &str = "sqlite://metering.db";
 
@@ -50,10 +52,21 @@ fn no_backend(what: &str, feature: &str) -> Error {
 /// [`Error::Unavailable`] when the database cannot be reached; the backend's error when
 /// migrating fails.
 pub async fn open_store(url: &str) -> Result<Arc<dyn Store>> {
+    open_store_with(url, &ServerConfig::default()).await
+}
+
+/// [`open_store`] for a server running with `config`: a PostgreSQL pool waits for a free
+/// connection up to `config.request_timeout` (unless the URL sets `acquire_timeout_secs`),
+/// so a request under load waits as long as it may, then gets 503 with `Retry-After`.
+///
+/// # Errors
+///
+/// As [`open_store`].
+pub async fn open_store_with(url: &str, config: &ServerConfig) -> Result<Arc<dyn Store>> {
     match scheme(url) {
         "memory" => Ok(Arc::new(MemoryStore::new())),
-        "sqlite" => open_sqlite(url).await,
-        "postgres" | "postgresql" => open_postgres(url).await,
+        "sqlite" => open_sqlite(url, config).await,
+        "postgres" | "postgresql" => open_postgres(url, config).await,
         other => Err(Error::invalid(
             "store",
             format!(
@@ -81,22 +94,25 @@ pub async fn open_quota_cache(url: &str) -> Result<Arc<dyn QuotaCache>> {
 }
 
 #[cfg(feature = "sqlite")]
-async fn open_sqlite(url: &str) -> Result<Arc<dyn Store>> {
+async fn open_sqlite(url: &str, server: &ServerConfig) -> Result<Arc<dyn Store>> {
+    let config = metering_store_sqlite::SqliteConfig::from_url(url)?
+        .with_cache_kib(server.cache_mib.saturating_mul(1024));
     // Opening applies any pending migrations.
     Ok(Arc::new(
-        metering_store_sqlite::SqliteStore::connect(url).await?,
+        metering_store_sqlite::SqliteStore::open(config).await?,
     ))
 }
 
 #[cfg(not(feature = "sqlite"))]
-async fn open_sqlite(_url: &str) -> Result<Arc<dyn Store>> {
+async fn open_sqlite(_url: &str, _server: &ServerConfig) -> Result<Arc<dyn Store>> {
     Err(no_backend("store", "sqlite"))
 }
 
 #[cfg(feature = "postgres")]
-async fn open_postgres(url: &str) -> Result<Arc<dyn Store>> {
+async fn open_postgres(url: &str, server: &ServerConfig) -> Result<Arc<dyn Store>> {
     let (url, mut extra) = take_params(url, &["schema", "max_connections", "acquire_timeout_secs"]);
-    let mut config = metering_store_postgres::PostgresConfig::new(url);
+    let mut config = metering_store_postgres::PostgresConfig::new(url)
+        .with_acquire_timeout(server.request_timeout);
     if let Some(schema) = extra.remove("schema") {
         config = config.with_schema(schema);
     }
@@ -119,7 +135,7 @@ async fn open_postgres(url: &str) -> Result<Arc<dyn Store>> {
 }
 
 #[cfg(not(feature = "postgres"))]
-async fn open_postgres(_url: &str) -> Result<Arc<dyn Store>> {
+async fn open_postgres(_url: &str, _server: &ServerConfig) -> Result<Arc<dyn Store>> {
     Err(no_backend("store", "postgres"))
 }
 

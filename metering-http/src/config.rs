@@ -40,6 +40,18 @@ pub struct ServerConfig {
     /// once; another instance sharing the store sees them at most this much later (see
     /// [`metering_core::lookup_cache`]).
     pub lookup_cache_ttl: Duration,
+    /// Longest a request waits for a scarce resource (a PostgreSQL connection, a heavy-read
+    /// slot) before it is answered 503 with `Retry-After` (default 30 s).
+    pub request_timeout: Duration,
+    /// Most heavy reads (aggregates, and numbered pages more than 10,000 events deep into a
+    /// listing) served at once; more wait, up to
+    /// `request_timeout`, so ingest and quota checks keep their latency while large reads
+    /// run (default: half the CPU cores, at least 1).
+    pub max_concurrent_reads: usize,
+    /// Memory for caches, in MiB (default 96): the SQLite store's page cache (see
+    /// `SqliteConfig::cache_kib`; the other backends keep no large cache in this process).
+    /// Used by [`crate::open_store_with`].
+    pub cache_mib: u32,
 }
 
 /// A per-API-key rate limit: a token bucket refilled at `per_second`, holding `burst`.
@@ -72,11 +84,37 @@ impl Default for ServerConfig {
             group_commit: Some(GroupCommitConfig::default()),
             rate_limit: None,
             lookup_cache_ttl: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(30),
+            cache_mib: 96,
+            max_concurrent_reads: std::thread::available_parallelism()
+                .map_or(1, |n| n.get() / 2)
+                .max(1),
         }
     }
 }
 
 impl ServerConfig {
+    /// Sets how long a request waits for a PostgreSQL connection or a heavy-read slot.
+    #[must_use]
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Sets how many heavy reads (listings, aggregates) run at once (at least 1).
+    #[must_use]
+    pub fn with_max_concurrent_reads(mut self, reads: usize) -> Self {
+        self.max_concurrent_reads = reads.max(1);
+        self
+    }
+
+    /// Sets the memory for caches, in MiB.
+    #[must_use]
+    pub fn with_cache_mib(mut self, mib: u32) -> Self {
+        self.cache_mib = mib;
+        self
+    }
+
     /// Sets the body limit in bytes.
     #[must_use]
     pub fn with_body_limit(mut self, bytes: usize) -> Self {

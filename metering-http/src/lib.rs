@@ -98,7 +98,7 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use backends::{open_quota_cache, open_store};
+pub use backends::{open_quota_cache, open_store, open_store_with};
 pub use config::{RateLimit, ServerConfig};
 pub use error::ApiError;
 pub use extract::{Auth, JsonBody, QueryPairs};

@@ -16,6 +16,7 @@
 //! | `metering_commit_events` | histogram | | events per store insert transaction: a group commit of concurrent requests, or one large batch |
 //! | `metering_quota_decisions_total` | counter | `outcome` (`allowed`, `denied`, `no_quota`), `consume` | `POST /v1/meter/validate` answers |
 //! | `metering_rate_limited_total` | counter | | requests refused with 429 |
+//! | `metering_overload_total` | counter | `reason` (`heavy_reads`) | requests refused with 503 because they waited the request timeout for a slot |
 //! | `metering_store_duration_seconds` | histogram | `method`, `result` (`ok`, `error`) | each store call |
 //! | `metering_cache_duration_seconds` | histogram | `method`, `result` | each quota cache call |
 
@@ -135,6 +136,10 @@ impl Metrics {
             "Quota checks answered, by outcome (allowed, denied, no_quota) and consume",
         );
         describe_counter(
+            "metering_overload_total",
+            "Requests refused with 503 after waiting the request timeout for a slot",
+        );
+        describe_counter(
             "metering_rate_limited_total",
             "Requests refused with 429 by the per-key rate limit",
         );
@@ -207,6 +212,16 @@ impl Metrics {
                 Label::new("outcome", outcome),
                 Label::new("consume", if consume { "true" } else { "false" }),
             ],
+        )
+        .increment(1);
+    }
+
+    /// Records a request refused with 503 after waiting the request timeout for a slot of
+    /// kind `reason`.
+    pub fn record_overload(&self, reason: &'static str) {
+        self.counter(
+            "metering_overload_total",
+            vec![Label::new("reason", reason)],
         )
         .increment(1);
     }

@@ -77,7 +77,7 @@ impl Modify for Security {
             ("500", "INTERNAL: a bug; the cause is logged"),
             (
                 "503",
-                "UNAVAILABLE: the store is unreachable or the ingest queue is full; see Retry-After",
+                "UNAVAILABLE: the store is unreachable, the ingest queue is full, or an aggregate or deep listing waited too long for a slot; see Retry-After",
             ),
         ];
         for item in openapi.paths.paths.values_mut() {

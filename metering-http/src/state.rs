@@ -5,12 +5,15 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use governor::{DefaultKeyedRateLimiter, RateLimiter};
+use metering_core::CachedLookups;
+use metering_core::api::ErrorCode;
 use metering_core::{ApiKeyId, Metering, QuotaCache, Store};
+use tokio::sync::SemaphorePermit;
 
 use crate::config::{RateLimit, ServerConfig};
+use crate::error::ApiError;
 use crate::instrument::{InstrumentedCache, InstrumentedStore};
 use crate::metrics::Metrics;
-use metering_core::CachedLookups;
 
 /// The state behind the router: the engine, the limits, the metrics registry and the
 /// rate limiter. Cheap to clone.
@@ -25,6 +28,8 @@ struct Inner {
     config: ServerConfig,
     metrics: Metrics,
     limiter: Option<KeyLimiter>,
+    /// Slots for heavy reads (listings, aggregates).
+    reads: tokio::sync::Semaphore,
 }
 
 /// The per-key token buckets.
@@ -77,12 +82,14 @@ impl AppState {
     #[must_use]
     pub fn with_metrics(engine: Metering, config: ServerConfig, metrics: Metrics) -> Self {
         let limiter = config.rate_limit.map(KeyLimiter::new);
+        let reads = tokio::sync::Semaphore::new(config.max_concurrent_reads.max(1));
         AppState {
             inner: Arc::new(Inner {
                 engine,
                 config,
                 metrics,
                 limiter,
+                reads,
             }),
         }
     }
@@ -132,6 +139,28 @@ impl AppState {
     #[must_use]
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    /// A slot for one heavy read (an aggregate, or a numbered page deep into a listing),
+    /// waiting up to the request timeout; beyond it, 503 with `Retry-After`, counted in
+    /// `metering_overload_total{reason="heavy_reads"}`. Bounding them keeps a core for ingest
+    /// and quota checks however many large reads arrive.
+    pub(crate) async fn heavy_read(&self) -> Result<SemaphorePermit<'_>, ApiError> {
+        let wait = self.inner.config.request_timeout;
+        match tokio::time::timeout(wait, self.inner.reads.acquire()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => {
+                self.inner.metrics.record_overload("heavy_reads");
+                Err(ApiError::new(
+                    ErrorCode::Unavailable,
+                    format!(
+                        "too many aggregates and deep listings at once; no slot freed within {} s",
+                        wait.as_secs()
+                    ),
+                )
+                .with_retry_after(1))
+            }
+        }
     }
 
     pub(crate) fn limiter(&self) -> Option<&KeyLimiter> {

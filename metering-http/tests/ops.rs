@@ -489,6 +489,75 @@ async fn a_full_ingest_queue_answers_503_with_retry_after() {
     );
 }
 
+/// A store whose aggregates wait until the test opens the gate.
+#[derive(Debug)]
+struct GatedAggregates {
+    inner: MemoryStore,
+    gate: Arc<tokio::sync::Semaphore>,
+}
+
+metering_core::forward_store! {
+    impl Store for GatedAggregates => inner;
+    forward: [insert_events, list_events, sum_usage, consume, upsert_quota, list_quotas, quota,
+              quota_candidates, delete_quota, insert_api_key, api_key_by_hash, list_api_keys,
+              api_key, revoke_api_key, record_key_usage, health];
+
+    async fn aggregate(
+        &self,
+        query: &metering_core::AggregateQuery,
+    ) -> metering_core::Result<Vec<metering_core::AggregateRow>> {
+        let _open = self.gate.acquire().await.expect("the gate stays open");
+        self.inner.aggregate(query).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heavy_reads_wait_for_a_slot_then_answer_503_while_ingest_goes_on() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let store = GatedAggregates {
+        inner: MemoryStore::new(),
+        gate: Arc::clone(&gate),
+    };
+    let config = ServerConfig::default()
+        .with_max_concurrent_reads(1)
+        .with_request_timeout(Duration::from_millis(300));
+    let (router, state) = app_on(Arc::new(store), config).await;
+    let uri = "/v1/meter/aggregates?window_type=daily&start_date=2025-01-01&end_date=2025-01-02";
+    // The first aggregate takes the only slot and waits at the gate.
+    let first = {
+        let router = router.clone();
+        tokio::spawn(async move { send(&router, Method::GET, uri, Some(ADMIN), None).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The second waits the request timeout for the slot, then gets 503 with Retry-After.
+    let (status, headers, body) = send(&router, Method::GET, uri, Some(ADMIN), None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(headers["retry-after"], "1");
+    let body: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(body["error"]["code"], "UNAVAILABLE");
+    // Ingest does not queue behind heavy reads.
+    let (status, _, _) = send(
+        &router,
+        Method::POST,
+        "/v1/meter/events",
+        Some(ADMIN),
+        Some(event(1)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let text = state.metrics().render();
+    assert_eq!(
+        metric(&text, "metering_overload_total{reason=\"heavy_reads\"}"),
+        Some(1.0),
+        "{text}"
+    );
+    // Once the gate opens, the first answers and the slot is free again.
+    gate.add_permits(10);
+    assert_eq!(first.await.expect("task").0, StatusCode::OK);
+    let (status, _, _) = send(&router, Method::GET, uri, Some(ADMIN), None).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
 #[tokio::test]
 async fn cached_lookups_see_local_writes_at_once_and_remote_ones_within_the_ttl() {
     let store: Arc<dyn metering_core::Store> = Arc::new(MemoryStore::new());

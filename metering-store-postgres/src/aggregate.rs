@@ -6,8 +6,8 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use metering_core::rollup_plan::{Piece, window_starts};
 use metering_core::{
-    AggregateBuilder, AggregateQuery, AggregateRow, Feature, Quantity, Resource, Result, TenantId,
-    UsageScope, Window,
+    AggregateBuilder, AggregateQuery, AggregateRow, EventFilter, Feature, Quantity, Resource,
+    Result, TenantId, UsageScope, Window,
 };
 use sqlx::postgres::Postgres;
 use sqlx::{PgConnection, PgPool, QueryBuilder, Row};
@@ -131,6 +131,44 @@ pub(crate) async fn sum_usage(
         .await
         .map_err(db)?;
     quantity(&text)
+}
+
+/// How many events match `filter`, counted from the rollups (and the deltas not compacted
+/// yet) with raw events read only in the fragments at the range's edges: the cost follows the
+/// series and buckets in the range, not the events. An open end of the range is closed at the
+/// oldest or newest stored event (of the tenant, when the filter names one).
+pub(crate) async fn count_events(pool: &PgPool, filter: &EventFilter) -> Result<u64> {
+    let (start, end) = match (filter.start, filter.end) {
+        (Some(start), Some(end)) => (start, end),
+        (start, end) => {
+            let mut sql = QueryBuilder::new("SELECT min(e.ts), max(e.ts) FROM events e WHERE true");
+            push_filters(&mut sql, "e", filter.tenant_id.as_ref(), None, None);
+            let (oldest, newest): (Option<DateTime<Utc>>, Option<DateTime<Utc>>) =
+                sql.build_query_as().fetch_one(pool).await.map_err(db)?;
+            let (Some(oldest), Some(newest)) = (oldest, newest) else {
+                return Ok(0);
+            };
+            (
+                start.unwrap_or(oldest),
+                end.unwrap_or(newest + chrono::Duration::microseconds(1)),
+            )
+        }
+    };
+    if start >= end {
+        return Ok(0);
+    }
+    let pieces = plan(start, end, &[]);
+    let mut sql = QueryBuilder::new("SELECT COALESCE(sum(n), 0)::bigint FROM (");
+    push_sources(
+        &mut sql,
+        &pieces,
+        filter.tenant_id.as_ref(),
+        filter.resource.as_ref(),
+        filter.feature.as_ref(),
+    );
+    sql.push(") s");
+    let count: i64 = sql.build_query_scalar().fetch_one(pool).await.map_err(db)?;
+    Ok(u64::try_from(count).unwrap_or(0))
 }
 
 pub(crate) async fn aggregate_rows(

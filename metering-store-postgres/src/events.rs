@@ -10,7 +10,7 @@ use metering_core::{
 use sqlx::postgres::{PgRow, Postgres};
 use sqlx::{PgConnection, PgPool, QueryBuilder, Row};
 
-use crate::aggregate::{push_filters, quantity, sum_usage};
+use crate::aggregate::{self, push_filters, quantity, sum_usage};
 use crate::error::{PgError, db, is_id_taken, is_missing_partition, is_retryable};
 use crate::retention::{KnownPartitions, ensure_partitions, lock};
 
@@ -398,16 +398,7 @@ pub(crate) async fn list_events(pool: &PgPool, query: &EventQuery) -> Result<Eve
         .map(event_from_row)
         .collect::<Result<Vec<_>>>()?;
     let total = match &query.paging {
-        Paging::Page { .. } => {
-            let mut count = QueryBuilder::new("SELECT count(*) FROM events e");
-            push_event_filter(&mut count, filter);
-            let n: i64 = count
-                .build_query_scalar()
-                .fetch_one(pool)
-                .await
-                .map_err(db)?;
-            Some(u64::try_from(n).unwrap_or(0))
-        }
+        Paging::Page { .. } => Some(aggregate::count_events(pool, filter).await?),
         Paging::Cursor { .. } => None,
     };
     Ok(EventPage::new(events, total, &query.paging))

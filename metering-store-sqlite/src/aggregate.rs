@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use metering_core::rollup_plan::{Piece, plan, window_starts};
 use metering_core::{
-    AggregateBuilder, AggregateQuery, AggregateRow, Feature, Quantity, Resource, TenantId,
-    UsageScope, Window,
+    AggregateBuilder, AggregateQuery, AggregateRow, EventFilter, Feature, Quantity, Resource,
+    TenantId, UsageScope, Window,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, params_from_iter};
@@ -222,4 +222,48 @@ pub(crate) fn sum_usage(
         total = total.saturating_add(sum)
     })?;
     Ok(Quantity::from_nanos(total))
+}
+
+/// How many events match `filter`, counted from the rollups with raw events read only in the
+/// fragments at the range's edges: the cost follows the series and buckets in the range, not
+/// the events. An open end of the range is closed at the oldest or newest stored event (of
+/// the tenant, when the filter names one), found in one index probe.
+pub(crate) fn count_events(conn: &Connection, filter: &EventFilter) -> DbResult<u64> {
+    let tenant = filter.tenant_id.as_ref().map(TenantId::as_str);
+    let edge = |function: &str| -> DbResult<Option<i64>> {
+        let sql = match tenant {
+            Some(_) => format!("SELECT {function}(ts) FROM events WHERE tenant_id = ?1"),
+            None => format!("SELECT {function}(ts) FROM events"),
+        };
+        let mut stmt = conn.prepare_cached(&sql)?;
+        Ok(match tenant {
+            Some(t) => stmt.query_row([t], |r| r.get(0))?,
+            None => stmt.query_row([], |r| r.get(0))?,
+        })
+    };
+    let start = match filter.start {
+        Some(s) => micros(s),
+        None => match edge("min")? {
+            Some(oldest) => oldest,
+            None => return Ok(0),
+        },
+    };
+    let end = match filter.end {
+        Some(e) => micros(e),
+        None => match edge("max")? {
+            Some(newest) => newest.saturating_add(1),
+            None => return Ok(0),
+        },
+    };
+    let pieces = plan(start, end, &[], LEVELS);
+    let filters = Filters {
+        tenant_id: tenant,
+        resource: filter.resource.as_ref().map(Resource::as_str),
+        feature: filter.feature.as_ref().map(Feature::as_str),
+    };
+    let mut total: u64 = 0;
+    scan(conn, &pieces, &filters, |_, _, _, _, _, count| {
+        total = total.saturating_add(count);
+    })?;
+    Ok(total)
 }

@@ -66,8 +66,9 @@ pub struct SqliteConfig {
     /// and the writer work at once). Zero sends reads to the writer connection. In-memory
     /// databases always use the writer connection. Default: 4.
     pub readers: usize,
-    /// SQLite page cache per connection, in KiB. Default: 65,536 (64 MiB) for the writer; each
-    /// reader gets a quarter.
+    /// SQLite page cache of the whole store, in KiB: the writer connection gets two thirds,
+    /// the readers share the last third. Default: 98,304 (96 MiB). The cache fills as pages
+    /// are read, so a small database never uses all of it.
     pub cache_kib: u32,
 }
 
@@ -82,7 +83,7 @@ impl Default for SqliteConfig {
             synchronous: Synchronous::Full,
             busy_timeout: Duration::from_secs(5),
             readers: 4,
-            cache_kib: 64 * 1024,
+            cache_kib: 96 * 1024,
         }
     }
 }
@@ -131,7 +132,7 @@ impl SqliteConfig {
         self
     }
 
-    /// Sets the page cache of the writer connection, in KiB.
+    /// Sets the page cache of the whole store, in KiB (see [`SqliteConfig::cache_kib`]).
     #[must_use]
     pub fn with_cache_kib(mut self, kib: u32) -> Self {
         self.cache_kib = kib;

@@ -62,10 +62,11 @@ pub(crate) fn open(config: &SqliteConfig, writer: bool) -> DbResult<Connection> 
     conn.pragma_update(None, "synchronous", config.synchronous.as_pragma())?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
+    let readers = u32::try_from(config.readers.max(1)).unwrap_or(u32::MAX);
     let kib = if writer {
-        config.cache_kib
+        config.cache_kib / 3 * 2
     } else {
-        config.cache_kib / 4
+        config.cache_kib / 3 / readers
     };
     conn.pragma_update(None, "cache_size", -i64::from(kib.max(1)))?;
     if !writer {

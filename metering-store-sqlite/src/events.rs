@@ -154,14 +154,7 @@ pub(crate) fn list(conn: &Connection, query: &EventQuery) -> DbResult<EventPage>
         events.push(event_from_row(row)?);
     }
     let total = match query.paging {
-        Paging::Page { .. } => {
-            let (clauses, args) = filter_sql(&query.filter);
-            let sql = format!("SELECT count(*) FROM events{}", where_sql(&clauses));
-            let count: i64 = conn
-                .prepare_cached(&sql)?
-                .query_row(params_from_iter(args), |r| r.get(0))?;
-            Some(u64::try_from(count).unwrap_or(0))
-        }
+        Paging::Page { .. } => Some(aggregate::count_events(conn, &query.filter)?),
         Paging::Cursor { .. } => None,
     };
     Ok(EventPage::new(events, total, &query.paging))

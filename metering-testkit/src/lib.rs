@@ -42,6 +42,7 @@ macro_rules! store_conformance {
             time_ranges_are_half_open,
             listing_order_is_newest_first_ties_by_id,
             numbered_pages_cover_everything_once,
+            page_totals_equal_a_recount,
             cursor_walk_returns_each_event_once,
             aggregates_match_recount_for_every_window_and_grouping,
             aggregates_across_dst_changes,

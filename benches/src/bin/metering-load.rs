@@ -30,6 +30,30 @@ enum Scenario {
     Validate,
     /// GET /v1/meter/aggregates over `--aggregate-days` days, daily, by tenant and resource.
     Aggregate,
+    /// GET /v1/meter/events for one tenant (a different one each time), page_size 50,
+    /// numbered (with `total`).
+    List,
+}
+
+/// The shape of the events written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Workload {
+    /// What a SaaS sends: 50 tenants x 10 resources x 5 features (2,500 series), integer
+    /// quantities 1-5, about 80 bytes of metadata with 5 keys, server-made ids.
+    Realistic,
+    /// The earlier easy shape: `--tenants` tenants x 3 resources x 4 features, a short
+    /// metadata, client ids.
+    Easy,
+}
+
+/// When the events happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Timestamps {
+    /// Uniform over the last `--spread-days` days (30 by default): a backfill, or a store
+    /// that receives late events from many sources.
+    Backfill,
+    /// Within the last minute.
+    Live,
 }
 
 #[derive(Debug, Parser)]
@@ -66,9 +90,19 @@ struct Args {
     /// before now), e.g. to query a database seeded by the criterion bench.
     #[arg(long, default_value_t = 0)]
     aggregate_start_unix: u64,
-    /// Spread event timestamps over this many past days (seeding); 0 stamps them now.
-    #[arg(long, default_value_t = 0)]
+    /// Days the backfill timestamps spread over.
+    #[arg(long, default_value_t = 30)]
     spread_days: i64,
+    /// The shape of the events.
+    #[arg(long, value_enum, default_value_t = Workload::Realistic)]
+    workload: Workload,
+    /// When the events happened.
+    #[arg(long, value_enum, default_value_t = Timestamps::Live)]
+    timestamps: Timestamps,
+    /// Send a random UUIDv4 `id` with each event (the realistic workload sends none by
+    /// default; the easy one always sends its own ids).
+    #[arg(long)]
+    uuid_ids: bool,
 }
 
 struct Shared {
@@ -78,32 +112,52 @@ struct Shared {
     run_id: u64,
 }
 
+/// A cheap deterministic mix of `n` (splitmix64), so every run sends the same events.
+fn mix(n: u64) -> u64 {
+    let mut z = n.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 fn event_json(shared: &Shared, n: u64) -> serde_json::Value {
     let args = &shared.args;
-    let tenants = u64::try_from(args.tenants.max(1)).unwrap_or(1);
-    let tenant = n % tenants;
-    let resource = ["billing", "reports", "api"][usize::try_from(n % 3).unwrap_or(0)];
-    let feature =
-        ["invoice_generate", "pdf_export", "search", "render"][usize::try_from(n % 4).unwrap_or(0)];
-    let mut event = serde_json::json!({
-        "id": format!("load-{}-{n}", shared.run_id),
-        "tenant_id": format!("org_{tenant:03}"),
-        "resource": resource,
-        "feature": feature,
-        "quantity": if n % 5 == 0 { serde_json::json!(0.5) } else { serde_json::json!(1) },
-        "metadata": {"user": format!("u_{}", n % 1000)},
-    });
-    if args.spread_days > 0 {
-        let spread = u64::try_from(args.spread_days * 86_400).unwrap_or(86_400);
-        let back = i64::try_from((n.wrapping_mul(2_654_435_761)) % spread).unwrap_or(0);
-        let at = std::time::SystemTime::UNIX_EPOCH
-            + Duration::from_secs(unix_now().saturating_sub(u64::try_from(back).unwrap_or(0)));
-        let secs = at
-            .duration_since(std::time::SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        event["timestamp"] = serde_json::Value::String(rfc3339(secs));
+    let r = mix(n ^ shared.run_id.rotate_left(17));
+    let mut event = match args.workload {
+        Workload::Realistic => serde_json::json!({
+            "tenant_id": format!("org_{:03}", r % 50),
+            "resource": format!("res_{}", (r / 50) % 10),
+            "feature": format!("feat_{}", (r / 500) % 5),
+            "quantity": 1 + (r / 2_500) % 5,
+            "metadata": {"src": "bench", "run": "r1", "th": n % 32, "seq": n, "user": format!("u{:03}", (r >> 20) % 1000)},
+        }),
+        Workload::Easy => {
+            let tenants = u64::try_from(args.tenants.max(1)).unwrap_or(1);
+            let resource = ["billing", "reports", "api"][usize::try_from(n % 3).unwrap_or(0)];
+            let feature = ["invoice_generate", "pdf_export", "search", "render"]
+                [usize::try_from(n % 4).unwrap_or(0)];
+            serde_json::json!({
+                "id": format!("load-{}-{n}", shared.run_id),
+                "tenant_id": format!("org_{:03}", n % tenants),
+                "resource": resource,
+                "feature": feature,
+                "quantity": if n % 5 == 0 { serde_json::json!(0.5) } else { serde_json::json!(1) },
+                "metadata": {"user": format!("u_{}", n % 1000)},
+            })
+        }
+    };
+    if args.uuid_ids {
+        event["id"] = serde_json::Value::String(uuid::Uuid::new_v4().to_string());
     }
+    let now = unix_now();
+    let at = match args.timestamps {
+        Timestamps::Backfill => {
+            let spread = u64::try_from(args.spread_days.max(1) * 86_400).unwrap_or(86_400);
+            now.saturating_sub(mix(r) % spread)
+        }
+        Timestamps::Live => now.saturating_sub(mix(r) % 60),
+    };
+    event["timestamp"] = serde_json::Value::String(rfc3339(at));
     event
 }
 
@@ -154,6 +208,14 @@ fn build_request(shared: &Shared) -> anyhow::Result<Request<Full<Bytes>>> {
                 "feature": "invoice_generate",
             });
             (Method::POST, "/v1/meter/validate".to_owned(), Some(body))
+        }
+        Scenario::List => {
+            let n = shared.sequence.fetch_add(1, Ordering::Relaxed);
+            let path = format!(
+                "/v1/meter/events?tenant_id=org_{:03}&page_size=50&page=1",
+                mix(n) % 50
+            );
+            (Method::GET, path, None)
         }
         Scenario::Aggregate => {
             let span = u64::try_from(args.aggregate_days * 86_400).unwrap_or(0);

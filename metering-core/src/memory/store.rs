@@ -51,6 +51,11 @@ impl State {
         start: Option<DateTime<Utc>>,
         end: Option<DateTime<Utc>>,
     ) -> impl DoubleEndedIterator<Item = &Event> {
+        // An end before the start is an empty range (`BTreeMap::range` would panic on it).
+        let end = match (start, end) {
+            (Some(s), Some(e)) => Some(e.max(s)),
+            _ => end,
+        };
         let lower = start.map_or(Bound::Unbounded, |s| Bound::Included((s, min_id())));
         let upper = end.map_or(Bound::Unbounded, |e| Bound::Excluded((e, min_id())));
         self.events.range((lower, upper)).map(|(_, e)| e)

@@ -79,5 +79,6 @@ pub(crate) async fn aggregate(
     if let Some(tz) = tz {
         query = query.tz(tz);
     }
+    let _slot = state.heavy_read().await?;
     Ok(Json(state.engine().aggregate_as(&principal, query).await?))
 }

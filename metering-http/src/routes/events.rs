@@ -82,6 +82,9 @@ async fn ingest_body(
     Ok((StatusCode::CREATED, Json(receipt.into())))
 }
 
+/// Events a numbered page may skip before it counts as a heavy read.
+const DEEP_OFFSET: u64 = 10_000;
+
 const LIST_PARAMS: &[&str] = &[
     "tenant_id",
     "resource",
@@ -155,6 +158,15 @@ pub(crate) async fn list(
     let page_info = match paging {
         Paging::Page { page, .. } => Some(page),
         Paging::Cursor { .. } => None,
+    };
+    // A numbered page far from the start makes the store skip every event before it: such
+    // pages take a heavy-read slot. Cursor pages and near pages cost the same at any size.
+    let deep = page_info
+        .is_some_and(|p| u64::from(p.saturating_sub(1)) * u64::from(page_size) > DEEP_OFFSET);
+    let _slot = if deep {
+        Some(state.heavy_read().await?)
+    } else {
+        None
     };
     let result = state
         .engine()

@@ -9,6 +9,7 @@
 //! - [`time_ranges_are_half_open`]
 //! - [`listing_order_is_newest_first_ties_by_id`]
 //! - [`numbered_pages_cover_everything_once`]
+//! - [`page_totals_equal_a_recount`]
 //! - [`cursor_walk_returns_each_event_once`]
 
 use super::*;
@@ -342,6 +343,70 @@ pub async fn numbered_pages_cover_everything_once<S: Store + Clone>(store: S) {
     assert_eq!(seen, want);
     want.dedup();
     assert_eq!(want.len(), 23);
+}
+
+/// A numbered page's `total` equals a recount of the matching events for every filter and
+/// range: open or closed, on bucket boundaries or off them, over weeks of events.
+pub async fn page_totals_equal_a_recount<S: Store + Clone>(store: S) {
+    let ns = Namespace::new();
+    let (t, other) = (ns.tenant("a"), ns.tenant("b"));
+    let base = at("2025-10-01T00:00:00Z");
+    let mut events = Vec::new();
+    for i in 0..400i64 {
+        // Spread over about seven weeks, off every bucket boundary, with some exactly on one.
+        let offset = if i % 37 == 0 {
+            Duration::days(i % 45)
+        } else {
+            Duration::seconds(i * 9_173 + 7) + Duration::microseconds(i * 13 % 1_000_000)
+        };
+        let tenant = if i % 4 == 0 { &other } else { &t };
+        events.push(event(
+            ns.id(&format!("t{i:03}")),
+            tenant,
+            ["r1", "r2"][usize::try_from(i % 2).unwrap_or(0)],
+            ["f1", "f2", "f3"][usize::try_from(i % 3).unwrap_or(0)],
+            Quantity::ONE,
+            base + offset,
+        ));
+    }
+    store.insert_events(&events).await.expect("insert");
+    let edges = [
+        None,
+        Some(base),
+        Some(base + Duration::days(3) + Duration::minutes(7)),
+        Some(base + Duration::days(10)),
+        Some(base + Duration::days(20) + Duration::hours(5) + Duration::microseconds(1)),
+        Some(base + Duration::days(60)),
+    ];
+    let mut checked = 0;
+    for start in edges {
+        for end in edges {
+            for (r, f) in [(None, None), (Some("r1"), None), (Some("r2"), Some("f3"))] {
+                let mut filter = tenant_filter(&t).between(start, end);
+                filter.resource = r.map(resource);
+                filter.feature = f.map(feature);
+                let want = events.iter().filter(|e| filter.matches(e)).count();
+                let page = store
+                    .list_events(&EventQuery::new(
+                        filter.clone(),
+                        Paging::Page {
+                            page: 1,
+                            page_size: 10,
+                        },
+                    ))
+                    .await
+                    .expect("page");
+                assert_eq!(
+                    page.total,
+                    Some(u64::try_from(want).unwrap_or(0)),
+                    "{filter:?}"
+                );
+                assert_eq!(page.events.len(), want.min(10), "{filter:?}");
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 108);
 }
 
 /// Walking by `next_cursor` returns every matching event once, in order, at any page size.

@@ -115,6 +115,21 @@ struct ServeArgs {
     #[arg(long, env = "METERING_LOOKUP_CACHE_MS", default_value_t = 1_000)]
     lookup_cache_ms: u64,
 
+    /// Longest a request waits for a PostgreSQL connection or a heavy-read slot before 503
+    /// with Retry-After, in seconds.
+    #[arg(long, env = "METERING_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    request_timeout_secs: u64,
+
+    /// Most heavy reads (aggregates, numbered pages over 10,000 events deep) served at once;
+    /// more wait (default: half the CPU cores, at least 1).
+    #[arg(long, env = "METERING_MAX_CONCURRENT_READS")]
+    max_concurrent_reads: Option<usize>,
+
+    /// Memory for caches, in MiB: the SQLite store's page cache (the writer two thirds, the
+    /// readers the rest).
+    #[arg(long, env = "METERING_CACHE_MIB", default_value_t = 96)]
+    cache_mib: u32,
+
     /// Per-API-key rate limit, requests per second (0: off).
     #[arg(long, env = "METERING_RATE_LIMIT_PER_SEC", default_value_t = 0)]
     rate_limit_per_sec: u32,
@@ -139,6 +154,12 @@ impl ServeArgs {
                 )
             }))
             .with_lookup_cache_ttl(Duration::from_millis(self.lookup_cache_ms))
+            .with_request_timeout(Duration::from_secs(self.request_timeout_secs.max(1)))
+            .with_cache_mib(self.cache_mib)
+            .with_max_concurrent_reads(
+                self.max_concurrent_reads
+                    .unwrap_or(ServerConfig::default().max_concurrent_reads),
+            )
             .with_rate_limit((self.rate_limit_per_sec > 0).then(|| {
                 RateLimit::new(
                     self.rate_limit_per_sec,
@@ -187,14 +208,17 @@ fn url_setting(flag: Option<String>, fallbacks: &[&str], default: &str) -> Strin
         .unwrap_or_else(|| default.to_owned())
 }
 
-async fn open_backends(cli: &Cli) -> anyhow::Result<(Arc<dyn Store>, Arc<dyn QuotaCache>)> {
+async fn open_backends(
+    cli: &Cli,
+    config: &ServerConfig,
+) -> anyhow::Result<(Arc<dyn Store>, Arc<dyn QuotaCache>)> {
     let store_url = url_setting(cli.store.clone(), &["DATABASE_URL"], DEFAULT_STORE_URL);
     let cache_url = url_setting(
         cli.quota_cache.clone(),
         &["REDIS_URL"],
         DEFAULT_QUOTA_CACHE_URL,
     );
-    let store = metering_http::open_store(&store_url)
+    let store = metering_http::open_store_with(&store_url, config)
         .await
         .with_context(|| format!("opening the store {}", redact_url(&store_url)))?;
     let cache = metering_http::open_quota_cache(&cache_url)
@@ -205,11 +229,11 @@ async fn open_backends(cli: &Cli) -> anyhow::Result<(Arc<dyn Store>, Arc<dyn Quo
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let (store, cache) = open_backends(&cli).await?;
     let config = match &cli.command {
         Command::Serve(args) => args.config(),
         _ => ServerConfig::default(),
     };
+    let (store, cache) = open_backends(&cli, &config).await?;
     if let Command::Serve(args) = &cli.command {
         // The server's wiring: timed store and cache, group commit, metrics.
         return serve(AppState::from_backends(store, cache, config), args).await;

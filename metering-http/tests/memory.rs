@@ -1,0 +1,152 @@
+//! The server's memory stays bounded: the real binary on SQLite, a month of events over
+//! 2,500 series with metadata, then 32 concurrent aggregates of 15,000 rows each. Its peak
+//! resident memory (`VmHWM`, read from its own `/proc` entry) must stay under 150 MiB.
+
+#![cfg(all(target_os = "linux", feature = "cli", feature = "sqlite"))]
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const BIN: &str = env!("CARGO_BIN_EXE_metering-server");
+const ADMIN: &str = "mk_memory_admin_secret_0123456789abcdef";
+/// The bound, in KiB.
+const LIMIT_KIB: u64 = 150 * 1024;
+
+async fn start(db: &str) -> Result<(Child, String)> {
+    let mut child = Command::new(BIN)
+        .args(["--store", db, "--quota-cache", "memory://"])
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env_remove("METERING_STORE")
+        .env_remove("DATABASE_URL")
+        .env_remove("METERING_QUOTA_CACHE")
+        .env_remove("REDIS_URL")
+        .env_remove("METERING_CACHE_MIB")
+        .env_remove("METERING_MAX_CONCURRENT_READS")
+        .env("METERING_ADMIN_KEY", ADMIN)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .context("spawning metering-server")?;
+    let stdout = child.stdout.take().context("stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let base = tokio::time::timeout(Duration::from_secs(120), async {
+        while let Some(line) = lines.next_line().await? {
+            if let Some(address) = line.strip_prefix("metering-server listening on ") {
+                return Ok::<_, anyhow::Error>(address.trim().to_owned());
+            }
+        }
+        bail!("the server exited before listening")
+    })
+    .await
+    .context("the server did not start in time")??;
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok((child, base))
+}
+
+/// The peak resident memory of process `pid`, in KiB.
+fn peak_rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("VmHWM in /proc/<pid>/status")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peak_memory_stays_under_150_mib_through_ingest_and_large_aggregates() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = format!("sqlite://{}", dir.path().join("memory.db").display());
+    let (child, base) = start(&db).await?;
+    let pid = child.id().context("pid")?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()?;
+
+    // 60,000 events over the 30 days before a fixed end, 2,500 series, ~80 bytes of
+    // metadata each, in batches of 1,000 from 4 writers.
+    let end = chrono::DateTime::parse_from_rfc3339("2026-11-01T00:00:00Z")?.to_utc();
+    let start_at = end - chrono::Duration::days(30);
+    let writers: Vec<_> = (0..4u64)
+        .map(|w| {
+            let (client, base) = (client.clone(), base.clone());
+            tokio::spawn(async move {
+                for b in 0..15u64 {
+                    let events: Vec<Value> = (0..1_000u64)
+                        .map(|i| {
+                            let n = (w * 15 + b) * 1_000 + i;
+                            let at = start_at + chrono::Duration::seconds(i64::try_from(n * 43 % 2_592_000).unwrap_or(0));
+                            json!({
+                                "tenant_id": format!("org_{:03}", n % 50),
+                                "resource": format!("res_{}", n / 50 % 10),
+                                "feature": format!("feat_{}", n / 500 % 5),
+                                "quantity": 1 + n % 5,
+                                "timestamp": at.to_rfc3339(),
+                                "metadata": {"src": "bench", "run": "r1", "th": w, "seq": n, "user": format!("u{:03}", n % 1000)},
+                            })
+                        })
+                        .collect();
+                    let response = client
+                        .post(format!("{base}/v1/meter/events"))
+                        .header("x-api-key", ADMIN)
+                        .json(&json!({ "events": events }))
+                        .send()
+                        .await?;
+                    if response.status() != reqwest::StatusCode::CREATED {
+                        bail!("ingest answered {}", response.status());
+                    }
+                }
+                Ok::<_, anyhow::Error>(())
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await??;
+    }
+
+    // 32 aggregates at once, each 30 days daily by tenant and resource.
+    let uri = format!(
+        "{base}/v1/meter/aggregates?window_type=daily&group_by=tenant_id,resource&start_date={}&end_date={}",
+        start_at.to_rfc3339().replace('+', "%2B"),
+        end.to_rfc3339().replace('+', "%2B"),
+    );
+    let readers: Vec<_> = (0..32)
+        .map(|_| {
+            let (client, uri) = (client.clone(), uri.clone());
+            tokio::spawn(async move {
+                let body: Value = client
+                    .get(&uri)
+                    .header("x-api-key", ADMIN)
+                    .send()
+                    .await?
+                    .error_for_status()?
+                    .json()
+                    .await?;
+                let rows = body["aggregates"].as_array().map_or(0, Vec::len);
+                Ok::<_, anyhow::Error>((rows, body["summary"]["total_events"].as_u64()))
+            })
+        })
+        .collect();
+    for reader in readers {
+        let (rows, total) = reader.await??;
+        assert_eq!(total, Some(60_000));
+        assert!(rows > 14_000, "{rows} rows");
+    }
+
+    let peak = peak_rss_kib(pid)?;
+    println!("peak RSS: {} MiB", peak / 1024);
+    assert!(
+        peak < LIMIT_KIB,
+        "peak RSS {} MiB is over {} MiB",
+        peak / 1024,
+        LIMIT_KIB / 1024
+    );
+    Ok(())
+}
