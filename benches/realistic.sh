@@ -22,7 +22,7 @@ seconds=${LOAD_SECONDS:-10}
 prefill=${LOAD_PREFILL:-1000000}
 read_events=${LOAD_READ_EVENTS:-$prefill}
 
-cargo build --release -q -p metering-http --bin metering-server -p metering-benches --bin metering-load
+cargo build --release -q -p metering-http --features postgres,redis --bin metering-server -p metering-benches --bin metering-load
 target=${CARGO_TARGET_DIR:-target}
 work=$(mktemp -d)
 source scripts/server.sh

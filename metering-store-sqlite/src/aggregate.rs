@@ -12,7 +12,7 @@ use rusqlite::{Connection, params_from_iter};
 
 use crate::codec::{micros, nanos};
 use crate::error::DbResult;
-use crate::rollup::{LEVELS, join};
+use crate::rollup::{LEVELS, QUARTER_MICROS, join};
 
 /// The pieces that answer `query`: its range cut at its window starts, planned over the
 /// rollup levels.
@@ -60,11 +60,17 @@ where
 {
     for piece in pieces {
         let (mut sql, mut args) = match *piece {
+            // SQLite prefers the (covering) primary key, which reads every series of each
+            // bucket; with a tenant, its own index range reads only that tenant's rows.
             Piece::Buckets { level, start, end } => (
-                String::from(
+                String::from(if filters.tenant_id.is_some() {
                     "SELECT bucket, tenant_id, resource, feature, sum_hi, sum_lo, event_count
-                     FROM rollups WHERE level = ? AND bucket >= ? AND bucket < ?",
-                ),
+                     FROM rollups INDEXED BY rollups_scope
+                     WHERE level = ? AND bucket >= ? AND bucket < ?"
+                } else {
+                    "SELECT bucket, tenant_id, resource, feature, sum_hi, sum_lo, event_count
+                     FROM rollups WHERE level = ? AND bucket >= ? AND bucket < ?"
+                }),
                 vec![
                     Value::Integer(i64::try_from(level).expect("three levels")),
                     Value::Integer(start),
@@ -226,8 +232,10 @@ pub(crate) fn sum_usage(
 
 /// How many events match `filter`, counted from the rollups with raw events read only in the
 /// fragments at the range's edges: the cost follows the series and buckets in the range, not
-/// the events. An open end of the range is closed at the oldest or newest stored event (of
-/// the tenant, when the filter names one), found in one index probe.
+/// the events. An open end of the range is closed on the 15-minute boundary beyond the oldest
+/// or newest stored event (of the tenant, when the filter names one), found in one index
+/// probe; a boundary needs no raw fragment, so the newest quarter-hour, where live traffic
+/// lands, is counted from its bucket too.
 pub(crate) fn count_events(conn: &Connection, filter: &EventFilter) -> DbResult<u64> {
     let tenant = filter.tenant_id.as_ref().map(TenantId::as_str);
     let edge = |function: &str| -> DbResult<Option<i64>> {
@@ -244,26 +252,49 @@ pub(crate) fn count_events(conn: &Connection, filter: &EventFilter) -> DbResult<
     let start = match filter.start {
         Some(s) => micros(s),
         None => match edge("min")? {
-            Some(oldest) => oldest,
+            Some(oldest) => oldest.div_euclid(QUARTER_MICROS) * QUARTER_MICROS,
             None => return Ok(0),
         },
     };
     let end = match filter.end {
         Some(e) => micros(e),
         None => match edge("max")? {
-            Some(newest) => newest.saturating_add(1),
+            Some(newest) => (newest.div_euclid(QUARTER_MICROS) + 1) * QUARTER_MICROS,
             None => return Ok(0),
         },
     };
-    let pieces = plan(start, end, &[], LEVELS);
     let filters = Filters {
         tenant_id: tenant,
         resource: filter.resource.as_ref().map(Resource::as_str),
         feature: filter.feature.as_ref().map(Feature::as_str),
     };
     let mut total: u64 = 0;
-    scan(conn, &pieces, &filters, |_, _, _, _, _, count| {
-        total = total.saturating_add(count);
-    })?;
+    for piece in plan(start, end, &[], LEVELS) {
+        let (mut sql, mut args) = match piece {
+            Piece::Buckets { level, start, end } => (
+                String::from(if tenant.is_some() {
+                    "SELECT COALESCE(sum(event_count), 0) FROM rollups INDEXED BY rollups_scope
+                     WHERE level = ? AND bucket >= ? AND bucket < ?"
+                } else {
+                    "SELECT COALESCE(sum(event_count), 0) FROM rollups
+                     WHERE level = ? AND bucket >= ? AND bucket < ?"
+                }),
+                vec![
+                    Value::Integer(i64::try_from(level).expect("three levels")),
+                    Value::Integer(start),
+                    Value::Integer(end),
+                ],
+            ),
+            Piece::Raw { start, end } => (
+                String::from("SELECT count(*) FROM events WHERE ts >= ? AND ts < ?"),
+                vec![Value::Integer(start), Value::Integer(end)],
+            ),
+        };
+        filters.append(&mut sql, &mut args);
+        let count: i64 = conn
+            .prepare_cached(&sql)?
+            .query_row(params_from_iter(args), |r| r.get(0))?;
+        total = total.saturating_add(u64::try_from(count).unwrap_or(0));
+    }
     Ok(total)
 }

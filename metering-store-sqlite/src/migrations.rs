@@ -29,6 +29,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0002_rollups.sql"),
         backfill: Some(backfill_rollups),
     },
+    Migration {
+        sql: include_str!("../migrations/0003_rollups_by_tenant.sql"),
+        backfill: None,
+    },
 ];
 
 /// The schema version this build creates.
