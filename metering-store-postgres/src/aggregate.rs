@@ -136,7 +136,7 @@ pub(crate) async fn sum_usage(
 /// How many events match `filter`, counted from the rollups (and the deltas not compacted
 /// yet) with raw events read only in the fragments at the range's edges: the cost follows the
 /// series and buckets in the range, not the events. An open end of the range is closed on the
-/// 15-minute boundary beyond the oldest or newest stored event (of the tenant, when the filter
+/// UTC day boundary beyond the oldest or newest stored event (of the tenant, when the filter
 /// names one).
 pub(crate) async fn count_events(pool: &PgPool, filter: &EventFilter) -> Result<u64> {
     let (start, end) = match (filter.start, filter.end) {
@@ -149,16 +149,16 @@ pub(crate) async fn count_events(pool: &PgPool, filter: &EventFilter) -> Result<
             let (Some(oldest), Some(newest)) = (oldest, newest) else {
                 return Ok(0);
             };
-            // Open ends close on the 15-minute boundary beyond the stored events, so the
-            // newest quarter-hour (where live traffic lands) is read from its bucket, not
-            // from the raw events.
-            let quarter = chrono::TimeDelta::minutes(15);
+            // Open ends close on the UTC day boundary beyond the stored events: no event lies
+            // in between, so that side is read from whole days only, and today (where live
+            // traffic lands) from its bucket, not from the raw events.
+            let day = chrono::TimeDelta::days(1);
             (
-                start.unwrap_or_else(|| oldest.duration_trunc(quarter).unwrap_or(oldest)),
+                start.unwrap_or_else(|| oldest.duration_trunc(day).unwrap_or(oldest)),
                 end.unwrap_or_else(|| {
                     newest
-                        .duration_trunc(quarter)
-                        .map_or(newest + chrono::Duration::microseconds(1), |q| q + quarter)
+                        .duration_trunc(day)
+                        .map_or(newest + chrono::Duration::microseconds(1), |d| d + day)
                 }),
             )
         }

@@ -12,7 +12,7 @@ use rusqlite::{Connection, params_from_iter};
 
 use crate::codec::{micros, nanos};
 use crate::error::DbResult;
-use crate::rollup::{LEVELS, QUARTER_MICROS, join};
+use crate::rollup::{DAY_MICROS, LEVELS, join};
 
 /// The pieces that answer `query`: its range cut at its window starts, planned over the
 /// rollup levels.
@@ -232,10 +232,10 @@ pub(crate) fn sum_usage(
 
 /// How many events match `filter`, counted from the rollups with raw events read only in the
 /// fragments at the range's edges: the cost follows the series and buckets in the range, not
-/// the events. An open end of the range is closed on the 15-minute boundary beyond the oldest
+/// the events. An open end of the range is closed on the UTC day boundary beyond the oldest
 /// or newest stored event (of the tenant, when the filter names one), found in one index
-/// probe; a boundary needs no raw fragment, so the newest quarter-hour, where live traffic
-/// lands, is counted from its bucket too.
+/// probe: no event lies between it and the data, so that side is read from whole days only,
+/// and today, where live traffic lands, is counted from its bucket too.
 pub(crate) fn count_events(conn: &Connection, filter: &EventFilter) -> DbResult<u64> {
     let tenant = filter.tenant_id.as_ref().map(TenantId::as_str);
     let edge = |function: &str| -> DbResult<Option<i64>> {
@@ -252,14 +252,14 @@ pub(crate) fn count_events(conn: &Connection, filter: &EventFilter) -> DbResult<
     let start = match filter.start {
         Some(s) => micros(s),
         None => match edge("min")? {
-            Some(oldest) => oldest.div_euclid(QUARTER_MICROS) * QUARTER_MICROS,
+            Some(oldest) => oldest.div_euclid(DAY_MICROS) * DAY_MICROS,
             None => return Ok(0),
         },
     };
     let end = match filter.end {
         Some(e) => micros(e),
         None => match edge("max")? {
-            Some(newest) => (newest.div_euclid(QUARTER_MICROS) + 1) * QUARTER_MICROS,
+            Some(newest) => (newest.div_euclid(DAY_MICROS) + 1) * DAY_MICROS,
             None => return Ok(0),
         },
     };
