@@ -4,51 +4,16 @@
 
 #![cfg(all(target_os = "linux", feature = "cli", feature = "sqlite"))]
 
-use std::process::Stdio;
+mod binary;
+
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
-const BIN: &str = env!("CARGO_BIN_EXE_metering-server");
 const ADMIN: &str = "mk_memory_admin_secret_0123456789abcdef";
 /// The bound, in KiB.
 const LIMIT_KIB: u64 = 150 * 1024;
-
-async fn start(db: &str) -> Result<(Child, String)> {
-    let mut child = Command::new(BIN)
-        .args(["--store", db, "--quota-cache", "memory://"])
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .env_remove("METERING_STORE")
-        .env_remove("DATABASE_URL")
-        .env_remove("METERING_QUOTA_CACHE")
-        .env_remove("REDIS_URL")
-        .env_remove("METERING_CACHE_MIB")
-        .env_remove("METERING_MAX_CONCURRENT_READS")
-        .env("METERING_ADMIN_KEY", ADMIN)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .context("spawning metering-server")?;
-    let stdout = child.stdout.take().context("stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    let base = tokio::time::timeout(Duration::from_secs(120), async {
-        while let Some(line) = lines.next_line().await? {
-            if let Some(address) = line.strip_prefix("metering-server listening on ") {
-                return Ok::<_, anyhow::Error>(address.trim().to_owned());
-            }
-        }
-        bail!("the server exited before listening")
-    })
-    .await
-    .context("the server did not start in time")??;
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Ok((child, base))
-}
 
 /// The peak resident memory of process `pid`, in KiB.
 fn peak_rss_kib(pid: u32) -> Result<u64> {
@@ -64,7 +29,7 @@ fn peak_rss_kib(pid: u32) -> Result<u64> {
 async fn peak_memory_stays_under_150_mib_through_ingest_and_large_aggregates() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let db = format!("sqlite://{}", dir.path().join("memory.db").display());
-    let (child, base) = start(&db).await?;
+    let (child, base) = binary::start(&db, ADMIN).await?;
     let pid = child.id().context("pid")?;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(120))

@@ -4,50 +4,17 @@
 
 #![cfg(all(unix, feature = "cli", feature = "sqlite"))]
 
+mod binary;
+
 use std::collections::BTreeSet;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
-const BIN: &str = env!("CARGO_BIN_EXE_metering-server");
 const ADMIN: &str = "mk_shutdown_admin_secret_0123456789abcdef";
-
-async fn start(db: &str) -> Result<(Child, String)> {
-    let mut child = Command::new(BIN)
-        .args(["--store", db, "--quota-cache", "memory://"])
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .env_remove("METERING_STORE")
-        .env_remove("DATABASE_URL")
-        .env_remove("METERING_QUOTA_CACHE")
-        .env_remove("REDIS_URL")
-        .env("METERING_ADMIN_KEY", ADMIN)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .context("spawning metering-server")?;
-    let stdout = child.stdout.take().context("stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    let base = tokio::time::timeout(Duration::from_secs(120), async {
-        while let Some(line) = lines.next_line().await? {
-            if let Some(address) = line.strip_prefix("metering-server listening on ") {
-                return Ok::<_, anyhow::Error>(address.trim().to_owned());
-            }
-        }
-        bail!("the server exited before listening")
-    })
-    .await
-    .context("the server did not start in time")??;
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Ok((child, base))
-}
 
 /// Every stored event id, walking the cursor pages.
 async fn stored_ids(client: &reqwest::Client, base: &str) -> Result<BTreeSet<String>> {
@@ -80,7 +47,7 @@ async fn stored_ids(client: &reqwest::Client, base: &str) -> Result<BTreeSet<Str
 async fn sigterm_during_ingest_keeps_every_acknowledged_event() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let db = format!("sqlite://{}", dir.path().join("shutdown.db").display());
-    let (mut child, base) = start(&db).await?;
+    let (mut child, base) = binary::start(&db, ADMIN).await?;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
         .build()?;
@@ -146,7 +113,7 @@ async fn sigterm_during_ingest_keeps_every_acknowledged_event() -> Result<()> {
         acknowledged.len()
     );
 
-    let (restarted, base) = start(&db).await?;
+    let (restarted, base) = binary::start(&db, ADMIN).await?;
     let stored = stored_ids(&client, &base).await?;
     let lost: Vec<_> = acknowledged.difference(&stored).collect();
     assert!(

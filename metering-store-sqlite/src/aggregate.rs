@@ -34,6 +34,17 @@ struct Filters<'a> {
 }
 
 impl Filters<'_> {
+    /// The rollups table as a query with these filters reads it. SQLite prefers the
+    /// (covering) primary key, which reads every series of each bucket; with a tenant, the
+    /// tenant's own index range reads only its rows.
+    fn rollups(&self) -> &'static str {
+        if self.tenant_id.is_some() {
+            "rollups INDEXED BY rollups_scope"
+        } else {
+            "rollups"
+        }
+    }
+
     /// Appends ` AND column = ?` per filter, and its argument.
     fn append(&self, sql: &mut String, args: &mut Vec<Value>) {
         for (column, value) in [
@@ -60,17 +71,12 @@ where
 {
     for piece in pieces {
         let (mut sql, mut args) = match *piece {
-            // SQLite prefers the (covering) primary key, which reads every series of each
-            // bucket; with a tenant, its own index range reads only that tenant's rows.
             Piece::Buckets { level, start, end } => (
-                String::from(if filters.tenant_id.is_some() {
+                format!(
                     "SELECT bucket, tenant_id, resource, feature, sum_hi, sum_lo, event_count
-                     FROM rollups INDEXED BY rollups_scope
-                     WHERE level = ? AND bucket >= ? AND bucket < ?"
-                } else {
-                    "SELECT bucket, tenant_id, resource, feature, sum_hi, sum_lo, event_count
-                     FROM rollups WHERE level = ? AND bucket >= ? AND bucket < ?"
-                }),
+                     FROM {} WHERE level = ? AND bucket >= ? AND bucket < ?",
+                    filters.rollups()
+                ),
                 vec![
                     Value::Integer(i64::try_from(level).expect("three levels")),
                     Value::Integer(start),
@@ -272,13 +278,11 @@ pub(crate) fn count_events(conn: &Connection, filter: &EventFilter) -> DbResult<
     for piece in plan(start, end, &[], LEVELS) {
         let (mut sql, mut args) = match piece {
             Piece::Buckets { level, start, end } => (
-                String::from(if tenant.is_some() {
-                    "SELECT COALESCE(sum(event_count), 0) FROM rollups INDEXED BY rollups_scope
-                     WHERE level = ? AND bucket >= ? AND bucket < ?"
-                } else {
-                    "SELECT COALESCE(sum(event_count), 0) FROM rollups
-                     WHERE level = ? AND bucket >= ? AND bucket < ?"
-                }),
+                format!(
+                    "SELECT COALESCE(sum(event_count), 0) FROM {}
+                     WHERE level = ? AND bucket >= ? AND bucket < ?",
+                    filters.rollups()
+                ),
                 vec![
                     Value::Integer(i64::try_from(level).expect("three levels")),
                     Value::Integer(start),
