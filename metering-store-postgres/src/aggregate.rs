@@ -41,18 +41,11 @@ pub(crate) fn push_filters(
 /// The time column and the event count of a row of a rollup table or of `rollup_deltas`.
 const ROLLUP_COLUMNS: (&str, &str) = ("bucket", "x.events");
 
-/// The pieces of `pieces` read from one of `sources`, as two arrays of bounds.
-fn bounds(pieces: &[Piece], sources: &[Source]) -> (Vec<DateTime<Utc>>, Vec<DateTime<Utc>>) {
-    pieces
-        .iter()
-        .filter(|p| sources.contains(&Source::of(**p)))
-        .map(|p| (instant(p.start()), instant(p.end())))
-        .unzip()
-}
-
 /// Appends a `UNION ALL` of one `SELECT` per source that has pieces (and one of the rollup
 /// deltas when a rollup source has), each yielding `(at, tenant_id, resource, feature, q, n)`
-/// where `at` is a bucket start or event time.
+/// where `at` is a bucket start or event time. Each piece's bounds are bound as values of
+/// their own (`at >= $a AND at < $b`, or'ed), not joined from an array: the planner then
+/// reads a few edge minutes through the time index instead of scanning the whole table.
 fn push_sources(
     sql: &mut QueryBuilder<Postgres>,
     pieces: &[Piece],
@@ -62,39 +55,51 @@ fn push_sources(
 ) {
     let mut first = true;
     // `at` is the time column, `n` the event count of a row.
-    let mut select = |sql: &mut QueryBuilder<Postgres>, table: &str, (at, n), starts, ends| {
-        if !first {
-            sql.push(" UNION ALL ");
-        }
-        first = false;
-        sql.push(format_args!(
+    let mut select =
+        |sql: &mut QueryBuilder<Postgres>, table: &str, (at, n), sources: &[Source]| {
+            let mut ranges = pieces
+                .iter()
+                .filter(|p| sources.contains(&Source::of(**p)))
+                .peekable();
+            if ranges.peek().is_none() {
+                return;
+            }
+            if !first {
+                sql.push(" UNION ALL ");
+            }
+            first = false;
+            sql.push(format_args!(
             "SELECT x.{at} AS at, x.tenant_id, x.resource, x.feature, x.quantity AS q, {n} AS n \
-             FROM unnest("
+             FROM {table} x WHERE ("
         ));
-        sql.push_bind(starts);
-        sql.push("::timestamptz[], ");
-        sql.push_bind(ends);
-        sql.push(format_args!(
-            "::timestamptz[]) AS r(lo, hi) JOIN {table} x ON x.{at} >= r.lo AND x.{at} < r.hi WHERE true"
-        ));
-        push_filters(sql, "x", tenant, resource, feature);
-    };
+            for (i, piece) in ranges.enumerate() {
+                if i > 0 {
+                    sql.push(" OR ");
+                }
+                sql.push(format_args!("(x.{at} >= "));
+                sql.push_bind(instant(piece.start()));
+                sql.push(format_args!(" AND x.{at} < "));
+                sql.push_bind(instant(piece.end()));
+                sql.push(")");
+            }
+            sql.push(")");
+            push_filters(sql, "x", tenant, resource, feature);
+        };
     for source in [Source::Day, Source::Quarter, Source::Raw] {
-        let (starts, ends) = bounds(pieces, &[source]);
-        if !starts.is_empty() {
-            let columns = match source {
-                Source::Raw => ("ts", "1::bigint"),
-                Source::Quarter | Source::Day => ROLLUP_COLUMNS,
-            };
-            select(sql, source.table(), columns, starts, ends);
-        }
+        let columns = match source {
+            Source::Raw => ("ts", "1::bigint"),
+            Source::Quarter | Source::Day => ROLLUP_COLUMNS,
+        };
+        select(sql, source.table(), columns, &[source]);
     }
     // The deltas not compacted yet, 15-minute buckets: a bucket inside a day piece starts in
     // the same window as its day.
-    let (starts, ends) = bounds(pieces, &[Source::Day, Source::Quarter]);
-    if !starts.is_empty() {
-        select(sql, "rollup_deltas", ROLLUP_COLUMNS, starts, ends);
-    }
+    select(
+        sql,
+        "rollup_deltas",
+        ROLLUP_COLUMNS,
+        &[Source::Day, Source::Quarter],
+    );
     if first {
         // Nothing to read: an empty relation of the same shape.
         sql.push(
@@ -138,14 +143,17 @@ pub(crate) async fn sum_usage(
 /// series and buckets in the range, not the events. An open end of the range is closed on the
 /// UTC day boundary beyond the oldest or newest stored event (of the tenant, when the filter
 /// names one).
-pub(crate) async fn count_events(pool: &PgPool, filter: &EventFilter) -> Result<u64> {
+pub(crate) async fn count_events(conn: &mut PgConnection, filter: &EventFilter) -> Result<u64> {
     let (start, end) = match (filter.start, filter.end) {
         (Some(start), Some(end)) => (start, end),
         (start, end) => {
             let mut sql = QueryBuilder::new("SELECT min(e.ts), max(e.ts) FROM events e WHERE true");
             push_filters(&mut sql, "e", filter.tenant_id.as_ref(), None, None);
-            let (oldest, newest): (Option<DateTime<Utc>>, Option<DateTime<Utc>>) =
-                sql.build_query_as().fetch_one(pool).await.map_err(db)?;
+            let (oldest, newest): (Option<DateTime<Utc>>, Option<DateTime<Utc>>) = sql
+                .build_query_as()
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(db)?;
             let (Some(oldest), Some(newest)) = (oldest, newest) else {
                 return Ok(0);
             };
@@ -176,7 +184,11 @@ pub(crate) async fn count_events(pool: &PgPool, filter: &EventFilter) -> Result<
         filter.feature.as_ref(),
     );
     sql.push(") s");
-    let count: i64 = sql.build_query_scalar().fetch_one(pool).await.map_err(db)?;
+    let count: i64 = sql
+        .build_query_scalar()
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db)?;
     Ok(u64::try_from(count).unwrap_or(0))
 }
 

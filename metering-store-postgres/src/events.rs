@@ -392,13 +392,15 @@ pub(crate) async fn list_events(pool: &PgPool, query: &EventQuery) -> Result<Eve
         sql.push(" OFFSET ");
         sql.push_bind(offset);
     }
-    let rows = sql.build().fetch_all(pool).await.map_err(db)?;
+    // One connection for the page and its total: each acquire checks the connection first.
+    let mut conn = pool.acquire().await.map_err(db)?;
+    let rows = sql.build().fetch_all(&mut *conn).await.map_err(db)?;
     let events = rows
         .iter()
         .map(event_from_row)
         .collect::<Result<Vec<_>>>()?;
     let total = match &query.paging {
-        Paging::Page { .. } => Some(aggregate::count_events(pool, filter).await?),
+        Paging::Page { .. } => Some(aggregate::count_events(&mut conn, filter).await?),
         Paging::Cursor { .. } => None,
     };
     Ok(EventPage::new(events, total, &query.paging))
