@@ -48,7 +48,7 @@ pub struct ServerConfig {
     /// `request_timeout`, so ingest and quota checks keep their latency while large reads
     /// run (default: half the CPU cores, at least 1).
     pub max_concurrent_reads: usize,
-    /// Memory for caches, in MiB (default 96): the SQLite store's page cache (see
+    /// Memory for caches, in MiB (default 32): the SQLite store's page cache (see
     /// `SqliteConfig::cache_kib`; the other backends keep no large cache in this process).
     /// Used by [`crate::open_store_with`].
     pub cache_mib: u32,
@@ -85,7 +85,7 @@ impl Default for ServerConfig {
             rate_limit: None,
             lookup_cache_ttl: Duration::from_secs(1),
             request_timeout: Duration::from_secs(30),
-            cache_mib: 96,
+            cache_mib: 32,
             max_concurrent_reads: std::thread::available_parallelism()
                 .map_or(1, |n| n.get() / 2)
                 .max(1),

@@ -26,6 +26,12 @@ use metering_core::{Metering, QuotaCache, Store};
 use metering_http::backends::{DEFAULT_QUOTA_CACHE_URL, DEFAULT_STORE_URL, redact_url};
 use metering_http::{AppState, RateLimit, ServerConfig};
 
+/// mimalloc instead of the C library's allocator: on the realistic load benchmark (SQLite,
+/// a million events stored) batch ingest was 13-26% faster with it, the other rows the
+/// same or better.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The metering REST service and its admin commands.
 #[derive(Debug, Parser)]
 #[command(name = "metering-server", version, about)]
@@ -127,7 +133,7 @@ struct ServeArgs {
 
     /// Memory for caches, in MiB: the SQLite store's page cache (the writer two thirds, the
     /// readers the rest).
-    #[arg(long, env = "METERING_CACHE_MIB", default_value_t = 96)]
+    #[arg(long, env = "METERING_CACHE_MIB", default_value_t = 32)]
     cache_mib: u32,
 
     /// Per-API-key rate limit, requests per second (0: off).
