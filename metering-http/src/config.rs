@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 use metering_core::{EventRules, GroupCommitConfig};
+
+use crate::cors::CorsConfig;
 use serde::Deserialize;
 
 /// Limits and timings of the REST service. Every field has the REST contract's default.
@@ -52,6 +54,8 @@ pub struct ServerConfig {
     /// `SqliteConfig::cache_kib`; the other backends keep no large cache in this process).
     /// Used by [`crate::open_store_with`].
     pub cache_mib: u32,
+    /// Browser origins allowed to call the API (default none: no CORS headers).
+    pub cors: CorsConfig,
 }
 
 /// A per-API-key rate limit: a token bucket refilled at `per_second`, holding `burst`.
@@ -86,6 +90,7 @@ impl Default for ServerConfig {
             lookup_cache_ttl: Duration::from_secs(1),
             request_timeout: Duration::from_secs(30),
             cache_mib: 32,
+            cors: CorsConfig::default(),
             max_concurrent_reads: std::thread::available_parallelism()
                 .map_or(1, |n| n.get() / 2)
                 .max(1),
@@ -105,6 +110,13 @@ impl ServerConfig {
     #[must_use]
     pub fn with_max_concurrent_reads(mut self, reads: usize) -> Self {
         self.max_concurrent_reads = reads.max(1);
+        self
+    }
+
+    /// Sets the browser origins allowed to call the API.
+    #[must_use]
+    pub fn with_cors(mut self, cors: CorsConfig) -> Self {
+        self.cors = cors;
         self
     }
 

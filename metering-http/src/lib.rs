@@ -76,6 +76,7 @@
 
 pub mod backends;
 mod config;
+mod cors;
 mod dashboard;
 mod error;
 mod extract;
@@ -100,6 +101,7 @@ use utoipa_axum::routes;
 
 pub use backends::{open_quota_cache, open_store, open_store_with};
 pub use config::{RateLimit, ServerConfig};
+pub use cors::{CorsConfig, CorsError};
 pub use error::ApiError;
 pub use extract::{Auth, JsonBody, QueryPairs};
 pub use instrument::{InstrumentedCache, InstrumentedStore};
@@ -116,6 +118,7 @@ pub use state::AppState;
 /// answer 404 `NOT_FOUND` with the error envelope.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config().body_limit;
+    let cors = state.config().cors.layer();
     let (api, doc) = api_routes().split_for_parts();
     api.merge(openapi::docs(openapi::complete(doc)))
         .fallback_service(dashboard::service())
@@ -126,6 +129,12 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             ops::track,
         ))
+        // Inside the request's id and trace, outside everything else: preflights are
+        // answered here (never counted as API calls), and every answer gets its CORS headers.
+        .layer(tower::util::option_layer(cors.clone()))
+        .layer(tower::util::option_layer(cors.is_some().then(|| {
+            axum::middleware::map_response(cors::strip_unallowed)
+        })))
         .layer(TraceLayer::new_for_http().make_span_with(ops::request_span))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))

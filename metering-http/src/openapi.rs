@@ -25,7 +25,12 @@ use utoipa_swagger_ui::SwaggerUi;
         title = "metering",
         description = "Usage metering REST API (v1). Send the key as `X-API-Key: <key>` or \
                        `Authorization: Bearer <key>`. Every error has the shape \
-                       `{\"error\": {\"code\", \"message\", \"details\"}}`."
+                       `{\"error\": {\"code\", \"message\", \"details\"}}`. Browser apps on \
+                       other origins may call the API when the server lists their origin \
+                       (`--cors-origin`, `METERING_CORS_ORIGINS`; off by default): preflights \
+                       allow `X-API-Key`, `Authorization` and `Content-Type`, and answers \
+                       expose `Retry-After` and `X-Request-Id`. `*` opens only the endpoints \
+                       that take no key (health, this document)."
     ),
     components(schemas(ErrorCode, ErrorEnvelope, ErrorBody, ErrorDetails, FieldError)),
     tags(

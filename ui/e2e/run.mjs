@@ -6,13 +6,17 @@
  *   METERING_E2E_URL=http://127.0.0.1:8000 METERING_E2E_KEY=<admin key> npm run e2e
  *
  * Optional: METERING_E2E_SCREENSHOTS (folder, default ui/e2e/screenshots),
- * METERING_E2E_CHROMIUM (default /usr/bin/chromium).
+ * METERING_E2E_CHROMIUM (default /usr/bin/chromium), METERING_E2E_CORS_PORT (a free port
+ * whose origin, http://127.0.0.1:<port>, the server lists in --cors-origin: a page served
+ * there must reach the API, a page on another port must be blocked; the CORS test is
+ * skipped without it).
  * Prints one line per test and "N passed, N failed" as its last line; exits
  * non-zero when a test failed.
  */
 import { isSafeNumber, parse as parseLosslessJson } from 'lossless-json';
 import { chromium } from 'playwright-core';
 import { mkdirSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +26,7 @@ const BASE = (process.env.METERING_E2E_URL ?? '').replace(/\/+$/, '');
 const KEY = process.env.METERING_E2E_KEY ?? '';
 const SHOTS = resolve(process.env.METERING_E2E_SCREENSHOTS || join(HERE, 'screenshots'));
 const CHROMIUM = process.env.METERING_E2E_CHROMIUM || '/usr/bin/chromium';
+const CORS_PORT = Number(process.env.METERING_E2E_CORS_PORT || 0);
 const RUN = Date.now().toString(36);
 const TENANT = `e2e-${RUN}`;
 const FEATURE = 'e2e_feature';
@@ -133,6 +138,52 @@ async function goto(page, path) {
 async function settle(page) {
   // Wait for skeletons to go away.
   await page.waitForFunction(() => !document.querySelector('main .animate-pulse'), null, { timeout: 15000 });
+}
+
+/** Serves an empty page on 127.0.0.1:`port` (0: any free port); resolves to its origin. */
+function pageServer(port) {
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html' });
+    res.end('<!doctype html><title>another origin</title><p>another origin</p>');
+  });
+  return new Promise((resolveServer, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => {
+      resolveServer({ origin: `http://127.0.0.1:${server.address().port}`, close: () => server.close() });
+    });
+  });
+}
+
+/** In a page on `origin`, GETs a page of events and POSTs one event with the key. */
+async function crossOriginCalls(context, origin, tenant) {
+  const other = await context.newPage();
+  try {
+    await other.goto(`${origin}/`);
+    return await other.evaluate(
+      async ({ base, key, tenant }) => {
+        const call = async (method, path, body) => {
+          try {
+            const res = await fetch(`${base}/v1/meter${path}`, {
+              method,
+              headers: { 'X-API-Key': key, ...(body ? { 'Content-Type': 'application/json' } : {}) },
+              body: body ? JSON.stringify(body) : undefined,
+            });
+            return { status: res.status, requestId: res.headers.get('x-request-id') };
+          } catch (err) {
+            // The browser withholds a cross-origin answer it may not show: a TypeError.
+            return { blocked: String(err) };
+          }
+        };
+        return {
+          list: await call('GET', '/events?page_size=1'),
+          post: await call('POST', '/events', { tenant_id: tenant, resource: 'cors', feature: 'page', quantity: 1 }),
+        };
+      },
+      { base: BASE, key: KEY, tenant },
+    );
+  } finally {
+    await other.close();
+  }
 }
 
 // ------------------------------------------------------------------ tests
@@ -440,6 +491,35 @@ async function main() {
       await page.getByLabel('API key').waitFor();
       const stored = await page.evaluate(() => sessionStorage.getItem('metering.apiKey'));
       assertEqual(stored, null, 'sessionStorage after sign-out');
+    });
+
+    await test('a page on a listed origin calls the API; on another origin the browser blocks it (CORS)', async () => {
+      if (!CORS_PORT) {
+        console.log('  skipped: METERING_E2E_CORS_PORT is not set');
+        return;
+      }
+      const allowed = await pageServer(CORS_PORT);
+      const unknown = await pageServer(0);
+      try {
+        const okTenant = `${TENANT}-cors-ok`;
+        const ok = await crossOriginCalls(context, allowed.origin, okTenant);
+        assertEqual(ok.list.status, 200, `GET from ${allowed.origin}: ${JSON.stringify(ok.list)}`);
+        assertEqual(ok.post.status, 201, `POST from ${allowed.origin}: ${JSON.stringify(ok.post)}`);
+        assert(ok.list.requestId, 'X-Request-Id is exposed to the page');
+        const stored = await api('GET', `/events?tenant_id=${okTenant}&page_size=5`);
+        assertEqual(stored.json?.events?.length, 1, 'the allowed page stored its event');
+
+        const blockedTenant = `${TENANT}-cors-blocked`;
+        const blocked = await crossOriginCalls(context, unknown.origin, blockedTenant);
+        assert(blocked.list.blocked, `GET from ${unknown.origin} was not blocked: ${JSON.stringify(blocked.list)}`);
+        assert(blocked.post.blocked, `POST from ${unknown.origin} was not blocked: ${JSON.stringify(blocked.post)}`);
+        // The POST's preflight was refused, so the browser never sent it.
+        const none = await api('GET', `/events?tenant_id=${blockedTenant}&page_size=5`);
+        assertEqual(none.json?.events?.length, 0, 'the blocked page stored nothing');
+      } finally {
+        allowed.close();
+        unknown.close();
+      }
     });
 
     await test('no uncaught errors in the page', async () => {

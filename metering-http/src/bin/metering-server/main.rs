@@ -24,7 +24,7 @@ use clap::{Parser, Subcommand};
 use metering_core::GroupCommitConfig;
 use metering_core::{Metering, QuotaCache, Store};
 use metering_http::backends::{DEFAULT_QUOTA_CACHE_URL, DEFAULT_STORE_URL, redact_url};
-use metering_http::{AppState, RateLimit, ServerConfig};
+use metering_http::{AppState, CorsConfig, RateLimit, ServerConfig};
 
 /// mimalloc instead of the C library's allocator: on the realistic load benchmark (SQLite,
 /// a million events stored) batch ingest was 13-26% faster with it, the other rows the
@@ -143,11 +143,32 @@ struct ServeArgs {
     /// Per-API-key burst: requests a key may send at once (default: one second's worth).
     #[arg(long, env = "METERING_RATE_LIMIT_BURST")]
     rate_limit_burst: Option<u32>,
+
+    /// A browser origin allowed to call the API (CORS), as scheme://host or
+    /// scheme://host:port, e.g. http://localhost:3000; repeat the flag (or separate with commas) for several. `*`
+    /// allows any origin on the endpoints that take no key (health, OpenAPI document).
+    /// Default: none, and no CORS headers.
+    #[arg(
+        long = "cors-origin",
+        env = "METERING_CORS_ORIGINS",
+        value_delimiter = ',',
+        value_name = "ORIGIN"
+    )]
+    cors_origins: Vec<String>,
+
+    /// Let browsers send credentials (cookies, HTTP authentication) with cross-origin
+    /// requests from the listed origins; not allowed with `*`. API keys in headers need no
+    /// credentials.
+    #[arg(long, env = "METERING_CORS_ALLOW_CREDENTIALS")]
+    cors_allow_credentials: bool,
 }
 
 impl ServeArgs {
-    fn config(&self) -> ServerConfig {
-        ServerConfig::default()
+    fn config(&self) -> anyhow::Result<ServerConfig> {
+        let cors = CorsConfig::new(&self.cors_origins, self.cors_allow_credentials)
+            .context("--cors-origin (METERING_CORS_ORIGINS)")?;
+        Ok(ServerConfig::default()
+            .with_cors(cors)
             .with_body_limit(self.body_limit)
             .with_max_batch_events(self.max_batch_events)
             .with_max_future_skew(Duration::from_secs(self.max_future_skew_secs))
@@ -171,7 +192,7 @@ impl ServeArgs {
                     self.rate_limit_per_sec,
                     self.rate_limit_burst.unwrap_or(self.rate_limit_per_sec),
                 )
-            }))
+            })))
     }
 }
 
@@ -236,7 +257,7 @@ async fn open_backends(
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = match &cli.command {
-        Command::Serve(args) => args.config(),
+        Command::Serve(args) => args.config()?,
         _ => ServerConfig::default(),
     };
     let (store, cache) = open_backends(&cli, &config).await?;
