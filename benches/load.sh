@@ -32,14 +32,7 @@ source scripts/server.sh
 start_server --store "sqlite://$db"
 server=$SERVER_PID url=$SERVER_URL key=$SERVER_KEY
 
-(
-  peak=0
-  while kill -0 "$server" 2>/dev/null; do
-    rss=$(awk '/VmRSS/ {print $2}' "/proc/$server/status" 2>/dev/null || echo 0)
-    if [ "${rss:-0}" -gt "$peak" ]; then peak=$rss; echo "$peak" >"$work/peak_kb"; fi
-    sleep 0.2
-  done
-) &
+watch_rss "$server" "$work/peak_kb"
 
 # The human line only (sed reads everything, so the client never writes into a closed pipe).
 load() { "$target/release/metering-load" --url "$url" --key "$key" --workload easy "$@" | sed -n 1p; }
@@ -74,4 +67,4 @@ if [ "${LOAD_CRITERION:-0}" = 1 ]; then
   METERING_BENCH_SQLITE_EVENTS=10000 cargo bench -q -p metering-benches --bench sqlite -- sqlite_ingest/store_insert_events_1000 2>&1 \
     | grep -A3 'store_insert_events_1000' | grep -E 'time:|thrpt:' || true
 fi
-echo "server peak RSS: $(( $(cat "$work/peak_kb" 2>/dev/null || echo 0) / 1024 )) MB; database $(du -h "$db" | cut -f1)"
+echo "server peak RSS: $(peak_mib "$work/peak_kb") MiB; database $(du -h "$db" | cut -f1)"

@@ -29,19 +29,6 @@ source scripts/server.sh
 
 load() { "$target/release/metering-load" --url "$SERVER_URL" --key "$SERVER_KEY" "$@" | sed -n 1p; }
 
-# Samples the server's RSS every 200 ms into $work/peak_kb-<pid>.
-watch_rss() {
-  local pid=$1
-  (
-    peak=0
-    while kill -0 "$pid" 2>/dev/null; do
-      rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
-      if [ "${rss:-0}" -gt "$peak" ]; then peak=$rss; echo "$peak" >"$work/peak_kb-$pid"; fi
-      sleep 0.2
-    done
-  ) &
-}
-
 # Writes `count` backfill events in batches of 1,000 (4 connections), untimed.
 fill() {
   local count=$1
@@ -88,11 +75,11 @@ run_rows() {
 }
 
 start_server --store "sqlite://$work/realistic.db"
-watch_rss "$SERVER_PID"
+watch_rss "$SERVER_PID" "$work/peak_kb-sqlite"
 sqlite_pid=$SERVER_PID
 fill "$prefill"
 run_rows "metering-server $(git rev-parse --short HEAD 2>/dev/null || echo '?') on SQLite"
-echo "SQLite server peak RSS: $(( $(cat "$work/peak_kb-$sqlite_pid" 2>/dev/null || echo 0) / 1024 )) MiB; database $(du -h "$work/realistic.db" | cut -f1)"
+echo "SQLite server peak RSS: $(peak_mib "$work/peak_kb-sqlite") MiB; database $(du -h "$work/realistic.db" | cut -f1)"
 kill "$sqlite_pid" 2>/dev/null || true
 
 if [ -n "${LOAD_POSTGRES_URL:-}" ]; then
@@ -100,11 +87,11 @@ if [ -n "${LOAD_POSTGRES_URL:-}" ]; then
   sep='?'; case "$LOAD_POSTGRES_URL" in *\?*) sep='&' ;; esac
   start_server --store "${LOAD_POSTGRES_URL}${sep}schema=$schema" \
     --quota-cache "${LOAD_REDIS_URL:-memory://}?key_prefix=$schema:"
-  watch_rss "$SERVER_PID"
+  watch_rss "$SERVER_PID" "$work/peak_kb-pg"
   pg_pid=$SERVER_PID
   fill "$prefill"
   run_rows "metering-server on PostgreSQL + ${LOAD_REDIS_URL:+Redis}${LOAD_REDIS_URL:-memory cache}"
-  echo "PostgreSQL server peak RSS: $(( $(cat "$work/peak_kb-$pg_pid" 2>/dev/null || echo 0) / 1024 )) MiB"
+  echo "PostgreSQL server peak RSS: $(peak_mib "$work/peak_kb-pg") MiB"
   kill "$pg_pid" 2>/dev/null || true
   psql "$LOAD_POSTGRES_URL" -qc "DROP SCHEMA $schema CASCADE" >/dev/null 2>&1 || true
 fi

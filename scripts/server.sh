@@ -33,3 +33,21 @@ start_server() {
   cat "$SERVER_LOG" >&2
   return 1
 }
+
+# Samples the RSS of process `$1` every 200 ms in the background, keeping its peak (KiB) in
+# file `$2`; `peak_mib FILE` prints that peak in MiB.
+watch_rss() {
+  local pid=$1 file=$2
+  (
+    peak=0
+    while kill -0 "$pid" 2>/dev/null; do
+      rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+      if [ "${rss:-0}" -gt "$peak" ]; then peak=$rss; echo "$peak" >"$file"; fi
+      sleep 0.2
+    done
+  ) &
+}
+
+peak_mib() {
+  echo $(( $(cat "$1" 2>/dev/null || echo 0) / 1024 ))
+}

@@ -86,14 +86,7 @@ async fn peak_memory_stays_under_150_mib_through_ingest_and_large_aggregates() -
         .map(|_| {
             let (client, uri) = (client.clone(), uri.clone());
             tokio::spawn(async move {
-                let body: Value = client
-                    .get(&uri)
-                    .header("x-api-key", ADMIN)
-                    .send()
-                    .await?
-                    .error_for_status()?
-                    .json()
-                    .await?;
+                let body = binary::get_json(&client, &uri, ADMIN).await?;
                 let rows = body["aggregates"].as_array().map_or(0, Vec::len);
                 Ok::<_, anyhow::Error>((rows, body["summary"]["total_events"].as_u64()))
             })

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const ADMIN: &str = "mk_shutdown_admin_secret_0123456789abcdef";
 
@@ -25,14 +25,7 @@ async fn stored_ids(client: &reqwest::Client, base: &str) -> Result<BTreeSet<Str
         if let Some(c) = &cursor {
             url.push_str(&format!("&cursor={c}"));
         }
-        let page: Value = client
-            .get(url)
-            .header("x-api-key", ADMIN)
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
+        let page = binary::get_json(client, &url, ADMIN).await?;
         for event in page["events"].as_array().context("events")? {
             ids.insert(event["id"].as_str().context("id")?.to_owned());
         }

@@ -45,6 +45,30 @@ impl Filters<'_> {
         }
     }
 
+    /// The statement reading `piece` with these filters, and its arguments: `rollup` is the
+    /// select list over the rollup rows of a bucket piece, `raw` over the events of a raw one.
+    fn statement(&self, piece: Piece, rollup: &str, raw: &str) -> (String, Vec<Value>) {
+        let (mut sql, mut args) = match piece {
+            Piece::Buckets { level, start, end } => (
+                format!(
+                    "SELECT {rollup} FROM {} WHERE level = ? AND bucket >= ? AND bucket < ?",
+                    self.rollups()
+                ),
+                vec![
+                    Value::Integer(i64::try_from(level).expect("three levels")),
+                    Value::Integer(start),
+                    Value::Integer(end),
+                ],
+            ),
+            Piece::Raw { start, end } => (
+                format!("SELECT {raw} FROM events WHERE ts >= ? AND ts < ?"),
+                vec![Value::Integer(start), Value::Integer(end)],
+            ),
+        };
+        self.append(&mut sql, &mut args);
+        (sql, args)
+    }
+
     /// Appends ` AND column = ?` per filter, and its argument.
     fn append(&self, sql: &mut String, args: &mut Vec<Value>) {
         for (column, value) in [
@@ -70,28 +94,11 @@ where
     F: FnMut(i64, &str, &str, &str, u128, u64),
 {
     for piece in pieces {
-        let (mut sql, mut args) = match *piece {
-            Piece::Buckets { level, start, end } => (
-                format!(
-                    "SELECT bucket, tenant_id, resource, feature, sum_hi, sum_lo, event_count
-                     FROM {} WHERE level = ? AND bucket >= ? AND bucket < ?",
-                    filters.rollups()
-                ),
-                vec![
-                    Value::Integer(i64::try_from(level).expect("three levels")),
-                    Value::Integer(start),
-                    Value::Integer(end),
-                ],
-            ),
-            Piece::Raw { start, end } => (
-                String::from(
-                    "SELECT ts, tenant_id, resource, feature, qty_units, qty_nanos, 1
-                     FROM events WHERE ts >= ? AND ts < ?",
-                ),
-                vec![Value::Integer(start), Value::Integer(end)],
-            ),
-        };
-        filters.append(&mut sql, &mut args);
+        let (sql, args) = filters.statement(
+            *piece,
+            "bucket, tenant_id, resource, feature, sum_hi, sum_lo, event_count",
+            "ts, tenant_id, resource, feature, qty_units, qty_nanos, 1",
+        );
         let raw = matches!(piece, Piece::Raw { .. });
         let mut stmt = conn.prepare_cached(&sql)?;
         let mut rows = stmt.query(params_from_iter(args))?;
@@ -276,25 +283,7 @@ pub(crate) fn count_events(conn: &Connection, filter: &EventFilter) -> DbResult<
     };
     let mut total: u64 = 0;
     for piece in plan(start, end, &[], LEVELS) {
-        let (mut sql, mut args) = match piece {
-            Piece::Buckets { level, start, end } => (
-                format!(
-                    "SELECT COALESCE(sum(event_count), 0) FROM {}
-                     WHERE level = ? AND bucket >= ? AND bucket < ?",
-                    filters.rollups()
-                ),
-                vec![
-                    Value::Integer(i64::try_from(level).expect("three levels")),
-                    Value::Integer(start),
-                    Value::Integer(end),
-                ],
-            ),
-            Piece::Raw { start, end } => (
-                String::from("SELECT count(*) FROM events WHERE ts >= ? AND ts < ?"),
-                vec![Value::Integer(start), Value::Integer(end)],
-            ),
-        };
-        filters.append(&mut sql, &mut args);
+        let (sql, args) = filters.statement(piece, "COALESCE(sum(event_count), 0)", "count(*)");
         let count: i64 = conn
             .prepare_cached(&sql)?
             .query_row(params_from_iter(args), |r| r.get(0))?;

@@ -44,3 +44,19 @@ pub(crate) async fn start(store: &str, admin: &str) -> Result<(Child, String)> {
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     Ok((child, base))
 }
+
+/// GETs `url` with `key`; the answer must be a 2xx with a JSON body.
+pub(crate) async fn get_json(
+    client: &reqwest::Client,
+    url: &str,
+    key: &str,
+) -> Result<serde_json::Value> {
+    Ok(client
+        .get(url)
+        .header("x-api-key", key)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?)
+}
