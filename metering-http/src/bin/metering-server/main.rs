@@ -26,9 +26,9 @@ use metering_core::{Metering, QuotaCache, Store};
 use metering_http::backends::{DEFAULT_QUOTA_CACHE_URL, DEFAULT_STORE_URL, redact_url};
 use metering_http::{AppState, CorsConfig, RateLimit, ServerConfig};
 
-/// mimalloc instead of the C library's allocator: on the realistic load benchmark (SQLite,
-/// a million events stored) batch ingest was 13-26% faster with it, the other rows the
-/// same or better.
+/// mimalloc instead of the C library's allocator, whose per-thread arenas keep what the
+/// store's reader threads free: listings and 30-day aggregates on a 1M-event SQLite store
+/// peaked at 119 MiB with mimalloc and 137 MiB without.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
