@@ -24,7 +24,8 @@
 ///     impl[S: Store] Store for Counting<S> => inner;
 ///     forward: [list_events, aggregate, sum_usage, consume, upsert_quota, list_quotas, quota,
 ///               quota_candidates, delete_quota, insert_api_key, api_key_by_hash,
-///               list_api_keys, api_key, revoke_api_key, record_key_usage, health];
+///               list_api_keys, api_key, revoke_api_key, record_key_usage, put_meter,
+///               list_meters, meter, delete_meter, query_meter, health];
 ///
 ///     async fn insert_events(&self, events: &[Event]) -> Result<InsertOutcome> {
 ///         let outcome = self.inner.insert_events(events).await?;
@@ -168,6 +169,41 @@ macro_rules! forward_store {
         $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
             async fn api_key(&self, id: $crate::ApiKeyId) -> $crate::Result<::std::option::Option<$crate::ApiKey>> {
                 self.$($inner)+.api_key(id).await
+            }
+        ] $($body)*);
+    };
+    (@munch $gen:tt $ty:tt [$($inner:tt)+] [put_meter $($rest:ident)*] [$($acc:tt)*] $($body:tt)*) => {
+        $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
+            async fn put_meter(&self, key: &$crate::MeterKey, spec: &$crate::MeterSpec, now: $crate::__chrono::DateTime<$crate::__chrono::Utc>) -> $crate::Result<$crate::Meter> {
+                self.$($inner)+.put_meter(key, spec, now).await
+            }
+        ] $($body)*);
+    };
+    (@munch $gen:tt $ty:tt [$($inner:tt)+] [list_meters $($rest:ident)*] [$($acc:tt)*] $($body:tt)*) => {
+        $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
+            async fn list_meters(&self) -> $crate::Result<::std::vec::Vec<$crate::Meter>> {
+                self.$($inner)+.list_meters().await
+            }
+        ] $($body)*);
+    };
+    (@munch $gen:tt $ty:tt [$($inner:tt)+] [meter $($rest:ident)*] [$($acc:tt)*] $($body:tt)*) => {
+        $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
+            async fn meter(&self, key: &$crate::MeterKey) -> $crate::Result<::std::option::Option<$crate::Meter>> {
+                self.$($inner)+.meter(key).await
+            }
+        ] $($body)*);
+    };
+    (@munch $gen:tt $ty:tt [$($inner:tt)+] [delete_meter $($rest:ident)*] [$($acc:tt)*] $($body:tt)*) => {
+        $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
+            async fn delete_meter(&self, key: &$crate::MeterKey) -> $crate::Result<()> {
+                self.$($inner)+.delete_meter(key).await
+            }
+        ] $($body)*);
+    };
+    (@munch $gen:tt $ty:tt [$($inner:tt)+] [query_meter $($rest:ident)*] [$($acc:tt)*] $($body:tt)*) => {
+        $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
+            async fn query_meter(&self, meter: &$crate::Meter, query: &$crate::MeterQuery) -> $crate::Result<$crate::MeterReport> {
+                self.$($inner)+.query_meter(meter, query).await
             }
         ] $($body)*);
     };

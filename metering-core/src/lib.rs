@@ -55,6 +55,7 @@ pub mod lookup_cache;
 #[cfg(feature = "memory")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
 pub mod memory;
+pub mod meter;
 pub mod quantity;
 pub mod query;
 pub mod quota;
@@ -77,6 +78,10 @@ pub use group_commit::GroupCommitConfig;
 pub use lookup_cache::CachedLookups;
 #[cfg(feature = "memory")]
 pub use memory::{MemoryQuotaCache, MemoryStore};
+pub use meter::{
+    Aggregation, Amount, Meter, MeterAggregator, MeterFilter, MeterGroup, MeterKey, MeterQuery,
+    MeterReport, MeterRow, MeterSpec, ValuePath,
+};
 pub use quantity::{Quantity, QuantityError};
 pub use query::{
     AggregateBuilder, AggregateQuery, AggregateReport, AggregateRow, AggregateSummary, Cursor,

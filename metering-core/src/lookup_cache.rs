@@ -105,7 +105,8 @@ crate::forward_store! {
     impl[S: Store + ?Sized] Store for CachedLookups<S> => inner;
     forward: [
         insert_events, list_events, aggregate, sum_usage, consume, list_quotas, quota,
-        list_api_keys, api_key, record_key_usage, health,
+        list_api_keys, api_key, record_key_usage, put_meter, list_meters, meter, delete_meter,
+        query_meter, health,
     ];
 
     async fn upsert_quota(&self, spec: &QuotaSpec, now: DateTime<Utc>) -> Result<Quota> {

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use crate::apikey::{ApiKey, ApiKeyId, KeyHash};
 use crate::error::Result;
 use crate::event::{Event, Feature, TenantId};
+use crate::meter::{Meter, MeterKey, MeterQuery, MeterReport, MeterSpec};
 use crate::quantity::Quantity;
 use crate::query::{AggregateQuery, AggregateRow, EventPage, EventQuery};
 use crate::quota::{Quota, QuotaId, QuotaScope, QuotaSpec, UsageLimit, UsageScope};
@@ -239,6 +240,59 @@ pub trait Store: Send + Sync + Debug + 'static {
     ///
     /// [`crate::Error::Unavailable`] when the store cannot be reached.
     async fn record_key_usage(&self, uses: &[(ApiKeyId, DateTime<Utc>)]) -> Result<()>;
+
+    /// Creates or replaces the meter `key`.
+    ///
+    /// # Behavior
+    ///
+    /// - A replaced meter keeps its `created_at`; `updated_at` becomes `now`.
+    /// - The meter applies to every stored event at once, past and future
+    ///   ([`Store::query_meter`] recounts them).
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Unavailable`] when the store cannot be reached.
+    async fn put_meter(
+        &self,
+        key: &MeterKey,
+        spec: &MeterSpec,
+        now: DateTime<Utc>,
+    ) -> Result<Meter>;
+
+    /// Every meter, ordered by key.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Unavailable`] when the store cannot be reached.
+    async fn list_meters(&self) -> Result<Vec<Meter>>;
+
+    /// One meter by its key; `None` when there is none.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Unavailable`] when the store cannot be reached.
+    async fn meter(&self, key: &MeterKey) -> Result<Option<Meter>>;
+
+    /// Deletes a meter.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::NotFound`] when there is no such meter.
+    async fn delete_meter(&self, key: &MeterKey) -> Result<()>;
+
+    /// Answers `query` for `meter`.
+    ///
+    /// # Behavior
+    ///
+    /// - Exactly the events with `start <= timestamp < end` that match the meter's filter and
+    ///   the query's filters count, each in the window (in `query.tz`) containing it.
+    /// - The answer equals a recount over the raw events ([`crate::MeterAggregator`] fed
+    ///   every stored event), including events stored before the meter was defined.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Unavailable`] when the store cannot be reached.
+    async fn query_meter(&self, meter: &Meter, query: &MeterQuery) -> Result<MeterReport>;
 
     /// Checks the store answers.
     ///

@@ -9,9 +9,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use metering_core::{
     AggregateQuery, AggregateRow, ApiKey, ApiKeyId, ConsumeOutcome, CounterKey, Event, EventPage,
-    EventQuery, Feature, Ingested, InsertOutcome, KeyHash, Quantity, Quota, QuotaCache, QuotaId,
-    QuotaScope, QuotaSpec, RebuildToken, Result, Store, StoredApiKey, TenantId, UsageLimit,
-    UsageScope, UsageStream, Window,
+    EventQuery, Feature, Ingested, InsertOutcome, KeyHash, Meter, MeterKey, MeterQuery,
+    MeterReport, MeterSpec, Quantity, Quota, QuotaCache, QuotaId, QuotaScope, QuotaSpec,
+    RebuildToken, Result, Store, StoredApiKey, TenantId, UsageLimit, UsageScope, UsageStream,
+    Window,
 };
 
 use crate::metrics::{Metrics, result_label};
@@ -188,6 +189,51 @@ impl<S: Store + ?Sized> Store for InstrumentedStore<S> {
             record_store_call,
             "record_key_usage",
             self.inner.record_key_usage(uses)
+        )
+    }
+
+    async fn put_meter(
+        &self,
+        key: &MeterKey,
+        spec: &MeterSpec,
+        now: DateTime<Utc>,
+    ) -> Result<Meter> {
+        timed!(
+            self,
+            record_store_call,
+            "put_meter",
+            self.inner.put_meter(key, spec, now)
+        )
+    }
+
+    async fn list_meters(&self) -> Result<Vec<Meter>> {
+        timed!(
+            self,
+            record_store_call,
+            "list_meters",
+            self.inner.list_meters()
+        )
+    }
+
+    async fn meter(&self, key: &MeterKey) -> Result<Option<Meter>> {
+        timed!(self, record_store_call, "meter", self.inner.meter(key))
+    }
+
+    async fn delete_meter(&self, key: &MeterKey) -> Result<()> {
+        timed!(
+            self,
+            record_store_call,
+            "delete_meter",
+            self.inner.delete_meter(key)
+        )
+    }
+
+    async fn query_meter(&self, meter: &Meter, query: &MeterQuery) -> Result<MeterReport> {
+        timed!(
+            self,
+            record_store_call,
+            "query_meter",
+            self.inner.query_meter(meter, query)
         )
     }
 

@@ -364,6 +364,26 @@ fn push_event_filter(sql: &mut QueryBuilder<Postgres>, filter: &EventFilter) {
     }
 }
 
+/// Calls `visit` with every event `filter` selects, in no particular order, streaming the
+/// rows so memory stays bounded whatever the range holds.
+pub(crate) async fn scan(
+    pool: &PgPool,
+    filter: &EventFilter,
+    mut visit: impl FnMut(&Event) + Send,
+) -> Result<()> {
+    use futures::TryStreamExt as _;
+    let mut sql = QueryBuilder::new(
+        "SELECT e.id, e.tenant_id, e.resource, e.feature, e.quantity::text AS quantity, e.ts, \
+         e.metadata::text AS metadata, e.created_at FROM events e",
+    );
+    push_event_filter(&mut sql, filter);
+    let mut rows = sql.build().fetch(pool);
+    while let Some(row) = rows.try_next().await.map_err(db)? {
+        visit(&event_from_row(&row)?);
+    }
+    Ok(())
+}
+
 /// One page of events, newest first.
 pub(crate) async fn list_events(pool: &PgPool, query: &EventQuery) -> Result<EventPage> {
     let filter = &query.filter;

@@ -6,6 +6,7 @@ mod api_keys;
 mod config;
 mod error;
 mod events;
+mod meters;
 mod migrations;
 mod quotas;
 mod retention;

@@ -9,8 +9,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use metering_core::{
     AggregateQuery, AggregateRow, ApiKey, ApiKeyId, ConsumeOutcome, Error, Event, EventPage,
-    EventQuery, Feature, InsertOutcome, KeyHash, Quantity, Quota, QuotaId, QuotaScope, QuotaSpec,
-    Result, Store, StoredApiKey, TenantId, UsageLimit, UsageScope, Window, redact_url,
+    EventQuery, Feature, InsertOutcome, KeyHash, Meter, MeterKey, MeterQuery, MeterReport,
+    MeterSpec, Quantity, Quota, QuotaId, QuotaScope, QuotaSpec, Result, Store, StoredApiKey,
+    TenantId, UsageLimit, UsageScope, Window, redact_url,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Executor, PgPool};
@@ -20,7 +21,7 @@ use crate::error::db;
 use crate::migrations::quote_ident;
 use crate::retention::{KnownPartitions, RetentionReport};
 use crate::rollup::Compactor;
-use crate::{aggregate, api_keys, events, migrations, quotas, retention, rollup};
+use crate::{aggregate, api_keys, events, meters, migrations, quotas, retention, rollup};
 
 /// A [`Store`] on PostgreSQL: a cheap `Clone` handle around a [`sqlx::PgPool`].
 ///
@@ -271,6 +272,35 @@ impl Store for PostgresStore {
 
     async fn record_key_usage(&self, uses: &[(ApiKeyId, DateTime<Utc>)]) -> Result<()> {
         api_keys::record_key_usage(&self.pool, uses).await
+    }
+
+    async fn put_meter(
+        &self,
+        key: &MeterKey,
+        spec: &MeterSpec,
+        now: DateTime<Utc>,
+    ) -> Result<Meter> {
+        meters::put(&self.pool, key, spec, now).await
+    }
+
+    async fn list_meters(&self) -> Result<Vec<Meter>> {
+        meters::list(&self.pool).await
+    }
+
+    async fn meter(&self, key: &MeterKey) -> Result<Option<Meter>> {
+        meters::by_key(&self.pool, key).await
+    }
+
+    async fn delete_meter(&self, key: &MeterKey) -> Result<()> {
+        if meters::delete(&self.pool, key).await? {
+            Ok(())
+        } else {
+            Err(Error::NotFound(format!("meter {key}")))
+        }
+    }
+
+    async fn query_meter(&self, meter: &Meter, query: &MeterQuery) -> Result<MeterReport> {
+        meters::query(&self.pool, meter, query).await
     }
 
     async fn health(&self) -> Result<()> {

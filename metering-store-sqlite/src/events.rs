@@ -1,7 +1,7 @@
 //! Writing events (batch ingest with their rollups, and `consume`) and listing them.
 
 use metering_core::{
-    ConsumeOutcome, EventFilter, EventPage, EventQuery, Paging, Quantity, UsageLimit,
+    ConsumeOutcome, Event, EventFilter, EventPage, EventQuery, Paging, Quantity, UsageLimit,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Transaction, params, params_from_iter};
@@ -142,6 +142,22 @@ pub(crate) fn page_sql(query: &EventQuery) -> (String, Vec<Value>) {
         where_sql(&clauses)
     );
     (sql, args)
+}
+
+/// Calls `visit` with every event `filter` selects, in no particular order.
+pub(crate) fn scan(
+    conn: &Connection,
+    filter: &EventFilter,
+    mut visit: impl FnMut(&Event),
+) -> DbResult<()> {
+    let (clauses, args) = filter_sql(filter);
+    let sql = format!("SELECT {EVENT_COLUMNS} FROM events{}", where_sql(&clauses));
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params_from_iter(args))?;
+    while let Some(row) = rows.next()? {
+        visit(&event_from_row(row)?);
+    }
+    Ok(())
 }
 
 /// One page of events.

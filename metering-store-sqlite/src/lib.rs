@@ -8,6 +8,7 @@ pub mod config;
 mod conn;
 mod error;
 mod events;
+mod meters;
 pub mod migrations;
 mod quotas;
 mod rollup;

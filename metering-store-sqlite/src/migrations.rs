@@ -33,6 +33,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0003_rollups_by_tenant.sql"),
         backfill: None,
     },
+    Migration {
+        sql: include_str!("../migrations/0004_meters.sql"),
+        backfill: None,
+    },
 ];
 
 /// The schema version this build creates.

@@ -8,8 +8,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use metering_core::{
     AggregateQuery, AggregateRow, ApiKey, ApiKeyId, ConsumeOutcome, Error, Event, EventPage,
-    EventQuery, Feature, InsertOutcome, KeyHash, Quantity, Quota, QuotaId, QuotaScope, QuotaSpec,
-    Result, Store, StoredApiKey, TenantId, UsageLimit, UsageScope, Window,
+    EventQuery, Feature, InsertOutcome, KeyHash, Meter, MeterKey, MeterQuery, MeterReport,
+    MeterSpec, Quantity, Quota, QuotaId, QuotaScope, QuotaSpec, Result, Store, StoredApiKey,
+    TenantId, UsageLimit, UsageScope, Window,
 };
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -17,7 +18,7 @@ use crate::codec::EventRow;
 use crate::config::SqliteConfig;
 use crate::conn::{self, Readers, Writer};
 use crate::error::{DbResult, SqliteError};
-use crate::{aggregate, api_keys, events, migrations, quotas};
+use crate::{aggregate, api_keys, events, meters, migrations, quotas};
 
 /// The SQLite [`Store`]: a cheap `Clone` handle; clones share one writer thread and one pool
 /// of read connections (see the crate docs for the design).
@@ -278,6 +279,40 @@ impl Store for SqliteStore {
         let uses = uses.to_vec();
         self.write_tx(move |tx| api_keys::record_usage(tx, &uses))
             .await
+    }
+
+    async fn put_meter(
+        &self,
+        key: &MeterKey,
+        spec: &MeterSpec,
+        now: DateTime<Utc>,
+    ) -> Result<Meter> {
+        let (key, spec) = (key.clone(), spec.clone());
+        self.write_tx(move |tx| meters::put(tx, &key, &spec, now))
+            .await
+    }
+
+    async fn list_meters(&self) -> Result<Vec<Meter>> {
+        self.read(meters::list).await
+    }
+
+    async fn meter(&self, key: &MeterKey) -> Result<Option<Meter>> {
+        let key = key.clone();
+        self.read(move |c| meters::by_key(c, &key)).await
+    }
+
+    async fn delete_meter(&self, key: &MeterKey) -> Result<()> {
+        let owned = key.clone();
+        if self.write_tx(move |tx| meters::delete(tx, &owned)).await? {
+            Ok(())
+        } else {
+            Err(Error::NotFound(format!("meter {key}")))
+        }
+    }
+
+    async fn query_meter(&self, meter: &Meter, query: &MeterQuery) -> Result<MeterReport> {
+        let (meter, query) = (meter.clone(), query.clone());
+        self.read(move |c| meters::query(c, &meter, &query)).await
     }
 
     async fn health(&self) -> Result<()> {

@@ -59,6 +59,10 @@ macro_rules! store_conformance {
             consume_retry_with_same_id_counts_once,
             api_keys_lookup_revoke_expiry,
             aggregates_match_recount_property,
+            meters_define_replace_list_delete,
+            meters_count_events_stored_before_them,
+            meter_values_are_exact,
+            meters_match_recount_property,
         );
     };
     (@cases $setup:path; $($case:ident),* $(,)?) => {

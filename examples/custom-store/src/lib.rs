@@ -37,7 +37,8 @@ metering::core::forward_store! {
     forward: [
         list_events, aggregate, sum_usage, upsert_quota, list_quotas, quota, quota_candidates,
         delete_quota, insert_api_key, api_key_by_hash, list_api_keys, api_key, revoke_api_key,
-        record_key_usage, health,
+        record_key_usage, put_meter, list_meters, meter, delete_meter,
+        query_meter, health,
     ];
 
     async fn insert_events(&self, events: &[Event]) -> Result<InsertOutcome> {

@@ -17,6 +17,7 @@ use crate::store::{InsertOutcome, Store};
 
 mod api_keys;
 mod events;
+mod meters;
 mod quotas;
 
 /// What an ingest did.

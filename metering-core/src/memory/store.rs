@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use crate::apikey::{ApiKey, ApiKeyId, KeyHash};
 use crate::error::{Error, Result};
 use crate::event::{Event, EventId, Feature, TenantId};
+use crate::meter::{Meter, MeterAggregator, MeterKey, MeterQuery, MeterReport, MeterSpec};
 use crate::quantity::Quantity;
 use crate::query::{AggregateBuilder, AggregateQuery, AggregateRow, EventPage, EventQuery, Paging};
 use crate::quota::{Quota, QuotaId, QuotaScope, QuotaSpec, UsageLimit, UsageScope};
@@ -38,6 +39,7 @@ struct State {
     ids: HashSet<EventId>,
     quotas: HashMap<QuotaId, Quota>,
     keys: Vec<StoredApiKey>,
+    meters: BTreeMap<MeterKey, Meter>,
 }
 
 /// The smallest id, so `(t, MIN_ID)` sorts before every event at `t`.
@@ -294,6 +296,50 @@ impl Store for MemoryStore {
             }
         }
         Ok(())
+    }
+
+    async fn put_meter(
+        &self,
+        key: &MeterKey,
+        spec: &MeterSpec,
+        now: DateTime<Utc>,
+    ) -> Result<Meter> {
+        let mut state = self.write();
+        let created_at = state.meters.get(key).map_or(now, |m| m.created_at);
+        let meter = Meter {
+            key: key.clone(),
+            spec: spec.clone(),
+            created_at,
+            updated_at: now,
+        };
+        state.meters.insert(key.clone(), meter.clone());
+        Ok(meter)
+    }
+
+    async fn list_meters(&self) -> Result<Vec<Meter>> {
+        Ok(self.read().meters.values().cloned().collect())
+    }
+
+    async fn meter(&self, key: &MeterKey) -> Result<Option<Meter>> {
+        Ok(self.read().meters.get(key).cloned())
+    }
+
+    async fn delete_meter(&self, key: &MeterKey) -> Result<()> {
+        match self.write().meters.remove(key) {
+            Some(_) => Ok(()),
+            None => Err(Error::NotFound(format!("meter {key}"))),
+        }
+    }
+
+    async fn query_meter(&self, meter: &Meter, query: &MeterQuery) -> Result<MeterReport> {
+        let filter = query.event_filter(meter);
+        let mut aggregator = MeterAggregator::new(meter, query);
+        for event in self.read().range(filter.start, filter.end) {
+            if filter.matches(event) {
+                aggregator.push(event);
+            }
+        }
+        Ok(aggregator.finish())
     }
 
     async fn health(&self) -> Result<()> {

@@ -282,6 +282,35 @@ impl Store for SwitchStore {
         fail(&self.mode)?;
         self.inner.record_key_usage(uses).await
     }
+    async fn put_meter(
+        &self,
+        key: &metering_core::MeterKey,
+        spec: &metering_core::MeterSpec,
+        now: DateTime<Utc>,
+    ) -> Result<metering_core::Meter> {
+        fail(&self.mode)?;
+        self.inner.put_meter(key, spec, now).await
+    }
+    async fn list_meters(&self) -> Result<Vec<metering_core::Meter>> {
+        fail(&self.mode)?;
+        self.inner.list_meters().await
+    }
+    async fn meter(&self, key: &metering_core::MeterKey) -> Result<Option<metering_core::Meter>> {
+        fail(&self.mode)?;
+        self.inner.meter(key).await
+    }
+    async fn delete_meter(&self, key: &metering_core::MeterKey) -> Result<()> {
+        fail(&self.mode)?;
+        self.inner.delete_meter(key).await
+    }
+    async fn query_meter(
+        &self,
+        meter: &metering_core::Meter,
+        query: &metering_core::MeterQuery,
+    ) -> Result<metering_core::MeterReport> {
+        fail(&self.mode)?;
+        self.inner.query_meter(meter, query).await
+    }
     async fn health(&self) -> Result<()> {
         fail(&self.mode)?;
         self.inner.health().await

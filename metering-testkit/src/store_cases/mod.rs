@@ -24,12 +24,14 @@ mod aggregate;
 mod api_keys;
 mod consume;
 mod events;
+mod meters;
 mod quotas;
 
 pub use aggregate::*;
 pub use api_keys::*;
 pub use consume::*;
 pub use events::*;
+pub use meters::*;
 pub use quotas::*;
 
 const GROUPINGS: [&str; 8] = [

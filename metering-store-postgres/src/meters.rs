@@ -1,0 +1,93 @@
+//! Meters: definitions in `meters` (the spec as its JSON text), and answers recounted from
+//! the events of the queried range by core's `MeterAggregator`, streamed through the same
+//! time and tenant indexes (and partition pruning) as event listings.
+
+use chrono::{DateTime, Utc};
+use metering_core::time::truncate_micros;
+use metering_core::{Meter, MeterAggregator, MeterKey, MeterQuery, MeterReport, MeterSpec, Result};
+use serde_json::value::RawValue;
+use sqlx::postgres::PgRow;
+use sqlx::{PgPool, Row};
+
+use crate::error::{PgError, db};
+use crate::events;
+
+const COLUMNS: &str = "key, spec::text AS spec, created_at, updated_at";
+
+fn meter_from_row(row: &PgRow) -> Result<Meter> {
+    let key: String = row.try_get("key").map_err(db)?;
+    let spec: String = row.try_get("spec").map_err(db)?;
+    let raw: Box<RawValue> =
+        serde_json::from_str(&spec).map_err(|e| PgError::corrupt("meter spec", e))?;
+    Ok(Meter {
+        key: MeterKey::new(key).map_err(|e| PgError::corrupt("meter key", e))?,
+        spec: MeterSpec::from_json(&raw).map_err(|e| PgError::corrupt("meter spec", e))?,
+        created_at: row.try_get("created_at").map_err(db)?,
+        updated_at: row.try_get("updated_at").map_err(db)?,
+    })
+}
+
+/// Inserts or replaces a meter; a replaced one keeps its `created_at`.
+pub(crate) async fn put(
+    pool: &PgPool,
+    key: &MeterKey,
+    spec: &MeterSpec,
+    now: DateTime<Utc>,
+) -> Result<Meter> {
+    let text = serde_json::to_string(spec).map_err(|e| PgError::corrupt("meter spec", e))?;
+    let row = sqlx::query(&format!(
+        "INSERT INTO meters (key, spec, created_at, updated_at) VALUES ($1, $2::json, $3, $3) \
+         ON CONFLICT (key) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at \
+         RETURNING {COLUMNS}"
+    ))
+    .bind(key.as_str())
+    .bind(text)
+    .bind(truncate_micros(now))
+    .fetch_one(pool)
+    .await
+    .map_err(db)?;
+    meter_from_row(&row)
+}
+
+/// Every meter, by key.
+pub(crate) async fn list(pool: &PgPool) -> Result<Vec<Meter>> {
+    sqlx::query(&format!("SELECT {COLUMNS} FROM meters ORDER BY key"))
+        .fetch_all(pool)
+        .await
+        .map_err(db)?
+        .iter()
+        .map(meter_from_row)
+        .collect()
+}
+
+/// One meter.
+pub(crate) async fn by_key(pool: &PgPool, key: &MeterKey) -> Result<Option<Meter>> {
+    sqlx::query(&format!("SELECT {COLUMNS} FROM meters WHERE key = $1"))
+        .bind(key.as_str())
+        .fetch_optional(pool)
+        .await
+        .map_err(db)?
+        .as_ref()
+        .map(meter_from_row)
+        .transpose()
+}
+
+/// Deletes a meter; false when there was none.
+pub(crate) async fn delete(pool: &PgPool, key: &MeterKey) -> Result<bool> {
+    let done = sqlx::query("DELETE FROM meters WHERE key = $1")
+        .bind(key.as_str())
+        .execute(pool)
+        .await
+        .map_err(db)?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// The meter's answer, recounted from the events of the range.
+pub(crate) async fn query(pool: &PgPool, meter: &Meter, query: &MeterQuery) -> Result<MeterReport> {
+    let mut aggregator = MeterAggregator::new(meter, query);
+    events::scan(pool, &query.event_filter(meter), |event| {
+        aggregator.push(event)
+    })
+    .await?;
+    Ok(aggregator.finish())
+}
