@@ -152,6 +152,13 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::quotas::delete))
         .routes(routes!(routes::api_keys::list, routes::api_keys::create))
         .routes(routes!(routes::api_keys::revoke))
+        .routes(routes!(routes::meters::list))
+        .routes(routes!(
+            routes::meters::get,
+            routes::meters::put,
+            routes::meters::delete
+        ))
+        .routes(routes!(routes::meters::query))
         .routes(routes!(routes::health::health))
         .routes(routes!(ops::metrics))
 }

@@ -38,6 +38,7 @@ use utoipa_swagger_ui::SwaggerUi;
         (name = "aggregates", description = "Usage summed per time window"),
         (name = "quotas", description = "Quota checks and quota administration"),
         (name = "api-keys", description = "API key administration"),
+        (name = "meters", description = "Meters: what to measure from events, and their exact answers"),
         (name = "operations", description = "Health and metrics")
     )
 )]

@@ -159,6 +159,54 @@ fn requests() -> Vec<Probe> {
             true,
         ),
         (
+            "define meter",
+            Method::PUT,
+            "/v1/meter/meters/calls",
+            Some(json!({"aggregation": "count", "dimensions": ["plan"]})),
+            Needs::Admin,
+            true,
+        ),
+        (
+            "list meters",
+            Method::GET,
+            "/v1/meter/meters",
+            None,
+            Needs::Read,
+            false,
+        ),
+        (
+            "get meter",
+            Method::GET,
+            "/v1/meter/meters/seen",
+            None,
+            Needs::Read,
+            false,
+        ),
+        (
+            "query meter",
+            Method::GET,
+            "/v1/meter/meters/seen/query?start_date=2025-01-01&end_date=2030-01-01",
+            None,
+            Needs::Read,
+            false,
+        ),
+        (
+            "query other's meter usage",
+            Method::GET,
+            "/v1/meter/meters/seen/query?start_date=2025-01-01&end_date=2030-01-01&tenant_id=org_b",
+            None,
+            Needs::Read,
+            true,
+        ),
+        (
+            "delete meter",
+            Method::DELETE,
+            "/v1/meter/meters/gone",
+            None,
+            Needs::Admin,
+            true,
+        ),
+        (
             "list keys",
             Method::GET,
             "/v1/meter/api-keys",
@@ -175,6 +223,11 @@ async fn every_role_and_scope_on_every_endpoint() {
     for role in [Role::Admin, Role::Ingest, Role::Read] {
         for scoped in [false, true] {
             let app = app().await;
+            for meter in ["seen", "gone"] {
+                let uri = format!("/v1/meter/meters/{meter}");
+                let (status, _) = app.put(&uri, json!({"aggregation": "sum"})).await;
+                assert_eq!(status, StatusCode::OK);
+            }
             let key = app.key(role, scoped.then_some("org_a")).await;
             for (name, method, uri, body, needs, other_tenant) in requests() {
                 let (status, _, answer) = app.call(method, uri, Some(&key), body).await;

@@ -258,6 +258,11 @@ const ROUTES: &[&str] = &[
     "POST /v1/meter/api-keys",
     "GET /v1/meter/api-keys",
     "DELETE /v1/meter/api-keys/{id}",
+    "PUT /v1/meter/meters/{key}",
+    "GET /v1/meter/meters",
+    "GET /v1/meter/meters/{key}",
+    "DELETE /v1/meter/meters/{key}",
+    "GET /v1/meter/meters/{key}/query",
     "GET /v1/meter/health",
     "GET /metrics",
 ];
@@ -295,7 +300,9 @@ async fn openapi_documents_every_route_schema_and_error() {
     // Each listed route really is served (not 404 / 405) by the router.
     for route in ROUTES {
         let (method, path) = route.split_once(' ').expect("METHOD path");
-        let path = path.replace("{id}", "0193a1b2-0000-7000-8000-000000000000");
+        let path = path
+            .replace("{id}", "0193a1b2-0000-7000-8000-000000000000")
+            .replace("{key}", "some_meter");
         let (status, _, _) =
             send(&router, method.parse().expect("method"), &path, None, None).await;
         assert!(
@@ -327,6 +334,11 @@ async fn openapi_documents_every_route_schema_and_error() {
         "Quota",
         "CreatedApiKey",
         "Health",
+        "MeterDefinition",
+        "MeterSchema",
+        "MeterList",
+        "MeterReportSchema",
+        "Amount",
     ] {
         assert!(
             doc["components"]["schemas"][schema].is_object(),

@@ -26,6 +26,7 @@ mod api_keys;
 mod error;
 mod events;
 mod health;
+mod meters;
 mod quotas;
 #[cfg(feature = "openapi")]
 mod schema;
@@ -37,6 +38,12 @@ pub use api_keys::{ApiKeyList, CreatedApiKeyBody};
 pub use error::{ErrorBody, ErrorCode, ErrorDetails, ErrorEnvelope, INTERNAL_MESSAGE};
 pub use events::{EventList, IngestResponse, Pagination, decode_events};
 pub use health::{Connection, HealthReport, Services};
+pub use meters::MeterList;
+#[cfg(feature = "openapi")]
+#[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
+pub use meters::{
+    MeterDefinition, MeterFilterSchema, MeterReportSchema, MeterRowSchema, MeterSchema, NameOrList,
+};
 pub use quotas::QuotaList;
 #[cfg(feature = "openapi")]
 #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]

@@ -61,7 +61,8 @@ impl Metering {
         self.inner.store.query_meter(&meter, query).await
     }
 
-    /// [`Metering::define_meter`] for an admin key.
+    /// [`Metering::define_meter`] for an admin key that is not scoped to a tenant (a meter
+    /// measures every tenant).
     ///
     /// # Errors
     ///
@@ -72,7 +73,7 @@ impl Metering {
         key: &MeterKey,
         spec: &MeterSpec,
     ) -> Result<Meter> {
-        caller.authorize(Action::Admin)?;
+        authorize_meter_admin(caller)?;
         self.define_meter(key, spec).await
     }
 
@@ -96,13 +97,13 @@ impl Metering {
         self.meter(key).await
     }
 
-    /// [`Metering::delete_meter`] for an admin key.
+    /// [`Metering::delete_meter`] for an admin key that is not scoped to a tenant.
     ///
     /// # Errors
     ///
     /// [`Error::Forbidden`] for any other key; see [`Metering::delete_meter`].
     pub async fn delete_meter_as(&self, caller: &Principal, key: &MeterKey) -> Result<()> {
-        caller.authorize(Action::Admin)?;
+        authorize_meter_admin(caller)?;
         self.delete_meter(key).await
     }
 
@@ -123,4 +124,15 @@ impl Metering {
         query.tenant_id = caller.scope_read(query.tenant_id.take())?;
         self.query_meter(key, &query).await
     }
+}
+
+/// Meters measure every tenant, so only an unscoped admin key may change them.
+fn authorize_meter_admin(caller: &Principal) -> Result<()> {
+    caller.authorize(Action::Admin)?;
+    if caller.key.tenant_id.is_some() {
+        return Err(Error::Forbidden(
+            "a tenant-scoped key may not change meters, which measure every tenant".into(),
+        ));
+    }
+    Ok(())
 }
