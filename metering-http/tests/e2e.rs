@@ -460,6 +460,73 @@ async fn sqlite_server_serves_the_contract_and_keeps_data_across_restarts() -> R
         "{message}"
     );
 
+    // Meters, from flags and from JSON; a bad definition names its fields and stores nothing.
+    let set = command(&store, "memory://")
+        .args([
+            "meters",
+            "set",
+            "calls",
+            "--aggregation",
+            "count",
+            "--feature",
+            "call",
+            "--metadata",
+            "plan=\"pro\"",
+            "--dimension",
+            "region",
+        ])
+        .output()
+        .await?;
+    assert!(set.status.success(), "{set:?}");
+    let set: Value = serde_json::from_slice(&set.stdout)?;
+    assert_eq!(
+        set["filter"]["metadata"]["plan"],
+        serde_json::json!(["pro"])
+    );
+    let set = command(&store, "memory://")
+        .args(["meters", "set", "users", "--json"])
+        .arg(r#"{"aggregation": "unique_count", "value": "metadata.user_id"}"#)
+        .output()
+        .await?;
+    assert!(set.status.success(), "{set:?}");
+    let bad = command(&store, "memory://")
+        .args([
+            "meters",
+            "set",
+            "bad",
+            "--aggregation",
+            "unique_count",
+            "--dimension",
+            "a",
+            "--dimension",
+            "a",
+        ])
+        .output()
+        .await?;
+    assert!(!bad.status.success());
+    let message = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        message.contains("value:") && message.contains("dimensions[1]:"),
+        "{message}"
+    );
+    let listed = command(&store, "memory://")
+        .args(["meters", "list"])
+        .output()
+        .await?;
+    let listed: Value = serde_json::from_slice(&listed.stdout)?;
+    let keys: Vec<&str> = listed["meters"]
+        .as_array()
+        .context("meters")?
+        .iter()
+        .filter_map(|m| m["key"].as_str())
+        .collect();
+    assert_eq!(keys, ["calls", "users"]);
+    let deleted = command(&store, "memory://")
+        .args(["meters", "delete", "users"])
+        .output()
+        .await?;
+    assert!(deleted.status.success(), "{deleted:?}");
+
     // A restart sees everything: events, quotas, keys (the admin key from the environment
     // is recognised, not re-created).
     let server = start(&store, "memory://", Some(ADMIN), &[]).await?;

@@ -1,9 +1,11 @@
-//! The admin commands (`keys`, `quotas`) and the first-start admin key.
+//! The admin commands (`keys`, `quotas`, `meters`) and the first-start admin key.
 
 use anyhow::Context as _;
 use clap::Subcommand;
-use metering_core::api::{ApiKeyList, CreatedApiKeyBody, QuotaList};
-use metering_core::{ApiKeyId, Error, Metering, NewApiKey, QuotaId, QuotaScope, QuotaSpec, Role};
+use metering_core::api::{ApiKeyList, CreatedApiKeyBody, MeterList, QuotaList};
+use metering_core::{
+    ApiKeyId, Error, MeterKey, MeterSpec, Metering, NewApiKey, QuotaId, QuotaScope, QuotaSpec, Role,
+};
 use serde_json::json;
 
 /// `keys` subcommands.
@@ -73,6 +75,48 @@ pub(crate) enum QuotasCommand {
     },
 }
 
+/// `meters` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum MetersCommand {
+    /// Create or replace a meter, from a JSON definition (`--json`) or from flags.
+    Set {
+        /// The meter's key: 1 to 64 characters of a-z, 0-9, `_` and `-`.
+        key: String,
+        /// The whole definition as JSON, as `PUT /v1/meter/meters/{key}` takes it.
+        #[arg(long, conflicts_with_all = ["aggregation", "value", "name", "resource", "feature", "metadata", "dimension"])]
+        json: Option<String>,
+        /// sum, count, unique_count, min, max, avg or latest.
+        #[arg(long, required_unless_present = "json")]
+        aggregation: Option<String>,
+        /// `quantity` (default) or `metadata.<key>[.<key>...]`.
+        #[arg(long)]
+        value: Option<String>,
+        /// A name for people.
+        #[arg(long)]
+        name: Option<String>,
+        /// Count only this resource (repeat for any of several).
+        #[arg(long)]
+        resource: Vec<String>,
+        /// Count only this feature (repeat for any of several).
+        #[arg(long)]
+        feature: Vec<String>,
+        /// Count only events whose metadata key has this JSON value: `region="eu"`, `tier=2`
+        /// (repeat the key for any of several values).
+        #[arg(long, value_name = "KEY=JSON")]
+        metadata: Vec<String>,
+        /// A metadata key that queries may group by and filter on (repeat, at most 8).
+        #[arg(long)]
+        dimension: Vec<String>,
+    },
+    /// List meters.
+    List,
+    /// Delete a meter by key.
+    Delete {
+        /// The meter's key.
+        key: String,
+    },
+}
+
 fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
@@ -136,6 +180,72 @@ pub(crate) async fn quotas(engine: &Metering, command: QuotasCommand) -> anyhow:
             let id: QuotaId = id.parse().context("the id must be a UUID")?;
             engine.delete_quota(id).await.map_err(describe)?;
             println!("deleted {id}");
+            Ok(())
+        }
+    }
+}
+
+/// Runs a `meters` command.
+pub(crate) async fn meters(engine: &Metering, command: MetersCommand) -> anyhow::Result<()> {
+    match command {
+        MetersCommand::Set {
+            key,
+            json,
+            aggregation,
+            value,
+            name,
+            resource,
+            feature,
+            metadata,
+            dimension,
+        } => {
+            let key = MeterKey::new(key).map_err(|e| anyhow::anyhow!("invalid key: {e}"))?;
+            let body = match json {
+                Some(text) => text,
+                None => {
+                    let mut conditions = serde_json::Map::new();
+                    for condition in metadata {
+                        let (name, value) = condition
+                            .split_once('=')
+                            .context("--metadata takes KEY=JSON, e.g. region=\"eu\"")?;
+                        let value: serde_json::Value =
+                            serde_json::from_str(value).with_context(|| {
+                                format!("--metadata {name}: the value must be JSON")
+                            })?;
+                        let slot = conditions
+                            .entry(name.to_owned())
+                            .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+                        if let serde_json::Value::Array(values) = slot {
+                            values.push(value);
+                        }
+                    }
+                    let mut filter = serde_json::Map::new();
+                    if !resource.is_empty() {
+                        filter.insert("resource".into(), json!(resource));
+                    }
+                    if !feature.is_empty() {
+                        filter.insert("feature".into(), json!(feature));
+                    }
+                    if !conditions.is_empty() {
+                        filter.insert("metadata".into(), conditions.into());
+                    }
+                    json!({"name": name, "aggregation": aggregation, "value": value,
+                           "filter": filter, "dimensions": dimension})
+                    .to_string()
+                }
+            };
+            let raw: Box<serde_json::value::RawValue> =
+                serde_json::from_str(&body).context("the definition is not valid JSON")?;
+            let spec = MeterSpec::from_json(&raw).map_err(describe)?;
+            print_json(&engine.define_meter(&key, &spec).await.map_err(describe)?)
+        }
+        MetersCommand::List => print_json(&MeterList {
+            meters: engine.list_meters().await?,
+        }),
+        MetersCommand::Delete { key } => {
+            let key = MeterKey::new(key).map_err(|e| anyhow::anyhow!("invalid key: {e}"))?;
+            engine.delete_meter(&key).await.map_err(describe)?;
+            println!("deleted {key}");
             Ok(())
         }
     }

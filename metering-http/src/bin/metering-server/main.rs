@@ -67,6 +67,9 @@ enum Command {
     /// Manage quotas.
     #[command(subcommand)]
     Quotas(admin::QuotasCommand),
+    /// Manage meters.
+    #[command(subcommand)]
+    Meters(admin::MetersCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -278,6 +281,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Keys(command) => admin::keys(&engine, command).await,
         Command::Quotas(command) => admin::quotas(&engine, command).await,
+        Command::Meters(command) => admin::meters(&engine, command).await,
     }
 }
 
