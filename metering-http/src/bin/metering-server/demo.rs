@@ -9,8 +9,8 @@ use anyhow::Context as _;
 use chrono::{DateTime, Datelike, Duration, DurationRound, Timelike, Utc, Weekday};
 use metering_core::quantity::NANOS_PER_UNIT;
 use metering_core::{
-    EventFilter, EventQuery, Feature, Metering, NewEvent, Paging, Quantity, QuotaPeriod,
-    QuotaScope, QuotaSpec, Resource, TenantId, ValidateRequest,
+    EventFilter, EventQuery, Feature, MeterKey, MeterSpec, Metering, NewEvent, Paging, Quantity,
+    QuotaPeriod, QuotaScope, QuotaSpec, Resource, TenantId, ValidateRequest,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -201,14 +201,22 @@ pub(crate) async fn load_if_empty(engine: &Metering) -> anyhow::Result<()> {
                     let mut event = NewEvent::new(tenant.id.as_str(), resource, feature)
                         .with_quantity(draw_amount(&mut rng, amount))
                         .with_timestamp(at);
+                    let mut metadata = serde_json::Map::new();
                     if rng.random::<f64>() < 0.3 {
                         let user = rng.random_range(1..=40);
-                        event = event.with_metadata(
-                            json!({"user": format!("u_{user:03}"), "source": "demo"})
-                                .as_object()
-                                .cloned()
-                                .unwrap_or_default(),
-                        );
+                        metadata.insert("user".into(), json!(format!("u_{user:03}")));
+                        metadata.insert("source".into(), json!("demo"));
+                    }
+                    if feature == "tokens" {
+                        // Taken from the time, so the random draws (and the data) stay as
+                        // they were before models were added.
+                        let model = ["gpt-4o", "o3", "claude"][at.second() as usize % 3];
+                        let region = ["eu", "us"][at.minute() as usize % 2];
+                        metadata.insert("model".into(), json!(model));
+                        metadata.insert("region".into(), json!(region));
+                    }
+                    if !metadata.is_empty() {
+                        event = event.with_metadata(metadata);
                     }
                     batch.push(event);
                     if batch.len() == CHUNK {
@@ -221,8 +229,9 @@ pub(crate) async fn load_if_empty(engine: &Metering) -> anyhow::Result<()> {
     }
     total += flush(engine, &mut batch).await?;
     let quotas = set_quotas(engine, &tenants, now).await?;
+    let meters = define_meters(engine).await?;
     println!(
-        "Demo data loaded: {TENANTS} tenants, {total} events over {DAYS} days, {quotas} quotas ({:.1} s)",
+        "Demo data loaded: {TENANTS} tenants, {total} events over {DAYS} days, {quotas} quotas, {meters} meters ({:.1} s)",
         started.elapsed().as_secs_f64()
     );
     Ok(())
@@ -309,4 +318,40 @@ async fn set_quotas(
         count += 1;
     }
     Ok(count)
+}
+
+/// The sample meters: LLM tokens by model and region, monthly active users, peak storage
+/// and API calls.
+async fn define_meters(engine: &Metering) -> anyhow::Result<usize> {
+    let meters = [
+        (
+            "llm_tokens",
+            json!({"name": "LLM tokens by model", "aggregation": "sum",
+                   "filter": {"resource": "ai", "feature": "tokens"},
+                   "dimensions": ["model", "region"]}),
+        ),
+        (
+            "active_users",
+            json!({"name": "Active users", "aggregation": "unique_count",
+                   "value": "metadata.user", "dimensions": ["source"]}),
+        ),
+        (
+            "peak_storage",
+            json!({"name": "Peak storage (GB)", "aggregation": "max",
+                   "filter": {"resource": "storage", "feature": "storage_gb"}}),
+        ),
+        (
+            "api_calls",
+            json!({"name": "API calls", "aggregation": "count",
+                   "filter": {"resource": "api", "feature": "api_call"}}),
+        ),
+    ];
+    for (key, body) in &meters {
+        let raw = serde_json::value::to_raw_value(body)?;
+        let spec = MeterSpec::from_json(&raw).context("a demo meter")?;
+        engine
+            .define_meter(&MeterKey::new(*key).map_err(anyhow::Error::msg)?, &spec)
+            .await?;
+    }
+    Ok(meters.len())
 }
