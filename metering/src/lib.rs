@@ -54,6 +54,13 @@ pub use metering_core::{
     ValidationErrors, Window, WindowType, parse_tz, select_quota, validate_batch,
 };
 
+/// Meters: what to measure from events (sum, count, unique_count, min, max, avg, latest over
+/// the quantity or a metadata value), and their exact answers.
+pub use metering_core::{
+    Aggregation, Amount, Meter, MeterAggregator, MeterFilter, MeterGroup, MeterKey, MeterQuery,
+    MeterReport, MeterRow, MeterSpec, ValuePath,
+};
+
 /// The v1 REST messages: request and response bodies and the error envelope.
 pub use metering_core::api;
 
