@@ -99,8 +99,8 @@ pub fn meter(
     let spec = &meter.spec;
     let mut skipped = 0u64;
     type Values = Vec<(DateTime<Utc>, String, Value)>;
-    let mut groups: HashMap<(DateTime<Utc>, Vec<Option<String>>), (DateTime<Utc>, Values)> =
-        HashMap::new();
+    type Key = (DateTime<Utc>, Vec<Option<String>>);
+    let mut groups: HashMap<Key, (DateTime<Utc>, Values)> = HashMap::new();
     for e in events {
         let meta = |k: &str| e.metadata.as_ref().and_then(|m| m.get(k));
         let passes = e.timestamp >= query.start

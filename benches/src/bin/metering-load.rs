@@ -33,6 +33,9 @@ enum Scenario {
     /// GET /v1/meter/events for one tenant (a different one each time), page_size 50,
     /// numbered (with `total`).
     List,
+    /// GET /v1/meter/meters/{--meter}/query over `--aggregate-days` days, daily, grouped by
+    /// `--meter-group-by`.
+    Meter,
 }
 
 /// The shape of the events written.
@@ -90,6 +93,12 @@ struct Args {
     /// before now), e.g. to query a database seeded by the criterion bench.
     #[arg(long, default_value_t = 0)]
     aggregate_start_unix: u64,
+    /// The meter the meter scenario queries.
+    #[arg(long, default_value = "tokens")]
+    meter: String,
+    /// The meter scenario's `group_by`.
+    #[arg(long, default_value = "tenant_id,th")]
+    meter_group_by: String,
     /// Days the backfill timestamps spread over.
     #[arg(long, default_value_t = 30)]
     spread_days: i64,
@@ -176,6 +185,18 @@ fn rfc3339(secs: u64) -> String {
         .unwrap_or_default()
 }
 
+/// The range of the read scenarios, as RFC 3339 texts.
+fn read_range(args: &Args) -> (String, String) {
+    let span = u64::try_from(args.aggregate_days * 86_400).unwrap_or(0);
+    let (start, end) = if args.aggregate_start_unix > 0 {
+        (args.aggregate_start_unix, args.aggregate_start_unix + span)
+    } else {
+        let end = unix_now() + 3600;
+        (end.saturating_sub(span), end)
+    };
+    (rfc3339(start), rfc3339(end))
+}
+
 fn build_request(shared: &Shared) -> anyhow::Result<Request<Full<Bytes>>> {
     let args = &shared.args;
     let (method, path, body) = match args.scenario {
@@ -218,17 +239,17 @@ fn build_request(shared: &Shared) -> anyhow::Result<Request<Full<Bytes>>> {
             (Method::GET, path, None)
         }
         Scenario::Aggregate => {
-            let span = u64::try_from(args.aggregate_days * 86_400).unwrap_or(0);
-            let (start, end) = if args.aggregate_start_unix > 0 {
-                (args.aggregate_start_unix, args.aggregate_start_unix + span)
-            } else {
-                let end = unix_now() + 3600;
-                (end.saturating_sub(span), end)
-            };
+            let (start, end) = read_range(args);
             let path = format!(
-                "/v1/meter/aggregates?window_type=daily&group_by=tenant_id,resource&start_date={}&end_date={}",
-                rfc3339(start),
-                rfc3339(end)
+                "/v1/meter/aggregates?window_type=daily&group_by=tenant_id,resource&start_date={start}&end_date={end}",
+            );
+            (Method::GET, path, None)
+        }
+        Scenario::Meter => {
+            let (start, end) = read_range(args);
+            let path = format!(
+                "/v1/meter/meters/{}/query?window_type=daily&group_by={}&start_date={start}&end_date={end}",
+                args.meter, args.meter_group_by
             );
             (Method::GET, path, None)
         }

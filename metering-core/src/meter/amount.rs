@@ -5,10 +5,13 @@ use std::fmt;
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 
-use crate::quantity::{NANOS_PER_UNIT, Quantity};
+use crate::quantity::Quantity;
+
+/// Billionths in one unit.
+const NANOS: i128 = 1_000_000_000;
 
 /// The largest magnitude a metered value may have: 10^15, in nanos.
-const MAX_NANOS: i128 = 1_000_000_000_000_000 * NANOS_PER_UNIT as i128;
+const MAX_NANOS: i128 = 1_000_000_000_000_000 * NANOS;
 
 /// An exact signed decimal with nine fractional digits: a value read from an event, or a
 /// meter's answer (a sum, a count, an extreme, an average rounded half to even).
@@ -30,7 +33,7 @@ impl Amount {
     /// A whole number.
     #[must_use]
     pub const fn from_units(units: i64) -> Self {
-        Amount(units as i128 * NANOS_PER_UNIT as i128)
+        Amount(units as i128 * NANOS)
     }
 
     /// The value in billionths.
@@ -47,10 +50,10 @@ impl Amount {
         match value {
             Value::Number(n) => {
                 if let Some(i) = n.as_i64() {
-                    return Self::bounded(i128::from(i) * NANOS_PER_UNIT as i128);
+                    return Self::bounded(i128::from(i) * NANOS);
                 }
                 if let Some(u) = n.as_u64() {
-                    return Self::bounded(i128::from(u) * NANOS_PER_UNIT as i128);
+                    return Self::bounded(i128::from(u) * NANOS);
                 }
                 Self::from_literal(&n.to_string())
             }
@@ -138,8 +141,8 @@ impl From<Quantity> for Amount {
 
 impl Serialize for Amount {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        if self.0 % NANOS_PER_UNIT as i128 == 0 {
-            if let Ok(units) = i64::try_from(self.0 / NANOS_PER_UNIT as i128) {
+        if self.0 % NANOS == 0 {
+            if let Ok(units) = i64::try_from(self.0 / NANOS) {
                 return serializer.serialize_i64(units);
             }
         }
