@@ -24,6 +24,9 @@
 //!   are the same in every backend.
 //! - Make [`Store::consume`](crate::Store::consume) atomic across processes: a transaction
 //!   that holds a lock on the usage scope while it sums and inserts.
+//! - Answer [`Store::query_meter`](crate::Store::query_meter) by feeding the events that
+//!   [`MeterQuery::event_filter`](crate::MeterQuery::event_filter) selects to a
+//!   [`MeterAggregator`](crate::MeterAggregator), in any order (see [`crate::meter`]).
 //!
 //! A complete, compiled example: a store that wraps another and counts the events written,
 //! delegating everything else.
@@ -36,9 +39,9 @@
 //! use chrono::{DateTime, Utc};
 //! use metering_core::{
 //!     AggregateQuery, AggregateRow, ApiKey, ApiKeyId, ConsumeOutcome, Event, EventPage,
-//!     EventQuery, Feature, InsertOutcome, KeyHash, MemoryStore, Quantity, Quota, QuotaId,
-//!     QuotaScope, QuotaSpec, Result, Store, StoredApiKey, TenantId, UsageLimit, UsageScope,
-//!     Window,
+//!     EventQuery, Feature, InsertOutcome, KeyHash, MemoryStore, Meter, MeterKey, MeterQuery,
+//!     MeterReport, MeterSpec, Quantity, Quota, QuotaId, QuotaScope, QuotaSpec, Result, Store,
+//!     StoredApiKey, TenantId, UsageLimit, UsageScope, Window,
 //! };
 //!
 //! #[derive(Debug, Clone, Default)]
@@ -102,6 +105,21 @@
 //!     }
 //!     async fn record_key_usage(&self, uses: &[(ApiKeyId, DateTime<Utc>)]) -> Result<()> {
 //!         self.inner.record_key_usage(uses).await
+//!     }
+//!     async fn put_meter(&self, k: &MeterKey, s: &MeterSpec, now: DateTime<Utc>) -> Result<Meter> {
+//!         self.inner.put_meter(k, s, now).await
+//!     }
+//!     async fn list_meters(&self) -> Result<Vec<Meter>> {
+//!         self.inner.list_meters().await
+//!     }
+//!     async fn meter(&self, key: &MeterKey) -> Result<Option<Meter>> {
+//!         self.inner.meter(key).await
+//!     }
+//!     async fn delete_meter(&self, key: &MeterKey) -> Result<()> {
+//!         self.inner.delete_meter(key).await
+//!     }
+//!     async fn query_meter(&self, m: &Meter, q: &MeterQuery) -> Result<MeterReport> {
+//!         self.inner.query_meter(m, q).await
 //!     }
 //!     async fn health(&self) -> Result<()> {
 //!         self.inner.health().await
