@@ -1,6 +1,6 @@
 //! Timestamp helpers: RFC 3339 in and out, microsecond precision.
 
-use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 
 /// Parses an RFC 3339 date-time with any offset into UTC.
 #[must_use]
@@ -18,6 +18,18 @@ pub fn parse_event_timestamp(text: &str) -> Option<DateTime<Utc>> {
     parse_rfc3339(text).or_else(|| {
         NaiveDateTime::parse_from_str(text.trim(), "%Y-%m-%dT%H:%M:%S%.f")
             .ok()
+            .map(|t| t.and_utc())
+    })
+}
+
+/// Parses a range bound of a query: RFC 3339 with any offset, or a plain date
+/// (`2025-11-20`), which means midnight UTC.
+#[must_use]
+pub fn parse_range_bound(text: &str) -> Option<DateTime<Utc>> {
+    parse_rfc3339(text).or_else(|| {
+        NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+            .ok()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
             .map(|t| t.and_utc())
     })
 }

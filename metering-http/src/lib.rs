@@ -146,6 +146,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(routes::events::ingest, routes::events::list))
         .routes(routes!(routes::events::ingest_batch))
+        .routes(routes!(routes::export::export))
         .routes(routes!(routes::aggregates::aggregate))
         .routes(routes!(routes::validate::validate))
         .routes(routes!(routes::quotas::list, routes::quotas::upsert))

@@ -6,7 +6,7 @@
 //! a rule (a missing required parameter, an invalid tenant name, a page size out of range)
 //! is a 422 `VALIDATION_ERROR`. Every problem is listed in `details.errors`.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use metering_core::{Error, ValidationErrors};
 
 use crate::error::ApiError;
@@ -112,18 +112,10 @@ impl Params {
 ///
 /// A `+` offset sent unencoded arrives as a space; it is read back as `+`.
 pub(crate) fn date_time(raw: &str) -> Result<DateTime<Utc>, String> {
-    let fixed = raw.replace(' ', "+");
-    if let Some(t) = metering_core::time::parse_rfc3339(&fixed) {
-        return Ok(t);
-    }
-    NaiveDate::parse_from_str(raw, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc())
-        .ok_or_else(|| {
-            "must be an RFC 3339 date-time (e.g. 2025-11-20T10:31:00Z) or a date (2025-11-20)"
-                .to_owned()
-        })
+    metering_core::time::parse_range_bound(&raw.replace(' ', "+")).ok_or_else(|| {
+        "must be an RFC 3339 date-time (e.g. 2025-11-20T10:31:00Z) or a date (2025-11-20)"
+            .to_owned()
+    })
 }
 
 /// Reads a positive integer.

@@ -93,6 +93,22 @@ fn requests() -> Vec<Probe> {
             Needs::Read,
             true,
         ),
+        (
+            "export events",
+            Method::GET,
+            "/v1/meter/events/export?format=csv",
+            None,
+            Needs::Read,
+            false,
+        ),
+        (
+            "export other's events",
+            Method::GET,
+            "/v1/meter/events/export?tenant_id=org_b",
+            None,
+            Needs::Read,
+            true,
+        ),
         ("aggregates", Method::GET, agg, None, Needs::Read, false),
         (
             "other's aggregates",

@@ -527,6 +527,34 @@ async fn sqlite_server_serves_the_contract_and_keeps_data_across_restarts() -> R
         .await?;
     assert!(deleted.status.success(), "{deleted:?}");
 
+    // Export straight from the store: every event once, as NDJSON and as CSV.
+    let ndjson = command(&store, "memory://")
+        .args(["export"])
+        .output()
+        .await?;
+    assert!(ndjson.status.success(), "{ndjson:?}");
+    let lines: Vec<Value> = String::from_utf8(ndjson.stdout)?
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    assert!(!lines.is_empty());
+    let mut ids: Vec<&str> = lines.iter().filter_map(|e| e["id"].as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), lines.len());
+    let out = dir.path().join("usage.csv");
+    let csv = command(&store, "memory://")
+        .args(["export", "--format", "csv", "--output"])
+        .arg(&out)
+        .output()
+        .await?;
+    assert!(csv.status.success(), "{csv:?}");
+    let csv = std::fs::read_to_string(&out)?;
+    assert!(
+        csv.starts_with("id,tenant_id,resource,feature,quantity,timestamp,created_at,metadata\r\n")
+    );
+    assert_eq!(csv.matches("\r\n").count(), lines.len() + 1, "{csv}");
+
     // A restart sees everything: events, quotas, keys (the admin key from the environment
     // is recognised, not re-created).
     let server = start(&store, "memory://", Some(ADMIN), &[]).await?;

@@ -250,6 +250,7 @@ const ROUTES: &[&str] = &[
     "POST /v1/meter/events",
     "POST /v1/meter/events/batch",
     "GET /v1/meter/events",
+    "GET /v1/meter/events/export",
     "GET /v1/meter/aggregates",
     "POST /v1/meter/validate",
     "PUT /v1/meter/quotas",

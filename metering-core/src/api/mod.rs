@@ -25,6 +25,7 @@
 mod api_keys;
 mod error;
 mod events;
+mod export;
 mod health;
 mod meters;
 mod quotas;
@@ -37,6 +38,7 @@ pub use crate::quantity::DecimalInput;
 pub use api_keys::{ApiKeyList, CreatedApiKeyBody};
 pub use error::{ErrorBody, ErrorCode, ErrorDetails, ErrorEnvelope, INTERNAL_MESSAGE};
 pub use events::{EventList, IngestResponse, Pagination, decode_events};
+pub use export::{EVENT_CSV_COLUMNS, ExportFormat, aggregates_csv, meter_csv};
 pub use health::{Connection, HealthReport, Services};
 pub use meters::MeterList;
 #[cfg(feature = "openapi")]

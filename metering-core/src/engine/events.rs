@@ -5,7 +5,11 @@ use std::sync::Arc;
 use crate::apikey::{Action, Principal};
 use crate::error::{Error, Result};
 use crate::event::{Event, NewEvent, validate_batch};
-use crate::query::{AggregateQuery, AggregateReport, EventPage, EventQuery, MAX_PAGE_SIZE, Paging};
+use futures::stream::{self, BoxStream, StreamExt as _};
+
+use crate::query::{
+    AggregateQuery, AggregateReport, EventFilter, EventPage, EventQuery, MAX_PAGE_SIZE, Paging,
+};
 
 use super::{IngestReceipt, Metering, spawn_to_completion};
 
@@ -92,6 +96,55 @@ impl Metering {
         caller.authorize(Action::Read)?;
         query.tenant_id = caller.scope_read(query.tenant_id.take())?;
         self.aggregate(&query).await
+    }
+
+    /// Every event `filter` selects, newest first, as a stream of pages of up to 1,000
+    /// events read by cursor, so memory stays bounded whatever the store holds. Pages are
+    /// read one after another: an event stored during the export appears in it when it
+    /// sorts after the page being read.
+    #[must_use]
+    pub fn export(&self, filter: EventFilter) -> BoxStream<'static, Result<Vec<Event>>> {
+        let engine = self.clone();
+        // `None` once the last page was read.
+        let start: Option<Option<crate::query::Cursor>> = Some(None);
+        stream::unfold(start, move |state| {
+            let (engine, filter) = (engine.clone(), filter.clone());
+            async move {
+                let after = state?;
+                let query = EventQuery::new(
+                    filter,
+                    Paging::Cursor {
+                        after,
+                        page_size: MAX_PAGE_SIZE,
+                    },
+                );
+                match engine.list_events(&query).await {
+                    Ok(page) => {
+                        let next = page.next_cursor.map(Some);
+                        Some((Ok(page.events), next))
+                    }
+                    Err(e) => Some((Err(e), None)),
+                }
+            }
+        })
+        .filter(|page| std::future::ready(!matches!(page, Ok(events) if events.is_empty())))
+        .boxed()
+    }
+
+    /// [`Metering::export`] on behalf of `caller`, with the tenant rules of
+    /// [`Metering::list_events_as`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Forbidden`] when `caller` may not read, or asked for another tenant.
+    pub fn export_as(
+        &self,
+        caller: &Principal,
+        mut filter: EventFilter,
+    ) -> Result<BoxStream<'static, Result<Vec<Event>>>> {
+        caller.authorize(Action::Read)?;
+        filter.tenant_id = caller.scope_read(filter.tenant_id.take())?;
+        Ok(self.export(filter))
     }
 
     /// Lists events.

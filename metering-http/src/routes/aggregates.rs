@@ -2,6 +2,9 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use metering_core::api::aggregates_csv;
 use metering_core::{
     Action, AggregateQuery, AggregateReport, Feature, GroupBy, Resource, TenantId, WindowType,
     parse_tz,
@@ -10,6 +13,7 @@ use metering_core::{
 use crate::error::ApiError;
 use crate::extract::{Auth, QueryPairs};
 use crate::params::{Params, date_time};
+use crate::routes::export::{csv_response, wants_csv};
 use crate::state::AppState;
 
 const PARAMS: &[&str] = &[
@@ -41,6 +45,7 @@ const PARAMS: &[&str] = &[
     ),
     responses(
         (status = 200, description = "The windows with events", body = metering_core::AggregateReport),
+        (status = 200, description = "With `Accept: text/csv`: `window_start,window_end,window_type,tenant_id,resource,feature,total_quantity,event_count`, one row per window and group", content_type = "text/csv", body = String),
         (status = 400, description = "BAD_REQUEST: unknown, repeated or unreadable parameter", body = metering_core::api::ErrorEnvelope),
         (status = 422, description = "VALIDATION_ERROR: a missing or invalid parameter", body = metering_core::api::ErrorEnvelope),
     ),
@@ -49,8 +54,9 @@ const PARAMS: &[&str] = &[
 pub(crate) async fn aggregate(
     State(state): State<AppState>,
     Auth(principal): Auth,
+    headers: HeaderMap,
     QueryPairs(pairs): QueryPairs,
-) -> Result<Json<AggregateReport>, ApiError> {
+) -> Result<Response, ApiError> {
     principal.authorize(Action::Read)?;
     let mut p = Params::new(pairs, PARAMS);
     let window = p.required("window_type", |raw| raw.parse::<WindowType>());
@@ -80,5 +86,9 @@ pub(crate) async fn aggregate(
         query = query.tz(tz);
     }
     let _slot = state.heavy_read().await?;
-    Ok(Json(state.engine().aggregate_as(&principal, query).await?))
+    let report: AggregateReport = state.engine().aggregate_as(&principal, query).await?;
+    if wants_csv(&headers) {
+        return Ok(csv_response(aggregates_csv(&report), "aggregates.csv"));
+    }
+    Ok(Json(report).into_response())
 }

@@ -96,6 +96,20 @@ const LIST_PARAMS: &[&str] = &[
     "cursor",
 ];
 
+/// Reads the listing filters: `tenant_id`, `resource`, `feature`, `start_date`, `end_date`.
+pub(crate) fn event_filter(p: &mut Params) -> EventFilter {
+    let tenant = p.check("tenant_id", |s| TenantId::new(s));
+    let resource = p.check("resource", |s| Resource::new(s));
+    let feature = p.check("feature", |s| Feature::new(s));
+    let start = p.read("start_date", date_time);
+    let end = p.read("end_date", date_time);
+    let mut filter = EventFilter::all().between(start, end);
+    filter.tenant_id = tenant;
+    filter.resource = resource;
+    filter.feature = feature;
+    filter
+}
+
 /// Lists events, newest first, by page number or by cursor.
 #[utoipa::path(
     get,
@@ -126,11 +140,7 @@ pub(crate) async fn list(
 ) -> Result<Json<EventList>, ApiError> {
     principal.authorize(Action::Read)?;
     let mut p = Params::new(pairs, LIST_PARAMS);
-    let tenant = p.check("tenant_id", |s| TenantId::new(s));
-    let resource = p.check("resource", |s| Resource::new(s));
-    let feature = p.check("feature", |s| Feature::new(s));
-    let start = p.read("start_date", date_time);
-    let end = p.read("end_date", date_time);
+    let filter = event_filter(&mut p);
     let page = p.read("page", number);
     let page_size = p
         .read("page_size", number)
@@ -141,10 +151,6 @@ pub(crate) async fn list(
     }
     p.finish()?;
 
-    let mut filter = EventFilter::all().between(start, end);
-    filter.tenant_id = tenant;
-    filter.resource = resource;
-    filter.feature = feature;
     let paging = match cursor {
         Some(after) => Paging::Cursor {
             after: Some(after),

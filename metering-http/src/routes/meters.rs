@@ -3,8 +3,9 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use metering_core::api::MeterList;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use metering_core::api::{MeterList, meter_csv};
 use metering_core::{
     Action, Error, Feature, Meter, MeterGroup, MeterKey, MeterQuery, MeterReport, MeterSpec,
     Resource, TenantId, WindowType, parse_tz,
@@ -13,6 +14,7 @@ use metering_core::{
 use crate::error::ApiError;
 use crate::extract::{Auth, JsonBody, QueryPairs};
 use crate::params::{Params, date_time};
+use crate::routes::export::{csv_response, wants_csv};
 use crate::state::AppState;
 
 const QUERY_PARAMS: &[&str] = &[
@@ -152,6 +154,7 @@ pub(crate) async fn delete(
     ),
     responses(
         (status = 200, description = "The meter's value per window and group", body = metering_core::api::MeterReportSchema),
+        (status = 200, description = "With `Accept: text/csv`: `window_start,window_end`, one column per `group_by` key, `value,event_count`", content_type = "text/csv", body = String),
         (status = 400, description = "BAD_REQUEST: unknown, repeated or unreadable parameter", body = metering_core::api::ErrorEnvelope),
         (status = 404, description = "NOT_FOUND: no such meter", body = metering_core::api::ErrorEnvelope),
         (status = 422, description = "VALIDATION_ERROR: a missing or invalid parameter, or a group or filter on a dimension the meter lacks", body = metering_core::api::ErrorEnvelope),
@@ -162,8 +165,9 @@ pub(crate) async fn query(
     State(state): State<AppState>,
     Auth(principal): Auth,
     Path(key): Path<String>,
+    headers: HeaderMap,
     QueryPairs(pairs): QueryPairs,
-) -> Result<Json<MeterReport>, ApiError> {
+) -> Result<Response, ApiError> {
     principal.authorize(Action::Read)?;
     let key = existing_key(&key)?;
     // `filter.<dimension>` may repeat (any of its values); the rest are plain parameters.
@@ -205,11 +209,21 @@ pub(crate) async fn query(
     if let Some(tz) = tz {
         query = query.tz(tz);
     }
+    let group_by: Vec<String> = query
+        .group_by
+        .iter()
+        .map(|g| g.as_str().to_owned())
+        .collect();
     let _slot = state.heavy_read().await?;
-    Ok(Json(
-        state
-            .engine()
-            .query_meter_as(&principal, &key, query)
-            .await?,
-    ))
+    let report: MeterReport = state
+        .engine()
+        .query_meter_as(&principal, &key, query)
+        .await?;
+    if wants_csv(&headers) {
+        return Ok(csv_response(
+            meter_csv(&report, &group_by),
+            &format!("{key}.csv"),
+        ));
+    }
+    Ok(Json(report).into_response())
 }

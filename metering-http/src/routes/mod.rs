@@ -9,6 +9,7 @@
 pub(crate) mod aggregates;
 pub(crate) mod api_keys;
 pub(crate) mod events;
+pub(crate) mod export;
 pub(crate) mod health;
 pub(crate) mod meters;
 pub(crate) mod quotas;

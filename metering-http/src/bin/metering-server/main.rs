@@ -14,6 +14,7 @@
 
 mod admin;
 mod demo;
+mod export;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -70,6 +71,8 @@ enum Command {
     /// Manage meters.
     #[command(subcommand)]
     Meters(admin::MetersCommand),
+    /// Write events as NDJSON or CSV, straight from the store.
+    Export(export::ExportArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -282,6 +285,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(command) => admin::keys(&engine, command).await,
         Command::Quotas(command) => admin::quotas(&engine, command).await,
         Command::Meters(command) => admin::meters(&engine, command).await,
+        Command::Export(args) => export::export(&engine, args).await,
     }
 }
 
