@@ -96,7 +96,8 @@ fn requests() -> Vec<Probe> {
         (
             "export events",
             Method::GET,
-            "/v1/meter/events/export?format=csv",
+            // An empty range: the answer is an empty NDJSON file.
+            "/v1/meter/events/export?start_date=2000-01-01&end_date=2000-01-02",
             None,
             Needs::Read,
             false,
@@ -104,7 +105,7 @@ fn requests() -> Vec<Probe> {
         (
             "export other's events",
             Method::GET,
-            "/v1/meter/events/export?tenant_id=org_b",
+            "/v1/meter/events/export?tenant_id=org_b&start_date=2000-01-01&end_date=2000-01-02",
             None,
             Needs::Read,
             true,

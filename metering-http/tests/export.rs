@@ -144,6 +144,19 @@ async fn csv_has_a_header_and_rfc_4180_quoting() {
     assert_eq!(rows.next(), Some(""));
     assert_eq!(rows.next(), None);
 
+    // Nothing matches: a header only, and an empty NDJSON file.
+    let empty = "start_date=2000-01-01&end_date=2000-01-02";
+    let uri = format!("/v1/meter/events/export?format=csv&{empty}");
+    let (status, _, body) = download(&app, &uri, ADMIN, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        "id,tenant_id,resource,feature,quantity,timestamp,created_at,metadata\r\n"
+    );
+    let uri = format!("/v1/meter/events/export?{empty}");
+    let (status, _, body) = download(&app, &uri, ADMIN, None).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, ""));
+
     let (_, _, all) = download(&app, "/v1/meter/events/export?format=csv", ADMIN, None).await;
     assert_eq!(
         all.matches("\r\n").count(),

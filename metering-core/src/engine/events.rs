@@ -128,6 +128,8 @@ impl Metering {
             }
         })
         .filter(|page| std::future::ready(!matches!(page, Ok(events) if events.is_empty())))
+        // Callers may poll again after the end (the first page is often read on its own).
+        .fuse()
         .boxed()
     }
 
