@@ -162,6 +162,26 @@ impl ApiKey {
     }
 }
 
+/// Whether revoking a key may leave the store without an active admin key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LastAdmin {
+    /// Refuse to revoke the last active admin key ([`Error::Conflict`]): nobody could
+    /// manage keys through the API afterwards.
+    Keep,
+    /// Revoke it anyway: recovery on the host, from the command line.
+    Allow,
+}
+
+impl LastAdmin {
+    /// The refusal when the key is the last active admin key.
+    #[must_use]
+    pub fn refusal() -> Error {
+        Error::Conflict(
+            "this is the last active admin key; create another admin key before revoking it".into(),
+        )
+    }
+}
+
 /// A request for a new key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -139,8 +139,8 @@ macro_rules! forward_store {
     };
     (@munch $gen:tt $ty:tt [$($inner:tt)+] [revoke_api_key $($rest:ident)*] [$($acc:tt)*] $($body:tt)*) => {
         $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
-            async fn revoke_api_key(&self, id: $crate::ApiKeyId, at: $crate::__chrono::DateTime<$crate::__chrono::Utc>) -> $crate::Result<()> {
-                self.$($inner)+.revoke_api_key(id, at).await
+            async fn revoke_api_key(&self, id: $crate::ApiKeyId, at: $crate::__chrono::DateTime<$crate::__chrono::Utc>, last_admin: $crate::LastAdmin) -> $crate::Result<()> {
+                self.$($inner)+.revoke_api_key(id, at, last_admin).await
             }
         ] $($body)*);
     };

@@ -39,7 +39,7 @@
 //! use chrono::{DateTime, Utc};
 //! use metering_core::{
 //!     AggregateQuery, AggregateRow, ApiKey, ApiKeyId, ConsumeOutcome, Event, EventPage,
-//!     EventQuery, Feature, InsertOutcome, KeyHash, MemoryStore, Meter, MeterKey, MeterQuery,
+//!     EventQuery, Feature, InsertOutcome, KeyHash, LastAdmin, MemoryStore, Meter, MeterKey, MeterQuery,
 //!     MeterReport, MeterSpec, Quantity, Quota, QuotaId, QuotaScope, QuotaSpec, Result, Store,
 //!     StoredApiKey, TenantId, UsageLimit, UsageScope, Window,
 //! };
@@ -100,8 +100,9 @@
 //!     async fn api_key(&self, id: ApiKeyId) -> Result<Option<ApiKey>> {
 //!         self.inner.api_key(id).await
 //!     }
-//!     async fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<()> {
-//!         self.inner.revoke_api_key(id, at).await
+//!     async fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>, last: LastAdmin)
+//!     -> Result<()> {
+//!         self.inner.revoke_api_key(id, at, last).await
 //!     }
 //!     async fn record_key_usage(&self, uses: &[(ApiKeyId, DateTime<Utc>)]) -> Result<()> {
 //!         self.inner.record_key_usage(uses).await

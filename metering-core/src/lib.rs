@@ -65,7 +65,9 @@ pub mod store;
 pub mod time;
 pub mod window;
 
-pub use apikey::{Action, ApiKey, ApiKeyId, CreatedApiKey, KeyHash, NewApiKey, Principal, Role};
+pub use apikey::{
+    Action, ApiKey, ApiKeyId, CreatedApiKey, KeyHash, LastAdmin, NewApiKey, Principal, Role,
+};
 pub use cache::{CounterKey, Ingested, QuotaCache, RebuildToken, UsageStream};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{Health, HealthStatus, IngestReceipt, Metering, MeteringBuilder};

@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::{
-    ApiKey, ApiKeyId, Feature, KeyHash, Quota, QuotaId, QuotaSpec, Result, Store, StoredApiKey,
-    TenantId,
+    ApiKey, ApiKeyId, Feature, KeyHash, LastAdmin, Quota, QuotaId, QuotaSpec, Result, Store,
+    StoredApiKey, TenantId,
 };
 use chrono::{DateTime, Utc};
 
@@ -148,8 +148,13 @@ crate::forward_store! {
         Ok(found)
     }
 
-    async fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<()> {
-        let result = self.inner.revoke_api_key(id, at).await;
+    async fn revoke_api_key(
+        &self,
+        id: ApiKeyId,
+        at: DateTime<Utc>,
+        last_admin: LastAdmin,
+    ) -> Result<()> {
+        let result = self.inner.revoke_api_key(id, at, last_admin).await;
         self.keys.clear();
         result
     }

@@ -5,7 +5,7 @@ use std::fmt::Debug;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::apikey::{ApiKey, ApiKeyId, KeyHash};
+use crate::apikey::{ApiKey, ApiKeyId, KeyHash, LastAdmin};
 use crate::error::Result;
 use crate::event::{Event, Feature, TenantId};
 use crate::meter::{Meter, MeterKey, MeterQuery, MeterReport, MeterSpec};
@@ -229,10 +229,25 @@ pub trait Store: Send + Sync + Debug + 'static {
 
     /// Marks a key revoked at `at`; it stops authenticating at once.
     ///
+    /// # Behavior
+    ///
+    /// - Revoking a revoked key changes nothing (the first revocation time stays).
+    /// - With [`LastAdmin::Keep`], an admin key that is active at `at` is revoked only while
+    ///   another admin key is active then; otherwise nothing changes and the answer is
+    ///   [`LastAdmin::refusal`]. The check and the write are one atomic step: concurrent
+    ///   revocations, through any number of handles or processes, never leave no active
+    ///   admin key.
+    ///
     /// # Errors
     ///
-    /// [`crate::Error::NotFound`] when there is no such key.
-    async fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<()>;
+    /// [`crate::Error::NotFound`] when there is no such key; [`crate::Error::Conflict`] for
+    /// the last active admin key under [`LastAdmin::Keep`].
+    async fn revoke_api_key(
+        &self,
+        id: ApiKeyId,
+        at: DateTime<Utc>,
+        last_admin: LastAdmin,
+    ) -> Result<()>;
 
     /// Records when keys were last used (batched by the engine; later times win).
     ///

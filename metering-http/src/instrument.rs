@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use metering_core::{
     AggregateQuery, AggregateRow, ApiKey, ApiKeyId, ConsumeOutcome, CounterKey, Event, EventPage,
-    EventQuery, Feature, Ingested, InsertOutcome, KeyHash, Meter, MeterKey, MeterQuery,
+    EventQuery, Feature, Ingested, InsertOutcome, KeyHash, LastAdmin, Meter, MeterKey, MeterQuery,
     MeterReport, MeterSpec, Quantity, Quota, QuotaCache, QuotaId, QuotaScope, QuotaSpec,
     RebuildToken, Result, Store, StoredApiKey, TenantId, UsageLimit, UsageScope, UsageStream,
     Window,
@@ -174,12 +174,17 @@ impl<S: Store + ?Sized> Store for InstrumentedStore<S> {
         )
     }
 
-    async fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<()> {
+    async fn revoke_api_key(
+        &self,
+        id: ApiKeyId,
+        at: DateTime<Utc>,
+        last_admin: LastAdmin,
+    ) -> Result<()> {
         timed!(
             self,
             record_store_call,
             "revoke_api_key",
-            self.inner.revoke_api_key(id, at)
+            self.inner.revoke_api_key(id, at, last_admin)
         )
     }
 

@@ -318,3 +318,54 @@ async fn scoped_reads_see_only_their_tenant() {
         .await;
     assert_eq!(body["pagination"]["total"], 3);
 }
+
+#[tokio::test]
+async fn the_last_admin_key_cannot_be_revoked_through_the_api() {
+    let app = app().await;
+    let (_, keys) = app.get("/v1/meter/api-keys").await;
+    let own = keys["api_keys"][0]["id"]
+        .as_str()
+        .expect("the admin key")
+        .to_owned();
+    let uri = format!("/v1/meter/api-keys/{own}");
+    let (status, _, body) = app.call(Method::DELETE, &uri, Some(ADMIN), None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "CONFLICT");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("create another admin key")),
+        "{body}"
+    );
+    // Still works.
+    assert_eq!(app.get("/v1/meter/api-keys").await.0, StatusCode::OK);
+    // With a second admin, an admin may revoke its own key, and that key stops working.
+    let second = app.key(Role::Admin, None).await;
+    let (status, _, body) = app.call(Method::DELETE, &uri, Some(ADMIN), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (status, _, _) = app
+        .call(Method::GET, "/v1/meter/api-keys", Some(ADMIN), None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // The second is now the last one.
+    let (_, _, keys) = app
+        .call(Method::GET, "/v1/meter/api-keys", Some(&second), None)
+        .await;
+    let second_id = keys["api_keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["revoked_at"].is_null() && k["role"] == "admin")
+        .and_then(|k| k["id"].as_str())
+        .expect("the second admin")
+        .to_owned();
+    let (status, _, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/meter/api-keys/{second_id}"),
+            Some(&second),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+}

@@ -600,6 +600,26 @@ async fn sqlite_server_serves_the_contract_and_keeps_data_across_restarts() -> R
         .and_then(|k| k.iter().find(|k| k["name"] == "ops"))
         .context("ops key")?;
     assert!(ops["last_used_at"].is_string(), "{ops}");
+
+    // The last active admin key is kept unless the host forces it.
+    let admin_id = listed["api_keys"]
+        .as_array()
+        .and_then(|k| k.iter().find(|k| k["role"] == "admin"))
+        .and_then(|k| k["id"].as_str())
+        .context("the admin key")?
+        .to_owned();
+    let kept = command(&store, "memory://")
+        .args(["keys", "revoke", &admin_id])
+        .output()
+        .await?;
+    assert!(!kept.status.success());
+    let message = String::from_utf8_lossy(&kept.stderr);
+    assert!(message.contains("last active admin key"), "{message}");
+    let forced = command(&store, "memory://")
+        .args(["keys", "revoke", &admin_id, "--force"])
+        .output()
+        .await?;
+    assert!(forced.status.success(), "{forced:?}");
     Ok(())
 }
 

@@ -4,7 +4,9 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use metering_core::time::truncate_micros;
-use metering_core::{ApiKey, ApiKeyId, Error, KeyHash, Result, Role, StoredApiKey, TenantId};
+use metering_core::{
+    ApiKey, ApiKeyId, Error, KeyHash, LastAdmin, Result, Role, StoredApiKey, TenantId,
+};
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 
@@ -91,17 +93,39 @@ pub(crate) async fn api_key(pool: &PgPool, id: ApiKeyId) -> Result<Option<ApiKey
     Ok(row.as_ref().map(key_from_row).transpose()?.map(|k| k.key))
 }
 
-pub(crate) async fn revoke_api_key(pool: &PgPool, id: ApiKeyId, at: DateTime<Utc>) -> Result<()> {
+/// Marks a key revoked (the first revocation time stays), keeping the last active admin key
+/// under [`LastAdmin::Keep`]. The active admin keys are locked (`FOR UPDATE`) before the
+/// check, so concurrent revocations from any process are serialized and cannot both pass.
+pub(crate) async fn revoke_api_key(
+    pool: &PgPool,
+    id: ApiKeyId,
+    at: DateTime<Utc>,
+    last_admin: LastAdmin,
+) -> Result<()> {
+    let at = truncate_micros(at);
+    let mut tx = pool.begin().await.map_err(db)?;
+    let admins: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "SELECT id FROM api_keys WHERE role = 'admin' AND revoked_at IS NULL \
+         AND (expires_at IS NULL OR expires_at > $1) ORDER BY id FOR UPDATE",
+    )
+    .bind(at)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db)?;
+    if last_admin == LastAdmin::Keep && admins == [id.0] {
+        return Err(LastAdmin::refusal());
+    }
     let done =
         sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1")
             .bind(id.0)
-            .bind(truncate_micros(at))
-            .execute(pool)
+            .bind(at)
+            .execute(&mut *tx)
             .await
             .map_err(db)?;
     if done.rows_affected() == 0 {
         return Err(Error::NotFound(format!("API key {id}")));
     }
+    tx.commit().await.map_err(db)?;
     Ok(())
 }
 

@@ -9,9 +9,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use metering_core::{
     AggregateQuery, AggregateRow, ApiKey, ApiKeyId, ConsumeOutcome, Error, Event, EventPage,
-    EventQuery, Feature, InsertOutcome, KeyHash, Meter, MeterKey, MeterQuery, MeterReport,
-    MeterSpec, Quantity, Quota, QuotaId, QuotaScope, QuotaSpec, Result, Store, StoredApiKey,
-    TenantId, UsageLimit, UsageScope, Window, redact_url,
+    EventQuery, Feature, InsertOutcome, KeyHash, LastAdmin, Meter, MeterKey, MeterQuery,
+    MeterReport, MeterSpec, Quantity, Quota, QuotaId, QuotaScope, QuotaSpec, Result, Store,
+    StoredApiKey, TenantId, UsageLimit, UsageScope, Window, redact_url,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Executor, PgPool};
@@ -266,8 +266,13 @@ impl Store for PostgresStore {
         api_keys::api_key(&self.pool, id).await
     }
 
-    async fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<()> {
-        api_keys::revoke_api_key(&self.pool, id, at).await
+    async fn revoke_api_key(
+        &self,
+        id: ApiKeyId,
+        at: DateTime<Utc>,
+        last_admin: LastAdmin,
+    ) -> Result<()> {
+        api_keys::revoke_api_key(&self.pool, id, at, last_admin).await
     }
 
     async fn record_key_usage(&self, uses: &[(ApiKeyId, DateTime<Utc>)]) -> Result<()> {

@@ -1,7 +1,7 @@
 //! API keys: stored with the hash of their secret, never the secret.
 
 use chrono::{DateTime, Utc};
-use metering_core::{ApiKey, ApiKeyId, KeyHash, Role, StoredApiKey, TenantId};
+use metering_core::{ApiKey, ApiKeyId, KeyHash, LastAdmin, Role, StoredApiKey, TenantId};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::codec::{instant, micros};
@@ -77,15 +77,50 @@ pub(crate) fn list(conn: &Connection) -> DbResult<Vec<ApiKey>> {
     Ok(keys)
 }
 
-/// Marks a key revoked (the first revocation time stays); false when there is no such key.
-pub(crate) fn revoke(conn: &Connection, id: ApiKeyId, at: DateTime<Utc>) -> DbResult<bool> {
+/// What [`revoke`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Revoked {
+    /// The key is revoked (now, or it was already).
+    Done,
+    /// There is no such key.
+    NotFound,
+    /// The key is the last active admin key and was kept.
+    LastAdmin,
+}
+
+/// Marks a key revoked (the first revocation time stays), keeping the last active admin key
+/// under [`LastAdmin::Keep`]. Runs inside the caller's write transaction, so the check and
+/// the write are one step.
+pub(crate) fn revoke(
+    conn: &Connection,
+    id: ApiKeyId,
+    at: DateTime<Utc>,
+    last_admin: LastAdmin,
+) -> DbResult<Revoked> {
+    let (id, at) = (id.to_string(), micros(at));
+    // Active admin keys at `at`: the target's own state and whether another one exists.
+    let active_admin =
+        "role = 'admin' AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?2)";
+    let (target_is_admin, other_admin): (bool, bool) = conn
+        .prepare_cached(&format!(
+            "SELECT EXISTS (SELECT 1 FROM api_keys WHERE id = ?1 AND {active_admin}),
+                    EXISTS (SELECT 1 FROM api_keys WHERE id != ?1 AND {active_admin})"
+        ))?
+        .query_row(params![id, at], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    if last_admin == LastAdmin::Keep && target_is_admin && !other_admin {
+        return Ok(Revoked::LastAdmin);
+    }
     let found = conn
         .prepare_cached(
             "UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?2) WHERE id = ?1 RETURNING 1",
         )?
-        .query_row(params![id.to_string(), micros(at)], |_| Ok(()))
+        .query_row(params![id, at], |_| Ok(()))
         .optional()?;
-    Ok(found.is_some())
+    Ok(if found.is_some() {
+        Revoked::Done
+    } else {
+        Revoked::NotFound
+    })
 }
 
 /// Records last-use times; later times win.

@@ -8,9 +8,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use metering_core::{
     AggregateQuery, AggregateRow, ApiKey, ApiKeyId, ConsumeOutcome, Error, Event, EventPage,
-    EventQuery, Feature, InsertOutcome, KeyHash, Meter, MeterKey, MeterQuery, MeterReport,
-    MeterSpec, Quantity, Quota, QuotaId, QuotaScope, QuotaSpec, Result, Store, StoredApiKey,
-    TenantId, UsageLimit, UsageScope, Window,
+    EventQuery, Feature, InsertOutcome, KeyHash, LastAdmin, Meter, MeterKey, MeterQuery,
+    MeterReport, MeterSpec, Quantity, Quota, QuotaId, QuotaScope, QuotaSpec, Result, Store,
+    StoredApiKey, TenantId, UsageLimit, UsageScope, Window,
 };
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -264,14 +264,19 @@ impl Store for SqliteStore {
         self.read(move |c| api_keys::by_id(c, id)).await
     }
 
-    async fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<()> {
-        if self
-            .write_tx(move |tx| api_keys::revoke(tx, id, at))
+    async fn revoke_api_key(
+        &self,
+        id: ApiKeyId,
+        at: DateTime<Utc>,
+        last_admin: LastAdmin,
+    ) -> Result<()> {
+        match self
+            .write_tx(move |tx| api_keys::revoke(tx, id, at, last_admin))
             .await?
         {
-            Ok(())
-        } else {
-            Err(Error::NotFound(format!("API key {id}")))
+            api_keys::Revoked::Done => Ok(()),
+            api_keys::Revoked::NotFound => Err(Error::NotFound(format!("API key {id}"))),
+            api_keys::Revoked::LastAdmin => Err(LastAdmin::refusal()),
         }
     }
 

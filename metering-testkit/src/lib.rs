@@ -58,6 +58,8 @@ macro_rules! store_conformance {
             consume_through_two_engines_never_exceeds_limit,
             consume_retry_with_same_id_counts_once,
             api_keys_lookup_revoke_expiry,
+            the_last_active_admin_key_is_kept,
+            concurrent_revocations_keep_an_admin,
             aggregates_match_recount_property,
             meters_define_replace_list_delete,
             meters_count_events_stored_before_them,

@@ -6,8 +6,8 @@ use std::sync::PoisonError;
 use chrono::{DateTime, Utc};
 
 use crate::apikey::{
-    Action, ApiKey, ApiKeyId, CreatedApiKey, KeyHash, NewApiKey, Principal, generate_secret,
-    secret_prefix,
+    Action, ApiKey, ApiKeyId, CreatedApiKey, KeyHash, LastAdmin, NewApiKey, Principal,
+    generate_secret, secret_prefix,
 };
 use crate::error::{Error, Result};
 
@@ -125,22 +125,29 @@ impl Metering {
         Ok(keys)
     }
 
-    /// Revokes a key; it stops working at once.
+    /// Revokes a key; it stops working at once. The last active admin key is kept unless
+    /// `last_admin` is [`LastAdmin::Allow`].
     ///
     /// # Errors
     ///
-    /// [`Error::NotFound`] for an unknown id; the store's error.
-    pub async fn revoke_api_key(&self, id: ApiKeyId) -> Result<()> {
-        self.inner.store.revoke_api_key(id, self.now()).await
+    /// [`Error::NotFound`] for an unknown id; [`Error::Conflict`] for the last active admin
+    /// key under [`LastAdmin::Keep`]; the store's error.
+    pub async fn revoke_api_key(&self, id: ApiKeyId, last_admin: LastAdmin) -> Result<()> {
+        self.inner
+            .store
+            .revoke_api_key(id, self.now(), last_admin)
+            .await
     }
 
     /// Revokes a key on behalf of `caller`: an admin key; a tenant-scoped one only for keys
-    /// of its own tenant, never unscoped keys.
+    /// of its own tenant, never unscoped keys. The last active admin key is never revoked
+    /// this way, so the API always has an admin (the caller may revoke its own key while
+    /// another admin key is active).
     ///
     /// # Errors
     ///
-    /// [`Error::Forbidden`] when `caller` may not; [`Error::NotFound`] for an unknown id; the
-    /// store's error.
+    /// [`Error::Forbidden`] when `caller` may not; [`Error::NotFound`] for an unknown id;
+    /// [`Error::Conflict`] for the last active admin key; the store's error.
     pub async fn revoke_api_key_as(&self, caller: &Principal, id: ApiKeyId) -> Result<()> {
         caller.authorize(Action::Admin)?;
         if caller.key.tenant_id.is_some() {
@@ -159,7 +166,7 @@ impl Metering {
                 }
             }
         }
-        self.revoke_api_key(id).await
+        self.revoke_api_key(id, LastAdmin::Keep).await
     }
 
     /// Authenticates a presented secret.

@@ -5,7 +5,7 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::apikey::{ApiKey, ApiKeyId, KeyHash};
+use crate::apikey::{ApiKey, ApiKeyId, KeyHash, LastAdmin, Role};
 use crate::error::{Error, Result};
 use crate::event::{Event, EventId, Feature, TenantId};
 use crate::meter::{Meter, MeterAggregator, MeterKey, MeterQuery, MeterReport, MeterSpec};
@@ -274,8 +274,19 @@ impl Store for MemoryStore {
             .map(|k| k.key.clone()))
     }
 
-    async fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<()> {
+    async fn revoke_api_key(
+        &self,
+        id: ApiKeyId,
+        at: DateTime<Utc>,
+        last_admin: LastAdmin,
+    ) -> Result<()> {
         let mut state = self.write();
+        let active_admin = |k: &StoredApiKey| k.key.role == Role::Admin && k.key.is_active(at);
+        let target_is_active_admin = state.keys.iter().any(|k| k.key.id == id && active_admin(k));
+        let other_admin = state.keys.iter().any(|k| k.key.id != id && active_admin(k));
+        if last_admin == LastAdmin::Keep && target_is_active_admin && !other_admin {
+            return Err(LastAdmin::refusal());
+        }
         let key = state
             .keys
             .iter_mut()

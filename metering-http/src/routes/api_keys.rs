@@ -59,16 +59,20 @@ pub(crate) async fn list(
     Ok(Json(ApiKeyList { api_keys }))
 }
 
-/// Revokes a key; 204, and it stops working at once.
+/// Revokes a key; 204, and it stops working at once. The last active admin key is kept.
 #[utoipa::path(
     delete,
     path = "/v1/meter/api-keys/{id}",
     tag = "api-keys",
     summary = "Revoke an API key (role admin)",
+    description = "The last active admin key is never revoked through the API (409): create \
+                   another admin key first. An admin may revoke its own key while another \
+                   admin key is active.",
     params(("id" = uuid::Uuid, Path, description = "The key's id")),
     responses(
         (status = 204, description = "Revoked"),
         (status = 404, description = "NOT_FOUND", body = metering_core::api::ErrorEnvelope),
+        (status = 409, description = "CONFLICT: the last active admin key", body = metering_core::api::ErrorEnvelope),
     ),
     security(("api_key" = []), ("bearer" = []))
 )]

@@ -274,9 +274,14 @@ impl Store for SwitchStore {
         fail(&self.mode)?;
         self.inner.api_key(id).await
     }
-    async fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<()> {
+    async fn revoke_api_key(
+        &self,
+        id: ApiKeyId,
+        at: DateTime<Utc>,
+        last_admin: metering_core::LastAdmin,
+    ) -> Result<()> {
         fail(&self.mode)?;
-        self.inner.revoke_api_key(id, at).await
+        self.inner.revoke_api_key(id, at, last_admin).await
     }
     async fn record_key_usage(&self, uses: &[(ApiKeyId, DateTime<Utc>)]) -> Result<()> {
         fail(&self.mode)?;

@@ -131,7 +131,10 @@ pub async fn records_are_found_by_id<S: Store + Clone>(store: S) {
         store.api_key(ApiKeyId::generate()).await.expect("lookup"),
         None
     );
-    engine.revoke_api_key(created.key.id).await.expect("revoke");
+    engine
+        .revoke_api_key(created.key.id, metering_core::LastAdmin::Keep)
+        .await
+        .expect("revoke");
     let revoked = store
         .api_key(created.key.id)
         .await

@@ -4,7 +4,8 @@ use anyhow::Context as _;
 use clap::Subcommand;
 use metering_core::api::{ApiKeyList, CreatedApiKeyBody, MeterList, QuotaList};
 use metering_core::{
-    ApiKeyId, Error, MeterKey, MeterSpec, Metering, NewApiKey, QuotaId, QuotaScope, QuotaSpec, Role,
+    ApiKeyId, Error, LastAdmin, MeterKey, MeterSpec, Metering, NewApiKey, QuotaId, QuotaScope,
+    QuotaSpec, Role,
 };
 use serde_json::json;
 
@@ -28,10 +29,15 @@ pub(crate) enum KeysCommand {
     },
     /// List keys (without secrets).
     List,
-    /// Revoke a key by id; it stops working at once.
+    /// Revoke a key by id; it stops working at once. The last active admin key is kept
+    /// unless `--force` is given.
     Revoke {
         /// The key's id.
         id: String,
+        /// Revoke it even when it is the last active admin key (recovery on the host; create
+        /// a new admin key with `keys create --role admin` afterwards).
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -140,9 +146,17 @@ pub(crate) async fn keys(engine: &Metering, command: KeysCommand) -> anyhow::Res
         KeysCommand::List => print_json(&ApiKeyList {
             api_keys: engine.list_api_keys().await?,
         }),
-        KeysCommand::Revoke { id } => {
+        KeysCommand::Revoke { id, force } => {
             let id: ApiKeyId = id.parse().context("the id must be a UUID")?;
-            engine.revoke_api_key(id).await.map_err(describe)?;
+            let last_admin = if force {
+                LastAdmin::Allow
+            } else {
+                LastAdmin::Keep
+            };
+            engine
+                .revoke_api_key(id, last_admin)
+                .await
+                .map_err(describe)?;
             println!("revoked {id}");
             Ok(())
         }
