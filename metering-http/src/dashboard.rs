@@ -37,7 +37,10 @@ fn is_app_route(path: &str) -> bool {
         .split('/')
         .next()
         .unwrap_or_default();
-    matches!(first, "" | "tenants" | "events" | "quotas" | "keys")
+    matches!(
+        first,
+        "" | "tenants" | "events" | "quotas" | "meters" | "keys"
+    )
 }
 
 /// The main router's fallback: [`serve`], gzip-compressed for clients that accept it.

@@ -422,6 +422,82 @@ async function main() {
       assert(!listed.json.quotas.some((q) => q.tenant_id === TENANT), 'quota gone from the API');
     });
 
+    await test('meters: the demo meters are listed, a query equals the API, one is defined, refused and deleted', async () => {
+      await page.getByRole('link', { name: 'Meters' }).first().click();
+      await page.getByRole('heading', { name: 'Meters', level: 1 }).waitFor();
+      await settle(page);
+      for (const key of ['active_users', 'api_calls', 'llm_tokens', 'peak_storage']) {
+        await page.locator(`[data-testid="meter-list-row"][data-key="${key}"]`).waitFor();
+      }
+      await page.locator('[data-testid="meter-list-row"][data-key="llm_tokens"]').getByTestId('select-meter').click();
+      const detail = page.locator('[data-testid="meter-detail"][data-meter="llm_tokens"]');
+      await detail.waitFor();
+      await detail.getByLabel('Group by').selectOption('model');
+      await eventually(
+        async () => {
+          const label = page.getByTestId('range-label');
+          const qs = new URLSearchParams({
+            start_date: await label.getAttribute('data-start'),
+            end_date: await label.getAttribute('data-end'),
+            tz: await label.getAttribute('data-tz'),
+            window_type: 'daily',
+            group_by: 'model',
+          });
+          const r = await api('GET', `/meters/llm_tokens/query?${qs}`);
+          assertEqual(r.status, 200, 'meter query status');
+          assert(r.json.data.length > 0, 'the demo tokens have rows');
+          const rows = page.getByTestId('meter-row');
+          assertEqual(await rows.count(), r.json.data.length, 'rows shown');
+          for (let i = 0; i < r.json.data.length; i += 1) {
+            const want = r.json.data[i];
+            const got = rows.nth(i);
+            assertEqual(await got.getAttribute('data-window'), want.window_start, `row ${i} window`);
+            assertEqual(await got.getAttribute('data-group'), JSON.stringify(want.group), `row ${i} group`);
+            assertEqual(canon(await got.getAttribute('data-value')), canon(want.value), `row ${i} value`);
+          }
+          return true;
+        },
+        { timeout: 15000, what: 'meter rows to match the API' },
+      );
+      await shot(page, 'desktop-13-meters');
+
+      const key = `e2e_${RUN}`.toLowerCase();
+      await page.getByTestId('new-meter').click();
+      let dialog = page.getByRole('dialog');
+      await dialog.getByLabel('Key').fill(key);
+      await dialog.getByLabel('Aggregation').selectOption('unique_count');
+      await dialog.getByLabel('Value').fill('metadata.user');
+      await dialog.getByLabel('Dimensions (optional)').fill('source');
+      await dialog.getByTestId('save-meter').click();
+      await dialog.waitFor({ state: 'detached' });
+      await page.locator(`[data-testid="meter-list-row"][data-key="${key}"]`).waitFor();
+      const stored = await api('GET', `/meters/${key}`);
+      assertEqual(stored.status, 200, 'the new meter is stored');
+      assertEqual(stored.json.aggregation, 'unique_count', 'its aggregation');
+      await page.locator(`[data-testid="meter-detail"][data-meter="${key}"]`).waitFor();
+
+      // unique_count over the quantity is refused with the field named, and nothing is stored.
+      await page.getByTestId('new-meter').click();
+      dialog = page.getByRole('dialog');
+      await dialog.getByLabel('Key').fill(`${key}_bad`);
+      await dialog.getByLabel('Aggregation').selectOption('unique_count');
+      await dialog.getByLabel('Value').fill('quantity');
+      await dialog.getByTestId('save-meter').click();
+      const alert = dialog.getByTestId('error-alert');
+      await alert.waitFor();
+      assert((await alert.innerText()).includes('value'), 'the error names the field');
+      await shot(page, 'desktop-14-meter-refused');
+      assertEqual((await api('GET', `/meters/${key}_bad`)).status, 404, 'the refused meter is not stored');
+      await dialog.getByRole('button', { name: 'Cancel' }).click();
+      await dialog.waitFor({ state: 'detached' });
+
+      const row = page.locator(`[data-testid="meter-list-row"][data-key="${key}"]`);
+      await row.getByRole('button', { name: /Delete meter/ }).click();
+      await page.getByTestId('confirm-delete-meter').click();
+      await row.waitFor({ state: 'detached' });
+      assertEqual((await api('GET', `/meters/${key}`)).status, 404, 'the meter is gone from the API');
+    });
+
     await test('an API key is created (secret shown once, copyable) and revoked', async () => {
       await page.getByRole('link', { name: 'API keys' }).first().click();
       await page.getByRole('heading', { name: 'API keys', level: 1 }).waitFor();
@@ -468,6 +544,7 @@ async function main() {
         [`/tenants/${encodeURIComponent(sample?.tenant_id ?? TENANT)}`, 'phone-04-tenant-detail'],
         ['/events', 'phone-05-events'],
         ['/quotas', 'phone-06-quotas'],
+        ['/meters', 'phone-06b-meters'],
         ['/keys', 'phone-07-api-keys'],
       ];
       for (const [path, name] of pages) {

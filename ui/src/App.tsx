@@ -7,6 +7,7 @@ import { Link, RouterProvider, matchPath, useRouter } from './lib/router';
 import { SettingsProvider } from './lib/settings';
 import { ApiKeysPage } from './pages/ApiKeys';
 import { EventsPage } from './pages/Events';
+import { MetersPage } from './pages/Meters';
 import { OverviewPage } from './pages/Overview';
 import { QuotasPage } from './pages/Quotas';
 import { SignInPage } from './pages/SignIn';
@@ -19,6 +20,7 @@ const TITLES: [string, string][] = [
   ['/tenants/:id', 'Tenant'],
   ['/events', 'Events'],
   ['/quotas', 'Quotas'],
+  ['/meters', 'Meters'],
   ['/keys', 'API keys'],
 ];
 
@@ -47,6 +49,9 @@ function Routes() {
     page = <EventsPage />;
   } else if (p === '/quotas') {
     page = <QuotasPage />;
+  } else if (p === '/meters') {
+    page = <MetersPage />;
+    showRange = true;
   } else if (p === '/keys') {
     page = <ApiKeysPage />;
   } else {

@@ -1,5 +1,5 @@
 import { type ReactNode, useEffect, useState } from 'react';
-import { Gauge, KeyRound, LayoutDashboard, LogOut, Menu, ScrollText, Users, X } from 'lucide-react';
+import { Gauge, KeyRound, LayoutDashboard, LogOut, Menu, Ruler, ScrollText, Users, X } from 'lucide-react';
 import { useAuth } from '../lib/auth';
 import { cn } from '../lib/cn';
 import { Link, useRouter } from '../lib/router';
@@ -11,6 +11,7 @@ export const NAV = [
   { to: '/tenants', label: 'Tenants', icon: Users },
   { to: '/events', label: 'Events', icon: ScrollText },
   { to: '/quotas', label: 'Quotas', icon: Gauge },
+  { to: '/meters', label: 'Meters', icon: Ruler },
   { to: '/keys', label: 'API keys', icon: KeyRound },
 ] as const;
 

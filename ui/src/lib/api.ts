@@ -126,6 +126,79 @@ export interface ApiKeyInput {
 }
 
 /** An error from the API (or from getting to it), in readable form. */
+export const AGGREGATIONS = ['sum', 'count', 'unique_count', 'min', 'max', 'avg', 'latest'] as const;
+export type Aggregation = (typeof AGGREGATIONS)[number];
+
+/** JSON scalars a meter's metadata filter compares with. */
+export type Scalar = string | number | boolean | null;
+
+export interface MeterFilter {
+  resource?: string[];
+  feature?: string[];
+  metadata?: Record<string, Scalar[]>;
+}
+
+/** The body of PUT /meters/{key}. */
+export interface MeterDefinition {
+  name?: string | null;
+  aggregation: Aggregation;
+  value?: string;
+  filter?: MeterFilter;
+  dimensions?: string[];
+}
+
+export interface Meter extends MeterDefinition {
+  key: string;
+  value: string;
+  dimensions: string[];
+  created_at: string;
+  updated_at: string;
+}
+
+export interface MeterRow {
+  window_start: string;
+  window_end: string;
+  group: Record<string, string | null>;
+  /** Exact decimal: a JS number when a double carries it exactly, else its text. */
+  value: number | string;
+  event_count: number;
+}
+
+export interface MeterReport {
+  meter: string;
+  aggregation: Aggregation;
+  window_type: string | null;
+  tz: string;
+  data: MeterRow[];
+  skipped_events: number;
+}
+
+export interface MeterQuery {
+  start_date: string;
+  end_date: string;
+  window_type?: string | null;
+  tz?: string;
+  group_by?: string[];
+  tenant_id?: string;
+  /** Dimension -> any of these values (sent as repeated `filter.<dimension>`). */
+  filters?: Record<string, string[]>;
+}
+
+/** The query string of a meter query: repeated `filter.<dimension>` for several values. */
+export function meterQueryString(q: MeterQuery): string {
+  const p = new URLSearchParams();
+  p.set('start_date', q.start_date);
+  p.set('end_date', q.end_date);
+  if (q.window_type) p.set('window_type', q.window_type);
+  if (q.tz) p.set('tz', q.tz);
+  if (q.group_by && q.group_by.length) p.set('group_by', q.group_by.join(','));
+  if (q.tenant_id) p.set('tenant_id', q.tenant_id);
+  for (const [dim, values] of Object.entries(q.filters ?? {})) {
+    for (const v of values) if (v !== '') p.append(`filter.${dim}`, v);
+  }
+  return `?${p.toString()}`;
+}
+
 export class ApiError extends Error {
   readonly status: number;
   readonly code: string;
@@ -378,6 +451,22 @@ export class ApiClient {
 
   revokeApiKey(id: string): Promise<void> {
     return this.request('DELETE', `/api-keys/${encodeURIComponent(id)}`);
+  }
+
+  meters(signal?: AbortSignal): Promise<{ meters: Meter[] }> {
+    return this.request('GET', '/meters', undefined, signal);
+  }
+
+  putMeter(key: string, def: MeterDefinition): Promise<Meter> {
+    return this.request('PUT', `/meters/${encodeURIComponent(key)}`, JSON.stringify(def));
+  }
+
+  deleteMeter(key: string): Promise<void> {
+    return this.request('DELETE', `/meters/${encodeURIComponent(key)}`);
+  }
+
+  queryMeter(key: string, q: MeterQuery, signal?: AbortSignal): Promise<MeterReport> {
+    return this.request('GET', `/meters/${encodeURIComponent(key)}/query${meterQueryString(q)}`, undefined, signal);
   }
 }
 

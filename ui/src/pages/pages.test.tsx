@@ -73,6 +73,46 @@ function api(url: URL): { status: number; body?: unknown } {
       },
     };
   }
+  if (p === '/v1/meter/meters') {
+    return {
+      status: 200,
+      body: {
+        meters: [
+          {
+            key: 'llm_tokens',
+            name: 'LLM tokens',
+            aggregation: 'sum',
+            value: 'quantity',
+            filter: { resource: ['ai'] },
+            dimensions: ['model'],
+            created_at: '2025-11-01T00:00:00Z',
+            updated_at: '2025-11-01T00:00:00Z',
+          },
+        ],
+      },
+    };
+  }
+  if (p === '/v1/meter/meters/llm_tokens/query') {
+    return {
+      status: 200,
+      body: {
+        meter: 'llm_tokens',
+        aggregation: 'sum',
+        window_type: url.searchParams.get('window_type'),
+        tz: 'UTC',
+        data: [
+          {
+            window_start: '2025-11-20T00:00:00Z',
+            window_end: '2025-11-21T00:00:00Z',
+            group: { model: url.searchParams.getAll('filter.model')[0] ?? 'o3' },
+            value: exact('999999999999999.999999999'),
+            event_count: 12,
+          },
+        ],
+        skipped_events: 3,
+      },
+    };
+  }
   return { status: 404, body: { error: { code: 'NOT_FOUND', message: 'no route', details: null } } };
 }
 
@@ -141,6 +181,30 @@ describe('App', () => {
     const json = screen.getByTestId('json-view');
     expect(JSON.parse(json.textContent!)).toEqual(EVENT.metadata);
     expect((screen.getByLabelText('Tenant') as HTMLInputElement).value).toBe('org_001');
+  });
+
+  it('lists meters and shows a selected one exactly, with its filters in the query', async () => {
+    const f = installFetch(api);
+    window.sessionStorage.setItem(KEY_STORAGE, 'good-key');
+    window.history.replaceState(null, '', '/meters');
+    render(<App />);
+    const row = await screen.findByTestId('meter-list-row');
+    expect(row.textContent).toContain('llm_tokens');
+    expect(row.textContent).toContain('resource ai');
+    await act(async () => fireEvent.click(within(row).getByTestId('select-meter')));
+    const value = await screen.findByTestId('meter-row');
+    expect(value.dataset.value).toBe('999999999999999.999999999');
+    expect(value.textContent).toContain('999,999,999,999,999.999999999');
+    expect(screen.getByTestId('skipped-events').textContent).toContain('3 matching events skipped');
+    await act(async () => fireEvent.change(screen.getByLabelText('model is'), { target: { value: 'gpt-4o, o3' } }));
+    await waitFor(() =>
+      expect(
+        f.mock.calls.some((c) => {
+          const u = new URL(String(c[0]), 'http://dash.test');
+          return u.pathname.endsWith('/query') && u.searchParams.getAll('filter.model').join() === 'gpt-4o,o3';
+        }),
+      ).toBe(true),
+    );
   });
 
   it('drops to sign-in when the key stops working', async () => {
