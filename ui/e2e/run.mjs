@@ -15,7 +15,7 @@
  */
 import { isSafeNumber, parse as parseLosslessJson } from 'lossless-json';
 import { chromium } from 'playwright-core';
-import { mkdirSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -496,6 +496,34 @@ async function main() {
       await page.getByTestId('confirm-delete-meter').click();
       await row.waitFor({ state: 'detached' });
       assertEqual((await api('GET', `/meters/${key}`)).status, 404, 'the meter is gone from the API');
+    });
+
+    await test('downloads: the events export and the overview CSV are the API\'s files', async () => {
+      const fetchText = async (path, accept) => {
+        const res = await fetch(`${BASE}/v1/meter${path}`, { headers: { 'X-API-Key': KEY, Accept: accept } });
+        assertEqual(res.status, 200, `${path} status`);
+        return res.text();
+      };
+      const downloaded = async (button) => {
+        const [download] = await Promise.all([page.waitForEvent('download'), button.click()]);
+        return { name: download.suggestedFilename(), text: readFileSync(await download.path(), 'utf8') };
+      };
+      await goto(page, `/events?tenant_id=${encodeURIComponent(TENANT)}`);
+      await settle(page);
+      const events = page.getByTestId('download-events');
+      const file = await downloaded(events);
+      assertEqual(file.name, 'events.csv', 'events file name');
+      assert(file.text.startsWith('id,tenant_id,resource,feature,quantity,timestamp,created_at,metadata\r\n'), 'CSV header');
+      assert(file.text.includes(TENANT), 'this run\'s events are in the file');
+      assertEqual(file.text, await fetchText(await events.getAttribute('data-path'), 'text/csv'), 'events file = API export');
+
+      await goto(page, '/');
+      await settle(page);
+      const aggregates = page.getByTestId('download-aggregates');
+      const csv = await downloaded(aggregates);
+      assertEqual(csv.name, 'aggregates.csv', 'aggregates file name');
+      assert(csv.text.startsWith('window_start,window_end,window_type,tenant_id,resource,feature,total_quantity,event_count\r\n'), 'aggregates header');
+      assertEqual(csv.text, await fetchText(await aggregates.getAttribute('data-path'), 'text/csv'), 'aggregates file = API CSV');
     });
 
     await test('an API key is created (secret shown once, copyable) and revoked', async () => {

@@ -453,6 +453,23 @@ export class ApiClient {
     return this.request('DELETE', `/api-keys/${encodeURIComponent(id)}`);
   }
 
+  /** Fetches a file (an export, or an answer as CSV) as a blob, with the key. */
+  async download(path: string, accept: string): Promise<Blob> {
+    const f = this.opts.fetchImpl ?? fetch;
+    let res: Response;
+    try {
+      res = await f(`${API_BASE}${path}`, { headers: { 'X-API-Key': this.key, Accept: accept }, cache: 'no-store' });
+    } catch (err) {
+      throw toApiError(err);
+    }
+    if (!res.ok) {
+      const err = await errorFromResponse(res);
+      if (res.status === 401) this.opts.onUnauthorized?.(err);
+      throw err;
+    }
+    return res.blob();
+  }
+
   meters(signal?: AbortSignal): Promise<{ meters: Meter[] }> {
     return this.request('GET', '/meters', undefined, signal);
   }

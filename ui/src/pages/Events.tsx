@@ -1,6 +1,7 @@
 import { type FormEvent, Fragment, useEffect, useMemo, useState } from 'react';
 import { ChevronDown, ChevronLeft, ChevronRight, Filter, RotateCcw, ScrollText } from 'lucide-react';
 import { PageHeader } from '../components/Layout';
+import { DownloadButton } from '../components/DownloadButton';
 import { ErrorAlert } from '../components/ErrorAlert';
 import { EmptyState } from '../components/EmptyState';
 import { JsonView } from '../components/JsonView';
@@ -15,7 +16,7 @@ import { useApi } from '../lib/auth';
 import { useSettings } from '../lib/settings';
 import { useQuery } from '../lib/useQuery';
 import { useRouter, useSearchParams } from '../lib/router';
-import type { EventsQuery, MeterEvent } from '../lib/api';
+import { type EventsQuery, type MeterEvent, buildQuery } from '../lib/api';
 import { formatCount, formatDateTime, formatQuantity, formatQuantityPlain } from '../lib/format';
 import { parseLocalDateTime, toIso, toLocalDateTimeValue } from '../lib/range';
 
@@ -155,6 +156,13 @@ export function EventsPage() {
       <PageHeader
         title="Events"
         description="Raw usage events, newest first. Expand a row to see its metadata."
+        actions={
+          <DownloadButton
+            path={`/events/export${buildQuery({ ...filters, format: 'csv' })}`}
+            filename="events.csv"
+            testId="download-events"
+          />
+        }
       />
 
       <Card className="mb-4 p-4">

@@ -17,7 +17,8 @@ import { useApi } from '../lib/auth';
 import { useSettings } from '../lib/settings';
 import { useQuery } from '../lib/useQuery';
 import { toIso } from '../lib/range';
-import { AGGREGATIONS, type ApiError, type Meter, type MeterQuery, toApiError } from '../lib/api';
+import { AGGREGATIONS, type ApiError, type Meter, type MeterQuery, meterQueryString, toApiError } from '../lib/api';
+import { DownloadButton } from '../components/DownloadButton';
 import { EMPTY_METER_FORM, type MeterForm, definitionOf, filterSummary, formOf, groupLabel, meterSeries } from '../lib/meters';
 import { formatCompact, formatCount, formatQuantity, formatQuantityPlain, formatWindowLabel } from '../lib/format';
 
@@ -168,6 +169,15 @@ function MeterChart({ meter }: { meter: Meter }) {
   return (
     <Card className="mt-6" data-testid="meter-detail" data-meter={meter.key}>
       <CardHeader>
+        {query ? (
+          <div className="float-right">
+            <DownloadButton
+              path={`/meters/${encodeURIComponent(meter.key)}/query${meterQueryString(query)}`}
+              filename={`${meter.key}.csv`}
+              testId="download-meter"
+            />
+          </div>
+        ) : null}
         <CardTitle>{meter.name || meter.key}</CardTitle>
         <CardDescription>
           {meter.aggregation} of {meter.aggregation === 'count' ? 'events' : meter.value} · {filterSummary(meter)}

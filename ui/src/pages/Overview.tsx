@@ -15,7 +15,8 @@ import { useApi } from '../lib/auth';
 import { useSettings } from '../lib/settings';
 import { useQuery } from '../lib/useQuery';
 import { previousRange, toIso, type TimeRange } from '../lib/range';
-import type { AggregatesQuery, AggregatesResponse } from '../lib/api';
+import { type AggregatesQuery, type AggregatesResponse, buildQuery } from '../lib/api';
+import { DownloadButton } from '../components/DownloadButton';
 import { seriesByWindow, totalsBy } from '../lib/aggregate';
 import { compareQuantities } from '../lib/decimal';
 import { formatCount, formatQuantity, formatQuantityPlain, formatWindowLabel, percentChange } from '../lib/format';
@@ -108,6 +109,11 @@ export function OverviewPage() {
       <PageHeader
         title="Overview"
         description={range ? <RangeLabel range={range} tz={tz} /> : 'Pick a range'}
+        actions={
+          curQ ? (
+            <DownloadButton path={`/aggregates${buildQuery(curQ)}`} filename="aggregates.csv" testId="download-aggregates" />
+          ) : null
+        }
       />
       {rangeError ? <ErrorAlert error={new Error(rangeError)} title="Invalid range" className="mb-4" /> : null}
       {cur.error ? <ErrorAlert error={cur.error} className="mb-4" /> : null}

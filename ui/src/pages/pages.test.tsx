@@ -73,6 +73,9 @@ function api(url: URL): { status: number; body?: unknown } {
       },
     };
   }
+  if (p === '/v1/meter/events/export') {
+    return { status: 200, body: 'id,tenant_id\r\n' };
+  }
   if (p === '/v1/meter/meters') {
     return {
       status: 200,
@@ -205,6 +208,27 @@ describe('App', () => {
         }),
       ).toBe(true),
     );
+  });
+
+  it('downloads the filtered events as CSV with the key', async () => {
+    const f = installFetch(api);
+    // jsdom has no object URLs: give URL the two functions for this test only.
+    const created = vi.fn(() => 'blob:events');
+    const urls = URL as unknown as Record<string, unknown>;
+    urls.createObjectURL = created;
+    urls.revokeObjectURL = vi.fn();
+    window.sessionStorage.setItem(KEY_STORAGE, 'good-key');
+    window.history.replaceState(null, '', '/events?tenant_id=org_001');
+    render(<App />);
+    const button = await screen.findByTestId('download-events');
+    expect(button.dataset.path).toBe('/events/export?tenant_id=org_001&format=csv');
+    await act(async () => fireEvent.click(button));
+    await waitFor(() => expect(created).toHaveBeenCalled());
+    const call = f.mock.calls.find((c) => String(c[0]).includes('/events/export'));
+    expect(String(call?.[0])).toBe('/v1/meter/events/export?tenant_id=org_001&format=csv');
+    expect((call?.[1]?.headers as Record<string, string>).Accept).toBe('text/csv');
+    delete urls.createObjectURL;
+    delete urls.revokeObjectURL;
   });
 
   it('drops to sign-in when the key stops working', async () => {
