@@ -33,6 +33,7 @@
 //! ## Guides
 //!
 //! - [The REST messages](crate::api): the one definition of the v1 wire format.
+//! - [Meters](crate::meter): what to measure from events, and how answers are computed.
 //! - [Implementing a Store](crate::guide)
 //! - [The counter protocol](crate::cache) that keeps quota checks exact while counters are
 //!   rebuilt.

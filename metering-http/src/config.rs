@@ -45,8 +45,8 @@ pub struct ServerConfig {
     /// Longest a request waits for a scarce resource (a PostgreSQL connection, a heavy-read
     /// slot) before it is answered 503 with `Retry-After` (default 30 s).
     pub request_timeout: Duration,
-    /// Most heavy reads (aggregates, and numbered pages more than 10,000 events deep into a
-    /// listing) served at once; more wait, up to
+    /// Most heavy reads (aggregates, meter queries, and numbered pages more than 10,000
+    /// events deep into a listing) served at once; more wait, up to
     /// `request_timeout`, so ingest and quota checks keep their latency while large reads
     /// run (default: half the CPU cores, at least 1).
     pub max_concurrent_reads: usize,

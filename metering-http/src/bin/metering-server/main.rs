@@ -132,7 +132,7 @@ struct ServeArgs {
     #[arg(long, env = "METERING_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     request_timeout_secs: u64,
 
-    /// Most heavy reads (aggregates, numbered pages over 10,000 events deep) served at once;
+    /// Most heavy reads (aggregates, meter queries, numbered pages over 10,000 events deep) served at once;
     /// more wait (default: half the CPU cores, at least 1).
     #[arg(long, env = "METERING_MAX_CONCURRENT_READS")]
     max_concurrent_reads: Option<usize>,
