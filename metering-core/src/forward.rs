@@ -22,7 +22,8 @@
 ///
 /// metering_core::forward_store! {
 ///     impl[S: Store] Store for Counting<S> => inner;
-///     forward: [list_events, aggregate, sum_usage, consume, upsert_quota, list_quotas, quota,
+///     forward: [list_events, aggregate, sum_usage, consume, tally_meter, consume_metered,
+///               upsert_quota, list_quotas, quota,
 ///               quota_candidates, delete_quota, insert_api_key, api_key_by_hash,
 ///               list_api_keys, api_key, revoke_api_key, record_key_usage, put_meter,
 ///               list_meters, meter, delete_meter, query_meter, health];
@@ -85,6 +86,20 @@ macro_rules! forward_store {
         $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
             async fn consume(&self, event: &$crate::Event, limit: &$crate::UsageLimit) -> $crate::Result<$crate::ConsumeOutcome> {
                 self.$($inner)+.consume(event, limit).await
+            }
+        ] $($body)*);
+    };
+    (@munch $gen:tt $ty:tt [$($inner:tt)+] [tally_meter $($rest:ident)*] [$($acc:tt)*] $($body:tt)*) => {
+        $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
+            async fn tally_meter(&self, limit: &$crate::MeterLimit) -> $crate::Result<$crate::MeterTally> {
+                self.$($inner)+.tally_meter(limit).await
+            }
+        ] $($body)*);
+    };
+    (@munch $gen:tt $ty:tt [$($inner:tt)+] [consume_metered $($rest:ident)*] [$($acc:tt)*] $($body:tt)*) => {
+        $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
+            async fn consume_metered(&self, event: &$crate::Event, limit: &$crate::MeterLimit) -> $crate::Result<$crate::MeteredConsume> {
+                self.$($inner)+.consume_metered(event, limit).await
             }
         ] $($body)*);
     };

@@ -39,9 +39,10 @@
 //! use chrono::{DateTime, Utc};
 //! use metering_core::{
 //!     AggregateQuery, AggregateRow, ApiKey, ApiKeyId, ConsumeOutcome, Event, EventPage,
-//!     EventQuery, Feature, InsertOutcome, KeyHash, LastAdmin, MemoryStore, Meter, MeterKey, MeterQuery,
-//!     MeterReport, MeterSpec, Quantity, Quota, QuotaId, QuotaScope, QuotaSpec, Result, Store,
-//!     StoredApiKey, TenantId, UsageLimit, UsageScope, Window,
+//!     EventQuery, Feature, InsertOutcome, KeyHash, LastAdmin, MemoryStore, Meter, MeterKey,
+//!     MeterLimit, MeterQuery, MeterReport, MeterSpec, MeterTally, MeteredConsume, Quantity,
+//!     Quota, QuotaId, QuotaScope, QuotaSpec, Result, Store, StoredApiKey, TenantId, UsageLimit,
+//!     UsageScope, Window,
 //! };
 //!
 //! #[derive(Debug, Clone, Default)]
@@ -72,6 +73,16 @@
 //!             self.written.fetch_add(1, Ordering::Relaxed);
 //!         }
 //!         Ok(outcome)
+//!     }
+//!     async fn tally_meter(&self, limit: &MeterLimit) -> Result<MeterTally> {
+//!         self.inner.tally_meter(limit).await
+//!     }
+//!     async fn consume_metered(&self, event: &Event, limit: &MeterLimit) -> Result<MeteredConsume> {
+//!         let consumed = self.inner.consume_metered(event, limit).await?;
+//!         if matches!(consumed.outcome, ConsumeOutcome::Admitted { .. }) {
+//!             self.written.fetch_add(1, Ordering::Relaxed);
+//!         }
+//!         Ok(consumed)
 //!     }
 //!     async fn upsert_quota(&self, spec: &QuotaSpec, now: DateTime<Utc>) -> Result<Quota> {
 //!         self.inner.upsert_quota(spec, now).await

@@ -82,8 +82,9 @@ pub use lookup_cache::CachedLookups;
 #[cfg(feature = "memory")]
 pub use memory::{MemoryQuotaCache, MemoryStore};
 pub use meter::{
-    Aggregation, Amount, Meter, MeterAggregator, MeterFilter, MeterGroup, MeterKey, MeterQuery,
-    MeterReport, MeterRow, MeterSpec, ValuePath,
+    Aggregation, Amount, Meter, MeterAddition, MeterAggregator, MeterFilter, MeterGroup,
+    MeterJudgement, MeterKey, MeterLimit, MeterQuery, MeterReport, MeterRow, MeterSpec, MeterTally,
+    ValuePath,
 };
 pub use quantity::{Quantity, QuantityError};
 pub use query::{
@@ -91,11 +92,11 @@ pub use query::{
     Dimension, EventFilter, EventPage, EventQuery, GroupBy, Paging,
 };
 pub use quota::{
-    Quota, QuotaDecision, QuotaId, QuotaScope, QuotaSpec, UsageLimit, UsageScope, ValidateRequest,
-    select_quota,
+    MeterCheck, Quota, QuotaDecision, QuotaId, QuotaScope, QuotaSpec, UsageLimit, UsageScope,
+    ValidateRequest, select_quota, sort_quotas,
 };
 pub use redact::redact_url;
-pub use store::{ConsumeOutcome, InsertOutcome, Store, StoredApiKey};
+pub use store::{ConsumeOutcome, InsertOutcome, MeteredConsume, Store, StoredApiKey};
 pub use window::{Granularity, QuotaPeriod, Window, WindowType, parse_tz};
 
 /// For [`forward_store!`]: the attribute its impls carry.

@@ -8,7 +8,9 @@ use chrono::{DateTime, Utc};
 use crate::apikey::{ApiKey, ApiKeyId, KeyHash, LastAdmin};
 use crate::error::Result;
 use crate::event::{Event, Feature, TenantId};
-use crate::meter::{Meter, MeterKey, MeterQuery, MeterReport, MeterSpec};
+use crate::meter::{
+    Meter, MeterJudgement, MeterKey, MeterLimit, MeterQuery, MeterReport, MeterSpec, MeterTally,
+};
 use crate::quantity::Quantity;
 use crate::query::{AggregateQuery, AggregateRow, EventPage, EventQuery};
 use crate::quota::{Quota, QuotaId, QuotaScope, QuotaSpec, UsageLimit, UsageScope};
@@ -54,6 +56,15 @@ pub enum ConsumeOutcome {
         /// Usage in the window now.
         usage: Quantity,
     },
+}
+
+/// What [`Store::consume_metered`] decided, and the meter values behind it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MeteredConsume {
+    /// Recorded, a duplicate of a stored id, or denied; usages are the meter's value.
+    pub outcome: ConsumeOutcome,
+    /// The value before the event, what it added, and whether it was allowed.
+    pub judgement: MeterJudgement,
 }
 
 /// A stored key with its secret's hash, as looked up during authentication.
@@ -148,15 +159,44 @@ pub trait Store: Send + Sync + Debug + 'static {
     /// [`crate::Error::Unavailable`] when the store cannot be reached (nothing was written).
     async fn consume(&self, event: &Event, limit: &UsageLimit) -> Result<ConsumeOutcome>;
 
-    /// Inserts or replaces the quota identified by `(tenant_id, resource, feature)`.
-    ///
-    /// # Behavior
-    ///
-    /// A replaced quota keeps its `id` and `created_at`; `updated_at` becomes `now`.
+    /// A tenant's value of a meter in a window: the tally of the events that
+    /// [`MeterLimit::event_filter`] selects, each pushed to [`MeterLimit::tally`].
     ///
     /// # Errors
     ///
     /// [`crate::Error::Unavailable`] when the store cannot be reached.
+    async fn tally_meter(&self, limit: &MeterLimit) -> Result<MeterTally>;
+
+    /// Records `event` only if the meter's value stays within the limit, as one atomic step.
+    ///
+    /// # Behavior
+    ///
+    /// - With the tally of [`Store::tally_meter`] and [`MeterLimit::judge`] of the event:
+    ///   when an event with the same id is stored already, nothing is written
+    ///   ([`ConsumeOutcome::Duplicate`]); when allowed, the event is written
+    ///   ([`ConsumeOutcome::Admitted`]); else nothing is ([`ConsumeOutcome::Denied`]).
+    /// - Concurrent calls on the same tenant and meter, through any number of handles or
+    ///   processes sharing the store, never admit more than the limit.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Unavailable`] when the store cannot be reached (nothing was written).
+    async fn consume_metered(&self, event: &Event, limit: &MeterLimit) -> Result<MeteredConsume>;
+
+    /// Inserts or replaces the quota identified by `(tenant_id, resource, feature)`, or by
+    /// `(tenant_id, meter)` for a meter quota.
+    ///
+    /// # Behavior
+    ///
+    /// - A replaced quota keeps its `id` and `created_at`; `updated_at` becomes `now`.
+    /// - A meter quota is stored only while its meter exists with an aggregation that
+    ///   [`crate::meter::quotable`] accepts, checked atomically with the write.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::NotFound`] for an unknown meter; [`crate::Error::Validation`] for a
+    /// meter whose aggregation cannot carry a quota; [`crate::Error::Unavailable`] when the
+    /// store cannot be reached.
     async fn upsert_quota(&self, spec: &QuotaSpec, now: DateTime<Utc>) -> Result<Quota>;
 
     /// Lists quotas, all or those whose `tenant_id` equals `scope`, ordered by tenant,
@@ -266,7 +306,9 @@ pub trait Store: Send + Sync + Debug + 'static {
     ///
     /// # Errors
     ///
-    /// [`crate::Error::Unavailable`] when the store cannot be reached.
+    /// [`crate::Error::Conflict`] when the new aggregation cannot carry a quota and a quota
+    /// names the meter (nothing is changed); [`crate::Error::Unavailable`] when the store
+    /// cannot be reached.
     async fn put_meter(
         &self,
         key: &MeterKey,
@@ -292,7 +334,8 @@ pub trait Store: Send + Sync + Debug + 'static {
     ///
     /// # Errors
     ///
-    /// [`crate::Error::NotFound`] when there is no such meter.
+    /// [`crate::Error::NotFound`] when there is no such meter; [`crate::Error::Conflict`]
+    /// while a quota names it (nothing is deleted).
     async fn delete_meter(&self, key: &MeterKey) -> Result<()>;
 
     /// Answers `query` for `meter`.

@@ -20,7 +20,9 @@ struct SlowStore {
 metering_core::forward_store! {
     impl Store for SlowStore => inner;
     forward: [
-        list_events, aggregate, sum_usage, consume, upsert_quota, list_quotas, quota,
+        list_events, aggregate, sum_usage, consume,
+        tally_meter,
+        consume_metered, upsert_quota, list_quotas, quota,
         quota_candidates, delete_quota, insert_api_key, api_key_by_hash, list_api_keys, api_key,
         revoke_api_key, record_key_usage, put_meter, list_meters, meter, delete_meter,
         query_meter, health,

@@ -9,10 +9,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use metering_core::{
     AggregateQuery, AggregateRow, ApiKey, ApiKeyId, ConsumeOutcome, CounterKey, Event, EventPage,
-    EventQuery, Feature, Ingested, InsertOutcome, KeyHash, LastAdmin, Meter, MeterKey, MeterQuery,
-    MeterReport, MeterSpec, Quantity, Quota, QuotaCache, QuotaId, QuotaScope, QuotaSpec,
-    RebuildToken, Result, Store, StoredApiKey, TenantId, UsageLimit, UsageScope, UsageStream,
-    Window,
+    EventQuery, Feature, Ingested, InsertOutcome, KeyHash, LastAdmin, Meter, MeterKey, MeterLimit,
+    MeterQuery, MeterReport, MeterSpec, MeterTally, MeteredConsume, Quantity, Quota, QuotaCache,
+    QuotaId, QuotaScope, QuotaSpec, RebuildToken, Result, Store, StoredApiKey, TenantId,
+    UsageLimit, UsageScope, UsageStream, Window,
 };
 
 use crate::metrics::{Metrics, result_label};
@@ -100,6 +100,24 @@ impl<S: Store + ?Sized> Store for InstrumentedStore<S> {
             record_store_call,
             "consume",
             self.inner.consume(event, limit)
+        )
+    }
+
+    async fn tally_meter(&self, limit: &MeterLimit) -> Result<MeterTally> {
+        timed!(
+            self,
+            record_store_call,
+            "tally_meter",
+            self.inner.tally_meter(limit)
+        )
+    }
+
+    async fn consume_metered(&self, event: &Event, limit: &MeterLimit) -> Result<MeteredConsume> {
+        timed!(
+            self,
+            record_store_call,
+            "consume_metered",
+            self.inner.consume_metered(event, limit)
         )
     }
 

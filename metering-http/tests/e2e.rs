@@ -527,6 +527,38 @@ async fn sqlite_server_serves_the_contract_and_keeps_data_across_restarts() -> R
         .await?;
     assert!(deleted.status.success(), "{deleted:?}");
 
+    // A quota on a meter; the meter cannot be deleted while it is there.
+    let quota = command(&store, "memory://")
+        .args(["quotas", "set", "--tenant", "*", "--meter", "calls"])
+        .args(["--limit", "1000", "--period", "monthly"])
+        .output()
+        .await?;
+    assert!(quota.status.success(), "{quota:?}");
+    let quota: Value = serde_json::from_slice(&quota.stdout)?;
+    assert_eq!(quota["meter"], "calls");
+    let both = command(&store, "memory://")
+        .args([
+            "quotas",
+            "set",
+            "--tenant",
+            "*",
+            "--meter",
+            "calls",
+            "--feature",
+            "f",
+        ])
+        .args(["--limit", "1", "--period", "monthly"])
+        .output()
+        .await?;
+    assert!(!both.status.success(), "a meter and a feature at once");
+    let in_use = command(&store, "memory://")
+        .args(["meters", "delete", "calls"])
+        .output()
+        .await?;
+    assert!(!in_use.status.success());
+    let message = String::from_utf8_lossy(&in_use.stderr);
+    assert!(message.contains("used by a quota"), "{message}");
+
     // Export straight from the store: every event once, as NDJSON and as CSV.
     let ndjson = command(&store, "memory://")
         .args(["export"])

@@ -511,7 +511,9 @@ struct GatedAggregates {
 
 metering_core::forward_store! {
     impl Store for GatedAggregates => inner;
-    forward: [insert_events, list_events, sum_usage, consume, upsert_quota, list_quotas, quota,
+    forward: [insert_events, list_events, sum_usage, consume,
+        tally_meter,
+        consume_metered, upsert_quota, list_quotas, quota,
               quota_candidates, delete_quota, insert_api_key, api_key_by_hash, list_api_keys,
               api_key, revoke_api_key, record_key_usage, put_meter, list_meters, meter, delete_meter,
         query_meter, health];

@@ -5,7 +5,8 @@ use std::collections::HashSet;
 
 use metering_core::{
     ConsumeOutcome, Event, EventFilter, EventId, EventPage, EventQuery, Feature, InsertOutcome,
-    Metadata, Paging, Resource, Result, TenantId, UsageLimit,
+    Metadata, MeterAddition, MeterJudgement, MeterLimit, Paging, Resource, Result, TenantId,
+    UsageLimit,
 };
 use sqlx::postgres::{PgRow, Postgres};
 use sqlx::{PgConnection, PgPool, QueryBuilder, Row};
@@ -232,14 +233,24 @@ pub(crate) async fn insert_batch(
     Ok(InsertOutcome { inserted })
 }
 
-/// Stores `event` only when it keeps the usage of `limit` within the limit, atomically
-/// across every store sharing the database.
+/// What a consume is held to: a feature's usage or a meter's value.
+#[derive(Clone, Copy)]
+pub(crate) enum ConsumeLimit<'a> {
+    /// The sum of quantities of a scope.
+    Usage(&'a UsageLimit),
+    /// A tenant's value of a meter.
+    Meter(&'a MeterLimit),
+}
+
+/// Stores `event` only when it keeps `limit` within the limit, atomically across every
+/// store sharing the database; with the judgement behind it (the usage, what the event
+/// adds, whether that is allowed).
 pub(crate) async fn consume(
     pool: &PgPool,
     partitions: &KnownPartitions,
     event: &Event,
-    limit: &UsageLimit,
-) -> Result<ConsumeOutcome> {
+    limit: ConsumeLimit<'_>,
+) -> Result<(ConsumeOutcome, MeterJudgement)> {
     let mut conn = pool.acquire().await.map_err(db)?;
     ensure_partitions(partitions, &mut conn, [event.timestamp]).await?;
     let mut attempt = 0;
@@ -258,50 +269,72 @@ pub(crate) async fn consume(
     }
 }
 
-/// One consume attempt: lock the scope, sum, and write only within the limit.
+/// One consume attempt: lock the scope, sum (or tally), and write only within the limit.
 async fn consume_in_tx(
     conn: &mut PgConnection,
     event: &Event,
-    limit: &UsageLimit,
-) -> std::result::Result<ConsumeOutcome, ConsumeError> {
+    limit: ConsumeLimit<'_>,
+) -> std::result::Result<(ConsumeOutcome, MeterJudgement), ConsumeError> {
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-    // Every consume that can count the same events takes the same lock: the key leaves
-    // out the resource, because a scope without one counts every resource.
-    let key = format!(
-        "metering:consume:{}\u{1f}{}",
-        limit.scope.tenant_id.as_str(),
-        limit.scope.feature.as_str()
-    );
+    // Every consume that can count the same events takes the same lock: the key of a usage
+    // limit leaves out the resource, because a scope without one counts every resource.
+    let key = match limit {
+        ConsumeLimit::Usage(l) => format!(
+            "metering:consume:{}\u{1f}{}",
+            l.scope.tenant_id.as_str(),
+            l.scope.feature.as_str()
+        ),
+        ConsumeLimit::Meter(l) => format!(
+            "metering:consume-meter:{}\u{1f}{}",
+            l.tenant_id.as_str(),
+            l.meter.key.as_str()
+        ),
+    };
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
         .bind(key)
         .execute(&mut *tx)
         .await?;
     // Read committed: each statement below sees every transaction that committed before
     // we got the lock.
-    let usage = sum_usage(&mut tx, &limit.scope, limit.window).await?;
+    let judgement = match limit {
+        ConsumeLimit::Usage(l) => {
+            let usage = sum_usage(&mut tx, &l.scope, l.window).await?;
+            MeterJudgement {
+                usage,
+                added: event.quantity,
+                allowed: usage
+                    .checked_add(event.quantity)
+                    .is_some_and(|total| total <= l.limit),
+            }
+        }
+        ConsumeLimit::Meter(l) => {
+            let tally = crate::meters::tally(&mut tx, l).await?;
+            l.judge(&tally, MeterAddition::Event(event))
+        }
+    };
+    let usage = judgement.usage;
     let duplicate: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM event_ids WHERE id = $1)")
             .bind(event.id.as_str())
             .fetch_one(&mut *tx)
             .await?;
     if duplicate {
-        return Ok(ConsumeOutcome::Duplicate { usage });
+        return Ok((ConsumeOutcome::Duplicate { usage }, judgement));
     }
-    match usage.checked_add(event.quantity) {
-        Some(total) if total <= limit.limit => {
-            let new = write(&mut tx, Claim::SkippingStored, &[event]).await?;
-            tx.commit().await?;
-            if new.contains(event.id.as_str()) {
-                Ok(ConsumeOutcome::Admitted {
-                    usage_before: usage,
-                })
-            } else {
-                // A plain insert of the same id won the race after our check.
-                Ok(ConsumeOutcome::Duplicate { usage })
-            }
+    if !judgement.allowed {
+        return Ok((ConsumeOutcome::Denied { usage }, judgement));
+    }
+    let new = write(&mut tx, Claim::SkippingStored, &[event]).await?;
+    tx.commit().await?;
+    let outcome = if new.contains(event.id.as_str()) {
+        ConsumeOutcome::Admitted {
+            usage_before: usage,
         }
-        _ => Ok(ConsumeOutcome::Denied { usage }),
-    }
+    } else {
+        // A plain insert of the same id won the race after our check.
+        ConsumeOutcome::Duplicate { usage }
+    };
+    Ok((outcome, judgement))
 }
 
 /// A consume attempt's failure: a driver error (maybe retried) or a classified one.
@@ -367,7 +400,7 @@ fn push_event_filter(sql: &mut QueryBuilder<Postgres>, filter: &EventFilter) {
 /// Calls `visit` with every event `filter` selects, in no particular order, streaming the
 /// rows so memory stays bounded whatever the range holds.
 pub(crate) async fn scan(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     filter: &EventFilter,
     mut visit: impl FnMut(&Event) + Send,
 ) -> Result<()> {
@@ -377,7 +410,7 @@ pub(crate) async fn scan(
          e.metadata::text AS metadata, e.created_at FROM events e",
     );
     push_event_filter(&mut sql, filter);
-    let mut rows = sql.build().fetch(pool);
+    let mut rows = sql.build().fetch(conn);
     while let Some(row) = rows.try_next().await.map_err(db)? {
         visit(&event_from_row(&row)?);
     }

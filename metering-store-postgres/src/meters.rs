@@ -3,11 +3,15 @@
 //! time and tenant indexes (and partition pruning) as event listings.
 
 use chrono::{DateTime, Utc};
+use metering_core::meter::{meter_in_use, quotable};
 use metering_core::time::truncate_micros;
-use metering_core::{Meter, MeterAggregator, MeterKey, MeterQuery, MeterReport, MeterSpec, Result};
+use metering_core::{
+    Meter, MeterAggregator, MeterKey, MeterLimit, MeterQuery, MeterReport, MeterSpec, MeterTally,
+    Result,
+};
 use serde_json::value::RawValue;
 use sqlx::postgres::PgRow;
-use sqlx::{PgPool, Row};
+use sqlx::{PgConnection, PgPool, Row};
 
 use crate::error::{PgError, db};
 use crate::events;
@@ -35,6 +39,13 @@ pub(crate) async fn put(
     now: DateTime<Utc>,
 ) -> Result<Meter> {
     let text = serde_json::to_string(spec).map_err(|e| PgError::corrupt("meter spec", e))?;
+    let mut tx = pool.begin().await.map_err(db)?;
+    if !quotable(spec.aggregation) {
+        by_key_locked(&mut tx, key, "FOR UPDATE").await?;
+        if in_use(&mut tx, key).await? {
+            return Err(meter_in_use(key));
+        }
+    }
     let row = sqlx::query(&format!(
         "INSERT INTO meters (key, spec, created_at, updated_at) VALUES ($1, $2::json, $3, $3) \
          ON CONFLICT (key) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at \
@@ -43,10 +54,40 @@ pub(crate) async fn put(
     .bind(key.as_str())
     .bind(text)
     .bind(truncate_micros(now))
-    .fetch_one(pool)
+    .fetch_one(&mut *tx)
     .await
     .map_err(db)?;
-    meter_from_row(&row)
+    let meter = meter_from_row(&row)?;
+    tx.commit().await.map_err(db)?;
+    Ok(meter)
+}
+
+/// One meter, its row locked with `lock` (`FOR SHARE` or `FOR UPDATE`) until the end of
+/// the transaction.
+pub(crate) async fn by_key_locked(
+    conn: &mut PgConnection,
+    key: &MeterKey,
+    lock: &str,
+) -> Result<Option<Meter>> {
+    sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM meters WHERE key = $1 {lock}"
+    ))
+    .bind(key.as_str())
+    .fetch_optional(conn)
+    .await
+    .map_err(db)?
+    .as_ref()
+    .map(meter_from_row)
+    .transpose()
+}
+
+/// Whether a quota names meter `key`.
+async fn in_use(conn: &mut PgConnection, key: &MeterKey) -> Result<bool> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM quotas WHERE meter = $1)")
+        .bind(key.as_str())
+        .fetch_one(conn)
+        .await
+        .map_err(db)
 }
 
 /// Every meter, by key.
@@ -72,20 +113,37 @@ pub(crate) async fn by_key(pool: &PgPool, key: &MeterKey) -> Result<Option<Meter
         .transpose()
 }
 
-/// Deletes a meter; false when there was none.
+/// Deletes a meter; false when there was none. Refused while a quota names it.
 pub(crate) async fn delete(pool: &PgPool, key: &MeterKey) -> Result<bool> {
+    let mut tx = pool.begin().await.map_err(db)?;
+    by_key_locked(&mut tx, key, "FOR UPDATE").await?;
+    if in_use(&mut tx, key).await? {
+        return Err(meter_in_use(key));
+    }
     let done = sqlx::query("DELETE FROM meters WHERE key = $1")
         .bind(key.as_str())
-        .execute(pool)
+        .execute(&mut *tx)
         .await
         .map_err(db)?;
+    tx.commit().await.map_err(db)?;
     Ok(done.rows_affected() > 0)
+}
+
+/// The tenant's value of the meter in the limit's window, read through `conn`.
+pub(crate) async fn tally(conn: &mut PgConnection, limit: &MeterLimit) -> Result<MeterTally> {
+    let mut tally = limit.tally();
+    events::scan(conn, &limit.event_filter(), |event| {
+        tally.push(limit, event)
+    })
+    .await?;
+    Ok(tally)
 }
 
 /// The meter's answer, recounted from the events of the range.
 pub(crate) async fn query(pool: &PgPool, meter: &Meter, query: &MeterQuery) -> Result<MeterReport> {
     let mut aggregator = MeterAggregator::new(meter, query);
-    events::scan(pool, &query.event_filter(meter), |event| {
+    let mut conn = pool.acquire().await.map_err(db)?;
+    events::scan(&mut conn, &query.event_filter(meter), |event| {
         aggregator.push(event)
     })
     .await?;

@@ -1,13 +1,14 @@
-//! Quotas: identity `(tenant_id, resource, feature)`, `*` for every tenant, `NULL` for any
-//! resource.
+//! Quotas: identity `(tenant_id, resource, feature, meter)`, `*` for every tenant, `NULL` for
+//! any resource; a feature quota has no meter, a meter quota no feature and no resource.
 
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
+use metering_core::meter::check_quota_meter;
 use metering_core::time::truncate_micros;
 use metering_core::{
-    Error, Feature, Quantity, Quota, QuotaId, QuotaPeriod, QuotaScope, QuotaSpec, Resource, Result,
-    TenantId,
+    Error, Feature, MeterKey, Quantity, Quota, QuotaId, QuotaPeriod, QuotaScope, QuotaSpec,
+    Resource, Result, TenantId,
 };
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
@@ -15,7 +16,7 @@ use sqlx::{PgPool, Row};
 use crate::error::{PgError, db};
 
 const QUOTA_COLUMNS: &str = "id, tenant_id, resource, feature, quota_limit::text AS quota_limit, \
-     period, alert_threshold, tz, created_at, updated_at";
+     period, alert_threshold, tz, created_at, updated_at, meter";
 
 fn quota_from_row(row: &PgRow) -> Result<Quota> {
     let tenant: String = row.try_get("tenant_id").map_err(db)?;
@@ -29,16 +30,27 @@ fn quota_from_row(row: &PgRow) -> Result<Quota> {
     let period: String = row.try_get("period").map_err(db)?;
     let threshold: i16 = row.try_get("alert_threshold").map_err(db)?;
     let tz: String = row.try_get("tz").map_err(db)?;
-    let mut spec = QuotaSpec::new(
-        tenant_id,
-        Feature::from_trusted(row.try_get("feature").map_err(db)?),
-        Quantity::from_str(&limit).map_err(|e| PgError::corrupt("quota limit", e))?,
-        QuotaPeriod::from_str(&period).map_err(|e| PgError::corrupt("quota period", e))?,
-    )
-    .with_alert_threshold(
-        u8::try_from(threshold).map_err(|e| PgError::corrupt("alert threshold", e))?,
-    )
-    .with_tz(metering_core::parse_tz(&tz).map_err(|e| PgError::corrupt("time zone", e))?);
+    let feature: Option<String> = row.try_get("feature").map_err(db)?;
+    let meter: Option<String> = row.try_get("meter").map_err(db)?;
+    let limit = Quantity::from_str(&limit).map_err(|e| PgError::corrupt("quota limit", e))?;
+    let period = QuotaPeriod::from_str(&period).map_err(|e| PgError::corrupt("quota period", e))?;
+    let spec = match (feature, meter) {
+        (Some(feature), None) => {
+            QuotaSpec::new(tenant_id, Feature::from_trusted(feature), limit, period)
+        }
+        (None, Some(meter)) => QuotaSpec::on_meter(
+            tenant_id,
+            MeterKey::new(meter).map_err(|e| PgError::corrupt("quota meter", e))?,
+            limit,
+            period,
+        ),
+        _ => return Err(PgError::corrupt("quota", "both or neither of feature and meter").into()),
+    };
+    let mut spec = spec
+        .with_alert_threshold(
+            u8::try_from(threshold).map_err(|e| PgError::corrupt("alert threshold", e))?,
+        )
+        .with_tz(metering_core::parse_tz(&tz).map_err(|e| PgError::corrupt("time zone", e))?);
     if let Some(r) = resource {
         spec = spec.with_resource(Resource::from_trusted(r));
     }
@@ -56,13 +68,7 @@ fn quotas_from_rows(rows: &[PgRow]) -> Result<Vec<Quota>> {
         .map(quota_from_row)
         .collect::<Result<Vec<_>>>()?;
     // The same order as every store: `QuotaScope`'s order puts `*` first.
-    quotas.sort_by(|a, b| {
-        (&a.spec.tenant_id, &a.spec.resource, &a.spec.feature).cmp(&(
-            &b.spec.tenant_id,
-            &b.spec.resource,
-            &b.spec.feature,
-        ))
-    });
+    metering_core::sort_quotas(&mut quotas);
     Ok(quotas)
 }
 
@@ -72,10 +78,17 @@ pub(crate) async fn upsert_quota(
     now: DateTime<Utc>,
 ) -> Result<Quota> {
     let now = truncate_micros(now);
+    let mut tx = pool.begin().await.map_err(db)?;
+    if let Some(key) = &spec.meter {
+        // The share lock keeps the meter as checked until the quota is written: a
+        // concurrent delete or redefinition waits, then sees the quota.
+        let stored = crate::meters::by_key_locked(&mut tx, key, "FOR SHARE").await?;
+        check_quota_meter(key, stored.as_ref().map(|m| &m.spec))?;
+    }
     let sql = format!(
         "INSERT INTO quotas AS q (id, tenant_id, resource, feature, quota_limit, period, \
-         alert_threshold, tz, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5::numeric, $6, $7, $8, $9, $9) \
+         alert_threshold, tz, created_at, updated_at, meter) \
+         VALUES ($1, $2, $3, $4, $5::numeric, $6, $7, $8, $9, $9, $10) \
          ON CONFLICT ON CONSTRAINT quotas_identity DO UPDATE SET \
          quota_limit = EXCLUDED.quota_limit, period = EXCLUDED.period, \
          alert_threshold = EXCLUDED.alert_threshold, tz = EXCLUDED.tz, \
@@ -86,16 +99,19 @@ pub(crate) async fn upsert_quota(
         .bind(QuotaId::generate().0)
         .bind(spec.tenant_id.as_str())
         .bind(spec.resource.as_ref().map(Resource::as_str))
-        .bind(spec.feature.as_str())
+        .bind(spec.feature.as_ref().map(Feature::as_str))
         .bind(spec.limit.to_string())
         .bind(spec.period.as_str())
         .bind(i16::from(spec.alert_threshold))
         .bind(spec.tz.name())
         .bind(now)
-        .fetch_one(pool)
+        .bind(spec.meter.as_ref().map(MeterKey::as_str))
+        .fetch_one(&mut *tx)
         .await
         .map_err(db)?;
-    quota_from_row(&row)
+    let quota = quota_from_row(&row)?;
+    tx.commit().await.map_err(db)?;
+    Ok(quota)
 }
 
 pub(crate) async fn list_quotas(pool: &PgPool, scope: Option<&QuotaScope>) -> Result<Vec<Quota>> {

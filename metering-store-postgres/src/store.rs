@@ -9,9 +9,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use metering_core::{
     AggregateQuery, AggregateRow, ApiKey, ApiKeyId, ConsumeOutcome, Error, Event, EventPage,
-    EventQuery, Feature, InsertOutcome, KeyHash, LastAdmin, Meter, MeterKey, MeterQuery,
-    MeterReport, MeterSpec, Quantity, Quota, QuotaId, QuotaScope, QuotaSpec, Result, Store,
-    StoredApiKey, TenantId, UsageLimit, UsageScope, Window, redact_url,
+    EventQuery, Feature, InsertOutcome, KeyHash, LastAdmin, Meter, MeterKey, MeterLimit,
+    MeterQuery, MeterReport, MeterSpec, MeterTally, MeteredConsume, Quantity, Quota, QuotaId,
+    QuotaScope, QuotaSpec, Result, Store, StoredApiKey, TenantId, UsageLimit, UsageScope, Window,
+    redact_url,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Executor, PgPool};
@@ -227,7 +228,26 @@ impl Store for PostgresStore {
     }
 
     async fn consume(&self, event: &Event, limit: &UsageLimit) -> Result<ConsumeOutcome> {
-        events::consume(&self.pool, &self.partitions, event, limit).await
+        let limit = events::ConsumeLimit::Usage(limit);
+        Ok(events::consume(&self.pool, &self.partitions, event, limit)
+            .await?
+            .0)
+    }
+
+    async fn tally_meter(&self, limit: &MeterLimit) -> Result<MeterTally> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        meters::tally(&mut conn, limit).await
+    }
+
+    async fn consume_metered(&self, event: &Event, limit: &MeterLimit) -> Result<MeteredConsume> {
+        let (outcome, judgement) = events::consume(
+            &self.pool,
+            &self.partitions,
+            event,
+            events::ConsumeLimit::Meter(limit),
+        )
+        .await?;
+        Ok(MeteredConsume { outcome, judgement })
     }
 
     async fn upsert_quota(&self, spec: &QuotaSpec, now: DateTime<Utc>) -> Result<Quota> {

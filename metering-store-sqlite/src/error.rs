@@ -31,11 +31,19 @@ pub(crate) enum SqliteError {
     /// A blocking read task could not run.
     #[error("a SQLite read task failed: {0}")]
     Task(String),
+    /// A rule refused the write (an unknown meter, a meter in use); the transaction is
+    /// rolled back and the caller gets the rule's error as it is.
+    #[error("{0}")]
+    Refused(#[from] metering_core::Error),
 }
 
 impl From<SqliteError> for metering_core::Error {
     fn from(error: SqliteError) -> Self {
         use metering_core::Error;
+        let error = match error {
+            SqliteError::Refused(refused) => return refused,
+            other => other,
+        };
         match &error {
             SqliteError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => match e.code {
                 // Another process holds the lock past the busy timeout, or the file cannot be

@@ -3,7 +3,11 @@
 //! and tenant indexes as event listings.
 
 use chrono::{DateTime, Utc};
-use metering_core::{Meter, MeterAggregator, MeterKey, MeterQuery, MeterReport, MeterSpec};
+use metering_core::meter::{meter_in_use, quotable};
+use metering_core::{
+    ConsumeOutcome, Meter, MeterAddition, MeterAggregator, MeterKey, MeterLimit, MeterQuery,
+    MeterReport, MeterSpec, MeterTally, MeteredConsume,
+};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::value::RawValue;
 
@@ -24,13 +28,17 @@ fn meter_from_row(row: &Row<'_>) -> DbResult<Meter> {
     })
 }
 
-/// Inserts or replaces a meter; a replaced one keeps its `created_at`.
+/// Inserts or replaces a meter; a replaced one keeps its `created_at`. `conn` must be the
+/// writer's transaction (the quota check and the write are one step).
 pub(crate) fn put(
     conn: &Connection,
     key: &MeterKey,
     spec: &MeterSpec,
     now: DateTime<Utc>,
 ) -> DbResult<Meter> {
+    if !quotable(spec.aggregation) && crate::quotas::meter_in_use(conn, key)? {
+        return Err(meter_in_use(key).into());
+    }
     let text = serde_json::to_string(spec).map_err(|e| SqliteError::Corrupt(e.to_string()))?;
     conn.prepare_cached(
         "INSERT INTO meters (key, spec, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)
@@ -62,8 +70,11 @@ pub(crate) fn by_key(conn: &Connection, key: &MeterKey) -> DbResult<Option<Meter
         .transpose()
 }
 
-/// Deletes a meter; false when there was none.
+/// Deletes a meter; false when there was none. Refused while a quota names it.
 pub(crate) fn delete(conn: &Connection, key: &MeterKey) -> DbResult<bool> {
+    if crate::quotas::meter_in_use(conn, key)? {
+        return Err(meter_in_use(key).into());
+    }
     Ok(conn
         .prepare_cached("DELETE FROM meters WHERE key = ?1")?
         .execute([key.as_str()])?
@@ -77,4 +88,36 @@ pub(crate) fn query(conn: &Connection, meter: &Meter, query: &MeterQuery) -> DbR
         aggregator.push(event)
     })?;
     Ok(aggregator.finish())
+}
+
+/// The tenant's value of the meter in the limit's window.
+pub(crate) fn tally(conn: &Connection, limit: &MeterLimit) -> DbResult<MeterTally> {
+    let mut tally = limit.tally();
+    events::scan(conn, &limit.event_filter(), |event| {
+        tally.push(limit, event)
+    })?;
+    Ok(tally)
+}
+
+/// Inserts the single event of `rows` when the meter's value stays within the limit. `tx`
+/// must hold the write lock from before the tally is read (`BEGIN IMMEDIATE`).
+pub(crate) fn consume(
+    tx: &rusqlite::Transaction<'_>,
+    event: &metering_core::Event,
+    rows: &[crate::codec::EventRow],
+    limit: &MeterLimit,
+) -> DbResult<MeteredConsume> {
+    let judgement = limit.judge(&tally(tx, limit)?, MeterAddition::Event(event));
+    let usage = judgement.usage;
+    let outcome = if events::exists(tx, &rows[0].id)? {
+        ConsumeOutcome::Duplicate { usage }
+    } else if judgement.allowed {
+        events::insert_rows(tx, rows)?;
+        ConsumeOutcome::Admitted {
+            usage_before: usage,
+        }
+    } else {
+        ConsumeOutcome::Denied { usage }
+    };
+    Ok(MeteredConsume { outcome, judgement })
 }

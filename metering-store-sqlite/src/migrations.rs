@@ -37,6 +37,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0004_meters.sql"),
         backfill: None,
     },
+    Migration {
+        sql: include_str!("../migrations/0005_meter_quotas.sql"),
+        backfill: None,
+    },
 ];
 
 /// The schema version this build creates.

@@ -1,16 +1,17 @@
-//! Quotas: identity `(tenant_id, resource, feature)`, `*` for every tenant, `''` for any
-//! resource.
+//! Quotas: identity `(tenant_id, resource, feature, meter)`, `*` for every tenant, `''` for
+//! any resource, for no feature (a meter quota) and for no meter (a feature quota).
 
 use chrono::{DateTime, Utc};
+use metering_core::meter::check_quota_meter;
 use metering_core::{
-    Feature, Quota, QuotaId, QuotaPeriod, QuotaScope, QuotaSpec, Resource, TenantId,
+    Feature, MeterKey, Quota, QuotaId, QuotaPeriod, QuotaScope, QuotaSpec, Resource, TenantId,
 };
-use rusqlite::{Connection, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::codec::{instant, micros};
 use crate::error::{DbResult, SqliteError};
 
-const COLUMNS: &str = "id, tenant_id, resource, feature, limit_quantity, period, alert_threshold, tz, created_at, updated_at";
+const COLUMNS: &str = "id, tenant_id, resource, feature, limit_quantity, period, alert_threshold, tz, created_at, updated_at, meter";
 
 fn corrupt(what: &str, value: &str) -> SqliteError {
     SqliteError::Corrupt(format!("quota {what} `{value}`"))
@@ -29,18 +30,23 @@ fn quota_from_row(row: &Row<'_>) -> DbResult<Quota> {
     } else {
         QuotaScope::Tenant(TenantId::from_trusted(tenant))
     };
-    let mut spec = QuotaSpec::new(
-        scope,
-        Feature::from_trusted(row.get(3)?),
-        limit.parse().map_err(|_| corrupt("limit", &limit))?,
-        period
-            .parse::<QuotaPeriod>()
-            .map_err(|_| corrupt("period", &period))?,
-    )
-    .with_alert_threshold(
-        u8::try_from(threshold).map_err(|_| corrupt("threshold", &threshold.to_string()))?,
-    )
-    .with_tz(metering_core::parse_tz(&tz).map_err(|_| corrupt("tz", &tz))?);
+    let feature: String = row.get(3)?;
+    let meter: String = row.get(10)?;
+    let limit = limit.parse().map_err(|_| corrupt("limit", &limit))?;
+    let period = period
+        .parse::<QuotaPeriod>()
+        .map_err(|_| corrupt("period", &period))?;
+    let spec = if meter.is_empty() {
+        QuotaSpec::new(scope, Feature::from_trusted(feature), limit, period)
+    } else {
+        let key = MeterKey::new(meter.clone()).map_err(|_| corrupt("meter", &meter))?;
+        QuotaSpec::on_meter(scope, key, limit, period)
+    };
+    let mut spec = spec
+        .with_alert_threshold(
+            u8::try_from(threshold).map_err(|_| corrupt("threshold", &threshold.to_string()))?,
+        )
+        .with_tz(metering_core::parse_tz(&tz).map_err(|_| corrupt("tz", &tz))?);
     if !resource.is_empty() {
         spec = spec.with_resource(Resource::from_trusted(resource));
     }
@@ -54,11 +60,18 @@ fn quota_from_row(row: &Row<'_>) -> DbResult<Quota> {
 
 /// Inserts or replaces the quota of `spec`'s identity; a replaced one keeps id and
 /// `created_at`.
+///
+/// A meter quota is written only while its meter can carry one; `conn` must be the writer's
+/// transaction, so no meter change can come between the check and the write.
 pub(crate) fn upsert(conn: &Connection, spec: &QuotaSpec, now: DateTime<Utc>) -> DbResult<Quota> {
+    if let Some(key) = &spec.meter {
+        let stored = crate::meters::by_key(conn, key)?;
+        check_quota_meter(key, stored.as_ref().map(|m| &m.spec))?;
+    }
     let now = micros(now);
     let mut stmt = conn.prepare_cached(&format!(
-        "INSERT INTO quotas ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)
-         ON CONFLICT (tenant_id, feature, resource) DO UPDATE SET
+        "INSERT INTO quotas ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10)
+         ON CONFLICT (tenant_id, feature, resource, meter) DO UPDATE SET
              limit_quantity = excluded.limit_quantity, period = excluded.period,
              alert_threshold = excluded.alert_threshold, tz = excluded.tz,
              updated_at = excluded.updated_at
@@ -68,27 +81,18 @@ pub(crate) fn upsert(conn: &Connection, spec: &QuotaSpec, now: DateTime<Utc>) ->
         QuotaId::generate().to_string(),
         spec.tenant_id.as_str(),
         spec.resource.as_ref().map_or("", Resource::as_str),
-        spec.feature.as_str(),
+        spec.feature.as_ref().map_or("", Feature::as_str),
         spec.limit.to_string(),
         spec.period.as_str(),
         spec.alert_threshold,
         spec.tz.name(),
         now,
+        spec.meter.as_ref().map_or("", MeterKey::as_str),
     ])?;
     let row = rows
         .next()?
         .ok_or_else(|| SqliteError::Corrupt("the quota upsert returned no row".into()))?;
     quota_from_row(row)
-}
-
-fn sort(quotas: &mut [Quota]) {
-    quotas.sort_by(|a, b| {
-        (&a.spec.tenant_id, &a.spec.resource, &a.spec.feature).cmp(&(
-            &b.spec.tenant_id,
-            &b.spec.resource,
-            &b.spec.feature,
-        ))
-    });
 }
 
 fn collect(conn: &Connection, sql: &str, args: &[&str]) -> DbResult<Vec<Quota>> {
@@ -100,7 +104,7 @@ fn collect(conn: &Connection, sql: &str, args: &[&str]) -> DbResult<Vec<Quota>> 
     }
     // The contract's order (tenants with `*` first, no resource first) is the domain types'
     // order, which SQL collation cannot express for every name: sort here.
-    sort(&mut quotas);
+    metering_core::sort_quotas(&mut quotas);
     Ok(quotas)
 }
 
@@ -139,6 +143,15 @@ pub(crate) fn candidates(
         &format!("SELECT {COLUMNS} FROM quotas WHERE feature = ?1 AND tenant_id IN (?2, '*')"),
         &[feature.as_str(), tenant.as_str()],
     )
+}
+
+/// Whether a quota names meter `key`.
+pub(crate) fn meter_in_use(conn: &Connection, key: &MeterKey) -> DbResult<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM quotas WHERE meter = ?1 LIMIT 1")?
+        .query_row([key.as_str()], |_| Ok(()))
+        .optional()?
+        .is_some())
 }
 
 /// Deletes a quota; false when there was none.

@@ -8,9 +8,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use metering_core::{
     AggregateQuery, AggregateRow, ApiKey, ApiKeyId, ConsumeOutcome, Error, Event, EventPage,
-    EventQuery, Feature, InsertOutcome, KeyHash, LastAdmin, Meter, MeterKey, MeterQuery,
-    MeterReport, MeterSpec, Quantity, Quota, QuotaId, QuotaScope, QuotaSpec, Result, Store,
-    StoredApiKey, TenantId, UsageLimit, UsageScope, Window,
+    EventQuery, Feature, InsertOutcome, KeyHash, LastAdmin, Meter, MeterKey, MeterLimit,
+    MeterQuery, MeterReport, MeterSpec, MeterTally, MeteredConsume, Quantity, Quota, QuotaId,
+    QuotaScope, QuotaSpec, Result, Store, StoredApiKey, TenantId, UsageLimit, UsageScope, Window,
 };
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -213,6 +213,19 @@ impl Store for SqliteStore {
         // BEGIN IMMEDIATE takes the database write lock before the sum is read, so no other
         // connection of any process can insert between the check and the write.
         self.write_tx(move |tx| events::consume(tx, &rows, &limit))
+            .await
+    }
+
+    async fn tally_meter(&self, limit: &MeterLimit) -> Result<MeterTally> {
+        let limit = limit.clone();
+        self.read(move |c| meters::tally(c, &limit)).await
+    }
+
+    async fn consume_metered(&self, event: &Event, limit: &MeterLimit) -> Result<MeteredConsume> {
+        let rows = rows_of(std::slice::from_ref(event))?;
+        let (event, limit) = (event.clone(), limit.clone());
+        // As for `consume`: the write lock is held from before the tally is read.
+        self.write_tx(move |tx| meters::consume(tx, &event, &rows, &limit))
             .await
     }
 

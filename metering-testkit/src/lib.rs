@@ -65,6 +65,10 @@ macro_rules! store_conformance {
             meters_count_events_stored_before_them,
             meter_values_are_exact,
             meters_match_recount_property,
+            meter_quotas_follow_their_meter,
+            meter_consume_is_exact,
+            unique_count_quota_allows_counted_values,
+            meter_consume_is_atomic_under_concurrency,
         );
     };
     (@cases $setup:path; $($case:ident),* $(,)?) => {

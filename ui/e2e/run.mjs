@@ -422,6 +422,47 @@ async function main() {
       assert(!listed.json.quotas.some((q) => q.tenant_id === TENANT), 'quota gone from the API');
     });
 
+    await test('a quota on a meter is made in the UI, shows the meter value on the tenant page, and keeps its meter', async () => {
+      // The tenant's calls through the API, counted by the demo's `api_calls` meter.
+      const calls = Array.from({ length: 3 }, (_, i) => ({
+        tenant_id: TENANT,
+        resource: 'api',
+        feature: 'api_call',
+        id: `meter-quota-${RUN}-${i}`,
+      }));
+      assert((await api('POST', '/events', { events: calls })).status === 201, 'calls ingested');
+      await page.getByRole('link', { name: 'Quotas' }).first().click();
+      await page.getByTestId('new-quota').click();
+      const dialog = page.getByRole('dialog');
+      await dialog.getByLabel('Tenant', { exact: true }).fill(TENANT);
+      await dialog.getByLabel('Limits').selectOption('meter');
+      await dialog.getByLabel('Meter', { exact: true }).fill('api_calls');
+      await dialog.getByLabel('Limit').fill('4');
+      await dialog.getByTestId('save-quota').click();
+      await dialog.waitFor({ state: 'detached' });
+      const row = page.locator(`[data-testid="quota-row"][data-tenant="${TENANT}"][data-meter="api_calls"]`);
+      await row.waitFor();
+      const listed = await api('GET', '/quotas');
+      const stored = listed.json.quotas.find((q) => q.tenant_id === TENANT && q.meter === 'api_calls');
+      assert(stored && stored.feature === null, 'a meter quota stored');
+      const del = await api('DELETE', '/meters/api_calls');
+      assert(del.status === 409, `the meter is kept while the quota uses it (${del.status})`);
+
+      await row.getByRole('link', { name: TENANT }).click();
+      const bar = page.locator('[data-testid="quota-bar"][data-feature="meter api_calls"]');
+      await bar.waitFor();
+      const check = await api('POST', '/validate', { tenant_id: TENANT, meter: 'api_calls' });
+      assert(check.json.current_usage === 3, `the API counts 3 calls (${JSON.stringify(check.json)})`);
+      await eventually(async () => (await bar.getAttribute('data-level')) === 'alert', { what: 'amber bar (3 of 4, alert at 80%)' });
+      assert((await bar.innerText()).includes('3'), 'the bar shows the meter value');
+      await shot(page, 'desktop-12b-tenant-meter-quota');
+
+      await page.getByRole('link', { name: 'Quotas' }).first().click();
+      await row.getByRole('button', { name: /Delete quota/ }).click();
+      await page.getByTestId('confirm-delete').click();
+      await row.waitFor({ state: 'detached' });
+    });
+
     await test('meters: the demo meters are listed, a query equals the API, one is defined, refused and deleted', async () => {
       await page.getByRole('link', { name: 'Meters' }).first().click();
       await page.getByRole('heading', { name: 'Meters', level: 1 }).waitFor();

@@ -49,4 +49,4 @@ pub use meters::{
 pub use quotas::QuotaList;
 #[cfg(feature = "openapi")]
 #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
-pub use schema::IngestBody;
+pub use schema::{IngestBody, ValidateBody};

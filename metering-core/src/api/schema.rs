@@ -9,7 +9,7 @@ use utoipa::{PartialSchema, ToSchema};
 
 use crate::apikey::ApiKeyId;
 use crate::event::{EventId, Feature, NewEvent, Resource, TenantId};
-use crate::quota::{QuotaId, QuotaScope};
+use crate::quota::{MeterCheck, QuotaId, QuotaScope, ValidateRequest};
 
 fn string(description: &str, max_length: usize) -> RefOr<Schema> {
     ObjectBuilder::new()
@@ -135,5 +135,40 @@ impl ToSchema for IngestBody {
     fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
         schemas.push((NewEvent::name().into_owned(), NewEvent::schema()));
         NewEvent::schemas(schemas);
+    }
+}
+
+/// Schema of a validate body: a feature check ([`ValidateRequest`]) or, when it names a
+/// `meter`, a meter quota check ([`MeterCheck`]). Only a schema: the server reads the body
+/// with [`ValidateRequest::from_json`] or [`MeterCheck::from_json`].
+#[derive(Debug, Clone, Copy)]
+pub struct ValidateBody;
+
+impl PartialSchema for ValidateBody {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .item(RefOr::Ref(Ref::from_schema_name(ValidateRequest::name())))
+            .item(RefOr::Ref(Ref::from_schema_name(MeterCheck::name())))
+            .description(Some(
+                "A feature quota check, or a meter quota check (a body with `meter`)",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for ValidateBody {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("ValidateBody")
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        for (name, schema) in [
+            (ValidateRequest::name(), ValidateRequest::schema()),
+            (MeterCheck::name(), MeterCheck::schema()),
+        ] {
+            schemas.push((name.into_owned(), schema));
+        }
+        ValidateRequest::schemas(schemas);
+        MeterCheck::schemas(schemas);
     }
 }

@@ -8,12 +8,14 @@ use crate::apikey::{Action, Principal};
 use crate::cache::{CounterKey, UsageStream};
 use crate::error::{Error, Result};
 use crate::event::{Event, NewEvent};
+use crate::meter::{MeterAddition, MeterKey, MeterLimit};
 use crate::quantity::Quantity;
 use crate::quota::{
-    Quota, QuotaDecision, QuotaId, QuotaScope, QuotaSpec, UsageLimit, UsageScope, ValidateRequest,
-    select_quota,
+    MeterCheck, Quota, QuotaDecision, QuotaId, QuotaScope, QuotaSpec, UsageLimit, UsageScope,
+    ValidateRequest, select_quota,
 };
 use crate::store::ConsumeOutcome;
+use crate::window::Window;
 
 use super::{Metering, spawn_to_completion};
 
@@ -68,7 +70,7 @@ impl Metering {
         };
         let window = quota.spec.period.window(now, quota.spec.tz);
         let key = CounterKey {
-            scope: UsageScope::of(&quota.spec, &request.tenant_id),
+            scope: UsageScope::of(&quota.spec, &request.tenant_id, &request.feature),
             window,
         };
         match event {
@@ -196,6 +198,172 @@ impl Metering {
         caller.authorize(Action::Validate)?;
         caller.authorize_tenant(&request.tenant_id)?;
         self.validate(request).await
+    }
+
+    /// Checks a meter quota, and with `consume` records the check's event when allowed,
+    /// atomically: the tenant's value of the meter in the quota's current period, plus what
+    /// the event (or the requested quantity) adds. The tenant's own quota on the meter wins
+    /// over the default (`*`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] for an unknown meter; [`Error::Validation`] for an event that
+    /// breaks the event rules, does not match the meter or falls outside the period; the
+    /// store's error.
+    pub async fn check_meter(&self, check: MeterCheck) -> Result<QuotaDecision> {
+        let now = self.now();
+        let meter = self.meter(&check.meter).await?;
+        let event = match check.event {
+            Some(new) => {
+                let mut errors = crate::error::ValidationErrors::new();
+                match new.validate(&self.inner.rules, now, None, "event", &mut errors) {
+                    Some(event) => Some(event),
+                    None => return Err(Error::Validation(errors)),
+                }
+            }
+            None => None,
+        };
+        if check.consume && event.is_none() {
+            return Err(Error::invalid("event", "is required when consume is true"));
+        }
+        let quota = self.meter_quota(&check.tenant_id, &check.meter).await?;
+        let (window, limit) = match &quota {
+            Some(q) => (q.spec.period.window(now, q.spec.tz), q.spec.limit),
+            None => (
+                check.period.map_or(
+                    Window {
+                        start: now,
+                        end: now,
+                    },
+                    |p| p.window(now, chrono_tz::Tz::UTC),
+                ),
+                crate::quantity::Quantity::ZERO,
+            ),
+        };
+        let limit = MeterLimit {
+            meter,
+            tenant_id: check.tenant_id.clone(),
+            window,
+            limit,
+        };
+        if let Some(event) = &event {
+            limit.check_event_matches(event)?;
+        }
+        let Some(quota) = quota else {
+            let event_id = match event {
+                Some(event) if check.consume => {
+                    Some(self.ingest_validated(vec![event]).await?.event_ids[0].clone())
+                }
+                _ => None,
+            };
+            let period = check.period.map(|p| (p, window));
+            let usage = match period {
+                Some(_) => self.inner.store.tally_meter(&limit).await?,
+                None => limit.tally(),
+            };
+            let usage = limit
+                .judge(&usage, MeterAddition::Requested(check.quantity))
+                .usage;
+            let mut decision = QuotaDecision::unlimited(period, usage);
+            decision.event_id = event_id;
+            return Ok(decision);
+        };
+        if let Some(event) = &event {
+            limit.check_event(event)?;
+        }
+        match event {
+            Some(event) if check.consume => self.consume_metered(quota, limit, event).await,
+            event => {
+                let tally = self.inner.store.tally_meter(&limit).await?;
+                let adding = match &event {
+                    Some(event) => MeterAddition::Event(event),
+                    None => MeterAddition::Requested(check.quantity),
+                };
+                let j = limit.judge(&tally, adding);
+                Ok(QuotaDecision::under_quota(
+                    &quota, window, j.usage, j.added, j.allowed,
+                ))
+            }
+        }
+    }
+
+    /// The quota on `meter` that governs `tenant`: its own, else the default (`*`).
+    async fn meter_quota(
+        &self,
+        tenant: &crate::event::TenantId,
+        meter: &MeterKey,
+    ) -> Result<Option<Quota>> {
+        for scope in [QuotaScope::Tenant(tenant.clone()), QuotaScope::AllTenants] {
+            let found = self
+                .inner
+                .store
+                .list_quotas(Some(&scope))
+                .await?
+                .into_iter()
+                .find(|q| q.spec.meter.as_ref() == Some(meter));
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+
+    async fn consume_metered(
+        &self,
+        quota: Quota,
+        limit: MeterLimit,
+        event: Event,
+    ) -> Result<QuotaDecision> {
+        let inner = Arc::clone(&self.inner);
+        let window = limit.window;
+        let event_id = event.id.clone();
+        let streams = vec![UsageStream::of(&event)];
+        let (consumed, _, _) = spawn_to_completion(async move {
+            inner
+                .bracket(&streams, vec![event], |store, events| async move {
+                    let consumed = store.consume_metered(&events[0], &limit).await?;
+                    let admitted = matches!(consumed.outcome, ConsumeOutcome::Admitted { .. });
+                    Ok((consumed, vec![admitted], events))
+                })
+                .await
+        })
+        .await?;
+        let j = consumed.judgement;
+        let mut decision = match consumed.outcome {
+            ConsumeOutcome::Admitted { usage_before } => QuotaDecision::under_quota(
+                &quota,
+                window,
+                usage_before.saturating_add(j.added),
+                j.added,
+                true,
+            ),
+            ConsumeOutcome::Duplicate { usage } => {
+                QuotaDecision::under_quota(&quota, window, usage, j.added, true)
+            }
+            ConsumeOutcome::Denied { usage } => {
+                return Ok(QuotaDecision::under_quota(
+                    &quota, window, usage, j.added, false,
+                ));
+            }
+        };
+        decision.event_id = Some(event_id);
+        Ok(decision)
+    }
+
+    /// Checks a meter quota on behalf of `caller`: a key with role ingest or admin, and a
+    /// tenant-scoped key only for its own tenant. See [`Metering::check_meter`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Forbidden`] when `caller` may not; see [`Metering::check_meter`].
+    pub async fn check_meter_as(
+        &self,
+        caller: &Principal,
+        check: MeterCheck,
+    ) -> Result<QuotaDecision> {
+        caller.authorize(Action::Validate)?;
+        caller.authorize_tenant(&check.tenant_id)?;
+        self.check_meter(check).await
     }
 
     /// Inserts or replaces a quota on behalf of `caller`: an admin key; a tenant-scoped one

@@ -8,11 +8,14 @@ use chrono::{DateTime, Utc};
 use crate::apikey::{ApiKey, ApiKeyId, KeyHash, LastAdmin, Role};
 use crate::error::{Error, Result};
 use crate::event::{Event, EventId, Feature, TenantId};
-use crate::meter::{Meter, MeterAggregator, MeterKey, MeterQuery, MeterReport, MeterSpec};
+use crate::meter::{
+    Meter, MeterAddition, MeterAggregator, MeterKey, MeterLimit, MeterQuery, MeterReport,
+    MeterSpec, MeterTally, check_quota_meter, meter_in_use, quotable,
+};
 use crate::quantity::Quantity;
 use crate::query::{AggregateBuilder, AggregateQuery, AggregateRow, EventPage, EventQuery, Paging};
-use crate::quota::{Quota, QuotaId, QuotaScope, QuotaSpec, UsageLimit, UsageScope};
-use crate::store::{ConsumeOutcome, InsertOutcome, Store, StoredApiKey};
+use crate::quota::{Quota, QuotaId, QuotaScope, QuotaSpec, UsageLimit, UsageScope, sort_quotas};
+use crate::store::{ConsumeOutcome, InsertOutcome, MeteredConsume, Store, StoredApiKey};
 use crate::window::Window;
 
 /// A [`Store`] that keeps everything in memory. Clones share the same data.
@@ -48,6 +51,23 @@ fn min_id() -> EventId {
 }
 
 impl State {
+    fn tally(&self, limit: &MeterLimit) -> MeterTally {
+        let filter = limit.event_filter();
+        let mut tally = limit.tally();
+        for event in self.range(filter.start, filter.end) {
+            if filter.matches(event) {
+                tally.push(limit, event);
+            }
+        }
+        tally
+    }
+
+    fn meter_in_use(&self, key: &MeterKey) -> bool {
+        self.quotas
+            .values()
+            .any(|q| q.spec.meter.as_ref() == Some(key))
+    }
+
     fn range(
         &self,
         start: Option<DateTime<Utc>>,
@@ -94,16 +114,6 @@ impl MemoryStore {
     fn write(&self) -> RwLockWriteGuard<'_, State> {
         self.state.write().unwrap_or_else(PoisonError::into_inner)
     }
-}
-
-fn sort_quotas(quotas: &mut [Quota]) {
-    quotas.sort_by(|a, b| {
-        (&a.spec.tenant_id, &a.spec.resource, &a.spec.feature).cmp(&(
-            &b.spec.tenant_id,
-            &b.spec.resource,
-            &b.spec.feature,
-        ))
-    });
 }
 
 #[async_trait]
@@ -181,13 +191,40 @@ impl Store for MemoryStore {
         }
     }
 
+    async fn tally_meter(&self, limit: &MeterLimit) -> Result<MeterTally> {
+        Ok(self.read().tally(limit))
+    }
+
+    async fn consume_metered(&self, event: &Event, limit: &MeterLimit) -> Result<MeteredConsume> {
+        // One write lock over the tally and the insert makes them one atomic step.
+        let mut state = self.write();
+        let tally = state.tally(limit);
+        let judgement = limit.judge(&tally, MeterAddition::Event(event));
+        let usage = judgement.usage;
+        let outcome = if state.ids.contains(&event.id) {
+            ConsumeOutcome::Duplicate { usage }
+        } else if judgement.allowed {
+            state.insert(event);
+            ConsumeOutcome::Admitted {
+                usage_before: usage,
+            }
+        } else {
+            ConsumeOutcome::Denied { usage }
+        };
+        Ok(MeteredConsume { outcome, judgement })
+    }
+
     async fn upsert_quota(&self, spec: &QuotaSpec, now: DateTime<Utc>) -> Result<Quota> {
         let mut state = self.write();
+        if let Some(key) = &spec.meter {
+            check_quota_meter(key, state.meters.get(key).map(|m| &m.spec))?;
+        }
         let now = crate::time::truncate_micros(now);
         let existing = state.quotas.values_mut().find(|q| {
             q.spec.tenant_id == spec.tenant_id
                 && q.spec.resource == spec.resource
                 && q.spec.feature == spec.feature
+                && q.spec.meter == spec.meter
         });
         if let Some(q) = existing {
             q.spec = spec.clone();
@@ -221,7 +258,7 @@ impl Store for MemoryStore {
             .read()
             .quotas
             .values()
-            .filter(|q| q.spec.feature == *feature && q.spec.tenant_id.covers(tenant))
+            .filter(|q| q.spec.feature.as_ref() == Some(feature) && q.spec.tenant_id.covers(tenant))
             .cloned()
             .collect();
         sort_quotas(&mut quotas);
@@ -316,6 +353,9 @@ impl Store for MemoryStore {
         now: DateTime<Utc>,
     ) -> Result<Meter> {
         let mut state = self.write();
+        if !quotable(spec.aggregation) && state.meter_in_use(key) {
+            return Err(meter_in_use(key));
+        }
         let created_at = state.meters.get(key).map_or(now, |m| m.created_at);
         let meter = Meter {
             key: key.clone(),
@@ -336,7 +376,11 @@ impl Store for MemoryStore {
     }
 
     async fn delete_meter(&self, key: &MeterKey) -> Result<()> {
-        match self.write().meters.remove(key) {
+        let mut state = self.write();
+        if state.meter_in_use(key) {
+            return Err(meter_in_use(key));
+        }
+        match state.meters.remove(key) {
             Some(_) => Ok(()),
             None => Err(Error::NotFound(format!("meter {key}"))),
         }

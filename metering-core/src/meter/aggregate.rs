@@ -18,7 +18,7 @@ enum GroupValue {
 
 /// A distinct value for `unique_count`: numbers by value, strings by text.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Distinct {
+pub(super) enum Distinct {
     Number(Amount),
     /// A number outside the exact range, by its text.
     OtherNumber(String),
@@ -213,14 +213,14 @@ pub(crate) fn dimension_text(event: &Event, key: &str) -> Option<String> {
     }
 }
 
-fn amount_of(value: PathValue<'_>) -> Option<Amount> {
+pub(super) fn amount_of(value: PathValue<'_>) -> Option<Amount> {
     match value {
         PathValue::Quantity(a) => Some(a),
         PathValue::Json(v) => Amount::from_metadata(v),
     }
 }
 
-fn distinct_of(value: PathValue<'_>) -> Option<Distinct> {
+pub(super) fn distinct_of(value: PathValue<'_>) -> Option<Distinct> {
     Some(match value {
         PathValue::Quantity(a) => Distinct::Number(a),
         PathValue::Json(Value::Null) => return None,

@@ -25,6 +25,16 @@
 //! the number of events in the queried range; per-meter rollups for the additive
 //! aggregations are the planned next step and will be checked against this recount.
 //!
+//! # Quotas on meters
+//!
+//! A quota may limit a tenant's value of a `sum`, `count` or `unique_count` meter per period
+//! ([`crate::QuotaSpec::on_meter`]). A check tallies the tenant's events of the period
+//! ([`MeterTally`], via [`Store::tally_meter`](crate::Store::tally_meter)) and judges what
+//! an event would add ([`MeterLimit::judge`]); an atomic consume does both and the write
+//! under one lock per tenant and meter ([`Store::consume_metered`](crate::Store::consume_metered)).
+//! For `unique_count`, an event whose value is already counted in the period adds nothing
+//! and is always allowed.
+//!
 //! # Values
 //!
 //! A value read from metadata must be a JSON number, or a decimal string in plain notation,
@@ -35,6 +45,7 @@
 mod aggregate;
 mod amount;
 mod decode;
+mod limit;
 mod query;
 
 use std::collections::BTreeMap;
@@ -48,6 +59,10 @@ use serde_json::Value;
 
 pub use aggregate::MeterAggregator;
 pub use amount::Amount;
+pub use limit::{
+    MeterAddition, MeterJudgement, MeterLimit, MeterTally, check_quota_meter, meter_in_use,
+    quotable,
+};
 pub use query::{MeterGroup, MeterQuery, MeterReport, MeterRow};
 
 use crate::event::{Event, Feature, Resource};

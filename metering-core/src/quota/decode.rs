@@ -4,10 +4,11 @@
 use chrono_tz::Tz;
 use serde_json::value::RawValue;
 
-use super::{DEFAULT_ALERT_THRESHOLD, QuotaScope, QuotaSpec, ValidateRequest};
+use super::{DEFAULT_ALERT_THRESHOLD, MeterCheck, QuotaScope, QuotaSpec, ValidateRequest};
 use crate::error::ValidationErrors;
-use crate::event::{EventId, Feature, Resource, TenantId, fields};
+use crate::event::{EventId, Feature, NewEvent, Resource, TenantId, fields};
 use crate::json::JsonObject;
+use crate::meter::MeterKey;
 use crate::quantity::Quantity;
 use crate::window::{QuotaPeriod, parse_tz};
 
@@ -44,6 +45,7 @@ impl QuotaSpec {
                 "tenant_id"
                     | "resource"
                     | "feature"
+                    | "meter"
                     | "limit"
                     | "period"
                     | "alert_threshold"
@@ -79,13 +81,18 @@ impl QuotaSpec {
                 .map_err(|e| errors.push(None, "resource", e.to_string()))
                 .ok()
         });
+        let meter = string("meter", &mut errors).and_then(|raw| {
+            MeterKey::new(raw)
+                .map_err(|e| errors.push(None, "meter", e))
+                .ok()
+        });
         let feature = match string("feature", &mut errors) {
             Some(raw) => Feature::new(raw)
                 .map_err(|e| errors.push(None, "feature", e.to_string()))
                 .ok(),
             None => {
-                if !map.contains_key("feature") {
-                    errors.push(None, "feature", "is required");
+                if !map.contains_key("feature") && !map.contains_key("meter") {
+                    errors.push(None, "feature", "is required (or a `meter`)");
                 }
                 None
             }
@@ -138,24 +145,20 @@ impl QuotaSpec {
         if !errors.is_empty() {
             return Err(crate::Error::Validation(errors));
         }
-        match (tenant, feature, limit, period, alert_threshold, tz) {
-            (
-                Some(tenant_id),
-                Some(feature),
-                Some(limit),
-                Some(period),
-                Some(alert_threshold),
-                Some(tz),
-            ) => QuotaSpec {
-                tenant_id,
-                resource,
-                feature,
-                limit,
-                period,
-                alert_threshold,
-                tz,
+        match (tenant, limit, period, alert_threshold, tz) {
+            (Some(tenant_id), Some(limit), Some(period), Some(alert_threshold), Some(tz)) => {
+                QuotaSpec {
+                    tenant_id,
+                    resource,
+                    feature,
+                    meter,
+                    limit,
+                    period,
+                    alert_threshold,
+                    tz,
+                }
+                .validate()
             }
-            .validate(),
             _ => Err(crate::Error::invalid("body", "invalid quota")),
         }
     }
@@ -258,6 +261,123 @@ impl ValidateRequest {
             _ => Err(crate::Error::Validation(errors)),
         }
     }
+}
+
+impl MeterCheck {
+    /// Decodes a JSON meter check (raw text), collecting every problem; the `event` member
+    /// follows the rules of ingested events, with field paths under `event`.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Validation`] listing each bad field.
+    pub fn from_json(raw: &RawValue) -> crate::Result<Self> {
+        let map = object(raw)?;
+        let mut errors = ValidationErrors::new();
+        crate::event::report_duplicates(&map, None, &str::to_owned, &mut errors);
+        let mut tenant_id = None;
+        let mut meter = None;
+        let mut quantity = Some(Quantity::ONE);
+        let mut consume = false;
+        let mut period = None;
+        let mut event_raw: Option<&RawValue> = None;
+        for (key, v) in map.iter() {
+            match key {
+                "tenant_id" => match fields::string(v) {
+                    Ok(Some(s)) => {
+                        tenant_id = TenantId::new(&s)
+                            .map_err(|e| errors.push(None, key, e.to_string()))
+                            .ok();
+                    }
+                    _ => errors.push(None, key, "must be a string"),
+                },
+                "meter" => match fields::string(v) {
+                    Ok(Some(s)) => {
+                        meter = MeterKey::new(s).map_err(|e| errors.push(None, key, e)).ok()
+                    }
+                    _ => errors.push(None, key, "must be a string"),
+                },
+                "quantity" => {
+                    quantity = match fields::quantity(v) {
+                        Ok(q) => q
+                            .unwrap_or(Quantity::ONE)
+                            .validate_event()
+                            .map_err(|e| errors.push(None, key, e.to_string()))
+                            .ok(),
+                        Err(e) => {
+                            errors.push(None, key, e);
+                            None
+                        }
+                    };
+                }
+                "consume" => consume = take(fields::boolean(v), key, &mut errors).unwrap_or(false),
+                "period" => {
+                    period = take(fields::string(v), key, &mut errors).and_then(|s| {
+                        s.parse::<QuotaPeriod>()
+                            .map_err(|e| errors.push(None, key, e))
+                            .ok()
+                    });
+                }
+                "event" if v.get() != "null" => event_raw = Some(v),
+                "event" => {}
+                "resource" | "feature" | "id" | "metadata" => errors.push(
+                    None,
+                    key,
+                    "is not allowed with `meter`; give the event in `event`",
+                ),
+                other => errors.push(None, other, "unknown field"),
+            }
+        }
+        for required in ["tenant_id", "meter"] {
+            if !map.contains_key(required) {
+                errors.push(None, required, "is required");
+            }
+        }
+        let event =
+            event_raw.and_then(|raw| decode_check_event(raw, tenant_id.as_ref(), &mut errors));
+        if consume && event.is_none() && errors.is_empty() {
+            errors.push(None, "event", "is required when consume is true");
+        }
+        match (tenant_id, meter, quantity) {
+            (Some(tenant_id), Some(meter), Some(quantity)) if errors.is_empty() => Ok(MeterCheck {
+                tenant_id,
+                meter,
+                quantity,
+                period,
+                consume,
+                event,
+            }),
+            _ => Err(crate::Error::Validation(errors)),
+        }
+    }
+}
+
+/// Decodes a meter check's `event`: an event whose `tenant_id`, when omitted, is the
+/// body's, and must otherwise equal it.
+fn decode_check_event(
+    raw: &RawValue,
+    tenant: Option<&TenantId>,
+    errors: &mut ValidationErrors,
+) -> Option<NewEvent> {
+    let Some(object) = JsonObject::from_raw(raw) else {
+        errors.push(None, "event", "must be a JSON object");
+        return None;
+    };
+    if object.contains_key("tenant_id") {
+        let event = NewEvent::from_json_object(&object, None, "event", errors)?;
+        if tenant.is_some_and(|t| event.tenant_id.trim() != t.as_str()) {
+            errors.push(None, "event.tenant_id", "must equal `tenant_id`");
+        }
+        return Some(event);
+    }
+    // No tenant: the members as sent (numbers keep their literal text) plus the body's.
+    let tenant = tenant?;
+    let text = raw.get().trim_start();
+    let rest = text[1..].trim_start();
+    let separator = if rest.starts_with('}') { "" } else { "," };
+    let name = serde_json::to_string(tenant.as_str()).ok()?;
+    let with_tenant: Box<RawValue> =
+        serde_json::from_str(&format!("{{\"tenant_id\":{name}{separator}{rest}")).ok()?;
+    NewEvent::from_json(&with_tenant, None, "event", errors)
 }
 
 #[cfg(test)]

@@ -7,7 +7,8 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::ValidationErrors;
-use crate::event::{EventId, Feature, Metadata, Resource, TenantId};
+use crate::event::{EventId, Feature, Metadata, NewEvent, Resource, TenantId};
+use crate::meter::MeterKey;
 use crate::quantity::Quantity;
 use crate::window::{QuotaPeriod, Window};
 
@@ -107,7 +108,10 @@ impl<'de> Deserialize<'de> for QuotaScope {
     }
 }
 
-/// What a quota limits; its identity is `(tenant_id, resource, feature)`.
+/// What a quota limits: usage of a feature, identified by `(tenant_id, resource, feature)`,
+/// or a meter's value, identified by `(tenant_id, meter)`.
+///
+/// Exactly one of `feature` and `meter` is set; a meter quota has no resource.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
@@ -116,8 +120,13 @@ pub struct QuotaSpec {
     pub tenant_id: QuotaScope,
     /// The resource, or `None` for usage of the feature in any resource.
     pub resource: Option<Resource>,
-    /// The feature.
-    pub feature: Feature,
+    /// The feature whose usage (the sum of quantities) is limited; `None` for a meter quota.
+    pub feature: Option<Feature>,
+    /// The meter whose value is limited (a `sum`, `count` or `unique_count` meter), instead
+    /// of a feature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, required = false))]
+    pub meter: Option<MeterKey>,
     /// The most usage allowed per period (> 0).
     #[cfg_attr(feature = "openapi", schema(value_type = crate::quantity::DecimalInput))]
     pub limit: Quantity,
@@ -145,7 +154,29 @@ impl QuotaSpec {
         QuotaSpec {
             tenant_id,
             resource: None,
-            feature,
+            feature: Some(feature),
+            meter: None,
+            limit,
+            period,
+            alert_threshold: DEFAULT_ALERT_THRESHOLD,
+            tz: Tz::UTC,
+        }
+    }
+
+    /// A quota of `limit` per `period` on the value of `meter` for `tenant_id`, in UTC,
+    /// alerting at 80 %. The meter's aggregation must be `sum`, `count` or `unique_count`.
+    #[must_use]
+    pub fn on_meter(
+        tenant_id: QuotaScope,
+        meter: MeterKey,
+        limit: Quantity,
+        period: QuotaPeriod,
+    ) -> Self {
+        QuotaSpec {
+            tenant_id,
+            resource: None,
+            feature: None,
+            meter: Some(meter),
             limit,
             period,
             alert_threshold: DEFAULT_ALERT_THRESHOLD,
@@ -174,13 +205,22 @@ impl QuotaSpec {
         self
     }
 
-    /// Checks the rules that the types alone do not: `limit > 0`, threshold at most 100.
+    /// Checks the rules that the types alone do not: `limit > 0`, threshold at most 100,
+    /// a feature or a meter (not both), no resource on a meter quota.
     ///
     /// # Errors
     ///
     /// [`crate::Error::Validation`] listing each broken rule.
     pub fn validate(self) -> crate::Result<Self> {
         let mut errors = ValidationErrors::new();
+        match (&self.feature, &self.meter) {
+            (None, None) => errors.push(None, "feature", "is required (or a `meter`)"),
+            (Some(_), Some(_)) => errors.push(None, "meter", "may not be given with `feature`"),
+            (None, Some(_)) if self.resource.is_some() => {
+                errors.push(None, "resource", "may not be given with `meter`");
+            }
+            _ => {}
+        }
         if self.limit.is_zero() {
             errors.push(None, "limit", "must be > 0");
         }
@@ -208,7 +248,7 @@ impl QuotaSpec {
         resource: Option<&Resource>,
         feature: &Feature,
     ) -> bool {
-        self.feature == *feature
+        self.feature.as_ref() == Some(feature)
             && self.tenant_id.covers(tenant)
             && match &self.resource {
                 None => true,
@@ -241,7 +281,10 @@ struct QuotaFields {
     id: QuotaId,
     tenant_id: QuotaScope,
     resource: Option<Resource>,
-    feature: Feature,
+    feature: Option<Feature>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, required = false))]
+    meter: Option<MeterKey>,
     limit: Quantity,
     period: QuotaPeriod,
     alert_threshold: u8,
@@ -283,6 +326,7 @@ impl From<Quota> for QuotaFields {
             tenant_id,
             resource,
             feature,
+            meter,
             limit,
             period,
             alert_threshold,
@@ -293,6 +337,7 @@ impl From<Quota> for QuotaFields {
             tenant_id,
             resource,
             feature,
+            meter,
             limit,
             period,
             alert_threshold,
@@ -311,6 +356,7 @@ impl From<QuotaFields> for Quota {
                 tenant_id: fields.tenant_id,
                 resource: fields.resource,
                 feature: fields.feature,
+                meter: fields.meter,
                 limit: fields.limit,
                 period: fields.period,
                 alert_threshold: fields.alert_threshold,
@@ -320,6 +366,22 @@ impl From<QuotaFields> for Quota {
             updated_at: fields.updated_at,
         }
     }
+}
+
+/// Sorts quotas in the contract's listing order: by tenant (`*` first), feature quotas
+/// (by resource, none first, then feature) before meter quotas (by meter).
+pub fn sort_quotas(quotas: &mut [Quota]) {
+    quotas.sort_by(|a, b| {
+        let key = |q: &Quota| {
+            (
+                q.spec.tenant_id.clone(),
+                q.spec.meter.clone(),
+                q.spec.resource.clone(),
+                q.spec.feature.clone(),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
 }
 
 /// Picks the quota that governs a request, by the most-specific-match rule:
@@ -350,13 +412,13 @@ pub struct UsageScope {
 }
 
 impl UsageScope {
-    /// The usage a quota counts for `tenant`.
+    /// The usage a quota of `feature` counts for `tenant`.
     #[must_use]
-    pub fn of(quota: &QuotaSpec, tenant: &TenantId) -> Self {
+    pub fn of(quota: &QuotaSpec, tenant: &TenantId, feature: &Feature) -> Self {
         UsageScope {
             tenant_id: tenant.clone(),
             resource: quota.resource.clone(),
-            feature: quota.feature.clone(),
+            feature: feature.clone(),
         }
     }
 
@@ -458,6 +520,64 @@ impl ValidateRequest {
     #[must_use]
     pub fn with_id(mut self, id: EventId) -> Self {
         self.id = Some(id);
+        self
+    }
+}
+
+/// A check (or consume) against a meter quota: the body of `POST /v1/meter/validate` that
+/// names a `meter`, read by [`MeterCheck::from_json`].
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(description = "A meter quota check, optionally consuming an event")
+)]
+#[non_exhaustive]
+pub struct MeterCheck {
+    /// Whose meter value.
+    pub tenant_id: TenantId,
+    /// Which meter.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub meter: MeterKey,
+    /// With no `event`: what a `sum` meter would add (default 1); `count` adds 1 and
+    /// `unique_count` nothing.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::quantity::DecimalInput, required = false))]
+    pub quantity: Quantity,
+    /// The period to report the value over when no quota applies.
+    pub period: Option<QuotaPeriod>,
+    /// Record `event` when allowed, atomically with the check (default false).
+    #[cfg_attr(feature = "openapi", schema(required = false))]
+    pub consume: bool,
+    /// The event whose contribution is checked (required to consume); its `tenant_id` may
+    /// be omitted and must otherwise equal the body's.
+    pub event: Option<NewEvent>,
+}
+
+impl MeterCheck {
+    /// A check of `meter` for `tenant_id` that adds one unit (for `sum` and `count`).
+    #[must_use]
+    pub fn new(tenant_id: TenantId, meter: MeterKey) -> Self {
+        MeterCheck {
+            tenant_id,
+            meter,
+            quantity: Quantity::ONE,
+            period: None,
+            consume: false,
+            event: None,
+        }
+    }
+
+    /// Checks `event`'s contribution instead of a quantity.
+    #[must_use]
+    pub fn with_event(mut self, event: NewEvent) -> Self {
+        self.event = Some(event);
+        self
+    }
+
+    /// Records the event when allowed.
+    #[must_use]
+    pub fn consuming(mut self) -> Self {
+        self.consume = true;
         self
     }
 }

@@ -44,6 +44,7 @@ fn existing_key(key: &str) -> Result<MeterKey, ApiError> {
     responses(
         (status = 200, description = "The stored meter", body = metering_core::api::MeterSchema),
         (status = 400, description = "BAD_REQUEST: the body is not JSON", body = metering_core::api::ErrorEnvelope),
+        (status = 409, description = "CONFLICT: a quota uses the meter and the new aggregation cannot carry one", body = metering_core::api::ErrorEnvelope),
         (status = 422, description = "VALIDATION_ERROR: a bad key or definition, with the field path", body = metering_core::api::ErrorEnvelope),
     ),
     security(("api_key" = []), ("bearer" = []))
@@ -120,6 +121,7 @@ pub(crate) async fn get(
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "NOT_FOUND", body = metering_core::api::ErrorEnvelope),
+        (status = 409, description = "CONFLICT: a quota uses the meter", body = metering_core::api::ErrorEnvelope),
     ),
     security(("api_key" = []), ("bearer" = []))
 )]

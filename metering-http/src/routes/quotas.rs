@@ -21,8 +21,9 @@ use crate::state::AppState;
     responses(
         (status = 200, description = "The stored quota", body = metering_core::Quota),
         (status = 400, description = "BAD_REQUEST", body = metering_core::api::ErrorEnvelope),
+        (status = 404, description = "NOT_FOUND: the named meter does not exist", body = metering_core::api::ErrorEnvelope),
         (status = 409, description = "CONFLICT", body = metering_core::api::ErrorEnvelope),
-        (status = 422, description = "VALIDATION_ERROR", body = metering_core::api::ErrorEnvelope),
+        (status = 422, description = "VALIDATION_ERROR (also a meter whose aggregation is not sum, count or unique_count)", body = metering_core::api::ErrorEnvelope),
     ),
     security(("api_key" = []), ("bearer" = []))
 )]

@@ -238,6 +238,21 @@ impl Store for SwitchStore {
         fail(&self.mode)?;
         self.inner.consume(event, limit).await
     }
+    async fn tally_meter(
+        &self,
+        limit: &metering_core::MeterLimit,
+    ) -> Result<metering_core::MeterTally> {
+        fail(&self.mode)?;
+        self.inner.tally_meter(limit).await
+    }
+    async fn consume_metered(
+        &self,
+        event: &Event,
+        limit: &metering_core::MeterLimit,
+    ) -> Result<metering_core::MeteredConsume> {
+        fail(&self.mode)?;
+        self.inner.consume_metered(event, limit).await
+    }
     async fn upsert_quota(&self, spec: &QuotaSpec, now: DateTime<Utc>) -> Result<Quota> {
         fail(&self.mode)?;
         self.inner.upsert_quota(spec, now).await

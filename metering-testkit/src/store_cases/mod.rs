@@ -24,6 +24,7 @@ mod aggregate;
 mod api_keys;
 mod consume;
 mod events;
+mod meter_quotas;
 mod meters;
 mod quotas;
 
@@ -31,6 +32,7 @@ pub use aggregate::*;
 pub use api_keys::*;
 pub use consume::*;
 pub use events::*;
+pub use meter_quotas::*;
 pub use meters::*;
 pub use quotas::*;
 

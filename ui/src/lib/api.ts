@@ -81,7 +81,10 @@ export interface Quota {
   id: string;
   tenant_id: string;
   resource: string | null;
-  feature: string;
+  /** Null for a quota on a meter. */
+  feature: string | null;
+  /** The meter whose value is limited, instead of a feature's usage. */
+  meter?: string | null;
   limit: Quantity;
   period: QuotaPeriod;
   alert_threshold: number;
@@ -93,7 +96,8 @@ export interface Quota {
 export interface QuotaInput {
   tenant_id: string;
   resource: string | null;
-  feature: string;
+  feature: string | null;
+  meter?: string | null;
   /** Decimal string, sent as an exact JSON number. */
   limit: string;
   period: QuotaPeriod;
@@ -419,7 +423,9 @@ export class ApiClient {
   }
 
   validate(
-    body: { tenant_id: string; feature: string; resource?: string | null; quantity: number; consume: boolean },
+    body:
+      | { tenant_id: string; feature: string; resource?: string | null; quantity: number; consume: boolean }
+      | { tenant_id: string; meter: string; quantity: number; consume: boolean },
     signal?: AbortSignal,
   ): Promise<ValidateResponse> {
     const b: Record<string, unknown> = { ...body };
@@ -434,6 +440,12 @@ export class ApiClient {
   upsertQuota(q: QuotaInput): Promise<Quota> {
     const body: Record<string, unknown> = { ...q };
     if (!body.tz) delete body.tz;
+    if (body.meter) {
+      delete body.feature;
+      delete body.resource;
+    } else {
+      delete body.meter;
+    }
     return this.request('PUT', '/quotas', jsonWithExactNumbers(body, ['limit']));
   }
 

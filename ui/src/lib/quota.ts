@@ -1,4 +1,10 @@
 import { type Quantity, compareQuantities, toNumber, toScaled } from './decimal';
+import type { Quota } from './api';
+
+/** What a quota limits, for people: its feature, or `meter <key>`. */
+export function quotaTarget(q: Pick<Quota, 'feature' | 'meter'>): string {
+  return q.meter ? `meter ${q.meter}` : (q.feature ?? '');
+}
 
 /** ok: below the alert threshold; alert: amber; exceeded: red; none: no limit. */
 export type QuotaLevel = 'ok' | 'alert' | 'exceeded' | 'none';

@@ -18,12 +18,16 @@ import { Link } from '../lib/router';
 import { type ApiError, QUOTA_PERIODS, type Quota, type QuotaInput, type QuotaPeriod, toApiError } from '../lib/api';
 import { isPositiveDecimal, toDecimalString } from '../lib/decimal';
 import { formatDateTime, formatQuantity, formatRelative } from '../lib/format';
+import { quotaTarget } from '../lib/quota';
 import { isValidTimeZone } from '../lib/range';
 
 interface FormState {
   tenant_id: string;
+  /** What is limited: a feature's usage or a meter's value. */
+  target: 'feature' | 'meter';
   resource: string;
   feature: string;
+  meter: string;
   limit: string;
   period: QuotaPeriod;
   alert_threshold: string;
@@ -32,8 +36,10 @@ interface FormState {
 
 const EMPTY: FormState = {
   tenant_id: '',
+  target: 'feature',
   resource: '',
   feature: '',
+  meter: '',
   limit: '',
   period: 'monthly',
   alert_threshold: '80',
@@ -44,7 +50,8 @@ const EMPTY: FormState = {
 export function validateQuotaForm(f: FormState): Partial<Record<keyof FormState, string>> {
   const e: Partial<Record<keyof FormState, string>> = {};
   if (!f.tenant_id.trim()) e.tenant_id = 'Required (use * for every tenant).';
-  if (!f.feature.trim()) e.feature = 'Required.';
+  if (f.target === 'feature' && !f.feature.trim()) e.feature = 'Required.';
+  if (f.target === 'meter' && !/^[a-z0-9_-]{1,64}$/.test(f.meter.trim())) e.meter = 'A meter key: 1 to 64 of a-z, 0-9, _ and -.';
   if (!isPositiveDecimal(f.limit)) e.limit = 'A number greater than 0, at most 9 decimals.';
   const t = Number(f.alert_threshold);
   if (f.alert_threshold.trim() === '' || !Number.isFinite(t) || t < 0 || t > 100) e.alert_threshold = 'Between 0 and 100.';
@@ -53,10 +60,12 @@ export function validateQuotaForm(f: FormState): Partial<Record<keyof FormState,
 }
 
 function toInput(f: FormState): QuotaInput {
+  const meter = f.target === 'meter';
   return {
     tenant_id: f.tenant_id.trim(),
-    resource: f.resource.trim() || null,
-    feature: f.feature.trim(),
+    resource: meter ? null : f.resource.trim() || null,
+    feature: meter ? null : f.feature.trim(),
+    meter: meter ? f.meter.trim() : null,
     limit: f.limit.trim(),
     period: f.period,
     alert_threshold: Number(f.alert_threshold),
@@ -89,8 +98,10 @@ function QuotaDialog({
         editing
           ? {
               tenant_id: editing.tenant_id,
+              target: editing.meter ? 'meter' : 'feature',
               resource: editing.resource ?? '',
-              feature: editing.feature,
+              feature: editing.feature ?? '',
+              meter: editing.meter ?? '',
               limit: toDecimalString(editing.limit),
               period: editing.period,
               alert_threshold: String(editing.alert_threshold ?? 80),
@@ -131,7 +142,7 @@ function QuotaDialog({
       description={
         editing
           ? 'Change the limit, period, alert threshold or time zone.'
-          : 'Limit usage of a feature per tenant and period. Saving a quota for an existing tenant, resource and feature replaces it.'
+          : 'Limit usage of a feature, or the value of a sum, count or unique_count meter, per tenant and period. Saving a quota for an existing tenant and feature (or meter) replaces it.'
       }
       footer={
         <>
@@ -148,12 +159,26 @@ function QuotaDialog({
         <Field label="Tenant" htmlFor="q-tenant_id" error={errors.tenant_id} hint="* applies to every tenant">
           <Input id="q-tenant_id" value={form.tenant_id} onChange={set('tenant_id')} disabled={!!editing} {...invalid('tenant_id')} />
         </Field>
-        <Field label="Feature" htmlFor="q-feature" error={errors.feature}>
-          <Input id="q-feature" value={form.feature} onChange={set('feature')} disabled={!!editing} {...invalid('feature')} />
+        <Field label="Limits" htmlFor="q-target">
+          <Select id="q-target" value={form.target} onChange={set('target')} disabled={!!editing}>
+            <option value="feature">a feature’s usage</option>
+            <option value="meter">a meter’s value</option>
+          </Select>
         </Field>
-        <Field label="Resource (optional)" htmlFor="q-resource" hint="Empty: any resource" className="sm:col-span-2">
-          <Input id="q-resource" value={form.resource} onChange={set('resource')} disabled={!!editing} />
-        </Field>
+        {form.target === 'meter' ? (
+          <Field label="Meter" htmlFor="q-meter" error={errors.meter} hint="Its key; sum, count or unique_count" className="sm:col-span-2">
+            <Input id="q-meter" value={form.meter} onChange={set('meter')} disabled={!!editing} {...invalid('meter')} />
+          </Field>
+        ) : (
+          <>
+            <Field label="Feature" htmlFor="q-feature" error={errors.feature}>
+              <Input id="q-feature" value={form.feature} onChange={set('feature')} disabled={!!editing} {...invalid('feature')} />
+            </Field>
+            <Field label="Resource (optional)" htmlFor="q-resource" hint="Empty: any resource">
+              <Input id="q-resource" value={form.resource} onChange={set('resource')} disabled={!!editing} />
+            </Field>
+          </>
+        )}
         <Field label="Limit" htmlFor="q-limit" error={errors.limit}>
           <Input id="q-limit" inputMode="decimal" value={form.limit} onChange={set('limit')} {...invalid('limit')} />
         </Field>
@@ -200,12 +225,12 @@ export function QuotasPage() {
     const list = [...(res.data?.quotas ?? [])].sort(
       (a, b) =>
         a.tenant_id.localeCompare(b.tenant_id) ||
-        a.feature.localeCompare(b.feature) ||
+        quotaTarget(a).localeCompare(quotaTarget(b)) ||
         (a.resource ?? '').localeCompare(b.resource ?? ''),
     );
     const f = filter.trim().toLowerCase();
     return f
-      ? list.filter((q) => `${q.tenant_id} ${q.resource ?? ''} ${q.feature}`.toLowerCase().includes(f))
+      ? list.filter((q) => `${q.tenant_id} ${q.resource ?? ''} ${quotaTarget(q)}`.toLowerCase().includes(f))
       : list;
   }, [res.data, filter]);
 
@@ -228,7 +253,7 @@ export function QuotasPage() {
     <div>
       <PageHeader
         title="Quotas"
-        description="Limits per tenant, feature and period. Checks and atomic consumption use POST /v1/meter/validate."
+        description="Limits per tenant and period on a feature’s usage or a meter’s value. Checks and atomic consumption use POST /v1/meter/validate."
         actions={
           <Button onClick={() => setDialog({ open: true, editing: null })} data-testid="new-quota">
             <Plus className="h-4 w-4" aria-hidden="true" />
@@ -291,7 +316,7 @@ export function QuotasPage() {
               </THead>
               <TBody>
                 {quotas.map((q) => (
-                  <TR key={q.id} data-testid="quota-row" data-tenant={q.tenant_id} data-feature={q.feature}>
+                  <TR key={q.id} data-testid="quota-row" data-tenant={q.tenant_id} data-feature={q.feature ?? undefined} data-meter={q.meter ?? undefined}>
                     <TD className="whitespace-nowrap">
                       {q.tenant_id === '*' ? (
                         <Badge tone="violet">all tenants</Badge>
@@ -304,8 +329,18 @@ export function QuotasPage() {
                         </Link>
                       )}
                     </TD>
-                    <TD className="font-medium whitespace-nowrap text-slate-900">{q.feature}</TD>
-                    <TD className="hidden whitespace-nowrap sm:table-cell">{q.resource ?? <span className="text-slate-400">any</span>}</TD>
+                    <TD className="font-medium whitespace-nowrap text-slate-900">
+                      {q.meter ? (
+                        <>
+                          <Badge tone="indigo">meter</Badge> <span className="ml-1">{q.meter}</span>
+                        </>
+                      ) : (
+                        q.feature
+                      )}
+                    </TD>
+                    <TD className="hidden whitespace-nowrap sm:table-cell">
+                      {q.meter ? <span className="text-slate-400">—</span> : (q.resource ?? <span className="text-slate-400">any</span>)}
+                    </TD>
                     <TD className="text-right font-medium whitespace-nowrap text-slate-900 tabular-nums">{formatQuantity(q.limit)}</TD>
                     <TD className="hidden whitespace-nowrap capitalize sm:table-cell">
                       {q.period}
@@ -319,7 +354,7 @@ export function QuotasPage() {
                       <Button
                         variant="ghost"
                         size="icon-sm"
-                        aria-label={`Edit quota ${q.tenant_id} / ${q.feature}`}
+                        aria-label={`Edit quota ${q.tenant_id} / ${quotaTarget(q)}`}
                         onClick={() => setDialog({ open: true, editing: q })}
                       >
                         <Pencil className="h-4 w-4" aria-hidden="true" />
@@ -327,7 +362,7 @@ export function QuotasPage() {
                       <Button
                         variant="ghost-destructive"
                         size="icon-sm"
-                        aria-label={`Delete quota ${q.tenant_id} / ${q.feature}`}
+                        aria-label={`Delete quota ${q.tenant_id} / ${quotaTarget(q)}`}
                         onClick={() => {
                           setDeleteError(null);
                           setDeleting(q);
@@ -361,7 +396,7 @@ export function QuotasPage() {
         description={
           deleting ? (
             <>
-              The limit on <strong className="text-slate-700">{deleting.feature}</strong> for{' '}
+              The limit on <strong className="text-slate-700">{quotaTarget(deleting)}</strong> for{' '}
               <strong className="text-slate-700">{deleting.tenant_id === '*' ? 'all tenants' : deleting.tenant_id}</strong> stops
               applying at once.
             </>

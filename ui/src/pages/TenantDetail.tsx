@@ -20,7 +20,7 @@ import type { AggregatesResponse, ApiClient, Quota, ValidateResponse } from '../
 import { seriesByWindow } from '../lib/aggregate';
 import { sumQuantities, toScaled, fromScaled, compareQuantities } from '../lib/decimal';
 import { formatCount, formatQuantity, formatQuantityPlain, formatWindowLabel } from '../lib/format';
-import { quotaLevel } from '../lib/quota';
+import { quotaLevel, quotaTarget } from '../lib/quota';
 import type { TimeRange } from '../lib/range';
 import { MetricToggle, rangeQuery } from './Overview';
 
@@ -55,14 +55,22 @@ export async function tenantQuotaStatus(api: ApiClient, tenant: string, signal: 
   const relevant = quotas.filter((q) => q.tenant_id === tenant || q.tenant_id === '*');
   const applied = new Map<string, { quota: Quota; resource: string | null }>();
   for (const q of relevant) {
-    const a = applicableQuota(relevant, tenant, q.resource ?? null, q.feature);
+    // A meter quota: the tenant's own wins over the default.
+    const a = q.meter
+      ? (relevant.find((x) => x.meter === q.meter && x.tenant_id === tenant) ?? q)
+      : applicableQuota(relevant, tenant, q.resource ?? null, q.feature ?? '');
     if (a && !applied.has(a.id)) applied.set(a.id, { quota: a, resource: q.resource ?? null });
   }
   const out = await Promise.all(
     [...applied.values()].map(async ({ quota, resource }) => ({
       quota,
       // validate needs quantity > 0; consume:false records nothing.
-      result: await api.validate({ tenant_id: tenant, resource, feature: quota.feature, quantity: 1, consume: false }, signal),
+      result: await api.validate(
+        quota.meter
+          ? { tenant_id: tenant, meter: quota.meter, quantity: 1, consume: false }
+          : { tenant_id: tenant, resource, feature: quota.feature ?? '', quantity: 1, consume: false },
+        signal,
+      ),
     })),
   );
   const rank = { exceeded: 0, alert: 1, ok: 2, none: 3 };
@@ -70,7 +78,7 @@ export async function tenantQuotaStatus(api: ApiClient, tenant: string, signal: 
     (a, b) =>
       rank[quotaLevel(a.result.current_usage, a.result.limit, a.quota.alert_threshold, a.result.alert)] -
         rank[quotaLevel(b.result.current_usage, b.result.limit, b.quota.alert_threshold, b.result.alert)] ||
-      a.quota.feature.localeCompare(b.quota.feature),
+      quotaTarget(a.quota).localeCompare(quotaTarget(b.quota)),
   );
 }
 
@@ -220,8 +228,8 @@ export function TenantDetailPage({ tenant }: { tenant: string }) {
                 {quotas.data.map(({ quota, result }) => (
                   <QuotaBar
                     key={quota.id}
-                    label={quota.feature}
-                    scope={quota.resource ? quota.resource : 'any resource'}
+                    label={quotaTarget(quota)}
+                    scope={quota.meter ? 'meter value' : quota.resource ? quota.resource : 'any resource'}
                     origin={quota.tenant_id === '*' ? 'default' : undefined}
                     current={result.current_usage}
                     limit={result.limit}

@@ -271,8 +271,21 @@ describe('page helpers', () => {
   });
 
   it('validates the quota form like the API', () => {
-    const ok = { tenant_id: 't', resource: '', feature: 'f', limit: '10', period: 'monthly' as const, alert_threshold: '80', tz: '' };
+    const ok = {
+      tenant_id: 't',
+      target: 'feature' as const,
+      resource: '',
+      feature: 'f',
+      meter: '',
+      limit: '10',
+      period: 'monthly' as const,
+      alert_threshold: '80',
+      tz: '',
+    };
     expect(validateQuotaForm(ok)).toEqual({});
+    // A meter quota needs a meter key, not a feature.
+    expect(validateQuotaForm({ ...ok, target: 'meter', feature: '', meter: 'active_users' })).toEqual({});
+    expect(Object.keys(validateQuotaForm({ ...ok, target: 'meter', meter: 'Bad Key' }))).toEqual(['meter']);
     expect(Object.keys(validateQuotaForm({ ...ok, limit: '0', tenant_id: '', alert_threshold: '101', tz: 'Mars/Base' })).sort()).toEqual([
       'alert_threshold',
       'limit',

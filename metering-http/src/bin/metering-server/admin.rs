@@ -44,17 +44,20 @@ pub(crate) enum KeysCommand {
 /// `quotas` subcommands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum QuotasCommand {
-    /// Create or replace the quota of (tenant, resource, feature).
+    /// Create or replace the quota of (tenant, resource, feature), or of (tenant, meter).
     Set {
         /// A tenant id, or `*` for the default of every tenant.
         #[arg(long)]
         tenant: String,
         /// Limit usage in this resource only (default: any resource).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "meter")]
         resource: Option<String>,
-        /// The feature.
+        /// The feature whose usage is limited.
+        #[arg(long, required_unless_present = "meter", conflicts_with = "meter")]
+        feature: Option<String>,
+        /// Limit the value of this meter instead (a sum, count or unique_count meter).
         #[arg(long)]
-        feature: String,
+        meter: Option<String>,
         /// Most usage per period (> 0, decimals allowed).
         #[arg(long)]
         limit: String,
@@ -170,14 +173,18 @@ pub(crate) async fn quotas(engine: &Metering, command: QuotasCommand) -> anyhow:
             tenant,
             resource,
             feature,
+            meter,
             limit,
             period,
             alert_threshold,
             tz,
         } => {
             // The limit goes through as text so decimals stay exact.
-            let body = json!({"tenant_id": tenant, "resource": resource, "feature": feature,
+            let mut body = json!({"tenant_id": tenant, "resource": resource, "feature": feature,
                 "limit": limit, "period": period, "alert_threshold": alert_threshold, "tz": tz});
+            if let Some(meter) = meter {
+                body["meter"] = meter.into();
+            }
             let body = serde_json::value::to_raw_value(&body)?;
             let spec = QuotaSpec::from_json(&body).map_err(describe)?;
             print_json(&engine.upsert_quota(spec).await.map_err(describe)?)

@@ -228,8 +228,18 @@ pub(crate) async fn load_if_empty(engine: &Metering) -> anyhow::Result<()> {
         hour += Duration::hours(1);
     }
     total += flush(engine, &mut batch).await?;
-    let quotas = set_quotas(engine, &tenants, now).await?;
+    let mut quotas = set_quotas(engine, &tenants, now).await?;
     let meters = define_meters(engine).await?;
+    // A quota on a meter: at most 50 active users per tenant and month.
+    engine
+        .upsert_quota(QuotaSpec::on_meter(
+            QuotaScope::AllTenants,
+            MeterKey::new("active_users").map_err(anyhow::Error::msg)?,
+            Quantity::from_units(50),
+            QuotaPeriod::Monthly,
+        ))
+        .await?;
+    quotas += 1;
     println!(
         "Demo data loaded: {TENANTS} tenants, {total} events over {DAYS} days, {quotas} quotas, {meters} meters ({:.1} s)",
         started.elapsed().as_secs_f64()
