@@ -435,9 +435,9 @@ async function main() {
       await page.getByTestId('new-quota').click();
       const dialog = page.getByRole('dialog');
       await dialog.getByLabel('Tenant', { exact: true }).fill(TENANT);
-      await dialog.getByLabel('Limits').selectOption('meter');
+      await dialog.getByLabel('Quota on').selectOption('meter');
       await dialog.getByLabel('Meter', { exact: true }).fill('api_calls');
-      await dialog.getByLabel('Limit').fill('4');
+      await dialog.getByLabel('Limit').fill('3');
       await dialog.getByTestId('save-quota').click();
       await dialog.waitFor({ state: 'detached' });
       const row = page.locator(`[data-testid="quota-row"][data-tenant="${TENANT}"][data-meter="api_calls"]`);
@@ -453,7 +453,7 @@ async function main() {
       await bar.waitFor();
       const check = await api('POST', '/validate', { tenant_id: TENANT, meter: 'api_calls' });
       assert(check.json.current_usage === 3, `the API counts 3 calls (${JSON.stringify(check.json)})`);
-      await eventually(async () => (await bar.getAttribute('data-level')) === 'alert', { what: 'amber bar (3 of 4, alert at 80%)' });
+      await eventually(async () => (await bar.getAttribute('data-level')) === 'exceeded', { what: 'red bar (3 calls of 3)' });
       assert((await bar.innerText()).includes('3'), 'the bar shows the meter value');
       await shot(page, 'desktop-12b-tenant-meter-quota');
 

@@ -28,6 +28,43 @@ fn take<T>(
         .flatten()
 }
 
+/// A check's `quantity`: an event quantity, 1 when null.
+fn check_quantity(v: &RawValue, key: &str, errors: &mut ValidationErrors) -> Option<Quantity> {
+    match fields::quantity(v) {
+        Ok(q) => q
+            .unwrap_or(Quantity::ONE)
+            .validate_event()
+            .map_err(|e| errors.push(None, key, e.to_string()))
+            .ok(),
+        Err(e) => {
+            errors.push(None, key, e);
+            None
+        }
+    }
+}
+
+/// A check's `period`.
+fn check_period(v: &RawValue, key: &str, errors: &mut ValidationErrors) -> Option<QuotaPeriod> {
+    take(fields::string(v), key, errors).and_then(|s| {
+        s.parse::<QuotaPeriod>()
+            .map_err(|e| errors.push(None, key, e))
+            .ok()
+    })
+}
+
+/// A check's `tenant_id`.
+fn check_tenant(v: &RawValue, key: &str, errors: &mut ValidationErrors) -> Option<TenantId> {
+    match fields::string(v) {
+        Ok(Some(s)) => TenantId::new(&s)
+            .map_err(|e| errors.push(None, key, e.to_string()))
+            .ok(),
+        _ => {
+            errors.push(None, key, "must be a string");
+            None
+        }
+    }
+}
+
 impl QuotaSpec {
     /// Decodes a JSON quota (raw text), collecting every problem. The limit is read from
     /// its literal text, so it is stored exactly as given.
@@ -185,14 +222,7 @@ impl ValidateRequest {
         let mut metadata = None;
         for (key, v) in map.iter() {
             match key {
-                "tenant_id" => match fields::string(v) {
-                    Ok(Some(s)) => {
-                        tenant_id = TenantId::new(&s)
-                            .map_err(|e| errors.push(None, key, e.to_string()))
-                            .ok();
-                    }
-                    _ => errors.push(None, key, "must be a string"),
-                },
+                "tenant_id" => tenant_id = check_tenant(v, key, &mut errors),
                 "feature" => match fields::string(v) {
                     Ok(Some(s)) => {
                         feature = Feature::new(&s)
@@ -208,27 +238,9 @@ impl ValidateRequest {
                             .ok()
                     });
                 }
-                "quantity" => {
-                    quantity = match fields::quantity(v) {
-                        Ok(q) => q
-                            .unwrap_or(Quantity::ONE)
-                            .validate_event()
-                            .map_err(|e| errors.push(None, key, e.to_string()))
-                            .ok(),
-                        Err(e) => {
-                            errors.push(None, key, e);
-                            None
-                        }
-                    };
-                }
+                "quantity" => quantity = check_quantity(v, key, &mut errors),
                 "consume" => consume = take(fields::boolean(v), key, &mut errors).unwrap_or(false),
-                "period" => {
-                    period = take(fields::string(v), key, &mut errors).and_then(|s| {
-                        s.parse::<QuotaPeriod>()
-                            .map_err(|e| errors.push(None, key, e))
-                            .ok()
-                    });
-                }
+                "period" => period = check_period(v, key, &mut errors),
                 "id" => {
                     id = take(fields::string(v), key, &mut errors).and_then(|s| {
                         EventId::new(s)
@@ -282,41 +294,16 @@ impl MeterCheck {
         let mut event_raw: Option<&RawValue> = None;
         for (key, v) in map.iter() {
             match key {
-                "tenant_id" => match fields::string(v) {
-                    Ok(Some(s)) => {
-                        tenant_id = TenantId::new(&s)
-                            .map_err(|e| errors.push(None, key, e.to_string()))
-                            .ok();
-                    }
-                    _ => errors.push(None, key, "must be a string"),
-                },
+                "tenant_id" => tenant_id = check_tenant(v, key, &mut errors),
                 "meter" => match fields::string(v) {
                     Ok(Some(s)) => {
                         meter = MeterKey::new(s).map_err(|e| errors.push(None, key, e)).ok()
                     }
                     _ => errors.push(None, key, "must be a string"),
                 },
-                "quantity" => {
-                    quantity = match fields::quantity(v) {
-                        Ok(q) => q
-                            .unwrap_or(Quantity::ONE)
-                            .validate_event()
-                            .map_err(|e| errors.push(None, key, e.to_string()))
-                            .ok(),
-                        Err(e) => {
-                            errors.push(None, key, e);
-                            None
-                        }
-                    };
-                }
+                "quantity" => quantity = check_quantity(v, key, &mut errors),
                 "consume" => consume = take(fields::boolean(v), key, &mut errors).unwrap_or(false),
-                "period" => {
-                    period = take(fields::string(v), key, &mut errors).and_then(|s| {
-                        s.parse::<QuotaPeriod>()
-                            .map_err(|e| errors.push(None, key, e))
-                            .ok()
-                    });
-                }
+                "period" => period = check_period(v, key, &mut errors),
                 "event" if v.get() != "null" => event_raw = Some(v),
                 "event" => {}
                 "resource" | "feature" | "id" | "metadata" => errors.push(

@@ -159,7 +159,7 @@ function QuotaDialog({
         <Field label="Tenant" htmlFor="q-tenant_id" error={errors.tenant_id} hint="* applies to every tenant">
           <Input id="q-tenant_id" value={form.tenant_id} onChange={set('tenant_id')} disabled={!!editing} {...invalid('tenant_id')} />
         </Field>
-        <Field label="Limits" htmlFor="q-target">
+        <Field label="Quota on" htmlFor="q-target">
           <Select id="q-target" value={form.target} onChange={set('target')} disabled={!!editing}>
             <option value="feature">a feature’s usage</option>
             <option value="meter">a meter’s value</option>
