@@ -37,6 +37,11 @@ pub struct ServerConfig {
     pub group_commit: Option<GroupCommitConfig>,
     /// Per-API-key rate limit (default off).
     pub rate_limit: Option<RateLimit>,
+    /// Failed authentications allowed per client address and minute before the address is
+    /// answered 429 for a while, whatever key it presents (default 30; 0 turns it off).
+    /// Needs the peer address: [`crate::serve`] provides it; a router served otherwise
+    /// must use `into_make_service_with_connect_info::<SocketAddr>()`.
+    pub auth_failures_per_minute: u32,
     /// How long [`crate::AppState::from_backends`] caches API key and quota lookups
     /// (default 1 s; zero turns it off). Writes through this process clear the cache at
     /// once; another instance sharing the store sees them at most this much later (see
@@ -87,6 +92,7 @@ impl Default for ServerConfig {
             key_usage_flush_interval: Duration::from_secs(10),
             group_commit: Some(GroupCommitConfig::default()),
             rate_limit: None,
+            auth_failures_per_minute: 30,
             lookup_cache_ttl: Duration::from_secs(1),
             request_timeout: Duration::from_secs(30),
             cache_mib: 32,
@@ -189,6 +195,14 @@ impl ServerConfig {
     #[must_use]
     pub fn with_rate_limit(mut self, rate_limit: Option<RateLimit>) -> Self {
         self.rate_limit = rate_limit;
+        self
+    }
+
+    /// Sets how many failed authentications a client address may make per minute (0: no
+    /// limit).
+    #[must_use]
+    pub fn with_auth_failures_per_minute(mut self, failures: u32) -> Self {
+        self.auth_failures_per_minute = failures;
         self
     }
 

@@ -3,7 +3,9 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
@@ -58,7 +60,29 @@ impl FromRequestParts<AppState> for Auth {
                 "an API key is required (X-API-Key or Authorization: Bearer)",
             ));
         };
-        let principal = state.engine().authenticate(secret).await?;
+        let address = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| peer.ip());
+        let guard = state.guard().zip(address);
+        if let Some((guard, address)) = guard {
+            guard
+                .admit(address)
+                .map_err(|wait| too_many_failures(state, wait))?;
+        }
+        let principal = match state.engine().authenticate(secret).await {
+            Ok(principal) => principal,
+            Err(e @ metering_core::Error::Unauthenticated(_)) => {
+                if let Some((guard, address)) = guard {
+                    if let Err(wait) = guard.failed(address) {
+                        tracing::warn!(%address, "too many failed authentications; blocking the address for {wait} s");
+                        return Err(too_many_failures(state, wait));
+                    }
+                }
+                return Err(e.into());
+            }
+            Err(e) => return Err(e.into()),
+        };
         if let Some(limiter) = state.limiter() {
             if let Err(wait) = limiter.check(&principal.key.id) {
                 state.metrics().record_rate_limited();
@@ -71,6 +95,16 @@ impl FromRequestParts<AppState> for Auth {
         }
         Ok(Auth(principal))
     }
+}
+
+/// The answer to an address with no failed authentications left.
+fn too_many_failures(state: &AppState, wait: u64) -> ApiError {
+    state.metrics().record_rate_limited();
+    ApiError::new(
+        ErrorCode::RateLimited,
+        "too many failed authentications from this address; retry after the Retry-After delay",
+    )
+    .with_retry_after(wait)
 }
 
 /// A JSON request body, kept as the text it was sent as so the core decoders read every

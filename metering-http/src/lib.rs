@@ -80,6 +80,7 @@ mod cors;
 mod dashboard;
 mod error;
 mod extract;
+mod guard;
 pub mod instrument;
 pub mod metrics;
 pub mod openapi;

@@ -76,6 +76,8 @@ pub async fn serve(
             tracing::debug!(error = %e, "could not set TCP_NODELAY on a connection");
         }
     });
+    // The peer address feeds the failed-authentication limit per address.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;

@@ -12,6 +12,7 @@ use tokio::sync::SemaphorePermit;
 
 use crate::config::{RateLimit, ServerConfig};
 use crate::error::ApiError;
+use crate::guard::AuthGuard;
 use crate::instrument::{InstrumentedCache, InstrumentedStore};
 use crate::metrics::Metrics;
 
@@ -28,6 +29,7 @@ struct Inner {
     config: ServerConfig,
     metrics: Metrics,
     limiter: Option<KeyLimiter>,
+    guard: Option<AuthGuard>,
     /// Slots for heavy reads (listings, aggregates).
     reads: tokio::sync::Semaphore,
 }
@@ -82,6 +84,7 @@ impl AppState {
     #[must_use]
     pub fn with_metrics(engine: Metering, config: ServerConfig, metrics: Metrics) -> Self {
         let limiter = config.rate_limit.map(KeyLimiter::new);
+        let guard = NonZeroU32::new(config.auth_failures_per_minute).map(AuthGuard::new);
         let reads = tokio::sync::Semaphore::new(config.max_concurrent_reads.max(1));
         AppState {
             inner: Arc::new(Inner {
@@ -89,6 +92,7 @@ impl AppState {
                 config,
                 metrics,
                 limiter,
+                guard,
                 reads,
             }),
         }
@@ -165,5 +169,10 @@ impl AppState {
 
     pub(crate) fn limiter(&self) -> Option<&KeyLimiter> {
         self.inner.limiter.as_ref()
+    }
+
+    /// The failed-authentication limit per client address, when on.
+    pub(crate) fn guard(&self) -> Option<&AuthGuard> {
+        self.inner.guard.as_ref()
     }
 }

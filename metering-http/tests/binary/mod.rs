@@ -12,16 +12,28 @@ const BIN: &str = env!("CARGO_BIN_EXE_metering-server");
 
 /// Starts the server on `store` with `admin` as its admin key and the environment's settings
 /// for it cleared; returns the process and its base URL once it listens.
+#[allow(dead_code)] // Not every test binary that includes this module starts it plainly.
 pub(crate) async fn start(store: &str, admin: &str) -> Result<(Child, String)> {
+    start_with(store, admin, &[]).await
+}
+
+/// [`start`] with more `serve` options.
+pub(crate) async fn start_with(
+    store: &str,
+    admin: &str,
+    serve_args: &[&str],
+) -> Result<(Child, String)> {
     let mut child = Command::new(BIN)
         .args(["--store", store, "--quota-cache", "memory://"])
         .args(["serve", "--bind", "127.0.0.1:0"])
+        .args(serve_args)
         .env_remove("METERING_STORE")
         .env_remove("DATABASE_URL")
         .env_remove("METERING_QUOTA_CACHE")
         .env_remove("REDIS_URL")
         .env_remove("METERING_CACHE_MIB")
         .env_remove("METERING_MAX_CONCURRENT_READS")
+        .env_remove("METERING_AUTH_FAILURES_PER_MINUTE")
         .env("METERING_ADMIN_KEY", admin)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
@@ -46,6 +58,7 @@ pub(crate) async fn start(store: &str, admin: &str) -> Result<(Child, String)> {
 }
 
 /// GETs `url` with `key`; the answer must be a 2xx with a JSON body.
+#[allow(dead_code)] // Not every test binary that includes this module reads JSON with it.
 pub(crate) async fn get_json(
     client: &reqwest::Client,
     url: &str,

@@ -150,6 +150,11 @@ struct ServeArgs {
     #[arg(long, env = "METERING_RATE_LIMIT_BURST")]
     rate_limit_burst: Option<u32>,
 
+    /// Failed authentications allowed per client address and minute; past that the address
+    /// gets 429 (with Retry-After) whatever key it sends, until it may try again (0: off).
+    #[arg(long, env = "METERING_AUTH_FAILURES_PER_MINUTE", default_value_t = 30)]
+    auth_failures_per_minute: u32,
+
     /// A browser origin allowed to call the API (CORS), as scheme://host or
     /// scheme://host:port, e.g. http://localhost:3000; repeat the flag (or separate with commas) for several. `*`
     /// allows any origin on the endpoints that take no key (health, OpenAPI document).
@@ -193,6 +198,7 @@ impl ServeArgs {
                 self.max_concurrent_reads
                     .unwrap_or(ServerConfig::default().max_concurrent_reads),
             )
+            .with_auth_failures_per_minute(self.auth_failures_per_minute)
             .with_rate_limit((self.rate_limit_per_sec > 0).then(|| {
                 RateLimit::new(
                     self.rate_limit_per_sec,
