@@ -44,10 +44,7 @@ async fn no_secret_in_logs_metrics_errors_or_the_openapi_document() -> Result<()
         return Ok(());
     };
     let store = with_password(&pg)?;
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .subsec_nanos();
-    let schema = format!("mtest_secrets_{}_{nanos}", std::process::id());
+    let schema = format!("mtest_secrets_{}", uuid::Uuid::now_v7().simple());
     let store = format!(
         "{store}{}schema={schema}",
         if store.contains('?') { "&" } else { "?" }
