@@ -110,7 +110,7 @@ pub use metering_core::CachedLookups;
 pub use metering_core::api::{ErrorCode, INTERNAL_MESSAGE};
 pub use metering_core::{self, Metering};
 pub use metrics::Metrics;
-pub use serve::{KeyUsageFlusher, serve};
+pub use serve::{KeyUsageFlusher, TlsConfig, serve, serve_tls};
 pub use state::AppState;
 
 /// Every endpoint of the v1 contract, with its limits and error handling, over `state`.

@@ -1,6 +1,9 @@
-//! Running the router: the key-usage flusher and graceful shutdown.
+//! Running the router: the key-usage flusher, graceful shutdown, and HTTPS.
 
 use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::serve::ListenerExt as _;
@@ -77,10 +80,98 @@ pub async fn serve(
         }
     });
     // The peer address feeds the failed-authentication limit per address.
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
+    flusher.shutdown().await;
+    result
+}
+
+/// A certificate chain and its private key for HTTPS, read from PEM files.
+#[derive(Clone)]
+pub struct TlsConfig {
+    config: Arc<rustls::ServerConfig>,
+}
+
+impl std::fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsConfig").finish_non_exhaustive()
+    }
+}
+
+impl TlsConfig {
+    /// Reads the certificate chain (`cert`, PEM, the server's certificate first) and its
+    /// private key (`key`, PEM: PKCS#8, PKCS#1 or SEC1). TLS 1.2 and 1.3 with rustls's safe
+    /// defaults; HTTP/2 and HTTP/1.1 are offered.
+    ///
+    /// # Errors
+    ///
+    /// A message naming the file that cannot be read or used (never the key's bytes).
+    pub fn from_pem_files(cert: &Path, key: &Path) -> Result<Self, String> {
+        use rustls::pki_types::pem::PemObject as _;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let chain = CertificateDer::pem_file_iter(cert)
+            .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+            .map_err(|e| format!("reading the TLS certificate {}: {e}", cert.display()))?;
+        if chain.is_empty() {
+            return Err(format!(
+                "the TLS certificate file {} holds no certificate",
+                cert.display()
+            ));
+        }
+        let private = PrivateKeyDer::from_pem_file(key)
+            .map_err(|e| format!("reading the TLS private key {}: {e}", key.display()))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS set-up: {e}"))?
+            .with_no_client_auth()
+            .with_single_cert(chain, private)
+            .map_err(|e| {
+                format!(
+                    "the TLS key {} does not fit the certificate {}: {e}",
+                    key.display(),
+                    cert.display()
+                )
+            })?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(TlsConfig {
+            config: Arc::new(config),
+        })
+    }
+}
+
+/// [`serve`] over HTTPS with `tls`.
+///
+/// # Errors
+///
+/// The listener's I/O error.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    tls: TlsConfig,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let flusher = KeyUsageFlusher::spawn(
+        state.engine().clone(),
+        state.config().key_usage_flush_interval,
+    );
+    let app = crate::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    let stop = tokio::spawn(async move {
+        shutdown.await;
+        // Like `serve`: stop accepting, let the requests in flight finish.
+        stopper.graceful_shutdown(None);
+    });
+    let config = axum_server::tls_rustls::RustlsConfig::from_config(tls.config);
+    // Answers go out at once: the default acceptor sets TCP_NODELAY on each connection.
+    let result = axum_server::from_tcp_rustls(listener.into_std()?, config)?
+        .handle(handle)
+        .serve(app)
+        .await;
+    stop.abort();
     flusher.shutdown().await;
     result
 }

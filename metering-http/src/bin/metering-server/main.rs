@@ -86,6 +86,25 @@ struct ServeArgs {
     #[arg(long)]
     demo: bool,
 
+    /// Serve HTTPS with this certificate chain (PEM, the server's certificate first);
+    /// needs --tls-key.
+    #[arg(
+        long,
+        env = "METERING_TLS_CERT",
+        requires = "tls_key",
+        value_name = "PEM"
+    )]
+    tls_cert: Option<std::path::PathBuf>,
+
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        long,
+        env = "METERING_TLS_KEY",
+        requires = "tls_cert",
+        value_name = "PEM"
+    )]
+    tls_key: Option<std::path::PathBuf>,
+
     /// Largest request body in bytes.
     #[arg(long, env = "METERING_BODY_LIMIT", default_value_t = 5 * 1024 * 1024)]
     body_limit: usize,
@@ -301,15 +320,24 @@ async fn serve(state: AppState, args: &ServeArgs) -> anyhow::Result<()> {
         demo::load_if_empty(engine).await?;
     }
     admin::ensure_admin_key(engine).await?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            Some(metering_http::TlsConfig::from_pem_files(cert, key).map_err(anyhow::Error::msg)?)
+        }
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("binding {}", args.bind))?;
     let address = listener.local_addr().context("reading the bound address")?;
-    println!("metering-server listening on http://{address}");
-    tracing::info!(%address, "listening");
-    metering_http::serve(listener, state, shutdown_signal())
-        .await
-        .context("serving")?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("metering-server listening on {scheme}://{address}");
+    tracing::info!(%address, scheme, "listening");
+    match tls {
+        Some(tls) => metering_http::serve_tls(listener, tls, state, shutdown_signal()).await,
+        None => metering_http::serve(listener, state, shutdown_signal()).await,
+    }
+    .context("serving")?;
     tracing::info!("stopped");
     Ok(())
 }
