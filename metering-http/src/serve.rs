@@ -48,6 +48,14 @@ impl KeyUsageFlusher {
         KeyUsageFlusher { stop, task }
     }
 
+    /// Starts flushing the uses of `state`'s engine at its configured interval.
+    fn for_state(state: &AppState) -> Self {
+        Self::spawn(
+            state.engine().clone(),
+            state.config().key_usage_flush_interval,
+        )
+    }
+
     /// Stops, after a last flush.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
@@ -68,10 +76,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let flusher = KeyUsageFlusher::spawn(
-        state.engine().clone(),
-        state.config().key_usage_flush_interval,
-    );
+    let flusher = KeyUsageFlusher::for_state(&state);
     let app = crate::router(state);
     // Answers go out at once, not held back by Nagle's algorithm waiting for an ACK.
     let listener = listener.tap_io(|stream| {
@@ -153,10 +158,7 @@ pub async fn serve_tls(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let flusher = KeyUsageFlusher::spawn(
-        state.engine().clone(),
-        state.config().key_usage_flush_interval,
-    );
+    let flusher = KeyUsageFlusher::for_state(&state);
     let app = crate::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();
     let stopper = handle.clone();
