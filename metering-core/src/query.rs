@@ -16,6 +16,9 @@ use crate::window::{Window, WindowType};
 
 /// The largest page size of an event query.
 pub const MAX_PAGE_SIZE: u32 = 1000;
+/// The highest page number (2^31 - 1, the largest signed 32-bit integer, as the OpenAPI
+/// document says).
+pub const MAX_PAGE: u32 = 2_147_483_647;
 /// The page size when none is given.
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
 

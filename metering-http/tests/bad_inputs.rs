@@ -576,6 +576,12 @@ fn cases() -> Vec<Case> {
         // Query strings.
         get("page 0", "/v1/meter/events?page=0", 422, "VALIDATION_ERROR"),
         get(
+            "page over the documented 2^31 - 1",
+            "/v1/meter/events?page=2147483648",
+            422,
+            "VALIDATION_ERROR",
+        ),
+        get(
             "page_size 0",
             "/v1/meter/events?page_size=0",
             422,

@@ -8,7 +8,8 @@ use crate::event::{Event, NewEvent, validate_batch};
 use futures::stream::{self, BoxStream, StreamExt as _};
 
 use crate::query::{
-    AggregateQuery, AggregateReport, EventFilter, EventPage, EventQuery, MAX_PAGE_SIZE, Paging,
+    AggregateQuery, AggregateReport, EventFilter, EventPage, EventQuery, MAX_PAGE, MAX_PAGE_SIZE,
+    Paging,
 };
 
 use super::{IngestReceipt, Metering, spawn_to_completion};
@@ -153,14 +154,17 @@ impl Metering {
     ///
     /// # Errors
     ///
-    /// [`Error::Validation`] for a page size outside 1 to 1000 or page 0; the store's error.
+    /// [`Error::Validation`] for a page size outside 1 to 1000 or a page outside 1 to
+    /// [`MAX_PAGE`]; the store's error.
     pub async fn list_events(&self, query: &EventQuery) -> Result<EventPage> {
         let size = query.paging.page_size();
         if !(1..=MAX_PAGE_SIZE).contains(&size) {
             return Err(Error::invalid("page_size", "must be between 1 and 1000"));
         }
-        if let Paging::Page { page: 0, .. } = query.paging {
-            return Err(Error::invalid("page", "must be 1 or more"));
+        if let Paging::Page { page, .. } = query.paging {
+            if !(1..=MAX_PAGE).contains(&page) {
+                return Err(Error::invalid("page", "must be between 1 and 2147483647"));
+            }
         }
         if let (Some(s), Some(e)) = (query.filter.start, query.filter.end) {
             if e < s {

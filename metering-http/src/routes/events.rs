@@ -122,8 +122,8 @@ pub(crate) fn event_filter(p: &mut Params) -> EventFilter {
         ("feature" = Option<String>, Query, description = "Only this feature"),
         ("start_date" = Option<String>, Query, description = "RFC 3339 or YYYY-MM-DD, inclusive"),
         ("end_date" = Option<String>, Query, description = "RFC 3339 or YYYY-MM-DD, exclusive"),
-        ("page" = Option<u32>, Query, description = "Page number from 1 (not with cursor)"),
-        ("page_size" = Option<u32>, Query, description = "1-1000, default 50"),
+        ("page" = Option<u32>, Query, minimum = 1, maximum = 2_147_483_647, description = "Page number from 1 (not with cursor), at most 2^31 - 1"),
+        ("page_size" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "1-1000, default 50"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
     ),
     responses(
