@@ -36,7 +36,7 @@ async fn wave(engines: &[Metering], request: &ValidateRequest, tasks: usize) -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_killed_and_restarted_empty_keeps_quotas_exact() {
-    let Some(mut redis) = common::PrivateRedis::start() else {
+    let Some(mut redis) = metering_testkit::private::PrivateRedis::start() else {
         return;
     };
     let prefix = common::unique_prefix();

@@ -23,6 +23,7 @@
 pub mod cache_cases;
 pub mod env;
 pub mod fixtures;
+pub mod private;
 pub mod recount;
 pub mod store_cases;
 

@@ -1,10 +1,7 @@
 //! Helpers shared by this crate's integration tests.
 #![allow(dead_code, unreachable_pub)]
 
-mod private;
 mod slow_store;
-#[allow(unused_imports)]
-pub use private::PrivateRedis;
 #[allow(unused_imports)]
 pub use slow_store::SlowStore;
 
