@@ -9,6 +9,8 @@
 //! down.
 #![cfg(all(feature = "postgres", feature = "redis"))]
 
+mod raw_http;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -19,7 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use metering_testkit::private::{PrivatePostgres, PrivateRedis};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// The server binary: `METERING_SERVER_BIN` when set (the test command points it at the
@@ -112,11 +114,45 @@ struct Seen {
     failovers: AtomicU64,
 }
 
-async fn ingest_client(n: usize, urls: Vec<String>, stop: Arc<AtomicBool>, seen: Arc<Seen>) {
-    let client = reqwest::Client::builder()
+/// POSTs `body` to `path` until an instance answers 2xx with JSON, moving to the next
+/// instance after each failure (counted); the answer.
+async fn post_until_answered(
+    client: &reqwest::Client,
+    urls: &[String],
+    target: &mut usize,
+    path: &str,
+    body: &Value,
+    seen: &Seen,
+) -> Value {
+    loop {
+        let answer = client
+            .post(format!("{}{path}", urls[*target]))
+            .header("x-api-key", ADMIN)
+            .json(body)
+            .send()
+            .await;
+        if let Ok(answer) = answer {
+            if answer.status().is_success() {
+                if let Ok(json) = answer.json::<Value>().await {
+                    return json;
+                }
+            }
+        }
+        seen.failovers.fetch_add(1, Ordering::Relaxed);
+        *target = (*target + 1) % urls.len();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
-        .expect("client");
+        .expect("client")
+}
+
+async fn ingest_client(n: usize, urls: Vec<String>, stop: Arc<AtomicBool>, seen: Arc<Seen>) {
+    let client = client();
     let mut target = n % urls.len();
     let mut seq = 0;
     while !stop.load(Ordering::Relaxed) {
@@ -129,55 +165,38 @@ async fn ingest_client(n: usize, urls: Vec<String>, stop: Arc<AtomicBool>, seen:
             })
             .collect();
         let body = json!({ "events": events });
-        loop {
-            let answer = client
-                .post(format!("{}/v1/meter/events", urls[target]))
-                .header("x-api-key", ADMIN)
-                .json(&body)
-                .send()
-                .await;
-            if answer.is_ok_and(|a| a.status().is_success()) {
-                break;
-            }
-            seen.failovers.fetch_add(1, Ordering::Relaxed);
-            target = (target + 1) % urls.len();
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        post_until_answered(
+            &client,
+            &urls,
+            &mut target,
+            "/v1/meter/events",
+            &body,
+            &seen,
+        )
+        .await;
         seen.acked.lock().expect("lock").extend(ids);
         seq += 1;
     }
 }
 
 async fn consume_client(n: usize, urls: Vec<String>, stop: Arc<AtomicBool>, seen: Arc<Seen>) {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client");
+    let client = client();
     let mut target = n % urls.len();
     let mut seq = 0;
     while !stop.load(Ordering::Relaxed) {
         let id = format!("q{n}-{seq}");
         let body = json!({"tenant_id": format!("t{}", seq % TENANTS), "resource": "api",
                           "feature": "limited", "consume": true, "id": id});
-        let allowed = loop {
-            let answer = client
-                .post(format!("{}/v1/meter/validate", urls[target]))
-                .header("x-api-key", ADMIN)
-                .json(&body)
-                .send()
-                .await;
-            if let Ok(answer) = answer {
-                if answer.status().is_success() {
-                    if let Ok(decision) = answer.json::<Value>().await {
-                        break decision["allowed"] == json!(true);
-                    }
-                }
-            }
-            seen.failovers.fetch_add(1, Ordering::Relaxed);
-            target = (target + 1) % urls.len();
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
-        if allowed {
+        let decision = post_until_answered(
+            &client,
+            &urls,
+            &mut target,
+            "/v1/meter/validate",
+            &body,
+            &seen,
+        )
+        .await;
+        if decision["allowed"] == json!(true) {
             seen.admitted.lock().expect("lock").insert(id);
         }
         seq += 1;
@@ -208,16 +227,7 @@ async fn cut_mid_request(url: &str) -> Result<()> {
     let body = json!({"events": (0..50).map(|i| json!({"id": format!("cut-{i}"),
         "tenant_id": "t0", "resource": "api", "feature": "call"})).collect::<Vec<_>>()})
     .to_string();
-    let mut stream = tokio::net::TcpStream::connect(address).await?;
-    let head = format!(
-        "POST /v1/meter/events HTTP/1.1\r\nHost: {address}\r\nX-API-Key: {ADMIN}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(&body.as_bytes()[..body.len() / 2]).await?;
-    stream.flush().await?;
-    drop(stream);
+    drop(raw_http::post_events_partly(address, ADMIN, &body, body.len() / 2).await?);
     Ok(())
 }
 

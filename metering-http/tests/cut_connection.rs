@@ -4,13 +4,13 @@
 //! the answer was read, leaves the batch committed once; the retry is answered as duplicates.
 
 mod binary;
+mod raw_http;
 
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::AsyncReadExt;
 
 const ADMIN: &str = "mk_cut_admin_0123456789abcdef01";
 
@@ -36,22 +36,6 @@ async fn count(client: &reqwest::Client, base: &str) -> Result<u64> {
     page["pagination"]["total"].as_u64().context("a total")
 }
 
-/// Sends the head of a POST with `body`, and `sent` bytes of the body, then closes.
-async fn send_partly(address: &str, body: &str, sent: usize) -> Result<()> {
-    let mut stream = TcpStream::connect(address).await?;
-    let head = format!(
-        "POST /v1/meter/events HTTP/1.1\r\nHost: {address}\r\nX-API-Key: {ADMIN}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(&body.as_bytes()[..sent]).await?;
-    stream.flush().await?;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    drop(stream);
-    Ok(())
-}
-
 #[tokio::test]
 async fn cut_connections_write_all_or_nothing_and_retries_count_once() -> Result<()> {
     let dir = tempfile::tempdir()?;
@@ -62,7 +46,9 @@ async fn cut_connections_write_all_or_nothing_and_retries_count_once() -> Result
 
     // Cut mid-body: nothing of the batch is written.
     let body = batch("cut", 500);
-    send_partly(&address, &body, body.len() / 2).await?;
+    let stream = raw_http::post_events_partly(&address, ADMIN, &body, body.len() / 2).await?;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(stream);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(
         count(&client, &base).await?,
@@ -83,15 +69,7 @@ async fn cut_connections_write_all_or_nothing_and_retries_count_once() -> Result
 
     // Cut after sending everything, before reading the answer: the batch commits once...
     let second = batch("sent", 300);
-    let mut stream = TcpStream::connect(&address).await?;
-    let head = format!(
-        "POST /v1/meter/events HTTP/1.1\r\nHost: {address}\r\nX-API-Key: {ADMIN}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        second.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(second.as_bytes()).await?;
-    stream.flush().await?;
+    let mut stream = raw_http::post_events_partly(&address, ADMIN, &second, second.len()).await?;
     // Wait for the first byte of the answer, then hang up without reading it.
     let mut first = [0u8; 1];
     stream.read_exact(&mut first).await?;

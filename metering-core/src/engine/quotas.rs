@@ -138,25 +138,9 @@ impl Metering {
                 .await
         })
         .await?;
-        let mut decision = match outcome.0 {
-            ConsumeOutcome::Admitted { usage_before } => QuotaDecision::under_quota(
-                &quota,
-                key.window,
-                usage_before + requested,
-                requested,
-                true,
-            ),
-            ConsumeOutcome::Duplicate { usage } => {
-                QuotaDecision::under_quota(&quota, key.window, usage, requested, true)
-            }
-            ConsumeOutcome::Denied { usage } => {
-                return Ok(QuotaDecision::under_quota(
-                    &quota, key.window, usage, requested, false,
-                ));
-            }
-        };
-        decision.event_id = Some(event_id);
-        Ok(decision)
+        Ok(QuotaDecision::after_consume(
+            &quota, key.window, outcome.0, requested, event_id,
+        ))
     }
 
     /// The exact usage behind a counter: from the cache when present, else from the store
@@ -328,26 +312,13 @@ impl Metering {
                 .await
         })
         .await?;
-        let j = consumed.judgement;
-        let mut decision = match consumed.outcome {
-            ConsumeOutcome::Admitted { usage_before } => QuotaDecision::under_quota(
-                &quota,
-                window,
-                usage_before.saturating_add(j.added),
-                j.added,
-                true,
-            ),
-            ConsumeOutcome::Duplicate { usage } => {
-                QuotaDecision::under_quota(&quota, window, usage, j.added, true)
-            }
-            ConsumeOutcome::Denied { usage } => {
-                return Ok(QuotaDecision::under_quota(
-                    &quota, window, usage, j.added, false,
-                ));
-            }
-        };
-        decision.event_id = Some(event_id);
-        Ok(decision)
+        Ok(QuotaDecision::after_consume(
+            &quota,
+            window,
+            consumed.outcome,
+            consumed.judgement.added,
+            event_id,
+        ))
     }
 
     /// Checks a meter quota on behalf of `caller`: a key with role ingest or admin, and a

@@ -646,6 +646,29 @@ impl QuotaDecision {
         }
     }
 
+    /// The decision after an atomic consume of `requested` (event `event_id`) against
+    /// `quota` in `window`: usage after the event when admitted, the event id unless denied.
+    #[must_use]
+    pub fn after_consume(
+        quota: &Quota,
+        window: Window,
+        outcome: crate::store::ConsumeOutcome,
+        requested: Quantity,
+        event_id: EventId,
+    ) -> Self {
+        use crate::store::ConsumeOutcome;
+        let (usage, allowed) = match outcome {
+            ConsumeOutcome::Admitted { usage_before } => {
+                (usage_before.saturating_add(requested), true)
+            }
+            ConsumeOutcome::Duplicate { usage } => (usage, true),
+            ConsumeOutcome::Denied { usage } => (usage, false),
+        };
+        let mut decision = Self::under_quota(quota, window, usage, requested, allowed);
+        decision.event_id = allowed.then_some(event_id);
+        decision
+    }
+
     /// The decision when no quota applies.
     #[must_use]
     pub fn unlimited(period: Option<(QuotaPeriod, Window)>, usage: Quantity) -> Self {
