@@ -221,7 +221,7 @@ impl Metering {
                     },
                     |p| p.window(now, chrono_tz::Tz::UTC),
                 ),
-                crate::quantity::Quantity::ZERO,
+                Quantity::ZERO,
             ),
         };
         let limit = MeterLimit {
@@ -231,7 +231,11 @@ impl Metering {
             limit,
         };
         if let Some(event) = &event {
-            limit.check_event_matches(event)?;
+            // With a quota the event must also fall in its current period.
+            match quota {
+                Some(_) => limit.check_event(event)?,
+                None => limit.check_event_matches(event)?,
+            }
         }
         let Some(quota) = quota else {
             let event_id = match event {
@@ -242,19 +246,13 @@ impl Metering {
             };
             let period = check.period.map(|p| (p, window));
             let usage = match period {
-                Some(_) => self.inner.store.tally_meter(&limit).await?,
-                None => limit.tally(),
+                Some(_) => self.inner.store.tally_meter(&limit).await?.usage(),
+                None => Quantity::ZERO,
             };
-            let usage = limit
-                .judge(&usage, MeterAddition::Requested(check.quantity))
-                .usage;
             let mut decision = QuotaDecision::unlimited(period, usage);
             decision.event_id = event_id;
             return Ok(decision);
         };
-        if let Some(event) = &event {
-            limit.check_event(event)?;
-        }
         match event {
             Some(event) if check.consume => self.consume_metered(quota, limit, event).await,
             event => {

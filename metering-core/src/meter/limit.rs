@@ -141,6 +141,7 @@ impl MeterLimit {
     #[must_use]
     pub fn judge(&self, tally: &MeterTally, adding: MeterAddition<'_>) -> MeterJudgement {
         let usage = tally.value();
+        let reported = tally.usage();
         let (added, already_counted) = match adding {
             MeterAddition::Event(event) => match tally.contribution(&self.meter, event) {
                 Some(Contribution::Amount(a)) => (a, false),
@@ -161,7 +162,7 @@ impl MeterLimit {
         let limit = i128::try_from(self.limit.nanos()).unwrap_or(i128::MAX);
         let allowed = already_counted || usage.nanos().saturating_add(added.nanos()) <= limit;
         MeterJudgement {
-            usage: clamp(usage),
+            usage: reported,
             added: clamp(added),
             allowed,
         }
@@ -219,6 +220,12 @@ impl MeterTally {
             }
             None => {}
         }
+    }
+
+    /// The value as a usage: negative sums count as no usage.
+    #[must_use]
+    pub fn usage(&self) -> Quantity {
+        clamp(self.value())
     }
 
     /// The meter's value: the exact sum, the count, or the number of distinct values.
