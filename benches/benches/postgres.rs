@@ -87,6 +87,9 @@ fn event(profile: Profile, run: u64, n: u64) -> Event {
         timestamp: at,
         metadata: Some(metadata),
         created_at: at,
+        amends: None,
+        voided_at: None,
+        void_reason: None,
     }
 }
 

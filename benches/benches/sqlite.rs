@@ -76,6 +76,9 @@ fn event(
         timestamp: at,
         metadata: Some(metadata),
         created_at: at,
+        amends: None,
+        voided_at: None,
+        void_reason: None,
     }
 }
 

@@ -19,6 +19,12 @@
 //! version during the rebuild (the rebuilt value is thrown away and the caller uses the
 //! store's answer directly). Ingests that begin after the counter exists bump it in step 3.
 //!
+//! A correction (a void or an amend) takes usage away, which a counter cannot follow by
+//! adding. It is bracketed the same way, and its `end_ingest` gets [`Ingested::RECOUNT`]: the
+//! stream's counters are dropped instead of added to, whatever the outcome, so the next check
+//! rebuilds them from the store (a rebuild begun before the correction is refused by the
+//! version, as above).
+//!
 //! A shared cache (Redis) that failed a `begin_ingest` or `end_ingest` may have missed
 //! events, so it must drop its counters before serving any again once it is reachable.
 
@@ -101,6 +107,9 @@ pub struct Ingested<'a> {
     pub events: &'a [Event],
     /// `inserted[i]` tells whether `events[i]` was newly written (duplicates are not counted).
     pub inserted: &'a [bool],
+    /// The write also took usage away (a void or an amend), so the streams' counters are
+    /// dropped, to be rebuilt from the store, instead of added to.
+    pub recount: bool,
 }
 
 impl<'a> Ingested<'a> {
@@ -108,6 +117,14 @@ impl<'a> Ingested<'a> {
     pub const NONE: Ingested<'static> = Ingested {
         events: &[],
         inserted: &[],
+        recount: false,
+    };
+
+    /// A correction was written (or may have been): every counter of the streams is dropped.
+    pub const RECOUNT: Ingested<'static> = Ingested {
+        events: &[],
+        inserted: &[],
+        recount: true,
     };
 
     /// The newly written events.

@@ -22,7 +22,7 @@
 ///
 /// metering_core::forward_store! {
 ///     impl[S: Store] Store for Counting<S> => inner;
-///     forward: [list_events, aggregate, sum_usage, consume, tally_meter, consume_metered,
+///     forward: [list_events, event, replacement_of, void_event, amend_event, aggregate, sum_usage, consume, tally_meter, consume_metered,
 ///               upsert_quota, list_quotas, quota,
 ///               quota_candidates, delete_quota, insert_api_key, api_key_by_hash,
 ///               list_api_keys, api_key, revoke_api_key, record_key_usage, put_meter,
@@ -65,6 +65,34 @@ macro_rules! forward_store {
         $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
             async fn list_events(&self, query: &$crate::EventQuery) -> $crate::Result<$crate::EventPage> {
                 self.$($inner)+.list_events(query).await
+            }
+        ] $($body)*);
+    };
+    (@munch $gen:tt $ty:tt [$($inner:tt)+] [event $($rest:ident)*] [$($acc:tt)*] $($body:tt)*) => {
+        $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
+            async fn event(&self, id: &$crate::EventId) -> $crate::Result<::std::option::Option<$crate::Event>> {
+                self.$($inner)+.event(id).await
+            }
+        ] $($body)*);
+    };
+    (@munch $gen:tt $ty:tt [$($inner:tt)+] [replacement_of $($rest:ident)*] [$($acc:tt)*] $($body:tt)*) => {
+        $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
+            async fn replacement_of(&self, id: &$crate::EventId) -> $crate::Result<::std::option::Option<$crate::Event>> {
+                self.$($inner)+.replacement_of(id).await
+            }
+        ] $($body)*);
+    };
+    (@munch $gen:tt $ty:tt [$($inner:tt)+] [void_event $($rest:ident)*] [$($acc:tt)*] $($body:tt)*) => {
+        $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
+            async fn void_event(&self, id: &$crate::EventId, reason: ::std::option::Option<&str>, at: $crate::__chrono::DateTime<$crate::__chrono::Utc>) -> $crate::Result<::std::option::Option<$crate::Event>> {
+                self.$($inner)+.void_event(id, reason, at).await
+            }
+        ] $($body)*);
+    };
+    (@munch $gen:tt $ty:tt [$($inner:tt)+] [amend_event $($rest:ident)*] [$($acc:tt)*] $($body:tt)*) => {
+        $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
+            async fn amend_event(&self, replacement: &$crate::Event, reason: ::std::option::Option<&str>, at: $crate::__chrono::DateTime<$crate::__chrono::Utc>) -> $crate::Result<$crate::AmendOutcome> {
+                self.$($inner)+.amend_event(replacement, reason, at).await
             }
         ] $($body)*);
     };

@@ -24,6 +24,8 @@
 //!   are the same in every backend.
 //! - Make [`Store::consume`](crate::Store::consume) atomic across processes: a transaction
 //!   that holds a lock on the usage scope while it sums and inserts.
+//! - Make a void take the event out of whatever the backend keeps pre-summed (rollups), in
+//!   the same transaction that marks it, and skip voided rows in every raw read.
 //! - Answer [`Store::query_meter`](crate::Store::query_meter) by feeding the events that
 //!   [`MeterQuery::event_filter`](crate::MeterQuery::event_filter) selects to a
 //!   [`MeterAggregator`](crate::MeterAggregator), in any order (see [`crate::meter`]).
@@ -38,7 +40,8 @@
 //! use async_trait::async_trait;
 //! use chrono::{DateTime, Utc};
 //! use metering_core::{
-//!     AggregateQuery, AggregateRow, ApiKey, ApiKeyId, ConsumeOutcome, Event, EventPage,
+//!     AggregateQuery, AggregateRow, AmendOutcome, ApiKey, ApiKeyId, ConsumeOutcome, Event,
+//!     EventId, EventPage,
 //!     EventQuery, Feature, InsertOutcome, KeyHash, LastAdmin, MemoryStore, Meter, MeterKey,
 //!     MeterLimit, MeterQuery, MeterReport, MeterSpec, MeterTally, MeteredConsume, Quantity,
 //!     Quota, QuotaId, QuotaScope, QuotaSpec, Result, Store, StoredApiKey, TenantId, UsageLimit,
@@ -60,6 +63,24 @@
 //!     }
 //!     async fn list_events(&self, q: &EventQuery) -> Result<EventPage> {
 //!         self.inner.list_events(q).await
+//!     }
+//!     async fn event(&self, id: &EventId) -> Result<Option<Event>> {
+//!         self.inner.event(id).await
+//!     }
+//!     async fn replacement_of(&self, id: &EventId) -> Result<Option<Event>> {
+//!         self.inner.replacement_of(id).await
+//!     }
+//!     async fn void_event(&self, id: &EventId, reason: Option<&str>, at: DateTime<Utc>)
+//!     -> Result<Option<Event>> {
+//!         self.inner.void_event(id, reason, at).await
+//!     }
+//!     async fn amend_event(&self, new: &Event, reason: Option<&str>, at: DateTime<Utc>)
+//!     -> Result<AmendOutcome> {
+//!         let outcome = self.inner.amend_event(new, reason, at).await?;
+//!         if matches!(outcome, AmendOutcome::Amended(_)) {
+//!             self.written.fetch_add(1, Ordering::Relaxed);
+//!         }
+//!         Ok(outcome)
 //!     }
 //!     async fn aggregate(&self, q: &AggregateQuery) -> Result<Vec<AggregateRow>> {
 //!         self.inner.aggregate(q).await

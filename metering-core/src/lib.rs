@@ -71,11 +71,11 @@ pub use apikey::{
 };
 pub use cache::{CounterKey, Ingested, QuotaCache, RebuildToken, UsageStream};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use engine::{Health, HealthStatus, IngestReceipt, Metering, MeteringBuilder};
+pub use engine::{Amended, Health, HealthStatus, IngestReceipt, Metering, MeteringBuilder};
 pub use error::{BoxError, Error, FieldError, Result, ValidationErrors};
 pub use event::{
-    Event, EventId, EventRules, Feature, Metadata, NameError, NewEvent, Resource, TenantId,
-    validate_batch,
+    Amendment, Event, EventId, EventRules, Feature, Metadata, NameError, NewEvent, Resource,
+    TenantId, validate_batch, void_reason,
 };
 pub use group_commit::GroupCommitConfig;
 pub use lookup_cache::CachedLookups;
@@ -96,7 +96,7 @@ pub use quota::{
     ValidateRequest, select_quota, sort_quotas,
 };
 pub use redact::redact_url;
-pub use store::{ConsumeOutcome, InsertOutcome, MeteredConsume, Store, StoredApiKey};
+pub use store::{AmendOutcome, ConsumeOutcome, InsertOutcome, MeteredConsume, Store, StoredApiKey};
 pub use window::{Granularity, QuotaPeriod, Window, WindowType, parse_tz};
 
 /// For [`forward_store!`]: the attribute its impls carry.

@@ -104,7 +104,7 @@ impl<S: Store + ?Sized> CachedLookups<S> {
 crate::forward_store! {
     impl[S: Store + ?Sized] Store for CachedLookups<S> => inner;
     forward: [
-        insert_events, list_events, aggregate, sum_usage, consume,
+        insert_events, list_events, event, replacement_of, void_event, amend_event, aggregate, sum_usage, consume,
         tally_meter,
         consume_metered, list_quotas, quota,
         list_api_keys, api_key, record_key_usage, put_meter, list_meters, meter, delete_meter,

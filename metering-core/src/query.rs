@@ -36,6 +36,8 @@ pub struct EventFilter {
     pub start: Option<DateTime<Utc>>,
     /// Only events before this instant.
     pub end: Option<DateTime<Utc>>,
+    /// Voided events too (listings and exports only; nothing counts a voided event).
+    pub include_voided: bool,
 }
 
 impl EventFilter {
@@ -74,6 +76,13 @@ impl EventFilter {
         self
     }
 
+    /// Selects voided events too.
+    #[must_use]
+    pub fn including_voided(mut self) -> Self {
+        self.include_voided = true;
+        self
+    }
+
     /// Whether `event` is selected.
     #[must_use]
     pub fn matches(&self, event: &Event) -> bool {
@@ -84,6 +93,7 @@ impl EventFilter {
             && self.feature.as_ref().is_none_or(|f| *f == event.feature)
             && self.start.is_none_or(|s| event.timestamp >= s)
             && self.end.is_none_or(|e| event.timestamp < e)
+            && (self.include_voided || event.counts())
     }
 }
 
@@ -398,6 +408,7 @@ impl AggregateQuery {
             feature: self.feature.clone(),
             start: Some(self.start),
             end: Some(self.end),
+            include_voided: false,
         }
     }
 }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use crate::apikey::{ApiKey, ApiKeyId, KeyHash, LastAdmin};
 use crate::error::Result;
-use crate::event::{Event, Feature, TenantId};
+use crate::event::{Event, EventId, Feature, TenantId};
 use crate::meter::{
     Meter, MeterJudgement, MeterKey, MeterLimit, MeterQuery, MeterReport, MeterSpec, MeterTally,
 };
@@ -67,6 +67,22 @@ pub struct MeteredConsume {
     pub judgement: MeterJudgement,
 }
 
+/// What [`Store::amend_event`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AmendOutcome {
+    /// The original was voided and the replacement stored, in one step.
+    Amended(Event),
+    /// An event with the replacement's id already amends the original (a retried amend):
+    /// nothing changed; the stored replacement.
+    Replayed(Event),
+    /// No event has the original's id.
+    NotFound,
+    /// The original was voided already (by a void or an earlier amend).
+    OriginalVoided,
+    /// The replacement's id is taken by an event that is not an amend of the original.
+    IdTaken,
+}
+
 /// A stored key with its secret's hash, as looked up during authentication.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredApiKey {
@@ -113,6 +129,62 @@ pub trait Store: Send + Sync + Debug + 'static {
     ///
     /// [`crate::Error::Unavailable`] when the store cannot be reached.
     async fn list_events(&self, query: &EventQuery) -> Result<EventPage>;
+
+    /// One event by id, voided or not.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Unavailable`] when the store cannot be reached.
+    async fn event(&self, id: &EventId) -> Result<Option<Event>>;
+
+    /// The event an amend of `id` recorded (whose `amends` is `id`), voided or not.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Unavailable`] when the store cannot be reached.
+    async fn replacement_of(&self, id: &EventId) -> Result<Option<Event>>;
+
+    /// Voids an event: it stays stored (with `voided_at = at` and `void_reason = reason`)
+    /// and stops counting everywhere. Returns the event as stored afterwards; `None` when no
+    /// event has the id.
+    ///
+    /// # Behavior
+    ///
+    /// - Aggregates, usage sums, meters and consumes no longer count the event once this
+    ///   returns, in whatever window it fell.
+    /// - Listings show it only with [`EventFilter::include_voided`](crate::EventFilter).
+    /// - Voiding a voided event changes nothing and returns it as it is.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Unavailable`] when the store cannot be reached (nothing changed).
+    async fn void_event(
+        &self,
+        id: &EventId,
+        reason: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Event>>;
+
+    /// Voids the event `replacement.amends` names (as [`Store::void_event`], with `reason`)
+    /// and inserts `replacement`, in one step.
+    ///
+    /// # Behavior
+    ///
+    /// - Checked in this order: the replacement's id stored already ([`AmendOutcome::Replayed`]
+    ///   when that event amends the same original, else [`AmendOutcome::IdTaken`]); the
+    ///   original missing ([`AmendOutcome::NotFound`]) or voided
+    ///   ([`AmendOutcome::OriginalVoided`]). Only [`AmendOutcome::Amended`] changes anything.
+    /// - `replacement.amends` is `Some`; the caller builds it from the original.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Unavailable`] when the store cannot be reached (nothing changed).
+    async fn amend_event(
+        &self,
+        replacement: &Event,
+        reason: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<AmendOutcome>;
 
     /// Sums events per window and group.
     ///

@@ -20,7 +20,7 @@ struct SlowStore {
 metering_core::forward_store! {
     impl Store for SlowStore => inner;
     forward: [
-        list_events, aggregate, sum_usage, consume,
+        list_events, event, replacement_of, void_event, amend_event, aggregate, sum_usage, consume,
         tally_meter,
         consume_metered, upsert_quota, list_quotas, quota,
         quota_candidates, delete_quota, insert_api_key, api_key_by_hash, list_api_keys, api_key,

@@ -176,10 +176,40 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
         if !is_json_content_type(request.headers()) {
-            return Err(ApiError::bad_request(
-                "the body must be JSON with Content-Type: application/json",
-            ));
+            return Err(not_json_content());
         }
+        read_json(request, state).await
+    }
+}
+
+/// A JSON request body that may be left out: an empty body is `None` (whatever its content
+/// type), anything else is read as [`JsonBody`].
+#[derive(Debug, Clone)]
+pub(crate) struct OptionalJsonBody(pub(crate) Option<JsonBody>);
+
+impl<S: Send + Sync> FromRequest<S> for OptionalJsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let json = is_json_content_type(request.headers());
+        let body = read_json(request, state).await?;
+        if body.0.is_empty() {
+            return Ok(OptionalJsonBody(None));
+        }
+        if !json {
+            return Err(not_json_content());
+        }
+        Ok(OptionalJsonBody(Some(body)))
+    }
+}
+
+fn not_json_content() -> ApiError {
+    ApiError::bad_request("the body must be JSON with Content-Type: application/json")
+}
+
+/// Reads the body (within the configured limit) and checks it is UTF-8.
+async fn read_json<S: Send + Sync>(request: Request, state: &S) -> Result<JsonBody, ApiError> {
+    {
         let bytes =
             Bytes::from_request(request, state)
                 .await

@@ -8,11 +8,11 @@ use std::time::Instant;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use metering_core::{
-    AggregateQuery, AggregateRow, ApiKey, ApiKeyId, ConsumeOutcome, CounterKey, Event, EventPage,
-    EventQuery, Feature, Ingested, InsertOutcome, KeyHash, LastAdmin, Meter, MeterKey, MeterLimit,
-    MeterQuery, MeterReport, MeterSpec, MeterTally, MeteredConsume, Quantity, Quota, QuotaCache,
-    QuotaId, QuotaScope, QuotaSpec, RebuildToken, Result, Store, StoredApiKey, TenantId,
-    UsageLimit, UsageScope, UsageStream, Window,
+    AggregateQuery, AggregateRow, AmendOutcome, ApiKey, ApiKeyId, ConsumeOutcome, CounterKey,
+    Event, EventId, EventPage, EventQuery, Feature, Ingested, InsertOutcome, KeyHash, LastAdmin,
+    Meter, MeterKey, MeterLimit, MeterQuery, MeterReport, MeterSpec, MeterTally, MeteredConsume,
+    Quantity, Quota, QuotaCache, QuotaId, QuotaScope, QuotaSpec, RebuildToken, Result, Store,
+    StoredApiKey, TenantId, UsageLimit, UsageScope, UsageStream, Window,
 };
 
 use crate::metrics::{Metrics, result_label};
@@ -73,6 +73,47 @@ impl<S: Store + ?Sized> Store for InstrumentedStore<S> {
             record_store_call,
             "list_events",
             self.inner.list_events(query)
+        )
+    }
+
+    async fn event(&self, id: &EventId) -> Result<Option<Event>> {
+        timed!(self, record_store_call, "event", self.inner.event(id))
+    }
+
+    async fn replacement_of(&self, id: &EventId) -> Result<Option<Event>> {
+        timed!(
+            self,
+            record_store_call,
+            "replacement_of",
+            self.inner.replacement_of(id)
+        )
+    }
+
+    async fn void_event(
+        &self,
+        id: &EventId,
+        reason: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Event>> {
+        timed!(
+            self,
+            record_store_call,
+            "void_event",
+            self.inner.void_event(id, reason, at)
+        )
+    }
+
+    async fn amend_event(
+        &self,
+        replacement: &Event,
+        reason: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<AmendOutcome> {
+        timed!(
+            self,
+            record_store_call,
+            "amend_event",
+            self.inner.amend_event(replacement, reason, at)
         )
     }
 

@@ -118,6 +118,15 @@ pub(crate) fn date_time(raw: &str) -> Result<DateTime<Utc>, String> {
     })
 }
 
+/// Reads `true` or `false`.
+pub(crate) fn boolean(raw: &str) -> Result<bool, String> {
+    match raw {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err("must be true or false".to_owned()),
+    }
+}
+
 /// Reads a positive integer.
 pub(crate) fn number(raw: &str) -> Result<u32, String> {
     raw.parse::<u32>()

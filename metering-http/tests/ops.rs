@@ -251,6 +251,9 @@ const ROUTES: &[&str] = &[
     "POST /v1/meter/events/batch",
     "GET /v1/meter/events",
     "GET /v1/meter/events/export",
+    "POST /v1/meter/events/{id}/void",
+    "POST /v1/meter/events/{id}/amend",
+    "GET /v1/meter/events/{id}/history",
     "GET /v1/meter/aggregates",
     "POST /v1/meter/validate",
     "PUT /v1/meter/quotas",
@@ -511,7 +514,7 @@ struct GatedAggregates {
 
 metering_core::forward_store! {
     impl Store for GatedAggregates => inner;
-    forward: [insert_events, list_events, sum_usage, consume,
+    forward: [insert_events, list_events, event, replacement_of, void_event, amend_event, sum_usage, consume,
         tally_meter,
         consume_metered, upsert_quota, list_quotas, quota,
               quota_candidates, delete_quota, insert_api_key, api_key_by_hash, list_api_keys,

@@ -83,6 +83,9 @@ fn push_sources(
                 sql.push(")");
             }
             sql.push(")");
+            if table == "events" {
+                sql.push(" AND x.voided_at IS NULL");
+            }
             push_filters(sql, "x", tenant, resource, feature);
         };
     for source in [Source::Day, Source::Quarter, Source::Raw] {
@@ -226,7 +229,9 @@ pub(crate) async fn aggregate_rows(
         query.resource.as_ref(),
         query.feature.as_ref(),
     );
-    sql.push(") s GROUP BY 1, 2, 3, 4");
+    // A group whose events were all voided is left with a zero count: no row, as if none
+    // had been written.
+    sql.push(") s GROUP BY 1, 2, 3, 4 HAVING sum(s.n) > 0");
     let rows = sql.build().fetch_all(pool).await.map_err(db)?;
     let get = |e: sqlx::Error| Into::<metering_core::Error>::into(PgError::from(e));
     let mut parts = Vec::with_capacity(rows.len());

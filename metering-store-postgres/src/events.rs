@@ -17,7 +17,7 @@ use crate::retention::{KnownPartitions, ensure_partitions, lock};
 
 /// How often a batch is tried when a deadlock, a serialization failure, an id claimed by a
 /// concurrent batch or a partition dropped under it gets in its way.
-const ATTEMPTS: usize = 8;
+pub(crate) const ATTEMPTS: usize = 8;
 
 /// The batch as rows, from one array parameter per column.
 macro_rules! unnest_batch {
@@ -98,7 +98,7 @@ fresh AS MATERIALIZED (
 
 /// The two batch statements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Claim {
+pub(crate) enum Claim {
     /// [`INSERT_ALL_NEW`].
     AllNew,
     /// [`INSERT_SKIPPING_STORED`].
@@ -106,7 +106,7 @@ enum Claim {
 }
 
 /// The ids a batch statement wrote.
-enum Claimed {
+pub(crate) enum Claimed {
     /// Every id of the batch.
     All,
     /// These.
@@ -114,7 +114,7 @@ enum Claimed {
 }
 
 impl Claimed {
-    fn contains(&self, id: &str) -> bool {
+    pub(crate) fn contains(&self, id: &str) -> bool {
         match self {
             Claimed::All => true,
             Claimed::These(ids) => ids.contains(id),
@@ -139,7 +139,7 @@ fn dedup(events: &[Event]) -> (Vec<&Event>, Vec<bool>) {
 }
 
 /// Runs the `claim` statement for `events` on `conn` and returns the ids that were new.
-async fn write(
+pub(crate) async fn write(
     conn: &mut PgConnection,
     claim: Claim,
     events: &[&Event],
@@ -355,7 +355,12 @@ impl From<metering_core::Error> for ConsumeError {
     }
 }
 
-fn event_from_row(row: &PgRow) -> Result<Event> {
+/// The select list [`event_from_row`] reads, on table alias `e`.
+pub(crate) const EVENT_SELECT: &str = "SELECT e.id, e.tenant_id, e.resource, e.feature, \
+     e.quantity::text AS quantity, e.ts, e.metadata::text AS metadata, e.created_at, e.amends, \
+     e.voided_at, e.void_reason FROM events e";
+
+pub(crate) fn event_from_row(row: &PgRow) -> Result<Event> {
     let get = |e: sqlx::Error| Into::<metering_core::Error>::into(PgError::from(e));
     let metadata: Option<String> = row.try_get("metadata").map_err(get)?;
     let metadata = match metadata {
@@ -374,6 +379,12 @@ fn event_from_row(row: &PgRow) -> Result<Event> {
         timestamp: row.try_get("ts").map_err(get)?,
         metadata,
         created_at: row.try_get("created_at").map_err(get)?,
+        amends: row
+            .try_get::<Option<String>, _>("amends")
+            .map_err(get)?
+            .map(EventId::from_trusted),
+        voided_at: row.try_get("voided_at").map_err(get)?,
+        void_reason: row.try_get("void_reason").map_err(get)?,
     })
 }
 
@@ -395,6 +406,9 @@ fn push_event_filter(sql: &mut QueryBuilder<Postgres>, filter: &EventFilter) {
         sql.push(" AND e.ts < ");
         sql.push_bind(end);
     }
+    if !filter.include_voided {
+        sql.push(" AND e.voided_at IS NULL");
+    }
 }
 
 /// Calls `visit` with every event `filter` selects, in no particular order, streaming the
@@ -405,10 +419,7 @@ pub(crate) async fn scan(
     mut visit: impl FnMut(&Event) + Send,
 ) -> Result<()> {
     use futures::TryStreamExt as _;
-    let mut sql = QueryBuilder::new(
-        "SELECT e.id, e.tenant_id, e.resource, e.feature, e.quantity::text AS quantity, e.ts, \
-         e.metadata::text AS metadata, e.created_at FROM events e",
-    );
+    let mut sql = QueryBuilder::new(EVENT_SELECT);
     push_event_filter(&mut sql, filter);
     let mut rows = sql.build().fetch(conn);
     while let Some(row) = rows.try_next().await.map_err(db)? {
@@ -421,10 +432,7 @@ pub(crate) async fn scan(
 pub(crate) async fn list_events(pool: &PgPool, query: &EventQuery) -> Result<EventPage> {
     let filter = &query.filter;
     let size = query.paging.page_size().max(1);
-    let mut sql = QueryBuilder::new(
-        "SELECT e.id, e.tenant_id, e.resource, e.feature, e.quantity::text AS quantity, e.ts, \
-         e.metadata::text AS metadata, e.created_at FROM events e",
-    );
+    let mut sql = QueryBuilder::new(EVENT_SELECT);
     push_event_filter(&mut sql, filter);
     let mut offset = 0i64;
     if let Paging::Cursor { after: Some(c), .. } = &query.paging {
@@ -453,6 +461,17 @@ pub(crate) async fn list_events(pool: &PgPool, query: &EventQuery) -> Result<Eve
         .map(event_from_row)
         .collect::<Result<Vec<_>>>()?;
     let total = match &query.paging {
+        // The rollups count only events that count; voided ones are counted one by one.
+        Paging::Page { .. } if filter.include_voided => {
+            let mut sql = QueryBuilder::new("SELECT count(*) FROM events e");
+            push_event_filter(&mut sql, filter);
+            let n: i64 = sql
+                .build_query_scalar()
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(db)?;
+            Some(u64::try_from(n).unwrap_or(0))
+        }
         Paging::Page { .. } => Some(aggregate::count_events(&mut conn, filter).await?),
         Paging::Cursor { .. } => None,
     };

@@ -4,6 +4,7 @@
 mod aggregate;
 mod api_keys;
 mod config;
+mod corrections;
 mod error;
 mod events;
 mod meters;

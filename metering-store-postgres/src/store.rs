@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use metering_core::{
-    AggregateQuery, AggregateRow, ApiKey, ApiKeyId, ConsumeOutcome, Error, Event, EventPage,
-    EventQuery, Feature, InsertOutcome, KeyHash, LastAdmin, Meter, MeterKey, MeterLimit,
-    MeterQuery, MeterReport, MeterSpec, MeterTally, MeteredConsume, Quantity, Quota, QuotaId,
-    QuotaScope, QuotaSpec, Result, Store, StoredApiKey, TenantId, UsageLimit, UsageScope, Window,
-    redact_url,
+    AggregateQuery, AggregateRow, AmendOutcome, ApiKey, ApiKeyId, ConsumeOutcome, Error, Event,
+    EventId, EventPage, EventQuery, Feature, InsertOutcome, KeyHash, LastAdmin, Meter, MeterKey,
+    MeterLimit, MeterQuery, MeterReport, MeterSpec, MeterTally, MeteredConsume, Quantity, Quota,
+    QuotaId, QuotaScope, QuotaSpec, Result, Store, StoredApiKey, TenantId, UsageLimit, UsageScope,
+    Window, redact_url,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Executor, PgPool};
@@ -22,7 +22,9 @@ use crate::error::db;
 use crate::migrations::quote_ident;
 use crate::retention::{KnownPartitions, RetentionReport};
 use crate::rollup::Compactor;
-use crate::{aggregate, api_keys, events, meters, migrations, quotas, retention, rollup};
+use crate::{
+    aggregate, api_keys, corrections, events, meters, migrations, quotas, retention, rollup,
+};
 
 /// A [`Store`] on PostgreSQL: a cheap `Clone` handle around a [`sqlx::PgPool`].
 ///
@@ -216,6 +218,32 @@ impl Store for PostgresStore {
 
     async fn list_events(&self, query: &EventQuery) -> Result<EventPage> {
         events::list_events(&self.pool, query).await
+    }
+
+    async fn event(&self, id: &EventId) -> Result<Option<Event>> {
+        corrections::by_id(&self.pool, id).await
+    }
+
+    async fn replacement_of(&self, id: &EventId) -> Result<Option<Event>> {
+        corrections::replacement_of(&self.pool, id).await
+    }
+
+    async fn void_event(
+        &self,
+        id: &EventId,
+        reason: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Event>> {
+        corrections::void(&self.pool, id, reason, at).await
+    }
+
+    async fn amend_event(
+        &self,
+        replacement: &Event,
+        reason: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<AmendOutcome> {
+        corrections::amend(&self.pool, &self.partitions, replacement, reason, at).await
     }
 
     async fn aggregate(&self, query: &AggregateQuery) -> Result<Vec<AggregateRow>> {

@@ -1,7 +1,8 @@
 -- Adds new events to the present counters they count towards, removes the ingest marks and
 -- bumps the versions.
 --   ARGV[5] number of streams; then per stream: stream, mark id ('' for none), event count,
---   and per event: timestamp in microseconds, resource, units, nanos (< 10^9).
+--   and per event: timestamp in microseconds, resource, units, nanos (< 10^9). A count of -1
+--   (no events follow) drops the stream's counters: a correction took usage away.
 local i = 6
 for _ = 1, tonumber(ARGV[5]) do
   local stream, mark, count = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
@@ -11,7 +12,9 @@ for _ = 1, tonumber(ARGV[5]) do
   if mark ~= '' then
     removed = redis.call('ZREM', marks_key(stream), mark)
   end
-  if removed == 0 then
+  if count < 0 then
+    redis.call('DEL', key)
+  elseif removed == 0 then
     -- The mark expired or vanished, so a rebuild may have run during this ingest and already
     -- counted its events: drop the stream's counters (they are rebuilt from the store).
     redis.call('DEL', key)

@@ -8,8 +8,9 @@
 //!
 //! - **Busy marks.** `begin_ingest` adds one mark per stream to a sorted set (member: a mark
 //!   id unique to this handle, score: its expiry by the server's clock) and bumps the stream's
-//!   version; `end_ingest` adds the new events to the present counters, removes one mark and
-//!   bumps the version, in one script. Marks are a set, not a flag, because ingests of one
+//!   version; `end_ingest` adds the new events to the present counters (or, after a
+//!   correction, deletes the stream's counter hash), removes one mark and bumps the version,
+//!   in one script. Marks are a set, not a flag, because ingests of one
 //!   stream overlap (several tasks, several processes); a stream is busy while it has a live
 //!   mark. A handle removes its *oldest* mark of the stream (marks are interchangeable, and
 //!   the oldest is the one whose `begin_ingest` is sure to have completed), so while any of its
@@ -346,7 +347,13 @@ impl QuotaCache for RedisQuotaCache {
         call.arg(streams.len());
         for ((stream, name), mark) in streams.iter().zip(&named).zip(&marks) {
             let new = events.get(stream).map_or(&[][..], Vec::as_slice);
-            call.arg(name).arg(mark).arg(new.len());
+            call.arg(name).arg(mark);
+            if ingested.recount {
+                // A negative count: drop the stream's counters (a correction took usage away).
+                call.arg(-1);
+                continue;
+            }
+            call.arg(new.len());
             for event in new {
                 let (units, nanos) = keys::parts(event.quantity);
                 call.arg(event.timestamp.timestamp_micros())

@@ -107,6 +107,7 @@ async fn an_ingest_that_outlives_its_mark_drops_the_counters_instead_of_adding()
             Ingested {
                 events: &events,
                 inserted: &[true],
+                recount: false,
             },
         )
         .await
@@ -222,6 +223,7 @@ async fn names_with_separators_and_unicode_do_not_collide() {
             Ingested {
                 events: &[e],
                 inserted: &[true],
+                recount: false,
             },
         )
         .await

@@ -61,7 +61,7 @@ impl Filters<'_> {
                 ],
             ),
             Piece::Raw { start, end } => (
-                format!("SELECT {raw} FROM events WHERE ts >= ? AND ts < ?"),
+                format!("SELECT {raw} FROM events WHERE ts >= ? AND ts < ? AND voided_at IS NULL"),
                 vec![Value::Integer(start), Value::Integer(end)],
             ),
         };

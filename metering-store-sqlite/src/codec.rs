@@ -39,6 +39,7 @@ pub(crate) struct EventRow {
     pub(crate) ts: i64,
     pub(crate) metadata: Option<String>,
     pub(crate) created_at: i64,
+    pub(crate) amends: Option<String>,
 }
 
 impl EventRow {
@@ -63,13 +64,14 @@ impl EventRow {
                 .map(serde_json::to_string)
                 .transpose()?,
             created_at: micros(event.created_at),
+            amends: event.amends.as_ref().map(|a| a.as_str().to_owned()),
         })
     }
 }
 
 /// The columns [`event_from_row`] reads, in order.
-pub(crate) const EVENT_COLUMNS: &str =
-    "id, tenant_id, resource, feature, qty_units, qty_nanos, ts, metadata, created_at";
+pub(crate) const EVENT_COLUMNS: &str = "id, tenant_id, resource, feature, qty_units, qty_nanos, ts, \
+     metadata, created_at, amends, voided_at, void_reason";
 
 /// Reads an event selected with [`EVENT_COLUMNS`].
 pub(crate) fn event_from_row(row: &Row<'_>) -> DbResult<Event> {
@@ -86,6 +88,9 @@ pub(crate) fn event_from_row(row: &Row<'_>) -> DbResult<Event> {
         timestamp: instant(row.get(6)?),
         metadata,
         created_at: instant(row.get(8)?),
+        amends: row.get::<_, Option<String>>(9)?.map(EventId::from_trusted),
+        voided_at: row.get::<_, Option<i64>>(10)?.map(instant),
+        void_reason: row.get(11)?,
     })
 }
 

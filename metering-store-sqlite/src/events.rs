@@ -1,7 +1,8 @@
 //! Writing events (batch ingest with their rollups, and `consume`) and listing them.
 
 use metering_core::{
-    ConsumeOutcome, Event, EventFilter, EventPage, EventQuery, Paging, Quantity, UsageLimit,
+    AmendOutcome, ConsumeOutcome, Event, EventFilter, EventPage, EventQuery, Paging, Quantity,
+    UsageLimit,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Transaction, params, params_from_iter};
@@ -15,8 +16,8 @@ use crate::rollup::RollupDelta;
 /// inserted ones to the rollups. Returns, per row, whether it was inserted.
 pub(crate) fn insert_rows(tx: &Transaction<'_>, rows: &[EventRow]) -> DbResult<Vec<bool>> {
     let mut stmt = tx.prepare_cached(
-        "INSERT INTO events (id, tenant_id, resource, feature, qty_units, qty_nanos, ts, metadata, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+        "INSERT INTO events (id, tenant_id, resource, feature, qty_units, qty_nanos, ts, metadata, created_at, amends)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
          ON CONFLICT (id) DO NOTHING",
     )?;
     let mut delta = RollupDelta::default();
@@ -32,6 +33,7 @@ pub(crate) fn insert_rows(tx: &Transaction<'_>, rows: &[EventRow]) -> DbResult<V
             row.ts,
             row.metadata,
             row.created_at,
+            row.amends,
         ])?;
         let new = changed == 1;
         if new {
@@ -105,6 +107,9 @@ fn filter_sql(filter: &EventFilter) -> (Vec<&'static str>, Vec<Value>) {
         clauses.push("ts < ?");
         args.push(Value::Integer(micros(e)));
     }
+    if !filter.include_voided {
+        clauses.push("voided_at IS NULL");
+    }
     (clauses, args)
 }
 
@@ -160,6 +165,93 @@ pub(crate) fn scan(
     Ok(())
 }
 
+/// How many events `filter` selects, counted row by row.
+fn count_all(conn: &Connection, filter: &EventFilter) -> DbResult<u64> {
+    let (clauses, args) = filter_sql(filter);
+    let sql = format!("SELECT count(*) FROM events{}", where_sql(&clauses));
+    let count: i64 = conn
+        .prepare_cached(&sql)?
+        .query_row(params_from_iter(args), |r| r.get(0))?;
+    Ok(u64::try_from(count).unwrap_or(0))
+}
+
+/// One stored event, voided or not.
+pub(crate) fn by_id(conn: &Connection, id: &str) -> DbResult<Option<Event>> {
+    by_column(conn, "id", id)
+}
+
+/// The event an amend of `id` recorded.
+pub(crate) fn replacement_of(conn: &Connection, id: &str) -> DbResult<Option<Event>> {
+    by_column(conn, "amends", id)
+}
+
+fn by_column(conn: &Connection, column: &str, value: &str) -> DbResult<Option<Event>> {
+    conn.prepare_cached(&format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE {column} = ?1"
+    ))?
+    .query_row([value], |row| Ok(event_from_row(row)))
+    .optional()?
+    .transpose()
+}
+
+/// Voids the counting event `event` in `tx` and takes it out of the rollups.
+fn void_counting(
+    tx: &Transaction<'_>,
+    event: &Event,
+    reason: Option<&str>,
+    at: i64,
+) -> DbResult<()> {
+    tx.prepare_cached("UPDATE events SET voided_at = ?2, void_reason = ?3 WHERE id = ?1")?
+        .execute(params![event.id.as_str(), at, reason])?;
+    RollupDelta::subtract(tx, event)
+}
+
+/// Voids the event `id` unless it is voided already; the event as stored afterwards.
+pub(crate) fn void(
+    tx: &Transaction<'_>,
+    id: &str,
+    reason: Option<&str>,
+    at: i64,
+) -> DbResult<Option<Event>> {
+    let Some(event) = by_id(tx, id)? else {
+        return Ok(None);
+    };
+    if !event.counts() {
+        return Ok(Some(event));
+    }
+    void_counting(tx, &event, reason, at)?;
+    by_id(tx, id)
+}
+
+/// Voids `replacement.amends` and inserts the replacement (`rows` are its columns).
+pub(crate) fn amend(
+    tx: &Transaction<'_>,
+    replacement: &Event,
+    rows: &[EventRow],
+    reason: Option<&str>,
+    at: i64,
+) -> DbResult<AmendOutcome> {
+    let original = replacement.amends.as_ref().map_or("", |a| a.as_str());
+    if let Some(stored) = by_id(tx, replacement.id.as_str())? {
+        return Ok(
+            if stored.amends.as_ref().map(|a| a.as_str()) == Some(original) {
+                AmendOutcome::Replayed(stored)
+            } else {
+                AmendOutcome::IdTaken
+            },
+        );
+    }
+    let Some(event) = by_id(tx, original)? else {
+        return Ok(AmendOutcome::NotFound);
+    };
+    if !event.counts() {
+        return Ok(AmendOutcome::OriginalVoided);
+    }
+    void_counting(tx, &event, reason, at)?;
+    insert_rows(tx, rows)?;
+    Ok(AmendOutcome::Amended(replacement.clone()))
+}
+
 /// One page of events.
 pub(crate) fn list(conn: &Connection, query: &EventQuery) -> DbResult<EventPage> {
     let (sql, args) = page_sql(query);
@@ -170,6 +262,8 @@ pub(crate) fn list(conn: &Connection, query: &EventQuery) -> DbResult<EventPage>
         events.push(event_from_row(row)?);
     }
     let total = match query.paging {
+        // The rollups count only events that count; voided ones are counted one by one.
+        Paging::Page { .. } if query.filter.include_voided => Some(count_all(conn, &query.filter)?),
         Paging::Page { .. } => Some(aggregate::count_events(conn, &query.filter)?),
         Paging::Cursor { .. } => None,
     };

@@ -41,6 +41,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0005_meter_quotas.sql"),
         backfill: None,
     },
+    Migration {
+        sql: include_str!("../migrations/0006_corrections.sql"),
+        backfill: None,
+    },
 ];
 
 /// The schema version this build creates.

@@ -10,7 +10,9 @@ use std::collections::HashMap;
 use metering_core::rollup_plan::{BucketSizes, bucket_start};
 use rusqlite::{Transaction, params};
 
-use crate::error::DbResult;
+use metering_core::Event;
+
+use crate::error::{DbResult, SqliteError};
 
 /// Microseconds in 15 minutes.
 pub(crate) const QUARTER_MICROS: i64 = 15 * 60 * 1_000_000;
@@ -87,6 +89,56 @@ impl<'a> RollupDelta<'a> {
             for (key, sum) in &sums {
                 upsert(level, key, sum)?;
             }
+        }
+        Ok(())
+    }
+}
+
+impl RollupDelta<'_> {
+    /// Takes one stored event out of its bucket of every level (it was voided); a bucket left
+    /// with no event is deleted, as if the event had never been written.
+    pub(crate) fn subtract(tx: &Transaction<'_>, event: &Event) -> DbResult<()> {
+        let (hi, lo) = split(event.quantity.nanos());
+        let ts = event.timestamp.timestamp_micros();
+        // Every expression of an UPDATE reads the row as it was, so the borrow from `sum_hi`
+        // is decided on the old `sum_lo`.
+        let mut update = tx.prepare_cached(
+            "UPDATE rollups SET
+                 sum_hi = sum_hi - ?6 - (CASE WHEN sum_lo >= ?7 THEN 0 ELSE 1 END),
+                 sum_lo = CASE WHEN sum_lo >= ?7 THEN sum_lo - ?7 ELSE sum_lo - ?7 + 1000000000000000000 END,
+                 event_count = event_count - 1
+             WHERE level = ?1 AND bucket = ?2 AND tenant_id = ?3 AND resource = ?4 AND feature = ?5",
+        )?;
+        let mut empty = tx.prepare_cached(
+            "DELETE FROM rollups WHERE level = ?1 AND bucket = ?2 AND tenant_id = ?3
+                 AND resource = ?4 AND feature = ?5 AND event_count <= 0",
+        )?;
+        for (level, &size) in LEVELS.as_slice().iter().enumerate() {
+            let level = i64::try_from(level).expect("three levels");
+            let bucket = bucket_start(ts, size);
+            let key = params![
+                level,
+                bucket,
+                event.tenant_id.as_str(),
+                event.resource.as_str(),
+                event.feature.as_str()
+            ];
+            if update.execute(params![
+                level,
+                bucket,
+                event.tenant_id.as_str(),
+                event.resource.as_str(),
+                event.feature.as_str(),
+                hi,
+                lo
+            ])? != 1
+            {
+                return Err(SqliteError::Corrupt(format!(
+                    "no rollup holds event `{}`",
+                    event.id
+                )));
+            }
+            empty.execute(key)?;
         }
         Ok(())
     }

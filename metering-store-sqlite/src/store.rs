@@ -7,14 +7,15 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use metering_core::{
-    AggregateQuery, AggregateRow, ApiKey, ApiKeyId, ConsumeOutcome, Error, Event, EventPage,
-    EventQuery, Feature, InsertOutcome, KeyHash, LastAdmin, Meter, MeterKey, MeterLimit,
-    MeterQuery, MeterReport, MeterSpec, MeterTally, MeteredConsume, Quantity, Quota, QuotaId,
-    QuotaScope, QuotaSpec, Result, Store, StoredApiKey, TenantId, UsageLimit, UsageScope, Window,
+    AggregateQuery, AggregateRow, AmendOutcome, ApiKey, ApiKeyId, ConsumeOutcome, Error, Event,
+    EventId, EventPage, EventQuery, Feature, InsertOutcome, KeyHash, LastAdmin, Meter, MeterKey,
+    MeterLimit, MeterQuery, MeterReport, MeterSpec, MeterTally, MeteredConsume, Quantity, Quota,
+    QuotaId, QuotaScope, QuotaSpec, Result, Store, StoredApiKey, TenantId, UsageLimit, UsageScope,
+    Window,
 };
 use rusqlite::{Connection, TransactionBehavior};
 
-use crate::codec::EventRow;
+use crate::codec::{EventRow, micros};
 use crate::config::SqliteConfig;
 use crate::conn::{self, Readers, Writer};
 use crate::error::{DbResult, SqliteError};
@@ -194,6 +195,42 @@ impl Store for SqliteStore {
     async fn list_events(&self, query: &EventQuery) -> Result<EventPage> {
         let query = query.clone();
         self.read(move |c| events::list(c, &query)).await
+    }
+
+    async fn event(&self, id: &EventId) -> Result<Option<Event>> {
+        let id = id.clone();
+        self.read(move |c| events::by_id(c, id.as_str())).await
+    }
+
+    async fn replacement_of(&self, id: &EventId) -> Result<Option<Event>> {
+        let id = id.clone();
+        self.read(move |c| events::replacement_of(c, id.as_str()))
+            .await
+    }
+
+    async fn void_event(
+        &self,
+        id: &EventId,
+        reason: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Event>> {
+        let (id, reason) = (id.clone(), reason.map(str::to_owned));
+        self.write_tx(move |tx| events::void(tx, id.as_str(), reason.as_deref(), micros(at)))
+            .await
+    }
+
+    async fn amend_event(
+        &self,
+        replacement: &Event,
+        reason: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<AmendOutcome> {
+        let rows = rows_of(std::slice::from_ref(replacement))?;
+        let (replacement, reason) = (replacement.clone(), reason.map(str::to_owned));
+        self.write_tx(move |tx| {
+            events::amend(tx, &replacement, &rows, reason.as_deref(), micros(at))
+        })
+        .await
     }
 
     async fn aggregate(&self, query: &AggregateQuery) -> Result<Vec<AggregateRow>> {

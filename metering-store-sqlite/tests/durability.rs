@@ -50,6 +50,9 @@ fn batch_events(batch: u64) -> Vec<Event> {
                     + chrono::Duration::microseconds(micros(n * 7_919_117 % (3 * 86_400_000_000))),
                 metadata: None,
                 created_at: start(),
+                amends: None,
+                voided_at: None,
+                void_reason: None,
             }
         })
         .collect()

@@ -25,6 +25,9 @@ fn event(i: u64, at: DateTime<Utc>, quantity: Quantity) -> Event {
         timestamp: at,
         metadata: None,
         created_at: at,
+        amends: None,
+        voided_at: None,
+        void_reason: None,
     }
 }
 

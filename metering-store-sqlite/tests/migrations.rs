@@ -129,6 +129,9 @@ async fn a_version_1_database_is_migrated_and_its_events_rolled_up() {
         timestamp: day0() + Duration::hours(1),
         metadata: None,
         created_at: day0(),
+        amends: None,
+        voided_at: None,
+        void_reason: None,
     };
     store.insert_events(&[new]).await.expect("an insert");
     let rows = store.aggregate(&query).await.expect("an aggregate");

@@ -36,7 +36,14 @@ async fn ingest<C: QuotaCache>(cache: &C, events: &[Event], inserted: &[bool]) {
     let streams = UsageStream::of_batch(events);
     cache.begin_ingest(&streams).await.expect("begin");
     cache
-        .end_ingest(&streams, Ingested { events, inserted })
+        .end_ingest(
+            &streams,
+            Ingested {
+                events,
+                inserted,
+                recount: false,
+            },
+        )
         .await
         .expect("end");
 }
@@ -51,6 +58,52 @@ async fn rebuild<C: QuotaCache>(cache: &C, key: &CounterKey, usage: Quantity) ->
         .finish_rebuild(key, token, usage)
         .await
         .expect("finish")
+}
+
+/// A correction (`Ingested::RECOUNT`) drops every counter of its stream, and a rebuild that
+/// began before it is refused, so the next check recounts the store.
+pub async fn corrections_drop_the_streams_counters<C: QuotaCache + Clone>(cache: C) {
+    let ns = Namespace::new();
+    let (any, one) = (key(&ns, None), key(&ns, Some("api")));
+    assert!(rebuild(&cache, &any, qty("5")).await);
+    assert!(rebuild(&cache, &one, qty("2")).await);
+    let mut other = key(&ns, None);
+    other.scope.feature = feature("g");
+    assert!(rebuild(&cache, &other, qty("9")).await);
+    // A rebuild of a counter the correction will drop, begun before it.
+    cache.forget(&any).await.expect("forget");
+    let stale = cache
+        .begin_rebuild(&any)
+        .await
+        .expect("begin")
+        .expect("idle");
+    let streams = [any.stream()];
+    cache.begin_ingest(&streams).await.expect("begin");
+    cache
+        .end_ingest(&streams, Ingested::RECOUNT)
+        .await
+        .expect("end");
+    assert_eq!(cache.usage(&one).await.expect("usage"), None);
+    assert!(
+        !cache
+            .finish_rebuild(&any, stale, qty("5"))
+            .await
+            .expect("finish"),
+        "a rebuild read before the correction is refused"
+    );
+    assert_eq!(cache.usage(&any).await.expect("usage"), None);
+    assert_eq!(
+        cache.usage(&other).await.expect("usage"),
+        Some(qty("9")),
+        "other streams keep their counters"
+    );
+    assert!(rebuild(&cache, &any, qty("3")).await, "rebuilt after it");
+    assert_eq!(cache.usage(&any).await.expect("usage"), Some(qty("3")));
+}
+
+/// Checks through the cache see a void and an amend made through the engine at once.
+pub async fn corrections_reach_checks<C: QuotaCache + Clone>(cache: C) {
+    crate::store_cases::corrections_reach_quota_usage(MemoryStore::new(), cache).await;
 }
 
 /// A counter that was never built is absent.

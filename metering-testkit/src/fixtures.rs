@@ -93,6 +93,9 @@ pub fn event(
         timestamp,
         metadata: None,
         created_at: now(),
+        amends: None,
+        voided_at: None,
+        void_reason: None,
     }
 }
 

@@ -70,6 +70,11 @@ macro_rules! store_conformance {
             meter_consume_is_exact,
             unique_count_quota_allows_counted_values,
             meter_consume_is_atomic_under_concurrency,
+            void_stops_counting_everywhere,
+            amend_replaces_in_one_step,
+            concurrent_corrections_apply_once,
+            corrections_reach_quota_usage_through_the_cache,
+            corrections_match_recount_property,
         );
     };
     (@cases $setup:path; $($case:ident),* $(,)?) => {
@@ -102,6 +107,8 @@ macro_rules! cache_conformance {
             counters_are_exact_decimals,
             engine_counters_equal_recount_under_races,
             consume_through_cache_is_atomic,
+            corrections_drop_the_streams_counters,
+            corrections_reach_checks,
         );
     };
     (@cases $setup:path; $($case:ident),* $(,)?) => {

@@ -35,6 +35,51 @@ impl From<IngestReceipt> for IngestResponse {
     }
 }
 
+/// `200` of `GET /v1/meter/events/{id}/history`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EventHistory {
+    /// The correction chain, oldest first: the event an amend replaced comes before its
+    /// replacement.
+    pub events: Vec<Event>,
+}
+
+/// Body of `POST /v1/meter/events/{id}/void` (optional; an empty body is no reason). Only a
+/// schema: [`crate::void_reason`] reads the body.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = VoidRequest))]
+pub struct VoidBody {
+    /// Why, kept with the voided event: at most 1000 characters, no control characters but
+    /// line breaks and tabs.
+    #[cfg_attr(feature = "openapi", schema(max_length = 1000))]
+    pub reason: Option<String>,
+}
+
+/// Body of `POST /v1/meter/events/{id}/amend`: the fields to correct, every other one is
+/// copied from the original. Only a schema: [`crate::Amendment::from_json`] reads the body.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = AmendRequest))]
+pub struct AmendBody {
+    /// The corrected quantity; the same rules as an event's.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::quantity::DecimalInput>))]
+    pub quantity: Option<String>,
+    /// The corrected timestamp (RFC 3339; without an offset it means UTC).
+    #[cfg_attr(feature = "openapi", schema(example = "2025-11-20T10:31:00Z"))]
+    pub timestamp: Option<String>,
+    /// The corrected metadata, replacing the original's whole.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub metadata: Option<serde_json::Value>,
+    /// The replacement's id (1 to 128 printable ASCII characters); a UUIDv7 is made when
+    /// absent. Send one to make retries safe: a retry with the same id returns the
+    /// replacement already recorded (200).
+    pub id: Option<String>,
+    /// Why, kept with the voided original: at most 1000 characters.
+    #[cfg_attr(feature = "openapi", schema(max_length = 1000))]
+    pub reason: Option<String>,
+}
+
 /// `200` of `GET /v1/meter/events`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -24,6 +24,9 @@ pub const EVENT_CSV_COLUMNS: [&str; 8] = [
     "metadata",
 ];
 
+/// The columns a CSV export of voided events adds after [`EVENT_CSV_COLUMNS`].
+pub const CORRECTION_CSV_COLUMNS: [&str; 3] = ["amends", "voided_at", "void_reason"];
+
 /// The file format of an event export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -54,17 +57,23 @@ impl ExportFormat {
         }
     }
 
-    /// What comes before the first event: the CSV header row, nothing for NDJSON.
+    /// What comes before the first event: the CSV header row, nothing for NDJSON. With
+    /// `corrections` (an export that includes voided events), the CSV header ends with
+    /// [`CORRECTION_CSV_COLUMNS`]; NDJSON carries those fields on the events that have them.
     #[must_use]
-    pub fn preamble(self) -> Vec<u8> {
+    pub fn preamble(self, corrections: bool) -> Vec<u8> {
         match self {
             ExportFormat::Ndjson => Vec::new(),
+            ExportFormat::Csv if corrections => {
+                csv_record(EVENT_CSV_COLUMNS.into_iter().chain(CORRECTION_CSV_COLUMNS))
+            }
             ExportFormat::Csv => csv_record(EVENT_CSV_COLUMNS),
         }
     }
 
-    /// Appends `events` to `out` in this format.
-    pub fn write_events(self, events: &[Event], out: &mut Vec<u8>) {
+    /// Appends `events` to `out` in this format, with the correction columns when
+    /// `corrections` (as in [`ExportFormat::preamble`]).
+    pub fn write_events(self, events: &[Event], corrections: bool, out: &mut Vec<u8>) {
         for event in events {
             match self {
                 ExportFormat::Ndjson => {
@@ -79,7 +88,7 @@ impl ExportFormat {
                         .as_ref()
                         .map(|m| serde_json::Value::Object(m.clone()).to_string())
                         .unwrap_or_default();
-                    out.extend(csv_record([
+                    let fields = [
                         event.id.as_str(),
                         event.tenant_id.as_str(),
                         event.resource.as_str(),
@@ -88,7 +97,17 @@ impl ExportFormat {
                         &format_rfc3339(event.timestamp),
                         &format_rfc3339(event.created_at),
                         &metadata,
-                    ]));
+                    ];
+                    if corrections {
+                        let voided_at = event.voided_at.map(format_rfc3339).unwrap_or_default();
+                        out.extend(csv_record(fields.into_iter().chain([
+                            event.amends.as_ref().map_or("", |a| a.as_str()),
+                            &voided_at,
+                            event.void_reason.as_deref().unwrap_or(""),
+                        ])));
+                    } else {
+                        out.extend(csv_record(fields));
+                    }
                 }
             }
         }
@@ -208,14 +227,18 @@ mod tests {
             timestamp: at,
             metadata: metadata.and_then(|m| m.as_object().cloned()),
             created_at: at,
+            amends: None,
+            voided_at: None,
+            void_reason: None,
         }
     }
 
     #[test]
     fn csv_quotes_as_rfc_4180_and_keeps_decimals_exact() {
-        let mut out = ExportFormat::Csv.preamble();
+        let mut out = ExportFormat::Csv.preamble(false);
         ExportFormat::Csv.write_events(
             &[event(Some(json!({"note": "a,b\nc"}))), event(None)],
+            false,
             &mut out,
         );
         let text = String::from_utf8(out).expect("UTF-8");
@@ -228,9 +251,36 @@ mod tests {
     }
 
     #[test]
+    fn csv_of_voided_events_carries_the_corrections() {
+        let mut voided = event(None);
+        voided.voided_at = Some(voided.timestamp);
+        voided.void_reason = Some("twice, sorry".to_owned());
+        let mut replacement = event(None);
+        replacement.amends = Some(EventId::new("e-0").expect("id"));
+        let mut out = ExportFormat::Csv.preamble(true);
+        ExportFormat::Csv.write_events(&[voided, replacement], true, &mut out);
+        let text = String::from_utf8(out).expect("UTF-8");
+        let lines: Vec<&str> = text.split("\r\n").collect();
+        assert_eq!(
+            lines[0],
+            "id,tenant_id,resource,feature,quantity,timestamp,created_at,metadata,amends,voided_at,void_reason"
+        );
+        assert!(
+            lines[1].ends_with(",,,2025-11-20T10:00:00Z,\"twice, sorry\""),
+            "{}",
+            lines[1]
+        );
+        assert!(lines[2].ends_with(",,e-0,,"), "{}", lines[2]);
+    }
+
+    #[test]
     fn ndjson_writes_one_exact_event_per_line() {
-        let mut out = ExportFormat::Ndjson.preamble();
-        ExportFormat::Ndjson.write_events(&[event(None), event(Some(json!({"k": 1})))], &mut out);
+        let mut out = ExportFormat::Ndjson.preamble(false);
+        ExportFormat::Ndjson.write_events(
+            &[event(None), event(Some(json!({"k": 1})))],
+            false,
+            &mut out,
+        );
         let text = String::from_utf8(out).expect("UTF-8");
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2);

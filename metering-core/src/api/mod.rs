@@ -37,8 +37,12 @@ mod schema;
 pub use crate::quantity::DecimalInput;
 pub use api_keys::{ApiKeyList, CreatedApiKeyBody};
 pub use error::{ErrorBody, ErrorCode, ErrorDetails, ErrorEnvelope, INTERNAL_MESSAGE};
-pub use events::{EventList, IngestResponse, Pagination, decode_events};
-pub use export::{EVENT_CSV_COLUMNS, ExportFormat, aggregates_csv, meter_csv};
+pub use events::{
+    AmendBody, EventHistory, EventList, IngestResponse, Pagination, VoidBody, decode_events,
+};
+pub use export::{
+    CORRECTION_CSV_COLUMNS, EVENT_CSV_COLUMNS, ExportFormat, aggregates_csv, meter_csv,
+};
 pub use health::{Connection, HealthReport, Services};
 pub use meters::MeterList;
 #[cfg(feature = "openapi")]

@@ -16,6 +16,9 @@ use crate::group_commit::{GroupCommitConfig, GroupCommitter};
 use crate::store::{InsertOutcome, Store};
 
 mod api_keys;
+mod corrections;
+
+pub use corrections::Amended;
 mod events;
 mod meters;
 mod quotas;
@@ -280,24 +283,55 @@ impl Inner {
         F: FnOnce(Arc<dyn Store>, Vec<Event>) -> Fut,
         Fut: Future<Output = Result<(T, Vec<bool>, Vec<Event>)>>,
     {
-        let began = match self.cache.begin_ingest(streams).await {
+        let began = self.begin_ingest(streams).await;
+        let result = write(Arc::clone(&self.store), events).await;
+        if began {
+            let ingested = match &result {
+                Ok((_, inserted, events)) => Ingested {
+                    events,
+                    inserted,
+                    recount: false,
+                },
+                Err(_) => Ingested::NONE,
+            };
+            self.end_ingest(streams, ingested).await;
+        }
+        result
+    }
+
+    /// Runs a correction (a void or an amend) of `stream` under the counter protocol: the
+    /// stream is marked busy before, and its counters are dropped after (whatever the
+    /// outcome, as a failed write may still have committed), so the next check recounts.
+    async fn correct<T, F, Fut>(&self, stream: UsageStream, write: F) -> Result<T>
+    where
+        F: FnOnce(Arc<dyn Store>) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let streams = [stream];
+        let began = self.begin_ingest(&streams).await;
+        let result = write(Arc::clone(&self.store)).await;
+        if began {
+            self.end_ingest(&streams, Ingested::RECOUNT).await;
+        }
+        result
+    }
+
+    /// `QuotaCache::begin_ingest`; false (and logged) when the cache is unreachable.
+    async fn begin_ingest(&self, streams: &[UsageStream]) -> bool {
+        match self.cache.begin_ingest(streams).await {
             Ok(()) => true,
             Err(e) => {
                 tracing::warn!(error = %e, "quota cache unreachable; counters will be rebuilt");
                 false
             }
-        };
-        let result = write(Arc::clone(&self.store), events).await;
-        if began {
-            let ingested = match &result {
-                Ok((_, inserted, events)) => Ingested { events, inserted },
-                Err(_) => Ingested::NONE,
-            };
-            if let Err(e) = self.cache.end_ingest(streams, ingested).await {
-                tracing::warn!(error = %e, "quota cache unreachable after a commit; counters will be rebuilt");
-            }
         }
-        result
+    }
+
+    /// `QuotaCache::end_ingest`, logging a failure (the cache recovers by itself).
+    async fn end_ingest(&self, streams: &[UsageStream], ingested: Ingested<'_>) {
+        if let Err(e) = self.cache.end_ingest(streams, ingested).await {
+            tracing::warn!(error = %e, "quota cache unreachable after a commit; counters will be rebuilt");
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! Events: what was used, by whom, how much and when.
 
+mod correction;
 mod decode;
 mod id;
 mod metadata;
@@ -8,6 +9,7 @@ mod name;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use correction::{Amendment, MAX_REASON_CHARS, void_reason};
 pub(crate) use decode::{fields, report_duplicates};
 pub use id::{EventId, EventIdError, MAX_EVENT_ID_LEN};
 pub use metadata::{Metadata, depth as metadata_depth, serialized_len as metadata_len};
@@ -40,6 +42,30 @@ pub struct Event {
     /// When the store accepted it (UTC, microsecond precision).
     #[serde(with = "crate::time::rfc3339")]
     pub created_at: DateTime<Utc>,
+    /// The event this one replaces, when it was recorded by an amend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub amends: Option<EventId>,
+    /// When it was voided (by a void or an amend); a voided event no longer counts anywhere
+    /// and is listed only when asked for.
+    #[serde(
+        default,
+        with = "crate::time::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub voided_at: Option<DateTime<Utc>>,
+    /// Why it was voided, as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub void_reason: Option<String>,
+}
+
+impl Event {
+    /// Whether the event still counts (it was not voided).
+    #[must_use]
+    pub fn counts(&self) -> bool {
+        self.voided_at.is_none()
+    }
 }
 
 /// Limits applied when validating events; the defaults are the REST contract's.
@@ -248,6 +274,9 @@ impl NewEvent {
             timestamp,
             metadata: self.metadata,
             created_at: now,
+            amends: None,
+            voided_at: None,
+            void_reason: None,
         })
     }
 }

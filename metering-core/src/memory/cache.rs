@@ -111,6 +111,13 @@ impl QuotaCache for MemoryQuotaCache {
 
     async fn end_ingest(&self, streams: &[UsageStream], ingested: Ingested<'_>) -> Result<()> {
         let mut state = self.lock();
+        if ingested.recount {
+            for s in streams {
+                if let Some(stream) = state.get_mut(s) {
+                    stream.counters.clear();
+                }
+            }
+        }
         for event in ingested.new_events() {
             let Some(stream) = state.get_mut(&UsageStream::of(event)) else {
                 continue;

@@ -1,4 +1,4 @@
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -15,7 +15,9 @@ use crate::meter::{
 use crate::quantity::Quantity;
 use crate::query::{AggregateBuilder, AggregateQuery, AggregateRow, EventPage, EventQuery, Paging};
 use crate::quota::{Quota, QuotaId, QuotaScope, QuotaSpec, UsageLimit, UsageScope, sort_quotas};
-use crate::store::{ConsumeOutcome, InsertOutcome, MeteredConsume, Store, StoredApiKey};
+use crate::store::{
+    AmendOutcome, ConsumeOutcome, InsertOutcome, MeteredConsume, Store, StoredApiKey,
+};
 use crate::window::Window;
 
 /// A [`Store`] that keeps everything in memory. Clones share the same data.
@@ -39,7 +41,10 @@ pub struct MemoryStore {
 struct State {
     /// Ascending by (timestamp, id); listings walk it backwards.
     events: BTreeMap<(DateTime<Utc>, EventId), Event>,
-    ids: HashSet<EventId>,
+    /// Every stored id, with the event's timestamp (its place in `events`).
+    ids: HashMap<EventId, DateTime<Utc>>,
+    /// Original id -> the id of the event its amend recorded.
+    replacements: HashMap<EventId, EventId>,
     quotas: HashMap<QuotaId, Quota>,
     keys: Vec<StoredApiKey>,
     meters: BTreeMap<MeterKey, Meter>,
@@ -85,17 +90,43 @@ impl State {
 
     fn sum_usage(&self, scope: &UsageScope, window: Window) -> Quantity {
         self.range(Some(window.start), Some(window.end))
-            .filter(|e| scope.counts(&e.tenant_id, &e.resource, &e.feature))
+            .filter(|e| e.counts() && scope.counts(&e.tenant_id, &e.resource, &e.feature))
             .map(|e| e.quantity)
             .sum()
     }
 
     fn insert(&mut self, event: &Event) -> bool {
-        if !self.ids.insert(event.id.clone()) {
+        if self.ids.contains_key(&event.id) {
             return false;
+        }
+        self.ids.insert(event.id.clone(), event.timestamp);
+        if let Some(original) = &event.amends {
+            self.replacements.insert(original.clone(), event.id.clone());
         }
         self.events
             .insert((event.timestamp, event.id.clone()), event.clone());
+        true
+    }
+
+    fn event_mut(&mut self, id: &EventId) -> Option<&mut Event> {
+        let ts = *self.ids.get(id)?;
+        self.events.get_mut(&(ts, id.clone()))
+    }
+
+    fn event(&self, id: &EventId) -> Option<&Event> {
+        let ts = *self.ids.get(id)?;
+        self.events.get(&(ts, id.clone()))
+    }
+
+    /// Voids the event unless it is voided already; false when unknown.
+    fn void(&mut self, id: &EventId, reason: Option<&str>, at: DateTime<Utc>) -> bool {
+        let Some(event) = self.event_mut(id) else {
+            return false;
+        };
+        if event.voided_at.is_none() {
+            event.voided_at = Some(crate::time::truncate_micros(at));
+            event.void_reason = reason.map(str::to_owned);
+        }
         true
     }
 }
@@ -156,6 +187,60 @@ impl Store for MemoryStore {
         Ok(EventPage::new(events, total, &query.paging))
     }
 
+    async fn event(&self, id: &EventId) -> Result<Option<Event>> {
+        Ok(self.read().event(id).cloned())
+    }
+
+    async fn replacement_of(&self, id: &EventId) -> Result<Option<Event>> {
+        let state = self.read();
+        Ok(state
+            .replacements
+            .get(id)
+            .and_then(|r| state.event(r))
+            .cloned())
+    }
+
+    async fn void_event(
+        &self,
+        id: &EventId,
+        reason: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Event>> {
+        let mut state = self.write();
+        if !state.void(id, reason, at) {
+            return Ok(None);
+        }
+        Ok(state.event(id).cloned())
+    }
+
+    async fn amend_event(
+        &self,
+        replacement: &Event,
+        reason: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<AmendOutcome> {
+        let original = replacement.amends.as_ref().ok_or_else(|| Error::Internal {
+            message: "an amend's replacement names no original".into(),
+            source: None,
+        })?;
+        let mut state = self.write();
+        if let Some(stored) = state.event(&replacement.id) {
+            return Ok(if stored.amends.as_ref() == Some(original) {
+                AmendOutcome::Replayed(stored.clone())
+            } else {
+                AmendOutcome::IdTaken
+            });
+        }
+        match state.event(original) {
+            None => return Ok(AmendOutcome::NotFound),
+            Some(e) if !e.counts() => return Ok(AmendOutcome::OriginalVoided),
+            Some(_) => {}
+        }
+        state.void(original, reason, at);
+        state.insert(replacement);
+        Ok(AmendOutcome::Amended(replacement.clone()))
+    }
+
     async fn aggregate(&self, query: &AggregateQuery) -> Result<Vec<AggregateRow>> {
         let state = self.read();
         let filter = query.filter();
@@ -177,7 +262,7 @@ impl Store for MemoryStore {
         // One write lock over the check and the insert makes them one atomic step.
         let mut state = self.write();
         let usage = state.sum_usage(&limit.scope, limit.window);
-        if state.ids.contains(&event.id) {
+        if state.ids.contains_key(&event.id) {
             return Ok(ConsumeOutcome::Duplicate { usage });
         }
         match usage.checked_add(event.quantity) {
@@ -201,7 +286,7 @@ impl Store for MemoryStore {
         let tally = state.tally(limit);
         let judgement = limit.judge(&tally, MeterAddition::Event(event));
         let usage = judgement.usage;
-        let outcome = if state.ids.contains(&event.id) {
+        let outcome = if state.ids.contains_key(&event.id) {
             ConsumeOutcome::Duplicate { usage }
         } else if judgement.allowed {
             state.insert(event);

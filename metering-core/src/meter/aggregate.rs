@@ -70,7 +70,8 @@ impl MeterAggregator {
     /// Counts `event` if it matches the meter and the query.
     pub fn push(&mut self, event: &Event) {
         let q = &self.query;
-        if event.timestamp < q.start
+        if !event.counts()
+            || event.timestamp < q.start
             || event.timestamp >= q.end
             || q.tenant_id.as_ref().is_some_and(|t| *t != event.tenant_id)
             || q.resource.as_ref().is_some_and(|r| *r != event.resource)

@@ -91,7 +91,8 @@ impl MeterLimit {
     /// the meter's filter match.
     #[must_use]
     pub fn covers(&self, event: &Event) -> bool {
-        event.tenant_id == self.tenant_id
+        event.counts()
+            && event.tenant_id == self.tenant_id
             && self.window.contains(event.timestamp)
             && self.meter.spec.filter.matches(event)
     }

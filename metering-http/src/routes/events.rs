@@ -10,7 +10,7 @@ use metering_core::{
 
 use crate::error::ApiError;
 use crate::extract::{Auth, JsonBody, QueryPairs};
-use crate::params::{Params, date_time, number};
+use crate::params::{Params, boolean, date_time, number};
 use crate::state::AppState;
 
 /// Ingests one event or a batch; 201 once the events are committed.
@@ -91,12 +91,14 @@ const LIST_PARAMS: &[&str] = &[
     "feature",
     "start_date",
     "end_date",
+    "include_voided",
     "page",
     "page_size",
     "cursor",
 ];
 
-/// Reads the listing filters: `tenant_id`, `resource`, `feature`, `start_date`, `end_date`.
+/// Reads the listing filters: `tenant_id`, `resource`, `feature`, `start_date`, `end_date`
+/// and `include_voided`.
 pub(crate) fn event_filter(p: &mut Params) -> EventFilter {
     let tenant = p.check("tenant_id", |s| TenantId::new(s));
     let resource = p.check("resource", |s| Resource::new(s));
@@ -107,6 +109,7 @@ pub(crate) fn event_filter(p: &mut Params) -> EventFilter {
     filter.tenant_id = tenant;
     filter.resource = resource;
     filter.feature = feature;
+    filter.include_voided = p.read("include_voided", boolean).unwrap_or(false);
     filter
 }
 
@@ -122,6 +125,7 @@ pub(crate) fn event_filter(p: &mut Params) -> EventFilter {
         ("feature" = Option<String>, Query, description = "Only this feature"),
         ("start_date" = Option<String>, Query, description = "RFC 3339 or YYYY-MM-DD, inclusive"),
         ("end_date" = Option<String>, Query, description = "RFC 3339 or YYYY-MM-DD, exclusive"),
+        ("include_voided" = Option<bool>, Query, description = "Also list voided events (with `voided_at` and `void_reason`); default false"),
         ("page" = Option<u32>, Query, minimum = 1, maximum = 2_147_483_647, description = "Page number from 1 (not with cursor), at most 2^31 - 1"),
         ("page_size" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "1-1000, default 50"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),

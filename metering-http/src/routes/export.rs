@@ -21,6 +21,7 @@ const PARAMS: &[&str] = &[
     "feature",
     "start_date",
     "end_date",
+    "include_voided",
     "format",
 ];
 
@@ -72,6 +73,7 @@ pub(crate) fn csv_response(csv: Vec<u8>, filename: &str) -> Response {
         ("feature" = Option<String>, Query, description = "Only this feature"),
         ("start_date" = Option<String>, Query, description = "RFC 3339 or YYYY-MM-DD, inclusive"),
         ("end_date" = Option<String>, Query, description = "RFC 3339 or YYYY-MM-DD, exclusive"),
+        ("include_voided" = Option<bool>, Query, description = "Also export voided events; default false"),
     ),
     responses(
         (status = 200, description = "One event per line", content_type = "application/x-ndjson", body = String),
@@ -93,16 +95,17 @@ pub(crate) async fn export(
         .read("format", |raw| raw.parse::<ExportFormat>())
         .unwrap_or_default();
     p.finish()?;
+    let corrections = filter.include_voided;
     let mut pages = state.engine().export_as(&principal, filter)?;
     // The first page is read before answering, so a store that is down gets the error
     // envelope rather than a cut-off file.
     let first = pages.next().await.transpose()?.unwrap_or_default();
-    let mut head = format.preamble();
-    format.write_events(&first, &mut head);
+    let mut head = format.preamble(corrections);
+    format.write_events(&first, corrections, &mut head);
     let rest = pages.map(move |page| match page {
         Ok(events) => {
             let mut chunk = Vec::new();
-            format.write_events(&events, &mut chunk);
+            format.write_events(&events, corrections, &mut chunk);
             Ok(Bytes::from(chunk))
         }
         Err(e) => {

@@ -8,6 +8,7 @@
 
 pub(crate) mod aggregates;
 pub(crate) mod api_keys;
+pub(crate) mod corrections;
 pub(crate) mod events;
 pub(crate) mod export;
 pub(crate) mod health;

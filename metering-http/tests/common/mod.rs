@@ -13,10 +13,10 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use chrono::{DateTime, Utc};
 use http_body_util::BodyExt;
 use metering_core::{
-    AggregateQuery, AggregateRow, ApiKey, ApiKeyId, ConsumeOutcome, Error, Event, EventFilter,
-    EventPage, EventQuery, Feature, InsertOutcome, KeyHash, MemoryQuotaCache, MemoryStore,
-    Metering, NewApiKey, Paging, Quantity, Quota, QuotaCache, QuotaId, QuotaScope, QuotaSpec,
-    Result, Role, Store, StoredApiKey, TenantId, UsageLimit, UsageScope, Window,
+    AggregateQuery, AggregateRow, AmendOutcome, ApiKey, ApiKeyId, ConsumeOutcome, Error, Event,
+    EventFilter, EventId, EventPage, EventQuery, Feature, InsertOutcome, KeyHash, MemoryQuotaCache,
+    MemoryStore, Metering, NewApiKey, Paging, Quantity, Quota, QuotaCache, QuotaId, QuotaScope,
+    QuotaSpec, Result, Role, Store, StoredApiKey, TenantId, UsageLimit, UsageScope, Window,
 };
 use metering_http::{AppState, ServerConfig};
 use serde_json::Value;
@@ -225,6 +225,32 @@ impl Store for SwitchStore {
     async fn list_events(&self, query: &EventQuery) -> Result<EventPage> {
         fail(&self.mode)?;
         self.inner.list_events(query).await
+    }
+    async fn event(&self, id: &EventId) -> Result<Option<Event>> {
+        fail(&self.mode)?;
+        self.inner.event(id).await
+    }
+    async fn replacement_of(&self, id: &EventId) -> Result<Option<Event>> {
+        fail(&self.mode)?;
+        self.inner.replacement_of(id).await
+    }
+    async fn void_event(
+        &self,
+        id: &EventId,
+        reason: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Event>> {
+        fail(&self.mode)?;
+        self.inner.void_event(id, reason, at).await
+    }
+    async fn amend_event(
+        &self,
+        replacement: &Event,
+        reason: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<AmendOutcome> {
+        fail(&self.mode)?;
+        self.inner.amend_event(replacement, reason, at).await
     }
     async fn aggregate(&self, query: &AggregateQuery) -> Result<Vec<AggregateRow>> {
         fail(&self.mode)?;

@@ -29,6 +29,9 @@ pub(crate) struct ExportArgs {
     /// Only events before this time (RFC 3339, or a date meaning midnight UTC).
     #[arg(long)]
     end: Option<String>,
+    /// Voided events too (CSV gains the columns amends, voided_at and void_reason).
+    #[arg(long)]
+    include_voided: bool,
     /// Write to this file instead of standard output.
     #[arg(long)]
     output: Option<std::path::PathBuf>,
@@ -71,7 +74,9 @@ pub(crate) async fn export(engine: &Metering, args: ExportArgs) -> anyhow::Resul
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
-    out.write_all(&args.format.preamble())?;
+    filter.include_voided = args.include_voided;
+    let corrections = filter.include_voided;
+    out.write_all(&args.format.preamble(corrections))?;
     let mut pages = engine.export(filter);
     let mut count = 0usize;
     let mut chunk = Vec::new();
@@ -79,7 +84,7 @@ pub(crate) async fn export(engine: &Metering, args: ExportArgs) -> anyhow::Resul
         let events = page?;
         count += events.len();
         chunk.clear();
-        args.format.write_events(&events, &mut chunk);
+        args.format.write_events(&events, corrections, &mut chunk);
         out.write_all(&chunk)?;
     }
     out.flush()?;
