@@ -226,14 +226,95 @@ pub fn array(raw: &RawValue) -> Option<Vec<&RawValue>> {
 /// The object `raw` holds (as event [`Metadata`](crate::Metadata)), or `None` when it is not
 /// an object.
 ///
-/// Numbers inside keep the precision of [`serde_json::Value`]: metadata is free-form and
-/// stored as sent, not summed.
+/// Numbers inside are held as [`serde_json::Value`] holds them (64-bit integers, or doubles);
+/// [`inexact_number`] finds a literal that would not survive that exactly.
 #[must_use]
 pub fn metadata(raw: &RawValue) -> Option<serde_json::Map<String, serde_json::Value>> {
     if JsonKind::of(raw) != JsonKind::Object {
         return None;
     }
     serde_json::from_str(raw.get()).ok()
+}
+
+/// The first number literal in the JSON text `raw` whose value [`serde_json::Value`] cannot
+/// hold exactly: an integer outside the 64-bit range, or a decimal that is not the value of
+/// the double it parses to (more precision than a double has, like
+/// `123456789012345.123456789`). Shortest round-trip forms, as every JSON encoder writes
+/// doubles (`0.30000000000000004`), are exact. `raw` must be valid JSON.
+#[must_use]
+pub fn inexact_number(raw: &str) -> Option<&str> {
+    let bytes = raw.as_bytes();
+    let mut i = 0;
+    let mut in_string = false;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_string {
+            match b {
+                b'\\' => i += 1,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < bytes.len()
+                    && matches!(bytes[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                {
+                    i += 1;
+                }
+                let literal = &raw[start..i];
+                if !number_is_exact(literal) {
+                    return Some(literal);
+                }
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Whether the number literal's value is what `serde_json` keeps of it.
+fn number_is_exact(literal: &str) -> bool {
+    if !literal.contains(['.', 'e', 'E'])
+        && (literal.parse::<i64>().is_ok() || literal.parse::<u64>().is_ok())
+    {
+        return true;
+    }
+    let Ok(n) = serde_json::from_str::<serde_json::Number>(literal) else {
+        return false;
+    };
+    // The value is read back from serde_json's own text of the double (as meters read it).
+    n.as_f64().is_some_and(f64::is_finite)
+        && decimal_value(literal) == decimal_value(&n.to_string())
+}
+
+/// A decimal literal's value in a canonical form: sign, significant digits without leading or
+/// trailing zeros, and the power of ten of the last digit. Zero has no sign or digits.
+fn decimal_value(literal: &str) -> Option<(bool, String, i64)> {
+    let (negative, rest) = match literal.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, literal),
+    };
+    let (mantissa, exponent) = match rest.find(['e', 'E']) {
+        Some(at) => (&rest[..at], rest[at + 1..].parse::<i64>().ok()?),
+        None => (rest, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits: String = whole.chars().chain(fraction.chars()).collect();
+    let mut power = exponent.checked_sub(i64::try_from(fraction.len()).ok()?)?;
+    let trimmed_end = digits.trim_end_matches('0');
+    power = power.checked_add(i64::try_from(digits.len() - trimmed_end.len()).ok()?)?;
+    let significant = trimmed_end.trim_start_matches('0');
+    if significant.is_empty() {
+        return Some((false, String::new(), 0));
+    }
+    Some((negative, significant.to_owned(), power))
 }
 
 /// Writes `value` as a JSON number whose text is exactly `text`, which must be a valid JSON
@@ -249,6 +330,35 @@ pub(crate) fn serialize_number_text<S: serde::Serializer>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_a_double_cannot_hold_are_found() {
+        for exact in [
+            r#"{"a": 1, "b": -9223372036854775808, "c": 18446744073709551615}"#,
+            r#"{"a": 0.30000000000000004, "b": 1.10, "c": 1e3, "d": -0.0, "e": 2.5E-3}"#,
+            r#"{"a": "123456789012345.123456789", "b\"1.000000000000000001": [12.5]}"#,
+            r#"{"a": 123456789012345.6, "b": 4.5e15, "c": 1.7976931348623157e308}"#,
+        ] {
+            assert_eq!(inexact_number(exact), None, "{exact}");
+        }
+        for (text, literal) in [
+            (
+                r#"{"a": 123456789012345.123456789}"#,
+                "123456789012345.123456789",
+            ),
+            (
+                r#"{"a": {"b": [1, 18446744073709551616]}}"#,
+                "18446744073709551616",
+            ),
+            (
+                r#"{"a": 0.1000000000000000055511}"#,
+                "0.1000000000000000055511",
+            ),
+            (r#"{"a": 1e400}"#, "1e400"),
+        ] {
+            assert_eq!(inexact_number(text), Some(literal), "{text}");
+        }
+    }
 
     #[test]
     fn members_stay_as_sent() {

@@ -322,3 +322,80 @@ async fn bad_queries_name_the_parameter() {
         .await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "NOT_FOUND");
 }
+
+/// Sends `body` (raw JSON text, so number literals arrive as written) to `uri`.
+async fn post_text(app: &common::App, uri: &str, body: &str) -> (StatusCode, String) {
+    let (status, _, bytes) = common::respond(
+        &app.router,
+        axum::http::Request::post(uri)
+            .header("x-api-key", ADMIN)
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body.to_owned()))
+            .expect("request"),
+    )
+    .await;
+    (status, String::from_utf8(bytes).expect("utf-8"))
+}
+
+#[tokio::test]
+async fn metadata_numbers_are_kept_exactly_or_refused() {
+    let app = app().await;
+    let (status, body) = app
+        .put(
+            "/v1/meter/meters/tokens",
+            json!({"aggregation": "sum", "value": "metadata.tokens"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // More digits than a double holds: refused with the field, nothing stored.
+    let (status, text) = post_text(
+        &app,
+        "/v1/meter/events",
+        r#"{"events": [
+            {"tenant_id": "org", "resource": "ai", "feature": "t", "metadata": {"tokens": 1}},
+            {"tenant_id": "org", "resource": "ai", "feature": "t",
+             "metadata": {"tokens": 123456789012345.123456789}}]}"#,
+    )
+    .await;
+    let body: Value = serde_json::from_str(&text).expect("json");
+    assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR");
+    assert_eq!(body["error"]["details"]["errors"][0]["field"], "events[1].metadata");
+    assert!(text.contains("123456789012345.123456789"), "{text}");
+    assert_eq!(app.event_count().await, 0);
+    // The same as a string, and doubles in their shortest form: summed exactly.
+    let (status, text) = post_text(
+        &app,
+        "/v1/meter/events",
+        r#"{"events": [
+            {"tenant_id": "org", "resource": "ai", "feature": "t",
+             "timestamp": "2025-11-20T10:00:00Z",
+             "metadata": {"tokens": "123456789012345.123456789"}},
+            {"tenant_id": "org", "resource": "ai", "feature": "t",
+             "timestamp": "2025-11-20T10:00:01Z", "metadata": {"tokens": 0.30000000000000004}},
+            {"tenant_id": "org", "resource": "ai", "feature": "t",
+             "timestamp": "2025-11-20T10:00:02Z", "metadata": {"tokens": 999999999999999}},
+            {"tenant_id": "org", "resource": "ai", "feature": "t",
+             "timestamp": "2025-11-20T10:00:03Z", "metadata": {"tokens": 0.5}}]}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    let (status, _, bytes) = common::respond(
+        &app.router,
+        common::build(
+            Method::GET,
+            "/v1/meter/meters/tokens/query?start_date=2025-11-20&end_date=2025-11-21",
+            Some(ADMIN),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let text = String::from_utf8(bytes).expect("utf-8");
+    // 123456789012345.123456789 + 999999999999999 + 0.5, exactly; 0.30000000000000004 is
+    // stored as sent but has more than nine fractional digits, so the meter skips it.
+    assert!(
+        text.contains(r#""value":1123456789012344.623456789,"event_count":3"#),
+        "{text}"
+    );
+    assert!(text.contains(r#""skipped_events":1"#), "{text}");
+}

@@ -53,13 +53,22 @@ pub(crate) mod fields {
         }
     }
 
-    /// A metadata object.
+    /// A metadata object whose numbers are all kept exactly (see [`json::inexact_number`]).
     pub(crate) fn metadata(raw: &RawValue) -> Result<Option<Metadata>, String> {
         match JsonKind::of(raw) {
             JsonKind::Null => Ok(None),
-            _ => json::metadata(raw)
-                .map(Some)
-                .ok_or_else(|| "must be a JSON object".to_owned()),
+            _ => {
+                let metadata =
+                    json::metadata(raw).ok_or_else(|| "must be a JSON object".to_owned())?;
+                if let Some(literal) = json::inexact_number(raw.get()) {
+                    return Err(format!(
+                        "holds the number {literal}, which cannot be kept exactly (at most \
+                         64-bit integers and the precision of a double); send it as a string, \
+                         \"{literal}\", which meters read exactly"
+                    ));
+                }
+                Ok(Some(metadata))
+            }
         }
     }
 
