@@ -32,7 +32,14 @@ use utoipa_swagger_ui::SwaggerUi;
                        expose `Retry-After` and `X-Request-Id`. `*` opens only the endpoints \
                        that take no key (health, this document)."
     ),
-    components(schemas(ErrorCode, ErrorEnvelope, ErrorBody, ErrorDetails, FieldError)),
+    components(schemas(
+        ErrorCode,
+        ErrorEnvelope,
+        ErrorBody,
+        ErrorDetails,
+        FieldError,
+        metering_core::api::ExportFormat
+    )),
     tags(
         (name = "events", description = "Recording and listing usage events"),
         (name = "aggregates", description = "Usage summed per time window"),

@@ -358,8 +358,16 @@ async fn metadata_numbers_are_kept_exactly_or_refused() {
     )
     .await;
     let body: Value = serde_json::from_str(&text).expect("json");
-    assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR");
-    assert_eq!(body["error"]["details"]["errors"][0]["field"], "events[1].metadata");
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "VALIDATION_ERROR",
+    );
+    assert_eq!(
+        body["error"]["details"]["errors"][0]["field"],
+        "events[1].metadata"
+    );
     assert!(text.contains("123456789012345.123456789"), "{text}");
     assert_eq!(app.event_count().await, 0);
     // The same as a string, and doubles in their shortest form: summed exactly.

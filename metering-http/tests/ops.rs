@@ -297,6 +297,33 @@ async fn openapi_documents_every_route_schema_and_error() {
         }
     }
     documented.sort();
+    // Every reference names a schema the document holds.
+    fn refs(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    match (k.as_str(), v) {
+                        ("$ref", Value::String(r)) => out.push(r.clone()),
+                        _ => refs(v, out),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    assert!(!all.is_empty());
+    for r in all {
+        let name = r
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("an unexpected reference {r}"));
+        assert!(
+            doc["components"]["schemas"].get(name).is_some(),
+            "{r} names no schema"
+        );
+    }
     let mut routes: Vec<String> = ROUTES.iter().map(|r| (*r).to_owned()).collect();
     routes.sort();
     assert_eq!(documented, routes);

@@ -30,6 +30,7 @@ pub const CORRECTION_CSV_COLUMNS: [&str; 3] = ["amends", "voided_at", "void_reas
 /// The file format of an event export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(rename_all = "lowercase"))]
 pub enum ExportFormat {
     /// One JSON event per line (`application/x-ndjson`).
     #[default]

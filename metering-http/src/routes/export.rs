@@ -67,7 +67,7 @@ pub(crate) fn csv_response(csv: Vec<u8>, filename: &str) -> Response {
                    as JSON text, RFC 4180 quoting); quantities are their exact decimal text. A \
                    tenant-scoped key exports its own tenant.",
     params(
-        ("format" = Option<String>, Query, description = "`ndjson` (default) or `csv`"),
+        ("format" = Option<metering_core::api::ExportFormat>, Query, description = "`ndjson` (default) or `csv`"),
         ("tenant_id" = Option<String>, Query, description = "Only this tenant"),
         ("resource" = Option<String>, Query, description = "Only this resource"),
         ("feature" = Option<String>, Query, description = "Only this feature"),

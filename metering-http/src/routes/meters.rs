@@ -39,7 +39,7 @@ fn existing_key(key: &str) -> Result<MeterKey, ApiError> {
     path = "/v1/meter/meters/{key}",
     tag = "meters",
     summary = "Create or replace a meter (role admin)",
-    params(("key" = String, Path, description = "1 to 64 characters of a-z, 0-9, `_` and `-`")),
+    params(("key" = String, Path, min_length = 1, max_length = 64, pattern = "^[a-z0-9_-]{1,64}$", description = "1 to 64 characters of a-z, 0-9, `_` and `-`")),
     request_body(content = metering_core::api::MeterDefinition, content_type = "application/json"),
     responses(
         (status = 200, description = "The stored meter", body = metering_core::api::MeterSchema),
