@@ -371,6 +371,59 @@ async function main() {
       }
     });
 
+    await test('an admin amends and voids events in the UI; listings, history and aggregates agree', async () => {
+      const tenant = `${TENANT}-fix`;
+      const [a, b] = [`${RUN}-a`, `${RUN}-b`];
+      const now = new Date();
+      const r = await api('POST', '/events', {
+        events: [
+          { id: a, tenant_id: tenant, resource: 'e2e', feature: FEATURE, quantity: 2, timestamp: now.toISOString() },
+          { id: b, tenant_id: tenant, resource: 'e2e', feature: FEATURE, quantity: 3, timestamp: now.toISOString() },
+        ],
+      });
+      assertEqual(r.status, 201, 'POST /events');
+      await goto(page, `/events?tenant_id=${encodeURIComponent(tenant)}`);
+      await page.getByRole('button', { name: `Show details of event ${a}` }).click();
+      await page.getByTestId('amend-event').click();
+      await page.getByLabel('Quantity').fill('0.5');
+      await page.getByLabel(/^Reason/).fill('e2e amend');
+      await page.getByTestId('confirm-amend').click();
+      const notice = page.getByTestId('correction-notice');
+      await eventually(async () => /replaced by/.test(await notice.innerText()), { what: 'the amend notice' });
+      const history = await api('GET', `/events/${encodeURIComponent(a)}/history`);
+      assertEqual(history.status, 200, 'history');
+      assertEqual(history.json.events.length, 2, 'chain length');
+      assertEqual(history.json.events[0].void_reason, 'e2e amend', 'original voided with the reason');
+      assertEqual(canon(history.json.events[1].quantity), '0.5', 'replacement quantity');
+      assertEqual(history.json.events[1].amends, a, 'replacement amends the original');
+
+      await page.getByRole('button', { name: `Show details of event ${b}` }).click();
+      await page.getByTestId('void-event').click();
+      await page.getByLabel(/^Reason/).fill('e2e void');
+      await page.getByTestId('confirm-void').click();
+      await eventually(async () => /was voided/.test(await notice.innerText()), { what: 'the void notice' });
+      // Listed without the voided events; both come back with the toggle.
+      await eventually(
+        async () => (await page.locator('[data-testid="event-row"]').count()) === 1,
+        { what: 'only the replacement listed' },
+      );
+      await page.getByTestId('show-voided').check();
+      await eventually(
+        async () => (await page.locator('[data-testid="event-row"][data-voided="true"]').count()) === 2,
+        { what: 'two voided rows with the toggle' },
+      );
+      await shot(page, 'desktop-07b-events-corrected');
+      const day = now.toISOString().slice(0, 10);
+      const next = new Date(now.getTime() + 86_400_000).toISOString().slice(0, 10);
+      const agg = await api(
+        'GET',
+        `/aggregates?tenant_id=${encodeURIComponent(tenant)}&window_type=daily&start_date=${day}&end_date=${next}&group_by=`,
+      );
+      assertEqual(agg.status, 200, 'aggregates');
+      assertEqual(canon(agg.json.summary.total_quantity), '0.5', 'the tenant total counts only the replacement');
+      assertEqual(agg.json.summary.total_events, 1, 'one event counts');
+    });
+
     await test('a quota created in the UI shows its bar on the tenant page (amber, then red)', async () => {
       await page.getByRole('link', { name: 'Quotas' }).first().click();
       await page.getByRole('heading', { name: 'Quotas', level: 1 }).waitFor();

@@ -39,6 +39,20 @@ export interface MeterEvent {
   timestamp: string;
   metadata?: Record<string, unknown> | null;
   created_at?: string;
+  /** The event this one replaced, when an amend recorded it. */
+  amends?: string;
+  /** When it was voided; a voided event no longer counts. */
+  voided_at?: string;
+  void_reason?: string;
+}
+
+/** The fields of an amend; every field left out is copied from the original. */
+export interface Amendment {
+  quantity?: string;
+  timestamp?: string;
+  metadata?: Record<string, unknown>;
+  id?: string;
+  reason?: string;
 }
 
 export interface EventsPage {
@@ -380,6 +394,7 @@ export type EventsQuery = {
   page_size?: number;
   cursor?: string;
   page?: number;
+  include_voided?: 'true';
 };
 
 export class ApiClient {
@@ -415,6 +430,24 @@ export class ApiClient {
 
   events(q: EventsQuery, signal?: AbortSignal): Promise<EventsPage> {
     return this.request('GET', `/events${buildQuery(q)}`, undefined, signal);
+  }
+
+  /** Voids an event (admin): it stops counting and is kept for audit. */
+  voidEvent(id: string, reason?: string): Promise<MeterEvent> {
+    const body = reason ? { reason } : {};
+    return this.request('POST', `/events/${encodeURIComponent(id)}/void`, JSON.stringify(body));
+  }
+
+  /** Replaces an event by a corrected copy (admin); the quantity is sent as its exact text. */
+  amendEvent(id: string, a: Amendment): Promise<MeterEvent> {
+    const body: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(a)) if (v !== undefined && v !== '') body[k] = v;
+    return this.request('POST', `/events/${encodeURIComponent(id)}/amend`, jsonWithExactNumbers(body, ['quantity']));
+  }
+
+  /** The correction chain of an event, oldest first. */
+  eventHistory(id: string, signal?: AbortSignal): Promise<{ events: MeterEvent[] }> {
+    return this.request('GET', `/events/${encodeURIComponent(id)}/history`, undefined, signal);
   }
 
   aggregates(q: AggregatesQuery, signal?: AbortSignal): Promise<AggregatesResponse> {

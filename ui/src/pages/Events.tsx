@@ -1,5 +1,5 @@
 import { type FormEvent, Fragment, useEffect, useMemo, useState } from 'react';
-import { ChevronDown, ChevronLeft, ChevronRight, Filter, RotateCcw, ScrollText } from 'lucide-react';
+import { Ban, ChevronDown, ChevronLeft, ChevronRight, Filter, PencilLine, RotateCcw, ScrollText } from 'lucide-react';
 import { PageHeader } from '../components/Layout';
 import { DownloadButton } from '../components/DownloadButton';
 import { ErrorAlert } from '../components/ErrorAlert';
@@ -16,11 +16,11 @@ import { useApi } from '../lib/auth';
 import { useSettings } from '../lib/settings';
 import { useQuery } from '../lib/useQuery';
 import { useRouter, useSearchParams } from '../lib/router';
-import { type EventsQuery, type MeterEvent, buildQuery } from '../lib/api';
+import { type Amendment, type ApiClient, type EventsQuery, type MeterEvent, buildQuery, parseJson } from '../lib/api';
 import { formatCount, formatDateTime, formatQuantity, formatQuantityPlain } from '../lib/format';
 import { parseLocalDateTime, toIso, toLocalDateTimeValue } from '../lib/range';
 
-const FILTER_KEYS = ['tenant_id', 'resource', 'feature', 'start_date', 'end_date'] as const;
+const FILTER_KEYS = ['tenant_id', 'resource', 'feature', 'start_date', 'end_date', 'include_voided'] as const;
 type Filters = Partial<Record<(typeof FILTER_KEYS)[number], string>>;
 const PAGE_SIZES = [25, 50, 100];
 
@@ -33,7 +33,177 @@ function filtersFromParams(p: URLSearchParams): Filters {
   return f;
 }
 
-function EventDetails({ ev, tz }: { ev: MeterEvent; tz: string }) {
+/** The correction chain of an event (its amends), oldest first. */
+function History({ api, id, tz }: { api: ApiClient; id: string; tz: string }) {
+  const res = useQuery(`history:${id}`, (signal) => api.eventHistory(id, signal));
+  if (res.error) return <ErrorAlert error={res.error} title="The history could not be read" />;
+  const chain = res.data?.events ?? [];
+  if (chain.length < 2) return null;
+  return (
+    <div data-testid="event-history">
+      <p className="mb-1.5 text-xs font-medium text-slate-600">Correction history</p>
+      <ol className="space-y-1 text-xs">
+        {chain.map((e) => (
+          <li key={e.id} className="flex flex-wrap items-baseline gap-2">
+            <span className="font-mono text-slate-800">{e.id}</span>
+            <span className={cn('font-mono tabular-nums', e.voided_at ? 'text-slate-400 line-through' : 'text-slate-800')}>
+              {formatQuantityPlain(e.quantity)}
+            </span>
+            <span className="text-slate-500">{formatDateTime(e.timestamp, tz)}</span>
+            {e.voided_at ? <Badge tone="red">voided{e.void_reason ? `: ${e.void_reason}` : ''}</Badge> : <Badge tone="green">counts</Badge>}
+          </li>
+        ))}
+      </ol>
+    </div>
+  );
+}
+
+type Correction = 'void' | 'amend' | null;
+
+/** Void and amend controls of one event, for admin keys. */
+function Corrections({ api, ev, onDone }: { api: ApiClient; ev: MeterEvent; onDone: (message: string) => void }) {
+  const [open, setOpen] = useState<Correction>(null);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<Error | null>(null);
+  const [reason, setReason] = useState('');
+  const [amend, setAmend] = useState({ quantity: '', timestamp: '', metadata: '', id: '' });
+  const idBase = `corr-${ev.id}`.replace(/[^A-Za-z0-9_-]/g, '_');
+
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setError(null);
+    const a: Amendment = { reason: reason.trim() || undefined };
+    if (open === 'amend') {
+      if (amend.quantity.trim()) a.quantity = amend.quantity.trim();
+      if (amend.timestamp.trim()) a.timestamp = amend.timestamp.trim();
+      if (amend.id.trim()) a.id = amend.id.trim();
+      if (amend.metadata.trim()) {
+        let parsed: unknown;
+        try {
+          parsed = parseJson(amend.metadata);
+        } catch {
+          parsed = undefined;
+        }
+        if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+          setError(new Error('The metadata must be a JSON object.'));
+          return;
+        }
+        a.metadata = parsed as Record<string, unknown>;
+      }
+      if (!a.quantity && !a.timestamp && !a.metadata) {
+        setError(new Error('Change the quantity, the timestamp or the metadata.'));
+        return;
+      }
+    }
+    setBusy(true);
+    try {
+      if (open === 'void') {
+        await api.voidEvent(ev.id, a.reason);
+        onDone(`Event ${ev.id} was voided.`);
+      } else {
+        const replacement = await api.amendEvent(ev.id, a);
+        onDone(`Event ${ev.id} was replaced by ${replacement.id}.`);
+      }
+      setOpen(null);
+    } catch (err) {
+      setError(err as Error);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  if (open === null) {
+    return (
+      <div className="flex flex-wrap gap-2">
+        <Button size="sm" variant="outline" onClick={() => setOpen('amend')} data-testid="amend-event">
+          <PencilLine className="h-3.5 w-3.5" aria-hidden="true" />
+          Amend
+        </Button>
+        <Button size="sm" variant="outline-destructive" onClick={() => setOpen('void')} data-testid="void-event">
+          <Ban className="h-3.5 w-3.5" aria-hidden="true" />
+          Void
+        </Button>
+      </div>
+    );
+  }
+  return (
+    <form
+      onSubmit={submit}
+      aria-label={open === 'void' ? `Void event ${ev.id}` : `Amend event ${ev.id}`}
+      className="space-y-3 rounded-lg border border-slate-200 bg-white p-3"
+    >
+      <p className="text-xs text-slate-600">
+        {open === 'void'
+          ? 'The event stops counting in usage, meters and quotas. It stays stored, marked as voided.'
+          : 'The event is voided and replaced by a copy with these changes; fields left empty are copied.'}
+      </p>
+      {open === 'amend' ? (
+        <div className="grid gap-3 sm:grid-cols-2">
+          <Field label="Quantity" htmlFor={`${idBase}-quantity`}>
+            <Input
+              id={`${idBase}-quantity`}
+              inputMode="decimal"
+              placeholder={formatQuantityPlain(ev.quantity)}
+              value={amend.quantity}
+              onChange={(e) => setAmend({ ...amend, quantity: e.target.value })}
+            />
+          </Field>
+          <Field label="Timestamp (RFC 3339)" htmlFor={`${idBase}-timestamp`}>
+            <Input
+              id={`${idBase}-timestamp`}
+              placeholder={ev.timestamp}
+              value={amend.timestamp}
+              onChange={(e) => setAmend({ ...amend, timestamp: e.target.value })}
+            />
+          </Field>
+          <Field label="Metadata (JSON object, replaces the original's)" htmlFor={`${idBase}-metadata`} className="sm:col-span-2">
+            <Input
+              id={`${idBase}-metadata`}
+              placeholder={ev.metadata ? JSON.stringify(ev.metadata) : '{}'}
+              value={amend.metadata}
+              onChange={(e) => setAmend({ ...amend, metadata: e.target.value })}
+            />
+          </Field>
+          <Field label="Replacement id (optional; makes a retry safe)" htmlFor={`${idBase}-id`}>
+            <Input id={`${idBase}-id`} value={amend.id} onChange={(e) => setAmend({ ...amend, id: e.target.value })} />
+          </Field>
+        </div>
+      ) : null}
+      <Field label="Reason (optional, kept with the voided event)" htmlFor={`${idBase}-reason`}>
+        <Input id={`${idBase}-reason`} maxLength={1000} value={reason} onChange={(e) => setReason(e.target.value)} />
+      </Field>
+      {error ? <ErrorAlert error={error} title={open === 'void' ? 'The event was not voided' : 'The event was not amended'} /> : null}
+      <div className="flex gap-2">
+        <Button
+          type="submit"
+          size="sm"
+          variant={open === 'void' ? 'destructive' : 'default'}
+          disabled={busy}
+          data-testid={open === 'void' ? 'confirm-void' : 'confirm-amend'}
+        >
+          {open === 'void' ? 'Void event' : 'Record the correction'}
+        </Button>
+        <Button size="sm" variant="ghost" onClick={() => setOpen(null)} disabled={busy}>
+          Cancel
+        </Button>
+      </div>
+    </form>
+  );
+}
+
+function EventDetails({
+  ev,
+  tz,
+  api,
+  canCorrect,
+  onCorrected,
+}: {
+  ev: MeterEvent;
+  tz: string;
+  api: ApiClient;
+  canCorrect: boolean;
+  onCorrected: (message: string) => void;
+}) {
   const hasMeta = ev.metadata && typeof ev.metadata === 'object' && Object.keys(ev.metadata).length > 0;
   return (
     <div className="grid gap-4 bg-slate-50/70 px-4 py-4 md:grid-cols-[minmax(0,16rem)_minmax(0,1fr)]">
@@ -50,8 +220,23 @@ function EventDetails({ ev, tz }: { ev: MeterEvent; tz: string }) {
         <dd className="text-slate-800">{formatDateTime(ev.created_at, tz)}</dd>
         <dt className="text-slate-500">Quantity</dt>
         <dd className="break-all font-mono text-slate-800">{formatQuantityPlain(ev.quantity)}</dd>
+        {ev.amends ? (
+          <>
+            <dt className="text-slate-500">Amends</dt>
+            <dd className="break-all font-mono text-slate-800">{ev.amends}</dd>
+          </>
+        ) : null}
+        {ev.voided_at ? (
+          <>
+            <dt className="text-slate-500">Voided</dt>
+            <dd className="text-slate-800" data-testid="voided-at">
+              {formatDateTime(ev.voided_at, tz)}
+              {ev.void_reason ? <span className="block text-slate-500">{ev.void_reason}</span> : null}
+            </dd>
+          </>
+        ) : null}
       </dl>
-      <div className="min-w-0">
+      <div className="min-w-0 space-y-4">
         <p className="mb-1.5 text-xs font-medium text-slate-600">Metadata</p>
         {hasMeta ? (
           <JsonView value={ev.metadata} />
@@ -60,6 +245,8 @@ function EventDetails({ ev, tz }: { ev: MeterEvent; tz: string }) {
             This event has no metadata.
           </p>
         )}
+        {ev.voided_at || ev.amends ? <History api={api} id={ev.id} tz={tz} /> : null}
+        {canCorrect && !ev.voided_at ? <Corrections api={api} ev={ev} onDone={onCorrected} /> : null}
       </div>
     </div>
   );
@@ -98,13 +285,36 @@ export function EventsPage() {
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [filterKey, tz]);
 
+  const showVoided = filters.include_voided === 'true';
   const cursor = cursors[cursors.length - 1];
-  const query: EventsQuery = { ...filters, page_size: pageSize, ...(cursor ? { cursor } : {}) };
+  const query: EventsQuery = {
+    ...filters,
+    include_voided: showVoided ? 'true' : undefined,
+    page_size: pageSize,
+    ...(cursor ? { cursor } : {}),
+  };
   const res = useQuery(JSON.stringify(query), (signal) => api.events(query, signal));
+  // Corrections are for admin keys: listing the keys is the cheapest admin-only read.
+  const admin = useQuery('can-correct', (signal) => api.apiKeys(signal));
+  const canCorrect = admin.data !== undefined;
+  const [notice, setNotice] = useState<string | null>(null);
+  const corrected = (message: string) => {
+    setNotice(message);
+    res.refetch();
+  };
+
+  const setShowVoided = (on: boolean) => {
+    const next = new URLSearchParams(params);
+    if (on) next.set('include_voided', 'true');
+    else next.delete('include_voided');
+    const qs = next.toString();
+    navigate(`${path}${qs ? `?${qs}` : ''}`, { replace: true });
+  };
 
   const apply = (e: FormEvent) => {
     e.preventDefault();
     const next = new URLSearchParams();
+    if (showVoided) next.set('include_voided', 'true');
     for (const k of ['tenant_id', 'resource', 'feature'] as const) {
       const v = draft[k].trim();
       if (v) next.set(k, v);
@@ -149,13 +359,13 @@ export function EventsPage() {
   const total = res.data?.pagination?.total;
   const page = cursors.length;
   const nextCursor = res.data?.next_cursor ?? null;
-  const activeFilters = Object.entries(filters);
+  const activeFilters = Object.entries(filters).filter(([k]) => k !== 'include_voided');
 
   return (
     <div>
       <PageHeader
         title="Events"
-        description="Raw usage events, newest first. Expand a row to see its metadata."
+        description="Raw usage events, newest first. Expand a row to see its metadata, and (with an admin key) to void or amend it."
         actions={
           <DownloadButton
             path={`/events/export${buildQuery({ ...filters, format: 'csv' })}`}
@@ -211,6 +421,16 @@ export function EventsPage() {
           <Button variant="link" size="sm" className="h-auto text-xs" onClick={fillDashboardRange} disabled={!range}>
             Use the dashboard range
           </Button>
+          <label className="flex cursor-pointer items-center gap-1.5 text-slate-600">
+            <input
+              type="checkbox"
+              className="h-3.5 w-3.5 accent-indigo-600"
+              checked={showVoided}
+              onChange={(e) => setShowVoided(e.target.checked)}
+              data-testid="show-voided"
+            />
+            Show voided events
+          </label>
           {activeFilters.length > 0 ? <span aria-hidden="true">·</span> : null}
           {activeFilters.map(([k, v]) => (
             <Badge key={k} tone="indigo">
@@ -222,6 +442,11 @@ export function EventsPage() {
       </Card>
 
       {res.error ? <ErrorAlert error={res.error} className="mb-4" /> : null}
+      {notice ? (
+        <p role="status" className="mb-4 rounded-lg border border-emerald-200 bg-emerald-50 px-3 py-2 text-sm text-emerald-800" data-testid="correction-notice">
+          {notice}
+        </p>
+      ) : null}
 
       <Card className={cn('overflow-hidden transition-opacity', res.stale && 'opacity-60')}>
         {res.loading ? (
@@ -257,7 +482,12 @@ export function EventsPage() {
                 const detailsId = `ev-${ev.id}`.replace(/[^A-Za-z0-9_-]/g, '_');
                 return (
                   <Fragment key={ev.id}>
-                    <TR data-testid="event-row" data-tenant={ev.tenant_id} className={open ? 'bg-slate-50/80' : undefined}>
+                    <TR
+                      data-testid="event-row"
+                      data-tenant={ev.tenant_id}
+                      data-voided={ev.voided_at ? 'true' : undefined}
+                      className={cn(open && 'bg-slate-50/80', ev.voided_at && 'text-slate-400')}
+                    >
                       <TD className="py-1.5 pr-0">
                         <button
                           type="button"
@@ -280,13 +510,30 @@ export function EventsPage() {
                       <TD className="hidden whitespace-nowrap sm:table-cell">{ev.resource}</TD>
                       <TD className="whitespace-nowrap">
                         <Badge tone="slate">{ev.feature}</Badge>
+                        {ev.voided_at ? (
+                          <Badge tone="red" className="ml-1.5" title={ev.void_reason ?? undefined}>
+                            voided
+                          </Badge>
+                        ) : null}
+                        {ev.amends ? (
+                          <Badge tone="violet" className="ml-1.5" title={`amends ${ev.amends}`}>
+                            amended
+                          </Badge>
+                        ) : null}
                       </TD>
-                      <TD className="text-right font-medium whitespace-nowrap text-slate-900 tabular-nums">{formatQuantity(ev.quantity)}</TD>
+                      <TD
+                        className={cn(
+                          'text-right font-medium whitespace-nowrap tabular-nums',
+                          ev.voided_at ? 'text-slate-400 line-through' : 'text-slate-900',
+                        )}
+                      >
+                        {formatQuantity(ev.quantity)}
+                      </TD>
                     </TR>
                     {open ? (
                       <tr id={detailsId} data-testid="event-details">
                         <td colSpan={6} className="border-t border-slate-100 p-0">
-                          <EventDetails ev={ev} tz={tz} />
+                          <EventDetails ev={ev} tz={tz} api={api} canCorrect={canCorrect} onCorrected={corrected} />
                         </td>
                       </tr>
                     ) : null}

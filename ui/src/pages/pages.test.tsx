@@ -186,6 +186,101 @@ describe('App', () => {
     expect((screen.getByLabelText('Tenant') as HTMLInputElement).value).toBe('org_001');
   });
 
+  it('offers void and amend to admin keys only, and lists voided events when asked', async () => {
+    const sent: { method: string; path: string; body: string | null }[] = [];
+    let amendStatus = 201;
+    const f = installFetch((url, init) => {
+      const method = init.method ?? 'GET';
+      if (method === 'POST') sent.push({ method, path: url.pathname, body: (init.body as string) ?? null });
+      if (url.pathname === '/v1/meter/api-keys') return { status: 200, body: { api_keys: [] } };
+      if (url.pathname === '/v1/meter/events/evt_1/void') {
+        return { status: 200, body: { ...EVENT, voided_at: '2025-11-21T08:00:00Z', void_reason: 'sent twice' } };
+      }
+      if (url.pathname === '/v1/meter/events/evt_1/amend') {
+        if (amendStatus === 409) {
+          return { status: 409, body: { error: { code: 'CONFLICT', message: 'conflict: event `evt_1` is voided', details: null } } };
+        }
+        return { status: 201, body: { ...EVENT, id: 'evt_1-fixed', quantity: exact('0.000000001'), amends: 'evt_1' } };
+      }
+      return api(url);
+    });
+    window.sessionStorage.setItem(KEY_STORAGE, 'good-key');
+    window.history.replaceState(null, '', '/events');
+    render(<App />);
+    const row = await screen.findByTestId('event-row');
+    await act(async () => fireEvent.click(within(row).getByRole('button', { name: /Show details/ })));
+
+    // Amend: only the changed field goes, the quantity as an exact number literal.
+    fireEvent.click(await screen.findByTestId('amend-event'));
+    fireEvent.change(screen.getByLabelText('Quantity'), { target: { value: '0.000000001' } });
+    fireEvent.change(screen.getByLabelText(/^Reason/), { target: { value: 'typo' } });
+    await act(async () => fireEvent.click(screen.getByTestId('confirm-amend')));
+    expect((await screen.findByTestId('correction-notice')).textContent).toContain('replaced by evt_1-fixed');
+    expect(sent.at(-1)).toEqual({
+      method: 'POST',
+      path: '/v1/meter/events/evt_1/amend',
+      body: '{"reason":"typo","quantity":0.000000001}',
+    });
+
+    // A refused amend shows the server's error and keeps the form.
+    amendStatus = 409;
+    fireEvent.click(screen.getByTestId('amend-event'));
+    fireEvent.change(screen.getByLabelText('Quantity'), { target: { value: '2' } });
+    await act(async () => fireEvent.click(screen.getByTestId('confirm-amend')));
+    expect((await screen.findByRole('alert')).textContent).toContain('is voided');
+    fireEvent.click(screen.getByRole('button', { name: 'Cancel' }));
+
+    // Void with a reason.
+    fireEvent.click(screen.getByTestId('void-event'));
+    fireEvent.change(screen.getByLabelText(/^Reason/), { target: { value: 'sent twice' } });
+    await act(async () => fireEvent.click(screen.getByTestId('confirm-void')));
+    expect((await screen.findByTestId('correction-notice')).textContent).toContain('voided');
+    expect(sent.at(-1)).toEqual({ method: 'POST', path: '/v1/meter/events/evt_1/void', body: '{"reason":"sent twice"}' });
+
+    // The toggle asks for voided events too.
+    await act(async () => fireEvent.click(screen.getByTestId('show-voided')));
+    await waitFor(() => {
+      const urls = f.mock.calls.map((c) => String(c[0]));
+      expect(urls.some((u) => u.startsWith('/v1/meter/events?') && u.includes('include_voided=true'))).toBe(true);
+    });
+    expect(window.location.search).toContain('include_voided=true');
+  });
+
+  it('shows no correction controls to other keys, and marks voided events', async () => {
+    installFetch((url) => {
+      if (url.pathname === '/v1/meter/api-keys') {
+        return { status: 403, body: { error: { code: 'FORBIDDEN', message: 'a key with role `read` may not do this', details: null } } };
+      }
+      if (url.pathname === '/v1/meter/events') {
+        return {
+          status: 200,
+          body: {
+            events: [{ ...EVENT, voided_at: '2025-11-21T08:00:00Z', void_reason: 'sent twice' }],
+            pagination: { page: 1, page_size: 50, total: 1, total_pages: 1 },
+            next_cursor: null,
+          },
+        };
+      }
+      if (url.pathname === '/v1/meter/events/evt_1/history') {
+        return { status: 200, body: { events: [{ ...EVENT, voided_at: '2025-11-21T08:00:00Z' }, { ...EVENT, id: 'evt_2', amends: 'evt_1' }] } };
+      }
+      return api(url);
+    });
+    window.sessionStorage.setItem(KEY_STORAGE, 'good-key');
+    window.history.replaceState(null, '', '/events?include_voided=true');
+    render(<App />);
+    const row = await screen.findByTestId('event-row');
+    expect(row.dataset.voided).toBe('true');
+    expect(row.textContent).toContain('voided');
+    expect((screen.getByTestId('show-voided') as HTMLInputElement).checked).toBe(true);
+    await act(async () => fireEvent.click(within(row).getByRole('button', { name: /Show details/ })));
+    expect(screen.getByTestId('voided-at').textContent).toContain('sent twice');
+    const history = await screen.findByTestId('event-history');
+    expect(history.textContent).toContain('evt_2');
+    expect(screen.queryByTestId('void-event')).toBeNull();
+    expect(screen.queryByTestId('amend-event')).toBeNull();
+  });
+
   it('lists meters and shows a selected one exactly, with its filters in the query', async () => {
     const f = installFetch(api);
     window.sessionStorage.setItem(KEY_STORAGE, 'good-key');
