@@ -210,15 +210,10 @@ async fn corrections_refuse_bad_input_and_change_nothing() {
         StatusCode::UNPROCESSABLE_ENTITY,
         "VALIDATION_ERROR",
     );
-    let (status, _, body) = app
-        .send(
-            axum::http::Request::post("/v1/meter/events/e1/amend")
-                .header("x-api-key", ADMIN)
-                .header("content-type", "application/json")
-                .body(axum::body::Body::from("{not json"))
-                .expect("request"),
-        )
+    let (status, text) = app
+        .post_text("/v1/meter/events/e1/amend", "{not json")
         .await;
+    let body: Value = serde_json::from_str(&text).expect("an error envelope");
     assert_error(status, &body, StatusCode::BAD_REQUEST, "BAD_REQUEST");
     // A replacement id that belongs to another event, and an amend of a voided event.
     let (status, body) = app

@@ -323,20 +323,6 @@ async fn bad_queries_name_the_parameter() {
     assert_error(status, &body, StatusCode::NOT_FOUND, "NOT_FOUND");
 }
 
-/// Sends `body` (raw JSON text, so number literals arrive as written) to `uri`.
-async fn post_text(app: &common::App, uri: &str, body: &str) -> (StatusCode, String) {
-    let (status, _, bytes) = common::respond(
-        &app.router,
-        axum::http::Request::post(uri)
-            .header("x-api-key", ADMIN)
-            .header("content-type", "application/json")
-            .body(axum::body::Body::from(body.to_owned()))
-            .expect("request"),
-    )
-    .await;
-    (status, String::from_utf8(bytes).expect("utf-8"))
-}
-
 #[tokio::test]
 async fn metadata_numbers_are_kept_exactly_or_refused() {
     let app = app().await;
@@ -348,15 +334,15 @@ async fn metadata_numbers_are_kept_exactly_or_refused() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     // More digits than a double holds: refused with the field, nothing stored.
-    let (status, text) = post_text(
-        &app,
-        "/v1/meter/events",
-        r#"{"events": [
+    let (status, text) = app
+        .post_text(
+            "/v1/meter/events",
+            r#"{"events": [
             {"tenant_id": "org", "resource": "ai", "feature": "t", "metadata": {"tokens": 1}},
             {"tenant_id": "org", "resource": "ai", "feature": "t",
              "metadata": {"tokens": 123456789012345.123456789}}]}"#,
-    )
-    .await;
+        )
+        .await;
     let body: Value = serde_json::from_str(&text).expect("json");
     assert_error(
         status,
@@ -371,10 +357,10 @@ async fn metadata_numbers_are_kept_exactly_or_refused() {
     assert!(text.contains("123456789012345.123456789"), "{text}");
     assert_eq!(app.event_count().await, 0);
     // The same as a string, and doubles in their shortest form: summed exactly.
-    let (status, text) = post_text(
-        &app,
-        "/v1/meter/events",
-        r#"{"events": [
+    let (status, text) = app
+        .post_text(
+            "/v1/meter/events",
+            r#"{"events": [
             {"tenant_id": "org", "resource": "ai", "feature": "t",
              "timestamp": "2025-11-20T10:00:00Z",
              "metadata": {"tokens": "123456789012345.123456789"}},
@@ -384,8 +370,8 @@ async fn metadata_numbers_are_kept_exactly_or_refused() {
              "timestamp": "2025-11-20T10:00:02Z", "metadata": {"tokens": 999999999999999}},
             {"tenant_id": "org", "resource": "ai", "feature": "t",
              "timestamp": "2025-11-20T10:00:03Z", "metadata": {"tokens": 0.5}}]}"#,
-    )
-    .await;
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{text}");
     let (status, _, bytes) = common::respond(
         &app.router,

@@ -127,6 +127,18 @@ impl App {
         (status, headers, json)
     }
 
+    /// POSTs `body`, raw JSON text (number literals arrive as written), with the admin key;
+    /// returns the status and the answer's text.
+    pub async fn post_text(&self, uri: &str, body: &str) -> (StatusCode, String) {
+        let request = Request::post(uri)
+            .header("x-api-key", ADMIN)
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_owned()))
+            .expect("request");
+        let (status, _, bytes) = respond(&self.router, request).await;
+        (status, String::from_utf8(bytes).expect("UTF-8"))
+    }
+
     /// GET with the admin key.
     pub async fn get(&self, uri: &str) -> (StatusCode, Value) {
         let (s, _, b) = self.call(Method::GET, uri, Some(ADMIN), None).await;
