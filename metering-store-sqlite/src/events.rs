@@ -16,10 +16,12 @@ use crate::rollup::RollupDelta;
 /// inserted ones to the rollups. Returns, per row, whether it was inserted.
 pub(crate) fn insert_rows(tx: &Transaction<'_>, rows: &[EventRow]) -> DbResult<Vec<bool>> {
     let mut stmt = tx.prepare_cached(
-        "INSERT INTO events (id, tenant_id, resource, feature, qty_units, qty_nanos, ts, metadata, created_at, amends)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+        "INSERT INTO events (id, tenant_id, resource, feature, qty_units, qty_nanos, ts, metadata, created_at, amends, seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
          ON CONFLICT (id) DO NOTHING",
     )?;
+    // Numbered in commit order for the meter folder: `tx` holds the write lock.
+    let mut seq = crate::meter_rollup::next_seq(tx)?;
     let mut delta = RollupDelta::default();
     let mut inserted = Vec::with_capacity(rows.len());
     for row in rows {
@@ -34,8 +36,10 @@ pub(crate) fn insert_rows(tx: &Transaction<'_>, rows: &[EventRow]) -> DbResult<V
             row.metadata,
             row.created_at,
             row.amends,
+            seq,
         ])?;
         let new = changed == 1;
+        seq += 1;
         if new {
             delta.add(
                 &row.tenant_id,
@@ -203,7 +207,8 @@ fn void_counting(
 ) -> DbResult<()> {
     tx.prepare_cached("UPDATE events SET voided_at = ?2, void_reason = ?3 WHERE id = ?1")?
         .execute(params![event.id.as_str(), at, reason])?;
-    RollupDelta::subtract(tx, event)
+    RollupDelta::subtract(tx, event)?;
+    crate::meter_rollup::unfold(tx, event)
 }
 
 /// Voids the event `id` unless it is voided already; the event as stored afterwards.

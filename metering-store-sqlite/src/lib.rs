@@ -8,6 +8,7 @@ pub mod config;
 mod conn;
 mod error;
 mod events;
+mod meter_rollup;
 mod meters;
 pub mod migrations;
 mod quotas;

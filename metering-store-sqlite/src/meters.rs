@@ -1,12 +1,12 @@
-//! Meters: definitions in `meters` (the spec as its JSON text), and answers recounted from
-//! the events of the queried range by core's `MeterAggregator`, read through the same time
-//! and tenant indexes as event listings.
+//! Meters: definitions in `meters` (the spec as its JSON text), quota tallies recounted from
+//! the events of the period, and consumes. Answers to queries come from the meter rollups
+//! (`meter_rollup`).
 
 use chrono::{DateTime, Utc};
 use metering_core::meter::{meter_in_use, quotable};
 use metering_core::{
-    ConsumeOutcome, Meter, MeterAddition, MeterAggregator, MeterKey, MeterLimit, MeterQuery,
-    MeterReport, MeterSpec, MeterTally, MeteredConsume,
+    ConsumeOutcome, Meter, MeterAddition, MeterKey, MeterLimit, MeterSpec, MeterTally,
+    MeteredConsume,
 };
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::value::RawValue;
@@ -15,7 +15,7 @@ use crate::codec::{instant, micros};
 use crate::error::{DbResult, SqliteError};
 use crate::events;
 
-fn meter_from_row(row: &Row<'_>) -> DbResult<Meter> {
+pub(crate) fn meter_from_row(row: &Row<'_>) -> DbResult<Meter> {
     let key: String = row.get(0)?;
     let spec: String = row.get(1)?;
     let corrupt = || SqliteError::Corrupt(format!("meter `{key}`"));
@@ -40,6 +40,10 @@ pub(crate) fn put(
         return Err(meter_in_use(key).into());
     }
     let text = serde_json::to_string(spec).map_err(|e| SqliteError::Corrupt(e.to_string()))?;
+    let unchanged = by_key(conn, key)?.is_some_and(|stored| stored.spec == *spec);
+    if !unchanged {
+        crate::meter_rollup::reset(conn, key.as_str())?;
+    }
     conn.prepare_cached(
         "INSERT INTO meters (key, spec, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)
          ON CONFLICT (key) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at
@@ -75,19 +79,11 @@ pub(crate) fn delete(conn: &Connection, key: &MeterKey) -> DbResult<bool> {
     if crate::quotas::meter_in_use(conn, key)? {
         return Err(meter_in_use(key).into());
     }
+    crate::meter_rollup::forget(conn, key.as_str())?;
     Ok(conn
         .prepare_cached("DELETE FROM meters WHERE key = ?1")?
         .execute([key.as_str()])?
         > 0)
-}
-
-/// The meter's answer, recounted from the events of the range.
-pub(crate) fn query(conn: &Connection, meter: &Meter, query: &MeterQuery) -> DbResult<MeterReport> {
-    let mut aggregator = MeterAggregator::new(meter, query);
-    events::scan(conn, &query.event_filter(meter), |event| {
-        aggregator.push(event)
-    })?;
-    Ok(aggregator.finish())
 }
 
 /// The tenant's value of the meter in the limit's window.

@@ -45,6 +45,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0006_corrections.sql"),
         backfill: None,
     },
+    Migration {
+        sql: include_str!("../migrations/0007_meter_rollups.sql"),
+        backfill: None,
+    },
 ];
 
 /// The schema version this build creates.

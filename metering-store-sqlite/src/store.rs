@@ -19,7 +19,7 @@ use crate::codec::{EventRow, micros};
 use crate::config::SqliteConfig;
 use crate::conn::{self, Readers, Writer};
 use crate::error::{DbResult, SqliteError};
-use crate::{aggregate, api_keys, events, meters, migrations, quotas};
+use crate::{aggregate, api_keys, events, meter_rollup, meters, migrations, quotas};
 
 /// The SQLite [`Store`]: a cheap `Clone` handle; clones share one writer thread and one pool
 /// of read connections (see the crate docs for the design).
@@ -81,13 +81,79 @@ impl SqliteStore {
         .await
         .map_err(|e| SqliteError::Task(e.to_string()))??;
         let (config, writer, readers) = opened;
-        Ok(SqliteStore {
+        let store = SqliteStore {
             inner: Arc::new(Inner {
                 config,
                 writer: Writer::spawn(writer)?,
                 readers: Arc::new(readers),
             }),
-        })
+        };
+        store.spawn_folder();
+        Ok(store)
+    }
+
+    /// Folds up to `budget` events not yet in the meter rollups (over every meter) in one
+    /// write transaction; true when more are waiting. The background folder does this on
+    /// its own unless [`SqliteConfig::meter_fold_interval`] is `None`. Meter answers are
+    /// exact whether or not events are folded.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unavailable`] when the database cannot be written.
+    pub async fn fold_meters(&self, budget: usize) -> Result<bool> {
+        self.fold(budget, false).await
+    }
+
+    /// Folds one batch: the events are read and folded on a read snapshot, and each
+    /// meter's cells are written in its own short write transaction. With `yield_to_writes`,
+    /// each write first waits (up to 50 ms) for the writer's queue to empty, so ingest goes
+    /// first.
+    async fn fold(&self, budget: usize, yield_to_writes: bool) -> Result<bool> {
+        let batch = self
+            .read(move |c| meter_rollup::read_batch(c, budget))
+            .await?;
+        let mut more = batch.more;
+        for folded in batch.meters {
+            if yield_to_writes {
+                for _ in 0..50 {
+                    if self.inner.writer.queued() == 0 {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                }
+            }
+            let applied = self
+                .write_tx(move |tx| meter_rollup::apply(tx, &folded))
+                .await?;
+            more |= !applied;
+        }
+        Ok(more)
+    }
+
+    /// Runs the background meter folder while a handle lives and a Tokio runtime does.
+    fn spawn_folder(&self) {
+        let (Some(pause), Ok(runtime)) = (
+            self.inner.config.meter_fold_interval,
+            tokio::runtime::Handle::try_current(),
+        ) else {
+            return;
+        };
+        let budget = self.inner.config.meter_fold_batch;
+        let weak = Arc::downgrade(&self.inner);
+        runtime.spawn(async move {
+            loop {
+                let Some(inner) = weak.upgrade() else { break };
+                let more = SqliteStore { inner }.fold(budget, true).await;
+                match more {
+                    Ok(true) => tokio::task::yield_now().await,
+                    Ok(false) => tokio::time::sleep(pause).await,
+                    Err(error) => {
+                        tracing::warn!(%error, "folding meter rollups failed; retrying");
+                        tokio::time::sleep(pause).await;
+                    }
+                }
+            }
+        });
     }
 
     /// Opens the database a `sqlite:` URL names (see [`SqliteConfig::from_url`]) with the
@@ -367,7 +433,8 @@ impl Store for SqliteStore {
 
     async fn query_meter(&self, meter: &Meter, query: &MeterQuery) -> Result<MeterReport> {
         let (meter, query) = (meter.clone(), query.clone());
-        self.read(move |c| meters::query(c, &meter, &query)).await
+        self.read(move |c| meter_rollup::query(c, &meter, &query))
+            .await
     }
 
     async fn health(&self) -> Result<()> {

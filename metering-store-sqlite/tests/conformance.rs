@@ -1,4 +1,6 @@
-//! The conformance suite of `metering-testkit`, on a fresh database file per case.
+//! The conformance suite of `metering-testkit`, on a fresh database file per case, with the
+//! background meter folder running every millisecond in batches of 5 events, so folds race
+//! with every write and query of the cases. (`conformance_folded.rs` folds in fixed steps.)
 
 use std::sync::Mutex;
 
@@ -14,9 +16,13 @@ async fn setup() -> Option<SqliteStore> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .push(dir);
     Some(
-        SqliteStore::open(SqliteConfig::new(path))
-            .await
-            .expect("a fresh SQLite database opens"),
+        SqliteStore::open(
+            SqliteConfig::new(path)
+                .with_meter_fold_interval(Some(std::time::Duration::from_millis(1)))
+                .with_meter_fold_batch(5),
+        )
+        .await
+        .expect("a fresh SQLite database opens"),
     )
 }
 

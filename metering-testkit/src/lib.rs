@@ -66,6 +66,7 @@ macro_rules! store_conformance {
             meters_count_events_stored_before_them,
             meter_values_are_exact,
             meters_match_recount_property,
+            unique_counts_by_whole_windows,
             meter_quotas_follow_their_meter,
             meter_consume_is_exact,
             unique_count_quota_allows_counted_values,

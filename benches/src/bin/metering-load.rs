@@ -18,6 +18,7 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use metering_benches::workload::{backfill_age_secs, mix, realistic};
 
 /// What each request does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -121,25 +122,11 @@ struct Shared {
     run_id: u64,
 }
 
-/// A cheap deterministic mix of `n` (splitmix64), so every run sends the same events.
-fn mix(n: u64) -> u64 {
-    let mut z = n.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 fn event_json(shared: &Shared, n: u64) -> serde_json::Value {
     let args = &shared.args;
     let r = mix(n ^ shared.run_id.rotate_left(17));
     let mut event = match args.workload {
-        Workload::Realistic => serde_json::json!({
-            "tenant_id": format!("org_{:03}", r % 50),
-            "resource": format!("res_{}", (r / 50) % 10),
-            "feature": format!("feat_{}", (r / 500) % 5),
-            "quantity": 1 + (r / 2_500) % 5,
-            "metadata": {"src": "bench", "run": "r1", "th": n % 32, "seq": n, "user": format!("u{:03}", (r >> 20) % 1000)},
-        }),
+        Workload::Realistic => realistic(n, r),
         Workload::Easy => {
             let tenants = u64::try_from(args.tenants.max(1)).unwrap_or(1);
             let resource = ["billing", "reports", "api"][usize::try_from(n % 3).unwrap_or(0)];
@@ -160,10 +147,7 @@ fn event_json(shared: &Shared, n: u64) -> serde_json::Value {
     }
     let now = unix_now();
     let at = match args.timestamps {
-        Timestamps::Backfill => {
-            let spread = u64::try_from(args.spread_days.max(1) * 86_400).unwrap_or(86_400);
-            now.saturating_sub(mix(r) % spread)
-        }
+        Timestamps::Backfill => now.saturating_sub(backfill_age_secs(r, args.spread_days)),
         Timestamps::Live => now.saturating_sub(mix(r) % 60),
     };
     event["timestamp"] = serde_json::Value::String(rfc3339(at));

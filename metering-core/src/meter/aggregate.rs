@@ -1,10 +1,11 @@
 //! [`MeterAggregator`]: one pass over events gives a meter's exact answer.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use super::rollup::{Contribution, MeterCell, SeriesKey, contribution};
 use super::{Aggregation, Amount, Meter, MeterGroup, MeterQuery, MeterReport, MeterRow, PathValue};
 use crate::event::Event;
 use crate::window::Window;
@@ -28,15 +29,25 @@ pub(super) enum Distinct {
     Json(String),
 }
 
+impl Distinct {
+    /// The canonical text of the value: equal values, and only they, have equal keys.
+    pub(super) fn key(&self) -> String {
+        match self {
+            Distinct::Number(a) => format!("n{}", a.nanos()),
+            Distinct::OtherNumber(text) => format!("o{text}"),
+            Distinct::Text(text) => format!("s{text}"),
+            Distinct::Bool(b) => format!("b{b}"),
+            Distinct::Json(text) => format!("j{text}"),
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Cell {
     window_end: Option<DateTime<Utc>>,
-    count: u64,
-    sum: i128,
-    min: Option<Amount>,
-    max: Option<Amount>,
-    latest: Option<(DateTime<Utc>, String, Amount)>,
-    distinct: HashSet<Distinct>,
+    values: MeterCell,
+    /// Distinct values counted by number only ([`MeterAggregator::push_distinct_total`]).
+    distinct_total: u64,
 }
 
 /// Computes a meter's answer from the events of a query's range, in one pass, exactly.
@@ -70,51 +81,25 @@ impl MeterAggregator {
     /// Counts `event` if it matches the meter and the query.
     pub fn push(&mut self, event: &Event) {
         let q = &self.query;
-        if !event.counts()
-            || event.timestamp < q.start
+        if event.timestamp < q.start
             || event.timestamp >= q.end
             || q.tenant_id.as_ref().is_some_and(|t| *t != event.tenant_id)
             || q.resource.as_ref().is_some_and(|r| *r != event.resource)
             || q.feature.as_ref().is_some_and(|f| *f != event.feature)
-            || !self.meter.spec.filter.matches(event)
             || !q.dimension_filters.iter().all(|(key, wanted)| {
                 dimension_text(event, key).is_some_and(|have| wanted.contains(&have))
             })
         {
             return;
         }
-        let spec = &self.meter.spec;
-        let (amount, distinct) = match spec.aggregation {
-            Aggregation::Count => (None, None),
-            Aggregation::UniqueCount => match spec.value.read(event).and_then(distinct_of) {
-                Some(d) => (None, Some(d)),
-                None => {
-                    self.skipped += 1;
-                    return;
-                }
-            },
-            _ => match spec.value.read(event).and_then(amount_of) {
-                Some(a) => (Some(a), None),
-                None => {
-                    self.skipped += 1;
-                    return;
-                }
-            },
+        let Some(contribution) = contribution(&self.meter, event) else {
+            return;
         };
-        let window = match q.window {
-            None => Window {
-                start: q.start,
-                end: q.end,
-            },
-            Some(window_type) => match self.last_window {
-                Some(w) if w.contains(event.timestamp) => w,
-                _ => {
-                    let w = window_type.window(event.timestamp, q.tz);
-                    self.last_window = Some(w);
-                    w
-                }
-            },
-        };
+        if matches!(contribution, Contribution::Skipped) {
+            self.skipped += 1;
+            return;
+        }
+        let window = window_of(q, &mut self.last_window, event.timestamp);
         let group = q
             .group_by
             .iter()
@@ -130,21 +115,100 @@ impl MeterAggregator {
             .collect();
         let cell = self.cells.entry((window.start, group)).or_default();
         cell.window_end = Some(window.end);
-        cell.count += 1;
-        if let Some(d) = distinct {
-            cell.distinct.insert(d);
-        }
-        if let Some(a) = amount {
-            cell.sum += a.nanos();
-            cell.min = Some(cell.min.map_or(a, |m| m.min(a)));
-            cell.max = Some(cell.max.map_or(a, |m| m.max(a)));
-            let newer = cell.latest.as_ref().is_none_or(|(ts, id, _)| {
-                (event.timestamp, event.id.as_str()) > (*ts, id.as_str())
+        cell.values.add(
+            contribution,
+            event.timestamp.timestamp_micros(),
+            event.id.as_str(),
+        );
+    }
+
+    /// Counts a folded cell of `series` whose bucket starts at `bucket_start`, if the series
+    /// matches the query. The bucket must lie inside the query's range and inside one of its
+    /// windows (as [`crate::rollup_plan::plan`] guarantees), and its events must be exactly
+    /// those [`MeterFold`](super::rollup::MeterFold) counted for this meter.
+    pub fn push_cell(&mut self, bucket_start: DateTime<Utc>, series: &SeriesKey, cell: &MeterCell) {
+        if let Some(slot) = self.slot(bucket_start, series, cell) {
+            slot.values.merge(&MeterCell {
+                skipped: 0,
+                ..cell.clone()
             });
-            if newer {
-                cell.latest = Some((event.timestamp, event.id.as_str().to_owned(), a));
-            }
         }
+    }
+
+    /// Counts a folded `unique_count` cell whose distinct values are `distinct` in number,
+    /// without the values themselves (as [`push_cell`](Self::push_cell) otherwise).
+    ///
+    /// Only right when nothing else reaches the cell's window and group: its bucket is the
+    /// whole window, the query groups by the tenant and every dimension (and by resource and
+    /// feature unless the cell sums over them), and no event or other cell of that window
+    /// and group is pushed.
+    pub fn push_distinct_total(
+        &mut self,
+        bucket_start: DateTime<Utc>,
+        series: &SeriesKey,
+        cell: &MeterCell,
+        distinct: u64,
+    ) {
+        if let Some(slot) = self.slot(bucket_start, series, cell) {
+            slot.values.count += cell.count;
+            slot.distinct_total += distinct;
+        }
+    }
+
+    /// The window and group slot of a cell of `series` when it matches the query (its
+    /// skipped events counted), else `None`.
+    fn slot(
+        &mut self,
+        bucket_start: DateTime<Utc>,
+        series: &SeriesKey,
+        cell: &MeterCell,
+    ) -> Option<&mut Cell> {
+        let q = &self.query;
+        let dimension = |key: &str| {
+            self.meter
+                .spec
+                .dimensions
+                .iter()
+                .position(|d| d == key)
+                .and_then(|i| series.dimensions.get(i).cloned().flatten())
+        };
+        if q.tenant_id
+            .as_ref()
+            .is_some_and(|t| t.as_str() != series.tenant_id)
+            || q.resource
+                .as_ref()
+                .is_some_and(|r| r.as_str() != series.resource)
+            || q.feature
+                .as_ref()
+                .is_some_and(|f| f.as_str() != series.feature)
+            || !q
+                .dimension_filters
+                .iter()
+                .all(|(key, wanted)| dimension(key).is_some_and(|have| wanted.contains(&have)))
+        {
+            return None;
+        }
+        self.skipped += cell.skipped;
+        if cell.count == 0 {
+            return None;
+        }
+        let group = q
+            .group_by
+            .iter()
+            .map(|g| {
+                let text = match g {
+                    MeterGroup::TenantId => Some(series.tenant_id.clone()),
+                    MeterGroup::Resource => Some(series.resource.clone()),
+                    MeterGroup::Feature => Some(series.feature.clone()),
+                    MeterGroup::Dimension(key) => dimension(key),
+                };
+                text.map_or(GroupValue::Null, GroupValue::Text)
+            })
+            .collect();
+        let window = window_of(q, &mut self.last_window, bucket_start);
+        let slot = self.cells.entry((window.start, group)).or_default();
+        slot.window_end = Some(window.end);
+        Some(slot)
     }
 
     /// The answer: rows by window, then by each group key as text (`null` last).
@@ -160,21 +224,22 @@ impl MeterAggregator {
         let data = self
             .cells
             .into_iter()
-            .map(|((window_start, group), cell)| {
+            .map(|((window_start, group), slot)| {
+                let cell = slot.values;
                 let value = match aggregation {
                     Aggregation::Sum => Amount::from_nanos(cell.sum),
                     Aggregation::Count => Amount::from_units(saturating_i64(cell.count)),
-                    Aggregation::UniqueCount => {
-                        Amount::from_units(saturating_i64(cell.distinct.len() as u64))
-                    }
+                    Aggregation::UniqueCount => Amount::from_units(saturating_i64(
+                        cell.distinct.len() as u64 + slot.distinct_total,
+                    )),
                     Aggregation::Min => cell.min.unwrap_or_default(),
                     Aggregation::Max => cell.max.unwrap_or_default(),
                     Aggregation::Avg => Amount::mean(cell.sum, cell.count).unwrap_or_default(),
-                    Aggregation::Latest => cell.latest.map(|(_, _, a)| a).unwrap_or_default(),
+                    Aggregation::Latest => cell.latest.map(|l| l.value).unwrap_or_default(),
                 };
                 MeterRow {
                     window_start,
-                    window_end: cell.window_end.unwrap_or(window_start),
+                    window_end: slot.window_end.unwrap_or(window_start),
                     group: names
                         .iter()
                         .cloned()
@@ -196,6 +261,25 @@ impl MeterAggregator {
             data,
             skipped_events: self.skipped,
         }
+    }
+}
+
+/// The query's window holding `t` (the whole range without windows); `last` caches the
+/// previous one, as events and cells mostly arrive in time order.
+fn window_of(q: &MeterQuery, last: &mut Option<Window>, t: DateTime<Utc>) -> Window {
+    match q.window {
+        None => Window {
+            start: q.start,
+            end: q.end,
+        },
+        Some(window_type) => match *last {
+            Some(w) if w.contains(t) => w,
+            _ => {
+                let w = window_type.window(t, q.tz);
+                *last = Some(w);
+                w
+            }
+        },
     }
 }
 

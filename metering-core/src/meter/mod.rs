@@ -47,6 +47,7 @@ mod amount;
 mod decode;
 mod limit;
 mod query;
+pub mod rollup;
 
 use std::collections::BTreeMap;
 use std::fmt;

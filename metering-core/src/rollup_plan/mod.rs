@@ -38,7 +38,10 @@
 
 use chrono::{DateTime, Utc};
 
+use chrono_tz::Tz;
+
 use crate::query::AggregateQuery;
+use crate::window::WindowType;
 
 #[cfg(test)]
 mod tests;
@@ -155,23 +158,35 @@ fn bucket_end_from(t: i64, size: i64) -> i64 {
 /// [`plan`]. Empty when the range is.
 #[must_use]
 pub fn window_starts(query: &AggregateQuery) -> Vec<DateTime<Utc>> {
+    window_starts_in(query.start, query.end, query.window, query.tz)
+}
+
+/// The starts of the windows of `window` in `tz` that meet `[start, end)`, in order, as
+/// [`window_starts`] gives them for an aggregate query.
+#[must_use]
+pub fn window_starts_in(
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    window: WindowType,
+    tz: Tz,
+) -> Vec<DateTime<Utc>> {
     let mut starts = Vec::new();
-    if query.start >= query.end {
+    if start >= end {
         return starts;
     }
-    let granularity = query.window.granularity();
-    let mut window = query.window.window(query.start, query.tz);
+    let granularity = window.granularity();
+    let mut current = window.window(start, tz);
     loop {
-        starts.push(window.start);
-        if window.end >= query.end {
+        starts.push(current.start);
+        if current.end >= end {
             break;
         }
-        let next = granularity.next(window, query.tz);
-        if next.start <= window.start {
+        let next = granularity.next(current, tz);
+        if next.start <= current.start {
             // Cannot happen with real zones; never loop forever on a broken one.
             break;
         }
-        window = next;
+        current = next;
     }
     starts
 }

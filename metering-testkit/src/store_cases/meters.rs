@@ -5,6 +5,7 @@
 //! - [`meters_count_events_stored_before_them`]
 //! - [`meter_values_are_exact`]
 //! - [`meters_match_recount_property`]
+//! - [`unique_counts_by_whole_windows`]
 
 use metering_core::{
     Aggregation, Amount, Meter, MeterFilter, MeterGroup, MeterKey, MeterQuery, MeterSpec, ValuePath,
@@ -246,7 +247,8 @@ pub async fn meter_values_are_exact<S: Store + Clone>(store: S) {
 
 /// Property: for random events with random metadata (mixed JSON types, missing keys,
 /// nested paths), every aggregation over every window type and random group-by subsets and
-/// filters equals a brute-force recount.
+/// filters equals a brute-force recount. Each meter is defined in the store (so rollups,
+/// where a store keeps them, answer) and events are voided after it is defined.
 pub async fn meters_match_recount_property<S: Store + Clone>(store: S) {
     let ns = Namespace::new();
     let tenants = [ns.tenant("a"), ns.tenant("b")];
@@ -343,20 +345,32 @@ pub async fn meters_match_recount_property<S: Store + Clone>(store: S) {
                 ..MeterFilter::default()
             },
         };
-        for aggregation in Aggregation::ALL {
+        let mut counting = events.clone();
+        for (j, aggregation) in Aggregation::ALL.iter().copied().enumerate() {
             let value = match (aggregation, paths[path]) {
                 (Aggregation::UniqueCount, "quantity") => "metadata.model",
                 (_, p) => p,
             };
-            let meter = Meter {
-                key: key(&format!("p{case}")),
-                spec: MeterSpec::new(aggregation)
-                    .value(value.parse().expect("path"))
-                    .filter(meter_filter.clone())
-                    .dimensions(["model", "region", "n"]),
-                created_at: base,
-                updated_at: base,
-            };
+            let spec = MeterSpec::new(aggregation)
+                .value(value.parse().expect("path"))
+                .filter(meter_filter.clone())
+                .dimensions(["model", "region", "n"]);
+            // Defined in the store, so a store that keeps meter rollups answers from them.
+            let meter = store
+                .put_meter(&key(&format!("p{case}")), &spec, base)
+                .await
+                .expect("put meter");
+            // Void a few events after the meter is defined (a rollup must take them out).
+            let mut i = j;
+            while i < counting.len() {
+                let id = counting[i].id.clone();
+                store
+                    .void_event(&id, Some("property"), base)
+                    .await
+                    .expect("void");
+                counting.remove(i);
+                i += 9;
+            }
             for window in [
                 None,
                 Some(WindowType::Hourly),
@@ -389,7 +403,7 @@ pub async fn meters_match_recount_property<S: Store + Clone>(store: S) {
                     let got = answer(&store, &meter, &query).await;
                     assert_eq!(
                         got,
-                        recount::meter(&events, &meter, &query),
+                        recount::meter(&counting, &meter, &query),
                         "case {case}, {aggregation:?} over {value}: {query:?}"
                     );
                 }
@@ -397,4 +411,95 @@ pub async fn meters_match_recount_property<S: Store + Clone>(store: S) {
         }
     }
     let _ = Amount::ZERO;
+}
+
+/// `unique_count` by whole days grouped by the tenant and every dimension (where a store may
+/// answer from per-window distinct counts), by other shapes (where it must unite distinct
+/// sets), with events stored before and after the meter is defined and voids after it:
+/// every answer equals a recount.
+pub async fn unique_counts_by_whole_windows<S: Store + Clone>(store: S) {
+    let ns = Namespace::new();
+    let tenants = [ns.tenant("a"), ns.tenant("b")];
+    let base = at("2024-03-01T00:00:00Z");
+    let make = |i: usize, phase: &str| {
+        let minutes = i64::try_from(i * 37).expect("small");
+        with_metadata(
+            event(
+                ns.id(&format!("{phase}{i}")),
+                &tenants[i % 2],
+                "api",
+                ["f0", "f1"][i % 3 % 2],
+                qty("1"),
+                base + Duration::minutes(minutes),
+            ),
+            json!({"user": format!("u{}", i % 7), "model": (["x", "y"][i % 5 % 2])}),
+        )
+    };
+    let before: Vec<Event> = (0..90).map(|i| make(i, "b")).collect();
+    store.insert_events(&before).await.expect("insert");
+    let meter = store
+        .put_meter(
+            &key("users"),
+            &MeterSpec::new(Aggregation::UniqueCount)
+                .value("metadata.user".parse().expect("path"))
+                .dimensions(["model"]),
+            base,
+        )
+        .await
+        .expect("put meter");
+    let after: Vec<Event> = (0..50).map(|i| make(i * 3 + 1, "a")).collect();
+    store.insert_events(&after).await.expect("insert");
+    let mut counting: Vec<Event> = before.into_iter().chain(after).collect();
+    for i in [4, 33, 61, 100] {
+        let id = counting[i].id.clone();
+        store.void_event(&id, None, base).await.expect("void");
+    }
+    for i in [100, 61, 33, 4] {
+        counting.remove(i);
+    }
+    let range = MeterQuery::new(base, base + Duration::days(3));
+    let by = |groups: &[&str]| {
+        groups
+            .iter()
+            .map(|g| g.parse::<MeterGroup>().expect("group"))
+            .collect::<Vec<_>>()
+    };
+    let queries = [
+        range
+            .clone()
+            .window(WindowType::Daily)
+            .group_by(by(&["tenant_id", "model"])),
+        range.clone().window(WindowType::Daily).group_by(by(&[
+            "model",
+            "tenant_id",
+            "resource",
+            "feature",
+        ])),
+        range
+            .clone()
+            .window(WindowType::Daily)
+            .group_by(by(&["tenant_id"])),
+        range
+            .clone()
+            .window(WindowType::Hourly)
+            .group_by(by(&["tenant_id", "model"])),
+        range
+            .clone()
+            .window(WindowType::Daily)
+            .tz("America/New_York".parse().expect("zone"))
+            .group_by(by(&["tenant_id", "model"])),
+        range
+            .clone()
+            .window(WindowType::Daily)
+            .group_by(by(&["tenant_id", "model"]))
+            .filter("model", vec!["x".into()]),
+        range.clone().group_by(by(&["tenant_id", "model"])),
+    ];
+    for query in &queries {
+        assert_eq!(
+            answer(&store, &meter, query).await,
+            recount::meter(&counting, &meter, query),
+            "{query:?}"
+        );
+    }
 }
