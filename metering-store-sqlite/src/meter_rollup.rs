@@ -669,6 +669,7 @@ fn read_cells(
     let mut rows = stmt.query(args)?;
     let mut cells = Vec::new();
     let mut index: HashMap<(i64, String, String, String, String), usize> = HashMap::new();
+    let mut parsed: HashMap<String, Vec<Option<String>>> = HashMap::new();
     while let Some(row) = rows.next()? {
         let (bucket, tenant_id, resource, feature, dims): (i64, String, String, String, String) = (
             row.get(0)?,
@@ -677,8 +678,17 @@ fn read_cells(
             row.get(3)?,
             row.get(4)?,
         );
-        let dimensions = SeriesKey::parse_dimensions(&dims)
-            .ok_or_else(|| SqliteError::Corrupt(format!("meter cell dimensions `{dims}`")))?;
+        // Few distinct dimension texts recur across many cells: parse each once.
+        let dimensions = match parsed.get(&dims) {
+            Some(d) => Vec::clone(d),
+            None => {
+                let d = SeriesKey::parse_dimensions(&dims).ok_or_else(|| {
+                    SqliteError::Corrupt(format!("meter cell dimensions `{dims}`"))
+                })?;
+                parsed.insert(dims.clone(), d.clone());
+                d
+            }
+        };
         let (cell, distinct) = cell_from_row(row, 5)?;
         if with_distinct {
             index.insert(
