@@ -21,10 +21,10 @@ pub(crate) fn insert_rows(tx: &Transaction<'_>, rows: &[EventRow]) -> DbResult<V
          ON CONFLICT (id) DO NOTHING",
     )?;
     // Numbered in commit order for the meter folder: `tx` holds the write lock.
-    let mut seq = crate::meter_rollup::next_seq(tx)?;
+    let first = crate::meter_rollup::next_seq(tx)?;
     let mut delta = RollupDelta::default();
     let mut inserted = Vec::with_capacity(rows.len());
-    for row in rows {
+    for (seq, row) in (first..).zip(rows) {
         let changed = stmt.execute(params![
             row.id,
             row.tenant_id,
@@ -39,7 +39,6 @@ pub(crate) fn insert_rows(tx: &Transaction<'_>, rows: &[EventRow]) -> DbResult<V
             seq,
         ])?;
         let new = changed == 1;
-        seq += 1;
         if new {
             delta.add(
                 &row.tenant_id,

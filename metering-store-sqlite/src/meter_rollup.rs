@@ -160,8 +160,11 @@ fn folding(conn: &Connection) -> DbResult<Vec<(Meter, FoldState)>> {
         .collect())
 }
 
+/// A meter, its fold state and its spec as stored.
+type FoldingMeter = (Meter, FoldState, String);
+
 /// Every meter with its fold state and its spec as stored.
-fn folding_specs(conn: &Connection) -> DbResult<Vec<(Meter, FoldState, String)>> {
+fn folding_specs(conn: &Connection) -> DbResult<Vec<FoldingMeter>> {
     let mut stmt = conn.prepare_cached(
         "SELECT m.key, m.spec, m.created_at, m.updated_at,
                 f.below, f.backfill_ts, f.backfill_id, f.backfilled, f.folded_seq, f.corrections
@@ -238,8 +241,8 @@ pub(crate) struct FoldBatch {
 /// Reads up to `budget` events not yet folded (meters at the same point share one read) and
 /// folds them in memory. Runs on a read snapshot, so the writer is not held meanwhile.
 pub(crate) fn read_batch(conn: &Connection, budget: usize) -> DbResult<FoldBatch> {
-    let mut left = i64::try_from(budget.max(1)).unwrap_or(i64::MAX);
-    let mut groups: Vec<(FoldState, Vec<(Meter, FoldState, String)>)> = Vec::new();
+    let budget = i64::try_from(budget.max(1)).unwrap_or(i64::MAX);
+    let mut groups: Vec<(FoldState, Vec<FoldingMeter>)> = Vec::new();
     for (meter, state, spec) in folding_specs(conn)? {
         match groups.iter_mut().find(|(at, _)| at.same_point(&state)) {
             Some((_, meters)) => meters.push((meter, state, spec)),
@@ -247,11 +250,11 @@ pub(crate) fn read_batch(conn: &Connection, budget: usize) -> DbResult<FoldBatch
         }
     }
     let mut batch = FoldBatch::default();
+    // Each group gets its share of the budget, so a meter defined while others backfill
+    // starts at once.
+    let share = budget / i64::try_from(groups.len().max(1)).unwrap_or(1);
     for (mut point, meters) in groups {
-        if left == 0 {
-            batch.more = true;
-            break;
-        }
+        let mut left = share.max(1);
         let layout_lists: Vec<Vec<Layout>> = meters
             .iter()
             .map(|(m, _, _)| layouts(levels(m.spec.aggregation)))

@@ -106,21 +106,19 @@ impl SqliteStore {
 
     /// Folds one batch: the events are read and folded on a read snapshot, and each
     /// meter's cells are written in its own short write transaction. With `yield_to_writes`,
-    /// each write first waits (up to 50 ms) for the writer's queue to empty, so ingest goes
-    /// first.
+    /// the read and each write first wait for the writer's queue to empty
+    /// ([`SqliteStore::idle_writer`]), so ingest goes first.
     async fn fold(&self, budget: usize, yield_to_writes: bool) -> Result<bool> {
+        if yield_to_writes {
+            self.idle_writer().await;
+        }
         let batch = self
             .read(move |c| meter_rollup::read_batch(c, budget))
             .await?;
         let mut more = batch.more;
         for folded in batch.meters {
             if yield_to_writes {
-                for _ in 0..50 {
-                    if self.inner.writer.queued() == 0 {
-                        break;
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-                }
+                self.idle_writer().await;
             }
             let applied = self
                 .write_tx(move |tx| meter_rollup::apply(tx, &folded))
@@ -128,6 +126,17 @@ impl SqliteStore {
             more |= !applied;
         }
         Ok(more)
+    }
+
+    /// Ingest first: waits for a moment with no write queued, but no longer than a second,
+    /// so folding still advances under a steady write load.
+    async fn idle_writer(&self) {
+        for _ in 0..500 {
+            if self.inner.writer.queued() == 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
     }
 
     /// Runs the background meter folder while a handle lives and a Tokio runtime does.

@@ -3,15 +3,16 @@
 //! A [`Meter`] says which events count ([`MeterFilter`]), which value is aggregated
 //! ([`ValuePath`]: the quantity or a metadata path), how ([`Aggregation`]), and which
 //! top-level metadata keys queries may group by and filter on (its dimensions). A meter
-//! applies to every stored event, past and future: defining one over a full store needs no
-//! backfill, and its first answer already counts every event.
+//! applies to every stored event, past and future: its first answer already counts every
+//! event, also while a store is still preparing rollups for it.
 //!
 //! # How answers are computed
 //!
-//! Every backend answers [`Store::query_meter`](crate::Store::query_meter) by reading the
-//! events of the query's time range (with its tenant, resource and feature filters pushed
-//! into the store's indexes) and feeding them to one [`MeterAggregator`], which applies the
-//! meter's filter, reads each value exactly ([`Amount`]), and keeps per window and group:
+//! A backend answers [`Store::query_meter`](crate::Store::query_meter) with one
+//! [`MeterAggregator`], fed the events of the query's time range (with its tenant, resource
+//! and feature filters pushed into the store's indexes) and, where the backend keeps them,
+//! folded cells of whole time buckets ([`rollup`]). The aggregator applies the meter's
+//! filter, reads each value exactly ([`Amount`]), and keeps per window and group:
 //!
 //! - `sum`, `count`, `avg`: an exact `i128` sum of nanos and a count (`avg` rounds half to
 //!   even at nine fractional digits only at the end);
@@ -20,10 +21,11 @@
 //! - `unique_count`: the exact set of distinct values (numbers by value, strings by text),
 //!   counted per window on its own because distinct counts do not add up.
 //!
-//! This design is exact by construction and needs no state that could lag behind a new or
-//! replaced meter: the answer is always a recount of the stored events. Its cost grows with
-//! the number of events in the queried range; per-meter rollups for the additive
-//! aggregations are the planned next step and will be checked against this recount.
+//! A cell ([`rollup::MeterCell`]) keeps all of these for one bucket and series, so cells
+//! merge into windows exactly, `unique_count` included (a cell keeps its distinct values).
+//! The memory store and PostgreSQL recount the events; SQLite folds them into cells in the
+//! background (see its `meter_rollup` module). The conformance suite checks every answer
+//! against a brute-force recount, with the rollups of a store in play.
 //!
 //! # Quotas on meters
 //!
