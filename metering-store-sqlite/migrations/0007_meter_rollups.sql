@@ -60,3 +60,8 @@ CREATE TABLE meter_distinct (
     value     TEXT    NOT NULL,
     PRIMARY KEY (meter, level, bucket, tenant_id, resource, feature, dims, value)
 ) WITHOUT ROWID;
+
+-- Meters defined before this version: folded from scratch by the backfill (every stored
+-- event has no `seq`, and new ones are numbered from 1).
+INSERT INTO meter_folds (meter, below, backfill_ts, backfill_id, backfilled, folded_seq, corrections)
+SELECT key, 1, -9223372036854775807 - 1, '', 0, 0, 0 FROM meters;

@@ -2,8 +2,9 @@
 
 use chrono::{DateTime, Duration, Utc};
 use metering_core::{
-    AggregateQuery, Event, EventFilter, EventId, EventQuery, Feature, GroupBy, Paging, Quantity,
-    QuotaScope, Resource, Store, TenantId, WindowType,
+    AggregateQuery, Aggregation, Event, EventFilter, EventId, EventQuery, Feature, GroupBy,
+    MeterGroup, MeterKey, MeterQuery, MeterSpec, Paging, Quantity, QuotaScope, Resource, Store,
+    TenantId, WindowType,
 };
 use metering_store_sqlite::rusqlite::{Connection, params};
 use metering_store_sqlite::{SCHEMA_VERSION, SqliteConfig, SqliteStore};
@@ -149,6 +150,84 @@ async fn a_version_1_database_is_migrated_and_its_events_rolled_up() {
         .await
         .expect("candidates");
     assert_eq!(candidates, quotas);
+}
+
+/// A meter defined before meter rollups existed (schema version 6) is folded after the
+/// upgrade, and answers the same before and after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn meters_of_a_version_6_database_are_folded() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("v6.db");
+    let config = SqliteConfig::new(&path).with_meter_fold_interval(None);
+    let key = MeterKey::new("tokens").expect("valid");
+    let tenant = TenantId::new("org").expect("valid");
+    {
+        let store = SqliteStore::open(config.clone())
+            .await
+            .expect("a new store");
+        let events: Vec<Event> = (0..200u64)
+            .map(|i| {
+                let mut metadata = serde_json::Map::new();
+                let model = ["a", "b", "c"][usize::try_from(i % 3).expect("small")];
+                metadata.insert("model".into(), model.into());
+                Event {
+                    id: EventId::new(format!("e-{i}")).expect("valid"),
+                    tenant_id: tenant.clone(),
+                    resource: Resource::new("ai").expect("valid"),
+                    feature: Feature::new("tokens").expect("valid"),
+                    quantity: Quantity::from_units(i + 1),
+                    timestamp: day0() + Duration::minutes(i64::try_from(i * 17).expect("small")),
+                    metadata: Some(metadata),
+                    created_at: day0(),
+                    amends: None,
+                    voided_at: None,
+                    void_reason: None,
+                }
+            })
+            .collect();
+        store.insert_events(&events).await.expect("insert");
+        store
+            .put_meter(
+                &key,
+                &MeterSpec::new(Aggregation::Sum).dimensions(["model"]),
+                day0(),
+            )
+            .await
+            .expect("a meter");
+    }
+    // Take the file back to version 6, as that version left it.
+    {
+        let conn = Connection::open(&path).expect("the file");
+        conn.execute_batch(
+            "DROP INDEX events_seq; ALTER TABLE events DROP COLUMN seq;
+             DROP TABLE meter_folds; DROP TABLE meter_cells; DROP TABLE meter_distinct;
+             PRAGMA user_version = 6;",
+        )
+        .expect("version 6");
+    }
+    let store = SqliteStore::open(config).await.expect("the upgrade");
+    let meter = store.meter(&key).await.expect("read").expect("the meter");
+    let query = MeterQuery::new(day0(), day0() + Duration::days(3))
+        .window(WindowType::Daily)
+        .group_by([MeterGroup::Dimension("model".into())]);
+    let before = store.query_meter(&meter, &query).await.expect("a query");
+    let total: u64 = before.data.iter().map(|r| r.event_count).sum();
+    assert_eq!(total, 200);
+    while store.fold_meters(64).await.expect("a fold") {}
+    let conn = Connection::open(&path).expect("the file");
+    let (backfilled, cells): (bool, i64) = conn
+        .query_row(
+            "SELECT (SELECT backfilled FROM meter_folds WHERE meter = 'tokens'),
+                    (SELECT count(*) FROM meter_cells WHERE meter = 'tokens')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("the fold state");
+    assert!(backfilled && cells > 0, "{backfilled} {cells}");
+    assert_eq!(
+        store.query_meter(&meter, &query).await.expect("a query"),
+        before
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
