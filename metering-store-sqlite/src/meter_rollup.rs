@@ -490,14 +490,19 @@ fn cell_from_row(row: &rusqlite::Row<'_>, at: usize) -> DbResult<(MeterCell, u64
 /// The meter's answer: from its cells when it is folded, else recounted from the events.
 pub(crate) fn query(conn: &Connection, meter: &Meter, query: &MeterQuery) -> DbResult<MeterReport> {
     let mut aggregator = MeterAggregator::new(meter, query);
-    let state = state_of(conn, meter)?.filter(|s| s.backfilled);
+    // Cells sum over resource and feature: a query by either recounts, as does one of a
+    // meter whose backfill is still running.
     let by_series = query.resource.is_some()
         || query.feature.is_some()
         || query
             .group_by
             .iter()
             .any(|g| matches!(g, MeterGroup::Resource | MeterGroup::Feature));
-    let state = state.filter(|_| !by_series);
+    let state = if by_series {
+        None
+    } else {
+        state_of(conn, meter)?.filter(|s| s.backfilled)
+    };
     let Some(state) = state else {
         events::scan(conn, &query.event_filter(meter), |event| {
             aggregator.push(event);

@@ -129,11 +129,9 @@ impl MeterAggregator {
     /// windows (as [`crate::rollup_plan::plan`] guarantees), and its events must be exactly
     /// those [`MeterFold`](super::rollup::MeterFold) counted for this meter.
     pub fn push_cell(&mut self, bucket_start: DateTime<Utc>, series: &SeriesKey, cell: &MeterCell) {
+        // The slot's own `skipped` is never read (`slot` counts them once, in the report).
         if let Some(slot) = self.slot(bucket_start, series, cell) {
-            slot.values.merge(&MeterCell {
-                skipped: 0,
-                ..cell.clone()
-            });
+            slot.values.merge(cell);
         }
     }
 

@@ -131,12 +131,6 @@ impl MeterCell {
         }
         self.distinct.extend(other.distinct.iter().cloned());
     }
-
-    /// Whether the cell counts no event at all (it can be deleted).
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.count == 0 && self.skipped == 0
-    }
 }
 
 /// What one event contributes to a meter, once it matches the meter's filter.
@@ -298,12 +292,6 @@ impl<'m> MeterFold<'m> {
             ))
             .or_default()
             .add(contribution, ts, event.id.as_str());
-    }
-
-    /// Whether no event was counted.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.cells.is_empty()
     }
 
     /// The cells of every layout, in layout order, each sorted by bucket and series.
