@@ -6,11 +6,12 @@
 #
 #   benches/meters.sh                                                   # SQLite
 #   LOAD_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test benches/meters.sh   # also PostgreSQL
+#   LOAD_SQLITE=0 LOAD_POSTGRES_URL=... benches/meters.sh                          # PostgreSQL only
 #
 # Rows, per store:
 #   1. batch ingest (1,000 per request, 4 connections, 30-day timestamps) with no meter;
 #   2. 10 meters defined, and how long the store takes to fold the full store into them
-#      (SQLite; read from the database file with Python's sqlite3);
+#      (read from the SQLite file with Python's sqlite3, or from PostgreSQL with psql);
 #   3. the same batch ingest with the 10 meters (the ratio is the issue's 80 % goal);
 #   4. one query of each aggregation, 30 whole UTC days, daily, grouped by tenant_id and the
 #      `th` dimension (50 x 32 = 1,600 groups a day, 49,600 rows), one connection,
@@ -52,6 +53,25 @@ while True:
 PY
 }
 
+# Waits until every meter of the PostgreSQL schema $1 is folded up to its last event.
+wait_folded_pg() {
+  local started=$SECONDS
+  until [ "$(psql "$LOAD_POSTGRES_URL" -Atc "SELECT count(*) > 0 AND bool_and(backfilled
+      AND NOT EXISTS (SELECT 1 FROM $1.events WHERE xact > folded_seq)) FROM $1.meter_folds")" = t ]; do
+    sleep 1
+  done
+  echo "   $(psql "$LOAD_POSTGRES_URL" -Atc "SELECT count(*) FROM $1.meter_folds") meters folded in $((SECONDS - started)) s"
+}
+
+# Waits until the store's meters are folded: $1 is a SQLite file or pg:<schema>.
+wait_for_fold() {
+  case "$1" in
+    '') ;;
+    pg:*) wait_folded_pg "${1#pg:}" ;;
+    *) wait_folded "$1" ;;
+  esac
+}
+
 midnight=$(( $(date +%s) / 86400 * 86400 ))
 whole_days=(--aggregate-start-unix $((midnight - 29 * 86400)) --aggregate-days 30)
 
@@ -71,10 +91,10 @@ run_rows() {
   define by_seq '{"aggregation": "max", "value": "metadata.seq"}'
   define src '{"aggregation": "count", "filter": {"metadata": {"src": "bench"}}, "dimensions": ["src"]}'
   echo "-- 2. 10 meters defined"
-  if [ -n "$db" ]; then wait_folded "$db"; fi
+  wait_for_fold "$db"
   echo "-- 3. the same batch POST with 10 meters defined"
   load --scenario batch --connections 4 --batch-size 1000 --seconds "$seconds" --timestamps backfill
-  if [ -n "$db" ]; then wait_folded "$db"; fi
+  wait_for_fold "$db"
   echo "-- 4. meter queries, 30 whole days, daily, by tenant_id,th (one connection)"
   for meter in tokens calls smallest largest mean last users; do
     printf '%-9s ' "$meter"
@@ -96,13 +116,15 @@ run_rows() {
   cat "$work/during"
 }
 
-echo "filling $events events..."
-"$target/release/metering-fill" --store "sqlite://$work/meters.db" --events "$events" --ordered
-start_server --store "sqlite://$work/meters.db"
-sqlite_pid=$SERVER_PID
-run_rows "metering-server $(git rev-parse --short HEAD 2>/dev/null || echo '?') on SQLite" "$work/meters.db"
-echo "database $(du -h "$work/meters.db" | cut -f1)"
-kill "$sqlite_pid" 2>/dev/null || true
+if [ "${LOAD_SQLITE:-1}" != 0 ]; then
+  echo "filling $events events..."
+  "$target/release/metering-fill" --store "sqlite://$work/meters.db" --events "$events" --ordered
+  start_server --store "sqlite://$work/meters.db"
+  sqlite_pid=$SERVER_PID
+  run_rows "metering-server $(git rev-parse --short HEAD 2>/dev/null || echo '?') on SQLite" "$work/meters.db"
+  echo "database $(du -h "$work/meters.db" | cut -f1)"
+  kill "$sqlite_pid" 2>/dev/null || true
+fi
 
 if [ -n "${LOAD_POSTGRES_URL:-}" ]; then
   schema="bench_meters_$$"
@@ -111,7 +133,7 @@ if [ -n "${LOAD_POSTGRES_URL:-}" ]; then
   "$target/release/metering-fill" --store "${LOAD_POSTGRES_URL}${sep}schema=$schema" --events "$events" --ordered
   start_server --store "${LOAD_POSTGRES_URL}${sep}schema=$schema"
   pg_pid=$SERVER_PID
-  run_rows "metering-server on PostgreSQL"
+  run_rows "metering-server on PostgreSQL" "pg:$schema"
   kill "$pg_pid" 2>/dev/null || true
   psql "$LOAD_POSTGRES_URL" -qc "DROP SCHEMA $schema CASCADE" >/dev/null 2>&1 || true
 fi

@@ -47,6 +47,12 @@ pub struct PostgresConfig {
     /// a task of the runtime that opened it (default 1 s); `None` leaves it to
     /// [`crate::PostgresStore::compact_rollups`]. Results are exact either way.
     pub compaction_interval: Option<Duration>,
+    /// How long the store's meter folder rests when it has caught up (default 200 ms);
+    /// `None` runs no folder (call [`crate::PostgresStore::fold_meters`] instead). Meter
+    /// answers are exact either way; an unfolded backlog only makes them slower.
+    pub meter_fold_interval: Option<Duration>,
+    /// Most events the meter folder reads per step and group of meters (default 5,000).
+    pub meter_fold_batch: usize,
 }
 
 impl Default for PostgresConfig {
@@ -62,6 +68,8 @@ impl Default for PostgresConfig {
             retention: None,
             run_migrations: true,
             compaction_interval: Some(Duration::from_secs(1)),
+            meter_fold_interval: Some(Duration::from_millis(200)),
+            meter_fold_batch: 5_000,
         }
     }
 }
@@ -146,6 +154,21 @@ impl PostgresConfig {
         self.compaction_interval = every;
         self
     }
+
+    /// Sets how long the meter folder rests once caught up; `None` runs no folder (call
+    /// [`crate::PostgresStore::fold_meters`] instead).
+    #[must_use]
+    pub fn with_meter_fold_interval(mut self, every: Option<Duration>) -> Self {
+        self.meter_fold_interval = every;
+        self
+    }
+
+    /// Sets the most events the meter folder reads per step and group of meters.
+    #[must_use]
+    pub fn with_meter_fold_batch(mut self, events: usize) -> Self {
+        self.meter_fold_batch = events.max(1);
+        self
+    }
 }
 
 impl fmt::Debug for PostgresConfig {
@@ -161,6 +184,8 @@ impl fmt::Debug for PostgresConfig {
             .field("retention", &self.retention)
             .field("run_migrations", &self.run_migrations)
             .field("compaction_interval", &self.compaction_interval)
+            .field("meter_fold_interval", &self.meter_fold_interval)
+            .field("meter_fold_batch", &self.meter_fold_batch)
             .finish()
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! A void marks the event's row and appends a negative delta (its quantity, one event) to
 //! `rollup_deltas` in the same transaction, so rollups, usage sums and listing totals drop it
-//! exactly as ingest added it; raw reads skip voided rows. Corrections of one event are
+//! exactly as ingest added it; raw reads skip voided rows. In the same transaction it
+//! recomputes the meter cells that held the event (see [`crate::meter_rollup::unfold`]). Corrections of one event are
 //! serialized by its row lock (`FOR UPDATE`).
 
 use chrono::{DateTime, Utc};
@@ -80,7 +81,7 @@ async fn void_counting(
     .execute(&mut *conn)
     .await
     .map_err(db)?;
-    Ok(())
+    crate::meter_rollup::unfold(conn, event).await
 }
 
 /// Voids the event `id` unless it is voided already; the event as stored afterwards.

@@ -355,10 +355,20 @@ impl From<metering_core::Error> for ConsumeError {
     }
 }
 
+/// The columns [`event_from_row`] reads, on table alias `e`.
+macro_rules! event_columns {
+    () => {
+        "e.id, e.tenant_id, e.resource, e.feature, e.quantity::text AS quantity, e.ts, \
+         e.metadata::text AS metadata, e.created_at, e.amends, e.voided_at, e.void_reason"
+    };
+}
+
 /// The select list [`event_from_row`] reads, on table alias `e`.
-pub(crate) const EVENT_SELECT: &str = "SELECT e.id, e.tenant_id, e.resource, e.feature, \
-     e.quantity::text AS quantity, e.ts, e.metadata::text AS metadata, e.created_at, e.amends, \
-     e.voided_at, e.void_reason FROM events e";
+pub(crate) const EVENT_SELECT: &str = concat!("SELECT ", event_columns!(), " FROM events e");
+
+/// [`EVENT_SELECT`] with the id of the transaction that wrote each event (`xact`).
+pub(crate) const EVENT_XACT_SELECT: &str =
+    concat!("SELECT ", event_columns!(), ", e.xact FROM events e");
 
 pub(crate) fn event_from_row(row: &PgRow) -> Result<Event> {
     let get = |e: sqlx::Error| Into::<metering_core::Error>::into(PgError::from(e));

@@ -7,6 +7,7 @@ mod config;
 mod corrections;
 mod error;
 mod events;
+mod meter_rollup;
 mod meters;
 mod migrations;
 mod quotas;

@@ -1,20 +1,18 @@
-//! Meters: definitions in `meters` (the spec as its JSON text), and answers recounted from
-//! the events of the queried range by core's `MeterAggregator`, streamed through the same
-//! time and tenant indexes (and partition pruning) as event listings.
+//! Meters: definitions in `meters` (the spec as its JSON text; answers come from
+//! [`crate::meter_rollup`]), and a tenant's value of a meter for a quota, recounted from
+//! its events of the period through the same time and tenant indexes (and partition
+//! pruning) as event listings.
 
 use chrono::{DateTime, Utc};
 use metering_core::meter::{meter_in_use, quotable};
 use metering_core::time::truncate_micros;
-use metering_core::{
-    Meter, MeterAggregator, MeterKey, MeterLimit, MeterQuery, MeterReport, MeterSpec, MeterTally,
-    Result,
-};
+use metering_core::{Meter, MeterKey, MeterLimit, MeterSpec, MeterTally, Result};
 use serde_json::value::RawValue;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 
 use crate::error::{PgError, db};
-use crate::events;
+use crate::{events, meter_rollup};
 
 const COLUMNS: &str = "key, spec::text AS spec, created_at, updated_at";
 
@@ -40,11 +38,9 @@ pub(crate) async fn put(
 ) -> Result<Meter> {
     let text = serde_json::to_string(spec).map_err(|e| PgError::corrupt("meter spec", e))?;
     let mut tx = pool.begin().await.map_err(db)?;
-    if !quotable(spec.aggregation) {
-        by_key_locked(&mut tx, key, "FOR UPDATE").await?;
-        if in_use(&mut tx, key).await? {
-            return Err(meter_in_use(key));
-        }
+    let old = by_key_locked(&mut tx, key, "FOR UPDATE").await?;
+    if !quotable(spec.aggregation) && in_use(&mut tx, key).await? {
+        return Err(meter_in_use(key));
     }
     let row = sqlx::query(&format!(
         "INSERT INTO meters (key, spec, created_at, updated_at) VALUES ($1, $2::json, $3, $3) \
@@ -58,6 +54,9 @@ pub(crate) async fn put(
     .await
     .map_err(db)?;
     let meter = meter_from_row(&row)?;
+    if old.is_none_or(|old| old.spec != *spec) {
+        meter_rollup::reset(&mut tx, key.as_str()).await?;
+    }
     tx.commit().await.map_err(db)?;
     Ok(meter)
 }
@@ -120,6 +119,7 @@ pub(crate) async fn delete(pool: &PgPool, key: &MeterKey) -> Result<bool> {
     if in_use(&mut tx, key).await? {
         return Err(meter_in_use(key));
     }
+    meter_rollup::drop_cells(&mut tx, key.as_str()).await?;
     let done = sqlx::query("DELETE FROM meters WHERE key = $1")
         .bind(key.as_str())
         .execute(&mut *tx)
@@ -137,15 +137,4 @@ pub(crate) async fn tally(conn: &mut PgConnection, limit: &MeterLimit) -> Result
     })
     .await?;
     Ok(tally)
-}
-
-/// The meter's answer, recounted from the events of the range.
-pub(crate) async fn query(pool: &PgPool, meter: &Meter, query: &MeterQuery) -> Result<MeterReport> {
-    let mut aggregator = MeterAggregator::new(meter, query);
-    let mut conn = pool.acquire().await.map_err(db)?;
-    events::scan(&mut conn, &query.event_filter(meter), |event| {
-        aggregator.push(event)
-    })
-    .await?;
-    Ok(aggregator.finish())
 }

@@ -152,6 +152,7 @@ pub(crate) async fn apply_retention(
                 .await
                 .map_err(db)?;
         }
+        crate::meter_rollup::forget_before(&mut tx, before).await?;
     }
     tx.commit().await.map_err(db)?;
     if !doomed.is_empty() {

@@ -19,11 +19,13 @@ use sqlx::{Executor, PgPool};
 
 use crate::config::PostgresConfig;
 use crate::error::db;
+use crate::meter_rollup::{Folder, Writes};
 use crate::migrations::quote_ident;
 use crate::retention::{KnownPartitions, RetentionReport};
 use crate::rollup::Compactor;
 use crate::{
-    aggregate, api_keys, corrections, events, meters, migrations, quotas, retention, rollup,
+    aggregate, api_keys, corrections, events, meter_rollup, meters, migrations, quotas, retention,
+    rollup,
 };
 
 /// A [`Store`] on PostgreSQL: a cheap `Clone` handle around a [`sqlx::PgPool`].
@@ -38,6 +40,10 @@ pub struct PostgresStore {
     partitions: Arc<KnownPartitions>,
     /// The background rollup compaction, stopped when the last clone is dropped.
     _compactor: Option<Arc<Compactor>>,
+    /// The background meter folder, stopped when the last clone is dropped.
+    _folder: Option<Arc<Folder>>,
+    /// Writes of events in flight, which the folder lets go first.
+    writes: Arc<Writes>,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -93,6 +99,8 @@ impl PostgresStore {
             config: Arc::new(config),
             partitions: Arc::new(Mutex::new(HashSet::new())),
             _compactor: None,
+            _folder: None,
+            writes: Arc::new(Writes::default()),
         };
         // Only reaching the server is bounded by the timeouts: migrations may take as long
         // as they need (one that rewrites a large table takes minutes).
@@ -129,8 +137,17 @@ impl PostgresStore {
             .config
             .compaction_interval
             .map(|every| Arc::new(Compactor::spawn(store.pool.clone(), every)));
+        let folder = store.config.meter_fold_interval.map(|every| {
+            Arc::new(Folder::spawn(
+                store.pool.clone(),
+                every,
+                store.config.meter_fold_batch,
+                Arc::clone(&store.writes),
+            ))
+        });
         Ok(PostgresStore {
             _compactor: compactor,
+            _folder: folder,
             ..store
         })
     }
@@ -208,11 +225,26 @@ impl PostgresStore {
     pub async fn compact_rollups(&self) -> metering_core::Result<u64> {
         rollup::compact(&self.pool).await.map_err(db)
     }
+
+    /// Folds up to `budget` events (per group of meters at the same point) into the meters'
+    /// cells; returns whether more are waiting.
+    ///
+    /// The store does this by itself (see [`crate::PostgresConfig::meter_fold_interval`]);
+    /// call it when that is turned off. Answers never depend on it: a query adds the events
+    /// not folded yet.
+    ///
+    /// # Errors
+    ///
+    /// [`metering_core::Error::Unavailable`] when the server cannot be reached.
+    pub async fn fold_meters(&self, budget: usize) -> Result<bool> {
+        meter_rollup::fold(&self.pool, budget, None).await
+    }
 }
 
 #[async_trait]
 impl Store for PostgresStore {
     async fn insert_events(&self, events: &[Event]) -> Result<InsertOutcome> {
+        let _writing = self.writes.start();
         events::insert_batch(&self.pool, &self.partitions, events).await
     }
 
@@ -234,6 +266,7 @@ impl Store for PostgresStore {
         reason: Option<&str>,
         at: DateTime<Utc>,
     ) -> Result<Option<Event>> {
+        let _writing = self.writes.start();
         corrections::void(&self.pool, id, reason, at).await
     }
 
@@ -243,6 +276,7 @@ impl Store for PostgresStore {
         reason: Option<&str>,
         at: DateTime<Utc>,
     ) -> Result<AmendOutcome> {
+        let _writing = self.writes.start();
         corrections::amend(&self.pool, &self.partitions, replacement, reason, at).await
     }
 
@@ -256,6 +290,7 @@ impl Store for PostgresStore {
     }
 
     async fn consume(&self, event: &Event, limit: &UsageLimit) -> Result<ConsumeOutcome> {
+        let _writing = self.writes.start();
         let limit = events::ConsumeLimit::Usage(limit);
         Ok(events::consume(&self.pool, &self.partitions, event, limit)
             .await?
@@ -268,6 +303,7 @@ impl Store for PostgresStore {
     }
 
     async fn consume_metered(&self, event: &Event, limit: &MeterLimit) -> Result<MeteredConsume> {
+        let _writing = self.writes.start();
         let (outcome, judgement) = events::consume(
             &self.pool,
             &self.partitions,
@@ -353,7 +389,7 @@ impl Store for PostgresStore {
     }
 
     async fn query_meter(&self, meter: &Meter, query: &MeterQuery) -> Result<MeterReport> {
-        meters::query(&self.pool, meter, query).await
+        meter_rollup::query(&self.pool, meter, query).await
     }
 
     async fn health(&self) -> Result<()> {

@@ -34,12 +34,13 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use metering_core::meter::rollup::{
-    FoldedCell, Latest, Layout, MeterCell, MeterFold, SeriesKey, SeriesShape,
+    DAY_MICROS, FoldPoint, FoldedCell, Latest, Layout, MeterCell, MeterFold, SeriesKey,
+    SeriesShape, TENANT_LAYOUTS, buckets_are_windows, groups_every_key, query_pieces,
+    tenant_cells_answer, tenant_layouts as layouts, tenant_levels as levels,
 };
-use metering_core::rollup_plan::{BucketSizes, Piece, bucket_start, plan, window_starts_in};
+use metering_core::rollup_plan::{Piece, bucket_start};
 use metering_core::{
-    Aggregation, Amount, Event, Meter, MeterAggregator, MeterGroup, MeterQuery, MeterReport,
-    MeterSpec,
+    Aggregation, Amount, Event, Meter, MeterAggregator, MeterQuery, MeterReport, MeterSpec,
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde_json::value::RawValue;
@@ -47,73 +48,9 @@ use serde_json::value::RawValue;
 use crate::codec::{EVENT_COLUMNS, event_from_row, instant, micros};
 use crate::error::{DbResult, SqliteError};
 use crate::events;
-use crate::rollup::{DAY_MICROS, HOUR_MICROS};
 
 /// The cells meters keep; the index is the `level` column.
-const LAYOUTS: [Layout; 2] = [
-    Layout {
-        shape: SeriesShape::Tenant,
-        size: HOUR_MICROS,
-    },
-    Layout {
-        shape: SeriesShape::Tenant,
-        size: DAY_MICROS,
-    },
-];
-
-/// The levels (indexes into [`LAYOUTS`]) a meter of `aggregation` keeps.
-fn levels(aggregation: Aggregation) -> &'static [usize] {
-    match aggregation {
-        Aggregation::UniqueCount => &[1],
-        _ => &[0, 1],
-    }
-}
-
-/// The layouts of `levels`, in order.
-fn layouts(levels: &[usize]) -> Vec<Layout> {
-    levels.iter().map(|&l| LAYOUTS[l]).collect()
-}
-
-/// How far a meter is folded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct FoldState {
-    below: i64,
-    backfill_ts: i64,
-    backfill_id: String,
-    backfilled: bool,
-    folded_seq: i64,
-    /// Bumped by every void: a batch folded from a snapshot older than a void is dropped.
-    corrections: i64,
-}
-
-impl FoldState {
-    /// Whether both are at the same point of the events (one read serves both).
-    fn same_point(&self, other: &FoldState) -> bool {
-        (
-            self.below,
-            self.backfill_ts,
-            &self.backfill_id,
-            self.backfilled,
-            self.folded_seq,
-        ) == (
-            other.below,
-            other.backfill_ts,
-            &other.backfill_id,
-            other.backfilled,
-            other.folded_seq,
-        )
-    }
-
-    /// Whether the stored event `(ts, id)` numbered `seq` is in the meter's cells.
-    fn folded(&self, seq: Option<i64>, ts: i64, id: &str) -> bool {
-        let old = seq.is_none_or(|s| s < self.below);
-        if self.backfilled {
-            old || seq.is_some_and(|s| s <= self.folded_seq)
-        } else {
-            old && (ts, id) <= (self.backfill_ts, self.backfill_id.as_str())
-        }
-    }
-}
+const LAYOUTS: [Layout; 2] = TENANT_LAYOUTS;
 
 /// The next `seq` to give an inserted event.
 pub(crate) fn next_seq(conn: &Connection) -> DbResult<i64> {
@@ -126,13 +63,21 @@ pub(crate) fn next_seq(conn: &Connection) -> DbResult<i64> {
 /// dropped, and the backfill will fold every event stored so far.
 pub(crate) fn reset(tx: &Connection, meter: &str) -> DbResult<()> {
     drop_cells(tx, meter)?;
-    let below = next_seq(tx)?;
+    let start = FoldPoint::start(next_seq(tx)?);
     tx.prepare_cached(
         "INSERT OR REPLACE INTO meter_folds
              (meter, below, backfill_ts, backfill_id, backfilled, folded_seq, corrections)
-         VALUES (?1, ?2, ?3, '', 0, ?2 - 1, 0)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
-    .execute(params![meter, below, i64::MIN])?;
+    .execute(params![
+        meter,
+        start.below,
+        start.backfill_ts,
+        start.backfill_id,
+        start.backfilled,
+        start.folded_seq,
+        start.corrections
+    ])?;
     Ok(())
 }
 
@@ -153,7 +98,7 @@ fn drop_cells(tx: &Connection, meter: &str) -> DbResult<()> {
 }
 
 /// Every meter with its fold state.
-fn folding(conn: &Connection) -> DbResult<Vec<(Meter, FoldState)>> {
+fn folding(conn: &Connection) -> DbResult<Vec<(Meter, FoldPoint)>> {
     Ok(folding_specs(conn)?
         .into_iter()
         .map(|(meter, state, _)| (meter, state))
@@ -161,7 +106,7 @@ fn folding(conn: &Connection) -> DbResult<Vec<(Meter, FoldState)>> {
 }
 
 /// A meter, its fold state and its spec as stored.
-type FoldingMeter = (Meter, FoldState, String);
+type FoldingMeter = (Meter, FoldPoint, String);
 
 /// Every meter with its fold state and its spec as stored.
 fn folding_specs(conn: &Connection) -> DbResult<Vec<FoldingMeter>> {
@@ -182,8 +127,8 @@ fn folding_specs(conn: &Connection) -> DbResult<Vec<FoldingMeter>> {
     Ok(out)
 }
 
-fn state_from_row(row: &rusqlite::Row<'_>, at: usize) -> DbResult<FoldState> {
-    Ok(FoldState {
+fn state_from_row(row: &rusqlite::Row<'_>, at: usize) -> DbResult<FoldPoint> {
+    Ok(FoldPoint {
         below: row.get(at)?,
         backfill_ts: row.get(at + 1)?,
         backfill_id: row.get(at + 2)?,
@@ -195,7 +140,7 @@ fn state_from_row(row: &rusqlite::Row<'_>, at: usize) -> DbResult<FoldState> {
 
 /// The fold state of `meter` when the stored meter is `meter` as given (a query for a meter
 /// just replaced, or never stored, recounts).
-fn state_of(conn: &Connection, meter: &Meter) -> DbResult<Option<FoldState>> {
+fn state_of(conn: &Connection, meter: &Meter) -> DbResult<Option<FoldPoint>> {
     let found = conn
         .prepare_cached(
             "SELECT m.spec, f.below, f.backfill_ts, f.backfill_id, f.backfilled, f.folded_seq,
@@ -223,8 +168,8 @@ pub(crate) struct FoldedMeter {
     /// Its spec as stored when read: cells folded for one spec never reach another.
     spec: String,
     /// Its state when the events were read; the batch applies only if it is still so.
-    from: FoldState,
-    to: FoldState,
+    from: FoldPoint,
+    to: FoldPoint,
     /// `(level, cell)`.
     cells: Vec<(usize, FoldedCell)>,
 }
@@ -242,7 +187,7 @@ pub(crate) struct FoldBatch {
 /// folds them in memory. Runs on a read snapshot, so the writer is not held meanwhile.
 pub(crate) fn read_batch(conn: &Connection, budget: usize) -> DbResult<FoldBatch> {
     let budget = i64::try_from(budget.max(1)).unwrap_or(i64::MAX);
-    let mut groups: Vec<(FoldState, Vec<FoldingMeter>)> = Vec::new();
+    let mut groups: Vec<(FoldPoint, Vec<FoldingMeter>)> = Vec::new();
     for (meter, state, spec) in folding_specs(conn)? {
         match groups.iter_mut().find(|(at, _)| at.same_point(&state)) {
             Some((_, meters)) => meters.push((meter, state, spec)),
@@ -315,7 +260,7 @@ pub(crate) fn read_batch(conn: &Connection, budget: usize) -> DbResult<FoldBatch
                 .into_iter()
                 .map(|cell| (levels[cell.layout], cell))
                 .collect();
-            let to = FoldState {
+            let to = FoldPoint {
                 corrections: from.corrections,
                 ..point.clone()
             };
@@ -492,16 +437,10 @@ pub(crate) fn query(conn: &Connection, meter: &Meter, query: &MeterQuery) -> DbR
     let mut aggregator = MeterAggregator::new(meter, query);
     // Cells sum over resource and feature: a query by either recounts, as does one of a
     // meter whose backfill is still running.
-    let by_series = query.resource.is_some()
-        || query.feature.is_some()
-        || query
-            .group_by
-            .iter()
-            .any(|g| matches!(g, MeterGroup::Resource | MeterGroup::Feature));
-    let state = if by_series {
-        None
-    } else {
+    let state = if tenant_cells_answer(query) {
         state_of(conn, meter)?.filter(|s| s.backfilled)
+    } else {
+        None
     };
     let Some(state) = state else {
         events::scan(conn, &query.event_filter(meter), |event| {
@@ -512,20 +451,7 @@ pub(crate) fn query(conn: &Connection, meter: &Meter, query: &MeterQuery) -> DbR
     // The levels kept, finest first (as LAYOUTS lists them).
     let shape_levels = levels(meter.spec.aggregation);
     let sizes: Vec<i64> = shape_levels.iter().map(|&l| LAYOUTS[l].size).collect();
-    let cuts: Vec<i64> = match query.window {
-        Some(window) => window_starts_in(query.start, query.end, window, query.tz)
-            .into_iter()
-            .skip(1)
-            .map(micros)
-            .collect(),
-        None => Vec::new(),
-    };
-    let pieces = plan(
-        micros(query.start),
-        micros(query.end),
-        &cuts,
-        BucketSizes::new(&sizes),
-    );
+    let pieces = query_pieces(query, &sizes);
     let unique = meter.spec.aggregation == Aggregation::UniqueCount;
 
     // Events not folded yet, inside the ranges read from cells; for `unique_count`, the
@@ -560,12 +486,7 @@ pub(crate) fn query(conn: &Connection, meter: &Meter, query: &MeterQuery) -> DbR
 
     // Whether each (window, group) of the answer is exactly one cell: then a cell's number
     // of distinct values is its answer, and the values need not be read.
-    let groups_every_key = query.group_by.contains(&MeterGroup::TenantId)
-        && meter
-            .spec
-            .dimensions
-            .iter()
-            .all(|d| query.group_by.contains(&MeterGroup::Dimension(d.clone())));
+    let groups_every_key = groups_every_key(meter, query);
     for piece in &pieces {
         match *piece {
             Piece::Raw { start, end } => {
@@ -603,22 +524,6 @@ pub(crate) fn query(conn: &Connection, meter: &Meter, query: &MeterQuery) -> DbR
         }
     }
     Ok(aggregator.finish())
-}
-
-/// Whether every bucket of `size` in `[start, end)` is a whole window of the query.
-fn buckets_are_windows(query: &MeterQuery, start: i64, end: i64, size: i64) -> bool {
-    let Some(window) = query.window else {
-        return start == micros(query.start) && end == micros(query.end) && end - start == size;
-    };
-    let mut bucket = start;
-    while bucket < end {
-        let w = window.window(instant(bucket), query.tz);
-        if micros(w.start) != bucket || micros(w.end) != bucket + size {
-            return false;
-        }
-        bucket += size;
-    }
-    true
 }
 
 /// One stored cell's distinct values.

@@ -72,9 +72,8 @@ async fn open(url: &str) -> anyhow::Result<std::sync::Arc<dyn Store>> {
             metering_store_sqlite::SqliteStore::open(config).await?,
         ))
     } else if url.starts_with("postgres") {
-        Ok(std::sync::Arc::new(
-            metering_store_postgres::PostgresStore::connect(url).await?,
-        ))
+        // As `metering-server` reads it (`?schema=` and the other store parameters).
+        Ok(metering_http::backends::open_store(url).await?)
     } else {
         bail!("--store must be sqlite://... or postgres://...")
     }

@@ -23,8 +23,8 @@
 //!
 //! A cell ([`rollup::MeterCell`]) keeps all of these for one bucket and series, so cells
 //! merge into windows exactly, `unique_count` included (a cell keeps its distinct values).
-//! The memory store and PostgreSQL recount the events; SQLite folds them into cells in the
-//! background (see its `meter_rollup` module). The conformance suite checks every answer
+//! The memory store recounts the events; SQLite and PostgreSQL fold them into cells in the
+//! background (see their `meter_rollup` modules; [`rollup::FoldPoint`] is how far). The conformance suite checks every answer
 //! against a brute-force recount, with the rollups of a store in play.
 //!
 //! # Quotas on meters

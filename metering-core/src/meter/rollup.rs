@@ -12,12 +12,13 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use chrono::DateTime;
 use serde_json::Value;
 
 use super::aggregate::{amount_of, dimension_text, distinct_of};
-use super::{Aggregation, Amount, Meter};
+use super::{Aggregation, Amount, Meter, MeterGroup, MeterQuery};
 use crate::event::Event;
-use crate::rollup_plan::bucket_start;
+use crate::rollup_plan::{BucketSizes, Piece, bucket_start, plan, window_starts_in};
 
 /// The series a cell belongs to: the event's tenant, resource and feature, and its value of
 /// each of the meter's dimensions in their order (`None` when missing or null).
@@ -319,5 +320,174 @@ impl<'m> MeterFold<'m> {
             out.extend(sorted);
         }
         out
+    }
+}
+
+/// Microseconds in an hour.
+pub const HOUR_MICROS: i64 = 3_600 * 1_000_000;
+/// Microseconds in a day.
+pub const DAY_MICROS: i64 = 24 * HOUR_MICROS;
+
+/// The cells the bundled SQL stores keep: per tenant and dimension values, by hour (level 0)
+/// and by day (level 1). Days answer daily and longer windows in zones whose days start at
+/// 00:00 UTC; hours answer hourly windows and the days of other zones.
+pub const TENANT_LAYOUTS: [Layout; 2] = [
+    Layout {
+        shape: SeriesShape::Tenant,
+        size: HOUR_MICROS,
+    },
+    Layout {
+        shape: SeriesShape::Tenant,
+        size: DAY_MICROS,
+    },
+];
+
+/// The levels (indexes into [`TENANT_LAYOUTS`]) a meter of `aggregation` keeps:
+/// `unique_count` meters keep only days, as their distinct sets are the bulk of them.
+#[must_use]
+pub fn tenant_levels(aggregation: Aggregation) -> &'static [usize] {
+    match aggregation {
+        Aggregation::UniqueCount => &[1],
+        _ => &[0, 1],
+    }
+}
+
+/// The layouts of `levels` (indexes into [`TENANT_LAYOUTS`]), in order.
+#[must_use]
+pub fn tenant_layouts(levels: &[usize]) -> Vec<Layout> {
+    levels.iter().map(|&l| TENANT_LAYOUTS[l]).collect()
+}
+
+/// Whether cells that sum over resource and feature can answer `query`: it neither groups
+/// nor filters by either.
+#[must_use]
+pub fn tenant_cells_answer(query: &MeterQuery) -> bool {
+    query.resource.is_none()
+        && query.feature.is_none()
+        && !query
+            .group_by
+            .iter()
+            .any(|g| matches!(g, MeterGroup::Resource | MeterGroup::Feature))
+}
+
+/// Whether `query` groups by the tenant and every dimension of `meter`, so that each group
+/// of a window is exactly one tenant cell.
+#[must_use]
+pub fn groups_every_key(meter: &Meter, query: &MeterQuery) -> bool {
+    query.group_by.contains(&MeterGroup::TenantId)
+        && meter
+            .spec
+            .dimensions
+            .iter()
+            .all(|d| query.group_by.contains(&MeterGroup::Dimension(d.clone())))
+}
+
+/// The pieces of `query`'s range, cut at its window boundaries, over cells of `sizes`
+/// (microseconds, finest first; see [`crate::rollup_plan::plan`]).
+#[must_use]
+pub fn query_pieces(query: &MeterQuery, sizes: &[i64]) -> Vec<Piece> {
+    let cuts: Vec<i64> = match query.window {
+        Some(window) => window_starts_in(query.start, query.end, window, query.tz)
+            .into_iter()
+            .skip(1)
+            .map(|t| t.timestamp_micros())
+            .collect(),
+        None => Vec::new(),
+    };
+    plan(
+        query.start.timestamp_micros(),
+        query.end.timestamp_micros(),
+        &cuts,
+        BucketSizes::new(sizes),
+    )
+}
+
+/// Whether every bucket of `size` in `[start, end)` (microseconds) is a whole window of
+/// `query`.
+#[must_use]
+pub fn buckets_are_windows(query: &MeterQuery, start: i64, end: i64, size: i64) -> bool {
+    let Some(window) = query.window else {
+        return start == query.start.timestamp_micros()
+            && end == query.end.timestamp_micros()
+            && end - start == size;
+    };
+    let mut bucket = start;
+    while bucket < end {
+        let Some(at) = DateTime::from_timestamp_micros(bucket) else {
+            return false;
+        };
+        let w = window.window(at, query.tz);
+        if w.start.timestamp_micros() != bucket || w.end.timestamp_micros() != bucket + size {
+            return false;
+        }
+        bucket += size;
+    }
+    true
+}
+
+/// How far a store that numbers its events as they are stored (a sequence, or a
+/// transaction id) has folded a meter.
+///
+/// Events numbered below `below` (and unnumbered ones, stored before numbering began) are
+/// folded by a backfill in `(timestamp, id)` order; the others in number order, up to and
+/// including `folded_seq`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoldPoint {
+    /// Events numbered below this are folded by the backfill.
+    pub below: i64,
+    /// The backfill's position: the timestamp (microseconds) of the last event it read.
+    pub backfill_ts: i64,
+    /// The backfill's position: the id of the last event it read.
+    pub backfill_id: String,
+    /// Whether the backfill is done.
+    pub backfilled: bool,
+    /// Events numbered up to this (from `below`) are folded, once the backfill is done.
+    pub folded_seq: i64,
+    /// Bumped by every void: a batch folded from a snapshot older than a void is dropped.
+    pub corrections: i64,
+}
+
+impl FoldPoint {
+    /// A meter that has folded nothing yet; events numbered from `below` on are folded in
+    /// number order after the backfill.
+    #[must_use]
+    pub fn start(below: i64) -> FoldPoint {
+        FoldPoint {
+            below,
+            backfill_ts: i64::MIN,
+            backfill_id: String::new(),
+            backfilled: false,
+            folded_seq: below - 1,
+            corrections: 0,
+        }
+    }
+
+    /// Whether both are at the same point of the events (one read serves both).
+    #[must_use]
+    pub fn same_point(&self, other: &FoldPoint) -> bool {
+        (
+            self.below,
+            self.backfill_ts,
+            &self.backfill_id,
+            self.backfilled,
+            self.folded_seq,
+        ) == (
+            other.below,
+            other.backfill_ts,
+            &other.backfill_id,
+            other.backfilled,
+            other.folded_seq,
+        )
+    }
+
+    /// Whether the stored event `(ts, id)` numbered `seq` is in the meter's cells.
+    #[must_use]
+    pub fn folded(&self, seq: Option<i64>, ts: i64, id: &str) -> bool {
+        let old = seq.is_none_or(|s| s < self.below);
+        if self.backfilled {
+            old || seq.is_some_and(|s| s <= self.folded_seq)
+        } else {
+            old && (ts, id) <= (self.backfill_ts, self.backfill_id.as_str())
+        }
     }
 }

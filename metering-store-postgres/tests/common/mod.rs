@@ -2,7 +2,11 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use metering_core::{ConsumeOutcome, Event, InsertOutcome, Result, UsageLimit};
+use chrono::{DateTime, Utc};
+use metering_core::{
+    AmendOutcome, ConsumeOutcome, Event, EventId, InsertOutcome, Meter, MeterKey, MeterLimit,
+    MeterSpec, MeteredConsume, Result, UsageLimit,
+};
 use metering_store_postgres::{PostgresConfig, PostgresStore, sqlx};
 use tokio::sync::OnceCell;
 
@@ -59,14 +63,16 @@ pub fn url() -> Option<String> {
 
 /// The config of a store in schema `schema`. Calls wait up to 30 s for a connection: the
 /// races queue hundreds of calls on four connections, on a machine that may be busy. No
-/// background compaction: a test decides when rollup deltas are compacted, so reads see
-/// them uncompacted unless it calls [`PostgresStore::compact_rollups`].
+/// background compaction and no meter folder: a test decides when rollup deltas are
+/// compacted and meters folded, so reads see them uncompacted and unfolded unless it calls
+/// [`PostgresStore::compact_rollups`] or [`PostgresStore::fold_meters`].
 pub fn config(url: &str, schema: &str) -> PostgresConfig {
     PostgresConfig::new(url)
         .with_schema(schema)
         .with_max_connections(4)
         .with_acquire_timeout(std::time::Duration::from_secs(30))
         .with_compaction_interval(None)
+        .with_meter_fold_interval(None)
 }
 
 /// Opens a store in `schema`, panicking with the cause when the configured server fails.
@@ -102,12 +108,24 @@ pub async fn two_stores() -> Option<(PostgresStore, PostgresStore)> {
     Some((open_in(&url, &schema).await, open_in(&url, &schema).await))
 }
 
+/// Events one meter fold step of [`Compacting`] reads: small, so most cases end with events
+/// left unfolded.
+const FOLD_STEP: usize = 7;
+
 /// A store that compacts its rollup deltas after every write, so that every read sees the
-/// usage in the rollup tables (the plain store's reads see it in the deltas).
+/// usage in the rollup tables (the plain store's reads see it in the deltas), and folds one
+/// small step of its meters before every write, so meter answers combine folded cells with
+/// the events not folded yet (at least the last write's). A meter definition is followed
+/// by a full backfill, so voids that follow must take events out of folded cells.
 #[derive(Debug, Clone)]
 pub struct Compacting(pub PostgresStore);
 
 impl Compacting {
+    /// Folds one step; the write that follows stays unfolded.
+    async fn fold_step(&self) -> Result<()> {
+        self.0.fold_meters(FOLD_STEP).await.map(drop)
+    }
+
     async fn compacted<T>(&self, result: Result<T>) -> Result<T> {
         let value = result?;
         self.0.compact_rollups().await?;
@@ -118,18 +136,51 @@ impl Compacting {
 metering_core::forward_store! {
     impl Store for Compacting => 0;
     forward: [
-        list_events, event, replacement_of, void_event, amend_event, aggregate, tally_meter, consume_metered, sum_usage, upsert_quota, list_quotas, quota, quota_candidates,
-        delete_quota, insert_api_key, api_key_by_hash, list_api_keys, api_key, revoke_api_key,
-        record_key_usage, put_meter, list_meters, meter, delete_meter,
-        query_meter, health,
+        list_events, event, replacement_of, aggregate, tally_meter, sum_usage, upsert_quota,
+        list_quotas, quota, quota_candidates, delete_quota, insert_api_key, api_key_by_hash,
+        list_api_keys, api_key, revoke_api_key, record_key_usage, list_meters, meter,
+        delete_meter, query_meter, health,
     ];
 
     async fn insert_events(&self, events: &[Event]) -> Result<InsertOutcome> {
+        self.fold_step().await?;
         self.compacted(self.0.insert_events(events).await).await
     }
 
     async fn consume(&self, event: &Event, limit: &UsageLimit) -> Result<ConsumeOutcome> {
+        self.fold_step().await?;
         self.compacted(self.0.consume(event, limit).await).await
+    }
+
+    async fn consume_metered(&self, event: &Event, limit: &MeterLimit) -> Result<MeteredConsume> {
+        self.fold_step().await?;
+        self.compacted(self.0.consume_metered(event, limit).await).await
+    }
+
+    async fn void_event(
+        &self,
+        id: &EventId,
+        reason: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Event>> {
+        self.fold_step().await?;
+        self.compacted(self.0.void_event(id, reason, at).await).await
+    }
+
+    async fn amend_event(
+        &self,
+        replacement: &Event,
+        reason: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<AmendOutcome> {
+        self.fold_step().await?;
+        self.compacted(self.0.amend_event(replacement, reason, at).await).await
+    }
+
+    async fn put_meter(&self, key: &MeterKey, spec: &MeterSpec, now: DateTime<Utc>) -> Result<Meter> {
+        let meter = self.0.put_meter(key, spec, now).await?;
+        while self.0.fold_meters(1_000).await? {}
+        Ok(meter)
     }
 }
 
