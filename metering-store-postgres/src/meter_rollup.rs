@@ -85,10 +85,19 @@ fn meter_of(key: &str, spec: &str) -> Result<(MeterKey, MeterSpec)> {
 /// transaction: its cells are dropped, and the backfill will fold every event stored so far.
 pub(crate) async fn reset(conn: &mut PgConnection, key: &str) -> Result<()> {
     drop_cells(conn, key).await?;
-    let below: i64 = sqlx::query_scalar(XMIN)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(db)?;
+    // Any start point is right (events below it are backfilled, the rest folded after):
+    // joining a meter that has not started yet lets both share one read of the events.
+    let below: i64 = sqlx::query_scalar(&format!(
+        "SELECT coalesce(
+             (SELECT below FROM meter_folds WHERE meter <> $1 AND NOT backfilled
+                AND backfill_ts = $2 AND backfill_id = '' LIMIT 1),
+             ({XMIN}))"
+    ))
+    .bind(key)
+    .bind(FoldPoint::start(0).backfill_ts)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db)?;
     let start = FoldPoint::start(below);
     sqlx::query(
         "INSERT INTO meter_folds
@@ -562,13 +571,16 @@ async fn merge_cells(
             *added.entry(key).or_default() += 1;
         }
     }
+    // One primary-key lookup per key (LATERAL), never a scan of all the meter's cells.
     let rows = sqlx::query(&format!(
         "SELECT c.level, c.bucket, c.tenant_id, c.dims, {CELL_COLUMNS}
-         FROM meter_cells c
-         JOIN UNNEST($2::smallint[], $3::bigint[], $4::text[], $5::text[])
+         FROM UNNEST($2::smallint[], $3::bigint[], $4::text[], $5::text[])
               AS k(level, bucket, tenant_id, dims)
-           ON (c.level, c.bucket, c.tenant_id, c.dims) = (k.level, k.bucket, k.tenant_id, k.dims)
-         WHERE c.meter = $1"
+         CROSS JOIN LATERAL (
+             SELECT * FROM meter_cells c
+             WHERE c.meter = $1 AND c.level = k.level AND c.bucket = k.bucket
+               AND c.tenant_id = k.tenant_id AND c.dims = k.dims
+         ) c"
     ))
     .bind(meter)
     .bind(keys.iter().map(|k| k.0).collect::<Vec<_>>())

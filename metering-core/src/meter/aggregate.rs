@@ -60,9 +60,13 @@ struct Cell {
 pub struct MeterAggregator {
     meter: Meter,
     query: MeterQuery,
-    /// Slots by window start and group, hashed with FxHash: answers can have tens of
-    /// thousands of groups, and SipHash was a tenth of a query's time.
-    cells: FxHashMap<(DateTime<Utc>, Vec<GroupValue>), Cell>,
+    /// Slots by window start and group id, hashed with FxHash: answers can have tens of
+    /// thousands of rows, and SipHash was a tenth of a query's time.
+    cells: FxHashMap<(DateTime<Utc>, u32), Cell>,
+    /// Group ids by group values; a group recurs in every window.
+    group_ids: FxHashMap<Vec<GroupValue>, u32>,
+    /// Group values by id.
+    groups: Vec<Vec<GroupValue>>,
     skipped: u64,
     last_window: Option<Window>,
 }
@@ -75,6 +79,8 @@ impl MeterAggregator {
             meter: meter.clone(),
             query: query.clone(),
             cells: FxHashMap::default(),
+            group_ids: FxHashMap::default(),
+            groups: Vec::new(),
             skipped: 0,
             last_window: None,
         }
@@ -115,6 +121,7 @@ impl MeterAggregator {
                 text.map_or(GroupValue::Null, GroupValue::Text)
             })
             .collect();
+        let group = self.group_id(group);
         let cell = self.cells.entry((window.start, group)).or_default();
         cell.window_end = Some(window.end);
         cell.values.add(
@@ -206,9 +213,21 @@ impl MeterAggregator {
             })
             .collect();
         let window = window_of(q, &mut self.last_window, bucket_start);
+        let group = self.group_id(group);
         let slot = self.cells.entry((window.start, group)).or_default();
         slot.window_end = Some(window.end);
         Some(slot)
+    }
+
+    /// The id of `group`, given on its first sight.
+    fn group_id(&mut self, group: Vec<GroupValue>) -> u32 {
+        if let Some(&id) = self.group_ids.get(&group) {
+            return id;
+        }
+        let id = u32::try_from(self.groups.len()).expect("fewer than 2^32 groups");
+        self.groups.push(group.clone());
+        self.group_ids.insert(group, id);
+        id
     }
 
     /// The answer: rows by window, then by each group key as text (`null` last).
@@ -221,9 +240,21 @@ impl MeterAggregator {
             .iter()
             .map(|g| g.as_str().to_owned())
             .collect();
-        // Rows are built unordered and then sorted: a row is far smaller than a slot.
-        let mut data: Vec<MeterRow> = self
-            .cells
+        // Groups are ranked once (each group value as text, `null` last: `GroupValue`'s
+        // order), so rows sort by window and rank, integers only.
+        let mut order: Vec<u32> =
+            (0..u32::try_from(self.groups.len()).unwrap_or(u32::MAX)).collect();
+        order.sort_unstable_by(|&a, &b| self.groups[a as usize].cmp(&self.groups[b as usize]));
+        let mut rank = vec![0u32; order.len()];
+        for (r, &id) in order.iter().enumerate() {
+            rank[id as usize] = u32::try_from(r).unwrap_or(u32::MAX);
+        }
+        let mut slots: Vec<_> = self.cells.into_iter().collect();
+        slots.sort_unstable_by_key(|&((window_start, group), _)| {
+            (window_start, rank[group as usize])
+        });
+        let groups = self.groups;
+        let data: Vec<MeterRow> = slots
             .into_iter()
             .map(|((window_start, group), slot)| {
                 let cell = slot.values;
@@ -244,8 +275,8 @@ impl MeterAggregator {
                     group: names
                         .iter()
                         .cloned()
-                        .zip(group.into_iter().map(|g| match g {
-                            GroupValue::Text(t) => Some(t),
+                        .zip(groups[group as usize].iter().map(|g| match g {
+                            GroupValue::Text(t) => Some(t.clone()),
                             GroupValue::Null => None,
                         }))
                         .collect(),
@@ -254,19 +285,6 @@ impl MeterAggregator {
                 }
             })
             .collect();
-        // By window, then each group value as text with `null` last.
-        data.sort_unstable_by(|a, b| {
-            a.window_start.cmp(&b.window_start).then_with(|| {
-                a.group
-                    .iter()
-                    .zip(&b.group)
-                    .map(|((_, x), (_, y))| {
-                        (x.is_none(), x.as_deref()).cmp(&(y.is_none(), y.as_deref()))
-                    })
-                    .find(|o| o.is_ne())
-                    .unwrap_or(std::cmp::Ordering::Equal)
-            })
-        });
         MeterReport {
             meter: self.meter.key,
             aggregation,
