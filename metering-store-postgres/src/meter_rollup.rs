@@ -27,16 +27,16 @@
 //!   from the folded events still counting, so min, max, latest and distinct sets stay
 //!   exact; it bumps every meter's `corrections`, so a batch read before it is dropped.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use metering_core::meter::rollup::{
-    DAY_MICROS, FoldPoint, FoldedCell, Latest, MeterCell, MeterFold, SeriesKey, SeriesShape,
-    TENANT_LAYOUTS, buckets_are_windows, groups_every_key, query_pieces, tenant_cells_answer,
-    tenant_layouts, tenant_levels,
+    DAY_MICROS, DimensionTexts, FoldPoint, FoldedCell, Latest, MeterCell, MeterFold, SeriesKey,
+    SeriesShape, TENANT_LAYOUTS, Unfolded, buckets_are_windows, groups_every_key, query_pieces,
+    tenant_cells_answer, tenant_layouts, tenant_levels,
 };
 use metering_core::rollup_plan::{Piece, bucket_start};
 use metering_core::{
@@ -699,15 +699,9 @@ pub(crate) async fn query(pool: &PgPool, meter: &Meter, query: &MeterQuery) -> R
     let sizes: Vec<i64> = levels.iter().map(|&l| TENANT_LAYOUTS[l].size).collect();
     let pieces = query_pieces(query, &sizes);
     let unique = meter.spec.aggregation == Aggregation::UniqueCount;
-
-    // Events not folded yet, inside the ranges read from cells; for `unique_count`, the
-    // cells they fall in need their distinct values.
-    let mut dirty: HashSet<(usize, i64, SeriesKey)> = HashSet::new();
-    let covered: Vec<(usize, i64, i64)> = pieces
-        .iter()
-        .filter_map(|p| p.level().map(|l| (levels[l], p.start(), p.end())))
-        .collect();
-    if !covered.is_empty() {
+    // Events not folded yet, inside the ranges read from cells.
+    let mut unfolded = Unfolded::new(meter, &pieces, levels);
+    if !unfolded.covers_nothing() {
         // By `xact` alone, through its index: the unfolded events are few, but a condition
         // on the time or the tenant lets the planner pick those indexes and walk every
         // event of the range, and so does a table without statistics (autovacuum off)
@@ -728,20 +722,7 @@ pub(crate) async fn query(pool: &PgPool, meter: &Meter, query: &MeterQuery) -> R
             .await
             .map_err(db)?;
         for row in &rows {
-            let event = event_from_row(row)?;
-            let ts = event.timestamp.timestamp_micros();
-            let Some(&(level, _, _)) = covered.iter().find(|&&(_, s, e)| s <= ts && ts < e) else {
-                continue;
-            };
-            if unique {
-                let layout = TENANT_LAYOUTS[level];
-                dirty.insert((
-                    level,
-                    bucket_start(ts, layout.size),
-                    layout.shape.project(&SeriesKey::of(meter, &event)),
-                ));
-            }
-            aggregator.push(&event);
+            unfolded.push(&mut aggregator, meter, &event_from_row(row)?);
         }
     }
 
@@ -772,7 +753,7 @@ pub(crate) async fn query(pool: &PgPool, meter: &Meter, query: &MeterQuery) -> R
                     let at = position(bucket);
                     if !one_cell_each {
                         aggregator.push_cell(at, &series, &cell);
-                    } else if dirty.contains(&(level, bucket, series.clone())) {
+                    } else if unfolded.touched(level, bucket, &series) {
                         cell.distinct =
                             distinct_values(&mut tx, meter, level, bucket, &series).await?;
                         aggregator.push_cell(at, &series, &cell);
@@ -841,21 +822,14 @@ async fn read_cells(
     .map_err(db)?;
     let mut cells = Vec::with_capacity(rows.len());
     let mut index: HashMap<(i64, String, String), usize> = HashMap::new();
-    let mut parsed: HashMap<String, Vec<Option<String>>> = HashMap::new();
+    let mut parsed = DimensionTexts::default();
     for row in &rows {
         let bucket: i64 = row.try_get("bucket").map_err(db)?;
         let tenant_id: String = row.try_get("tenant_id").map_err(db)?;
         let dims: String = row.try_get("dims").map_err(db)?;
-        // Few distinct dimension texts recur across many cells: parse each once.
-        let dimensions = match parsed.get(&dims) {
-            Some(d) => d.clone(),
-            None => {
-                let d = SeriesKey::parse_dimensions(&dims)
-                    .ok_or_else(|| PgError::corrupt("meter cell dimensions", dims.clone()))?;
-                parsed.insert(dims.clone(), d.clone());
-                d
-            }
-        };
+        let dimensions = parsed
+            .parse(&dims)
+            .ok_or_else(|| PgError::corrupt("meter cell dimensions", dims.clone()))?;
         let (cell, distinct) = cell_from_row(row)?;
         if with_distinct {
             index.insert((bucket, tenant_id.clone(), dims), cells.len());

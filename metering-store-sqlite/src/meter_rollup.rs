@@ -31,12 +31,12 @@
 //!
 //! [`SqliteStore::fold_meters`]: crate::SqliteStore::fold_meters
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 use metering_core::meter::rollup::{
-    DAY_MICROS, FoldPoint, FoldedCell, Latest, Layout, MeterCell, MeterFold, SeriesKey,
-    SeriesShape, TENANT_LAYOUTS, buckets_are_windows, groups_every_key, query_pieces,
-    tenant_cells_answer, tenant_layouts as layouts, tenant_levels as levels,
+    DAY_MICROS, DimensionTexts, FoldPoint, FoldedCell, Latest, Layout, MeterCell, MeterFold,
+    SeriesKey, SeriesShape, TENANT_LAYOUTS, Unfolded, buckets_are_windows, groups_every_key,
+    query_pieces, tenant_cells_answer, tenant_layouts as layouts, tenant_levels as levels,
 };
 use metering_core::rollup_plan::{Piece, bucket_start};
 use metering_core::{
@@ -454,33 +454,18 @@ pub(crate) fn query(conn: &Connection, meter: &Meter, query: &MeterQuery) -> DbR
     let pieces = query_pieces(query, &sizes);
     let unique = meter.spec.aggregation == Aggregation::UniqueCount;
 
-    // Events not folded yet, inside the ranges read from cells; for `unique_count`, the
-    // cells they fall in need their distinct values.
-    let mut dirty: HashSet<(usize, i64, SeriesKey)> = HashSet::new();
-    let covered: Vec<(usize, i64, i64)> = pieces
-        .iter()
-        .filter_map(|p| p.level().map(|l| (shape_levels[l], p.start(), p.end())))
-        .collect();
-    if !covered.is_empty() {
+    // Events not folded yet, inside the ranges read from cells.
+    let mut unfolded = Unfolded::new(meter, &pieces, shape_levels);
+    if !unfolded.covers_nothing() {
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE seq > ?1 AND voided_at IS NULL"
         ))?;
         let mut rows = stmt.query([state.folded_seq])?;
         while let Some(row) = rows.next()? {
-            let ts: i64 = row.get(6)?;
-            let Some(&(level, _, _)) = covered.iter().find(|&&(_, s, e)| s <= ts && ts < e) else {
-                continue;
-            };
-            let event = event_from_row(row)?;
-            if unique {
-                let layout = LAYOUTS[level];
-                dirty.insert((
-                    level,
-                    bucket_start(ts, layout.size),
-                    layout.shape.project(&SeriesKey::of(meter, &event)),
-                ));
+            // Only events in a piece read from cells are decoded.
+            if unfolded.covers(row.get(6)?) {
+                unfolded.push(&mut aggregator, meter, &event_from_row(row)?);
             }
-            aggregator.push(&event);
         }
     }
 
@@ -513,7 +498,7 @@ pub(crate) fn query(conn: &Connection, meter: &Meter, query: &MeterQuery) -> DbR
                     let at = instant(bucket);
                     if !one_cell_each {
                         aggregator.push_cell(at, &series, &cell);
-                    } else if dirty.contains(&(level, bucket, series.clone())) {
+                    } else if unfolded.touched(level, bucket, &series) {
                         cell.distinct = distinct_values(conn, meter, level, bucket, &series)?;
                         aggregator.push_cell(at, &series, &cell);
                     } else {
@@ -582,7 +567,7 @@ fn read_cells(
     let mut rows = stmt.query(args)?;
     let mut cells = Vec::new();
     let mut index: HashMap<(i64, String, String, String, String), usize> = HashMap::new();
-    let mut parsed: HashMap<String, Vec<Option<String>>> = HashMap::new();
+    let mut parsed = DimensionTexts::default();
     while let Some(row) = rows.next()? {
         let (bucket, tenant_id, resource, feature, dims): (i64, String, String, String, String) = (
             row.get(0)?,
@@ -591,17 +576,9 @@ fn read_cells(
             row.get(3)?,
             row.get(4)?,
         );
-        // Few distinct dimension texts recur across many cells: parse each once.
-        let dimensions = match parsed.get(&dims) {
-            Some(d) => Vec::clone(d),
-            None => {
-                let d = SeriesKey::parse_dimensions(&dims).ok_or_else(|| {
-                    SqliteError::Corrupt(format!("meter cell dimensions `{dims}`"))
-                })?;
-                parsed.insert(dims.clone(), d.clone());
-                d
-            }
-        };
+        let dimensions = parsed
+            .parse(&dims)
+            .ok_or_else(|| SqliteError::Corrupt(format!("meter cell dimensions `{dims}`")))?;
         let (cell, distinct) = cell_from_row(row, 5)?;
         if with_distinct {
             index.insert(

@@ -10,7 +10,7 @@
 //!
 //! [`MeterAggregator::push_cell`]: super::MeterAggregator::push_cell
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::DateTime;
 use serde_json::Value;
@@ -489,5 +489,92 @@ impl FoldPoint {
         } else {
             old && (ts, id) <= (self.backfill_ts, self.backfill_id.as_str())
         }
+    }
+}
+
+/// The events not folded yet that a query answered from tenant cells adds: those inside
+/// the ranges it reads from cells (raw pieces are read on their own). For `unique_count`
+/// it remembers the cells they fall in, whose distinct values the query then needs.
+#[derive(Debug)]
+pub struct Unfolded {
+    /// `(level, start, end)` of each piece read from cells.
+    covered: Vec<(usize, i64, i64)>,
+    unique: bool,
+    dirty: HashSet<(usize, i64, SeriesKey)>,
+}
+
+impl Unfolded {
+    /// For a query of `meter` cut into `pieces` over the tenant `levels` it keeps (indexes
+    /// into [`TENANT_LAYOUTS`], finest first, as the pieces' levels index them).
+    #[must_use]
+    pub fn new(meter: &Meter, pieces: &[Piece], levels: &[usize]) -> Unfolded {
+        Unfolded {
+            covered: pieces
+                .iter()
+                .filter_map(|p| p.level().map(|l| (levels[l], p.start(), p.end())))
+                .collect(),
+            unique: meter.spec.aggregation == Aggregation::UniqueCount,
+            dirty: HashSet::new(),
+        }
+    }
+
+    /// Whether no piece is read from cells (so no unfolded event needs reading).
+    #[must_use]
+    pub fn covers_nothing(&self) -> bool {
+        self.covered.is_empty()
+    }
+
+    /// Whether an event at `timestamp_micros` falls in a piece read from cells.
+    #[must_use]
+    pub fn covers(&self, timestamp_micros: i64) -> bool {
+        self.level_at(timestamp_micros).is_some()
+    }
+
+    fn level_at(&self, ts: i64) -> Option<usize> {
+        self.covered
+            .iter()
+            .find(|&&(_, s, e)| s <= ts && ts < e)
+            .map(|&(level, _, _)| level)
+    }
+
+    /// Counts the unfolded `event` of `meter` into `aggregator` if a piece read from cells
+    /// holds it.
+    pub fn push(&mut self, aggregator: &mut super::MeterAggregator, meter: &Meter, event: &Event) {
+        let ts = event.timestamp.timestamp_micros();
+        let Some(level) = self.level_at(ts) else {
+            return;
+        };
+        if self.unique {
+            let layout = TENANT_LAYOUTS[level];
+            self.dirty.insert((
+                level,
+                bucket_start(ts, layout.size),
+                layout.shape.project(&SeriesKey::of(meter, event)),
+            ));
+        }
+        aggregator.push(event);
+    }
+
+    /// Whether an unfolded event fell in the cell of `level`, `bucket` and `series`.
+    #[must_use]
+    pub fn touched(&self, level: usize, bucket: i64, series: &SeriesKey) -> bool {
+        self.dirty.contains(&(level, bucket, series.clone()))
+    }
+}
+
+/// Parses the stored dimension texts of cells ([`SeriesKey::dimensions_json`]), each
+/// distinct text once: few of them recur across many cells.
+#[derive(Debug, Default)]
+pub struct DimensionTexts(HashMap<String, Vec<Option<String>>>);
+
+impl DimensionTexts {
+    /// The dimension values of `text`; `None` when it is not a stored dimensions text.
+    pub fn parse(&mut self, text: &str) -> Option<Vec<Option<String>>> {
+        if let Some(d) = self.0.get(text) {
+            return Some(d.clone());
+        }
+        let d = SeriesKey::parse_dimensions(text)?;
+        self.0.insert(text.to_owned(), d.clone());
+        Some(d)
     }
 }
