@@ -29,8 +29,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use metering_core::meter::rollup::{
@@ -400,8 +400,9 @@ async fn apply(pool: &PgPool, folded: &FoldedMeter) -> Result<bool> {
 }
 
 /// Folds up to `budget` events per meter group into the cells; returns whether more are
-/// waiting. With `writes`, the read and each meter's write first wait for this process's
-/// writes in flight to end ([`Writes::idle`]), so ingest goes first.
+/// waiting. With `writes`, the read and each meter's write first wait for a pause in this
+/// process's writes ([`Writes::idle`]), so ingest goes first; without one in a second,
+/// the step is a tenth of `budget`.
 pub(crate) async fn fold(pool: &PgPool, budget: usize, writes: Option<&Writes>) -> Result<bool> {
     let mut budget = budget;
     if let Some(writes) = writes
@@ -420,35 +421,65 @@ pub(crate) async fn fold(pool: &PgPool, budget: usize, writes: Option<&Writes>) 
     Ok(batch.more)
 }
 
-/// The store's writes of events in flight (ingest, consumes, corrections), which the folder
-/// lets go first.
-#[derive(Debug, Default)]
-pub(crate) struct Writes(AtomicUsize);
+/// The store's writes of events (ingest, consumes, corrections) in flight and when the last
+/// one ended, so the folder can let them go first.
+#[derive(Debug)]
+pub(crate) struct Writes {
+    in_flight: AtomicUsize,
+    /// Microseconds after `since` at which the last write ended.
+    last_end: AtomicU64,
+    since: Instant,
+}
 
 /// One write in flight, until dropped.
 pub(crate) struct Writing<'a>(&'a Writes);
 
 impl Drop for Writing<'_> {
     fn drop(&mut self) {
-        self.0.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.last_end.store(self.0.now(), Ordering::Relaxed);
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
+/// How long without writes counts as a pause in them.
+const QUIET_MICROS: u64 = 100_000;
+
 impl Writes {
+    pub(crate) fn new() -> Writes {
+        Writes {
+            in_flight: AtomicUsize::new(0),
+            last_end: AtomicU64::new(0),
+            since: Instant::now(),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.since.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
     /// Counts a write until the returned guard is dropped.
     pub(crate) fn start(&self) -> Writing<'_> {
-        self.0.fetch_add(1, Ordering::Relaxed);
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
         Writing(self)
     }
 
-    /// Waits for a moment with no write in flight, but no longer than a second, so folding
-    /// still advances under a steady write load; false when it gave up waiting.
+    /// Whether no write is in flight and none ended in the last [`QUIET_MICROS`].
+    fn quiet(&self) -> bool {
+        self.in_flight.load(Ordering::Relaxed) == 0
+            && self
+                .now()
+                .saturating_sub(self.last_end.load(Ordering::Relaxed))
+                >= QUIET_MICROS
+    }
+
+    /// Waits for a pause in the writes, but no longer than a second, so folding still
+    /// advances under a steady write load; false when it gave up waiting.
     async fn idle(&self) -> bool {
-        for _ in 0..500 {
-            if self.0.load(Ordering::Relaxed) == 0 {
+        for _ in 0..100 {
+            if self.quiet() {
                 return true;
             }
-            tokio::time::sleep(Duration::from_millis(2)).await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
         false
     }
@@ -466,7 +497,7 @@ fn cell_key(level: usize, bucket: i64, series: &SeriesKey) -> CellKey {
     )
 }
 
-/// The columns [`cell_from_row`] reads.
+/// The columns [`cell_from_row`] reads, in its order.
 const CELL_COLUMNS: &str =
     "event_count, skipped, sum, min, max, latest_ts, latest_id, latest, distinct_count";
 
@@ -480,12 +511,17 @@ fn amount_of(text: Option<String>) -> Result<Option<Amount>> {
 }
 
 /// A stored cell (without its distinct values) and its number of distinct values.
-fn cell_from_row(row: &PgRow) -> Result<(MeterCell, u64)> {
-    let get = |name: &str| -> Result<Option<String>> { row.try_get(name).map_err(db) };
+fn cell_from_row(row: &PgRow, at: usize) -> Result<(MeterCell, u64)> {
+    // By position: a query reads tens of thousands of cells, and a lookup by name per
+    // column was a measurable part of it.
+    let text = |i: usize| -> Result<Option<String>> { row.try_get(at + i).map_err(db) };
+    let number = |i: usize| -> Result<u64> {
+        Ok(u64::try_from(row.try_get::<i64, _>(at + i).map_err(db)?).unwrap_or(0))
+    };
     let latest = match (
-        row.try_get::<Option<i64>, _>("latest_ts").map_err(db)?,
-        get("latest_id")?,
-        amount_of(get("latest")?)?,
+        row.try_get::<Option<i64>, _>(at + 5).map_err(db)?,
+        text(6)?,
+        amount_of(text(7)?)?,
     ) {
         (Some(timestamp_micros), Some(id), Some(value)) => Some(Latest {
             timestamp_micros,
@@ -494,22 +530,48 @@ fn cell_from_row(row: &PgRow) -> Result<(MeterCell, u64)> {
         }),
         _ => None,
     };
-    let sum: String = row.try_get("sum").map_err(db)?;
-    let count = |name: &str| -> Result<u64> {
-        Ok(u64::try_from(row.try_get::<i64, _>(name).map_err(db)?).unwrap_or(0))
-    };
+    let sum: String = row.try_get(at + 2).map_err(db)?;
     let cell = MeterCell {
-        count: count("event_count")?,
-        skipped: count("skipped")?,
+        count: number(0)?,
+        skipped: number(1)?,
         sum: sum
             .parse()
             .map_err(|e| PgError::corrupt("meter cell sum", e))?,
-        min: amount_of(get("min")?)?,
-        max: amount_of(get("max")?)?,
+        min: amount_of(text(3)?)?,
+        max: amount_of(text(4)?)?,
         latest,
         distinct: BTreeSet::new(),
     };
-    Ok((cell, count("distinct_count")?))
+    Ok((cell, number(8)?))
+}
+
+/// [`CELL_COLUMNS`] with only what an answer of `aggregation` reads; the others are
+/// constants of the same type, so [`cell_from_row`] reads either.
+fn answer_columns(aggregation: Aggregation) -> String {
+    let pick = |wanted: bool, column: &'static str, otherwise: &'static str| {
+        if wanted { column } else { otherwise }
+    };
+    let latest = aggregation == Aggregation::Latest;
+    [
+        "event_count",
+        "skipped",
+        pick(
+            matches!(aggregation, Aggregation::Sum | Aggregation::Avg),
+            "sum",
+            "'0'::text",
+        ),
+        pick(aggregation == Aggregation::Min, "min", "NULL::text"),
+        pick(aggregation == Aggregation::Max, "max", "NULL::text"),
+        pick(latest, "latest_ts", "NULL::bigint"),
+        pick(latest, "latest_id", "NULL::text"),
+        pick(latest, "latest", "NULL::text"),
+        pick(
+            aggregation == Aggregation::UniqueCount,
+            "distinct_count",
+            "0::bigint",
+        ),
+    ]
+    .join(", ")
 }
 
 /// Merges `cells` into the stored cells of `meter`, in `conn`'s transaction (which holds the
@@ -598,7 +660,7 @@ async fn merge_cells(
             row.try_get("tenant_id").map_err(db)?,
             row.try_get("dims").map_err(db)?,
         );
-        stored.insert(key, cell_from_row(row)?);
+        stored.insert(key, cell_from_row(row, 4)?);
     }
     let mut merged: Vec<(&CellKey, MeterCell, u64)> = Vec::with_capacity(cells.len());
     for (key, (_, folded)) in keys.iter().zip(cells) {
@@ -695,6 +757,13 @@ pub(crate) async fn query(pool: &PgPool, meter: &Meter, query: &MeterQuery) -> R
         tx.commit().await.map_err(db)?;
         return Ok(aggregator.finish());
     };
+    // Every read from here on is a range of an index (unfolded events by `xact`, cells by
+    // key, edges by time); on tables without statistics (autovacuum off, or just after a
+    // large backfill) the planner may otherwise scan them whole.
+    sqlx::query("SET LOCAL enable_seqscan = off")
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
     let levels = tenant_levels(meter.spec.aggregation);
     let sizes: Vec<i64> = levels.iter().map(|&l| TENANT_LAYOUTS[l].size).collect();
     let pieces = query_pieces(query, &sizes);
@@ -704,12 +773,7 @@ pub(crate) async fn query(pool: &PgPool, meter: &Meter, query: &MeterQuery) -> R
     if !unfolded.covers_nothing() {
         // By `xact` alone, through its index: the unfolded events are few, but a condition
         // on the time or the tenant lets the planner pick those indexes and walk every
-        // event of the range, and so does a table without statistics (autovacuum off)
-        // without `enable_seqscan` off. Times are matched below, tenants by the aggregator.
-        sqlx::query("SET LOCAL enable_seqscan = off")
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        // event of the range. Times are matched below, tenants by the aggregator.
         let rows = sqlx::query(&format!(
             "{EVENT_SELECT} WHERE e.xact > $1 AND e.voided_at IS NULL"
         ))
@@ -717,10 +781,6 @@ pub(crate) async fn query(pool: &PgPool, meter: &Meter, query: &MeterQuery) -> R
         .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
-        sqlx::query("SET LOCAL enable_seqscan = on")
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
         for row in &rows {
             unfolded.push(&mut aggregator, meter, &event_from_row(row)?);
         }
@@ -809,8 +869,9 @@ async fn read_cells(
     let tenant = query.tenant_id.as_ref().map(|t| t.as_str());
     let narrow = "meter = $1 AND level = $2 AND bucket >= $3 AND bucket < $4
                   AND ($5::text IS NULL OR tenant_id = $5)";
+    let columns = answer_columns(meter.spec.aggregation);
     let rows = sqlx::query(&format!(
-        "SELECT bucket, tenant_id, dims, {CELL_COLUMNS} FROM meter_cells WHERE {narrow}"
+        "SELECT bucket, tenant_id, dims, {columns} FROM meter_cells WHERE {narrow}"
     ))
     .bind(meter.key.as_str())
     .bind(level)
@@ -824,13 +885,13 @@ async fn read_cells(
     let mut index: HashMap<(i64, String, String), usize> = HashMap::new();
     let mut parsed = DimensionTexts::default();
     for row in &rows {
-        let bucket: i64 = row.try_get("bucket").map_err(db)?;
-        let tenant_id: String = row.try_get("tenant_id").map_err(db)?;
-        let dims: String = row.try_get("dims").map_err(db)?;
+        let bucket: i64 = row.try_get(0).map_err(db)?;
+        let tenant_id: String = row.try_get(1).map_err(db)?;
+        let dims: String = row.try_get(2).map_err(db)?;
         let dimensions = parsed
             .parse(&dims)
             .ok_or_else(|| PgError::corrupt("meter cell dimensions", dims.clone()))?;
-        let (cell, distinct) = cell_from_row(row)?;
+        let (cell, distinct) = cell_from_row(row, 3)?;
         if with_distinct {
             index.insert((bucket, tenant_id.clone(), dims), cells.len());
         }

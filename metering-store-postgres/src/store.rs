@@ -100,7 +100,7 @@ impl PostgresStore {
             partitions: Arc::new(Mutex::new(HashSet::new())),
             _compactor: None,
             _folder: None,
-            writes: Arc::new(Writes::default()),
+            writes: Arc::new(Writes::new()),
         };
         // Only reaching the server is bounded by the timeouts: migrations may take as long
         // as they need (one that rewrites a large table takes minutes).
