@@ -773,16 +773,13 @@ pub(crate) async fn query(pool: &PgPool, meter: &Meter, query: &MeterQuery) -> R
     if !unfolded.covers_nothing() {
         // By `xact` alone, through its index: the unfolded events are few, but a condition
         // on the time or the tenant lets the planner pick those indexes and walk every
-        // event of the range. Times are matched below, tenants by the aggregator.
-        let rows = sqlx::query(&format!(
-            "{EVENT_SELECT} WHERE e.xact > $1 AND e.voided_at IS NULL"
-        ))
-        .bind(point.folded_seq)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db)?;
-        for row in &rows {
-            unfolded.push(&mut aggregator, meter, &event_from_row(row)?);
+        // event of the range. Times are matched below, tenants by the aggregator. Streamed:
+        // a folder far behind leaves many.
+        use futures::TryStreamExt as _;
+        let sql = format!("{EVENT_SELECT} WHERE e.xact > $1 AND e.voided_at IS NULL");
+        let mut rows = sqlx::query(&sql).bind(point.folded_seq).fetch(&mut *tx);
+        while let Some(row) = rows.try_next().await.map_err(db)? {
+            unfolded.push(&mut aggregator, meter, &event_from_row(&row)?);
         }
     }
 
@@ -852,6 +849,22 @@ async fn distinct_values(
     Ok(values.into_iter().collect())
 }
 
+/// `sql` with the parameters of [`read_cells`]' narrowing bound.
+fn narrow_query<'q>(
+    sql: &'q str,
+    meter: &'q str,
+    level: i16,
+    range: (i64, i64),
+    tenant: Option<&'q str>,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    sqlx::query(sql)
+        .bind(meter)
+        .bind(level)
+        .bind(range.0)
+        .bind(range.1)
+        .bind(tenant)
+}
+
 /// A stored cell: bucket, series, cell and number of distinct values.
 type StoredCell = (i64, SeriesKey, MeterCell, u64);
 
@@ -869,18 +882,11 @@ async fn read_cells(
     let tenant = query.tenant_id.as_ref().map(|t| t.as_str());
     let narrow = "meter = $1 AND level = $2 AND bucket >= $3 AND bucket < $4
                   AND ($5::text IS NULL OR tenant_id = $5)";
+    // Cells and distinct values are narrowed alike.
+    let narrowed = |sql| narrow_query(sql, meter.key.as_str(), level, range, tenant);
     let columns = answer_columns(meter.spec.aggregation);
-    let rows = sqlx::query(&format!(
-        "SELECT bucket, tenant_id, dims, {columns} FROM meter_cells WHERE {narrow}"
-    ))
-    .bind(meter.key.as_str())
-    .bind(level)
-    .bind(range.0)
-    .bind(range.1)
-    .bind(tenant)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db)?;
+    let sql = format!("SELECT bucket, tenant_id, dims, {columns} FROM meter_cells WHERE {narrow}");
+    let rows = narrowed(&sql).fetch_all(&mut *conn).await.map_err(db)?;
     let mut cells = Vec::with_capacity(rows.len());
     let mut index: HashMap<(i64, String, String), usize> = HashMap::new();
     let mut parsed = DimensionTexts::default();
@@ -904,17 +910,9 @@ async fn read_cells(
         cells.push((bucket, series, cell, distinct));
     }
     if with_distinct {
-        let rows = sqlx::query(&format!(
-            "SELECT bucket, tenant_id, dims, value FROM meter_distinct WHERE {narrow}"
-        ))
-        .bind(meter.key.as_str())
-        .bind(level)
-        .bind(range.0)
-        .bind(range.1)
-        .bind(tenant)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db)?;
+        let sql =
+            format!("SELECT bucket, tenant_id, dims, value FROM meter_distinct WHERE {narrow}");
+        let rows = narrowed(&sql).fetch_all(&mut *conn).await.map_err(db)?;
         for row in &rows {
             let key = (
                 row.try_get("bucket").map_err(db)?,
