@@ -335,11 +335,19 @@ impl fmt::Display for Quantity {
         let units = self.units();
         let frac = self.fraction_nanos();
         if frac == 0 {
-            write!(f, "{units}")
-        } else {
-            let digits = format!("{frac:09}");
-            write!(f, "{units}.{}", digits.trim_end_matches('0'))
+            return write!(f, "{units}");
         }
+        // The nine fraction digits without trailing zeros, on the stack: answers format
+        // tens of thousands of values.
+        let mut digits = [b'0'; 9];
+        let mut rest = frac;
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + u8::try_from(rest % 10).expect("a digit");
+            rest /= 10;
+        }
+        let end = digits.iter().rposition(|&d| d != b'0').map_or(0, |i| i + 1);
+        let digits = std::str::from_utf8(&digits[..end]).expect("ASCII digits");
+        write!(f, "{units}.{digits}")
     }
 }
 

@@ -29,13 +29,14 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use metering_core::meter::SeriesId;
+use metering_core::meter::rollup::Writes;
 use metering_core::meter::rollup::{
-    DAY_MICROS, DimensionTexts, FoldPoint, FoldedCell, Latest, MeterCell, MeterFold, SeriesKey,
-    SeriesShape, TENANT_LAYOUTS, Unfolded, buckets_are_windows, groups_every_key, query_pieces,
+    DAY_MICROS, FoldPoint, FoldedCell, Latest, MeterCell, MeterFold, SeriesKey, SeriesShape,
+    TENANT_LAYOUTS, Unfolded, answer_columns, buckets_are_windows, groups_every_key, query_pieces,
     tenant_cells_answer, tenant_layouts, tenant_levels,
 };
 use metering_core::rollup_plan::{Piece, bucket_start};
@@ -404,13 +405,10 @@ async fn apply(pool: &PgPool, folded: &FoldedMeter) -> Result<bool> {
 /// process's writes ([`Writes::idle`]), so ingest goes first; without one in a second,
 /// the step is a tenth of `budget`.
 pub(crate) async fn fold(pool: &PgPool, budget: usize, writes: Option<&Writes>) -> Result<bool> {
-    let mut budget = budget;
-    if let Some(writes) = writes
-        && !writes.idle().await
-    {
-        // A steady write load: a short step, so the writes wait for little.
-        budget = (budget / 10).max(1);
-    }
+    let budget = match writes {
+        Some(writes) => writes.fold_budget(budget).await,
+        None => budget,
+    };
     let batch = read_batch(pool, budget).await?;
     for meter in &batch.meters {
         if let Some(writes) = writes {
@@ -419,70 +417,6 @@ pub(crate) async fn fold(pool: &PgPool, budget: usize, writes: Option<&Writes>) 
         apply(pool, meter).await?;
     }
     Ok(batch.more)
-}
-
-/// The store's writes of events (ingest, consumes, corrections) in flight and when the last
-/// one ended, so the folder can let them go first.
-#[derive(Debug)]
-pub(crate) struct Writes {
-    in_flight: AtomicUsize,
-    /// Microseconds after `since` at which the last write ended.
-    last_end: AtomicU64,
-    since: Instant,
-}
-
-/// One write in flight, until dropped.
-pub(crate) struct Writing<'a>(&'a Writes);
-
-impl Drop for Writing<'_> {
-    fn drop(&mut self) {
-        self.0.last_end.store(self.0.now(), Ordering::Relaxed);
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// How long without writes counts as a pause in them.
-const QUIET_MICROS: u64 = 100_000;
-
-impl Writes {
-    pub(crate) fn new() -> Writes {
-        Writes {
-            in_flight: AtomicUsize::new(0),
-            last_end: AtomicU64::new(0),
-            since: Instant::now(),
-        }
-    }
-
-    fn now(&self) -> u64 {
-        u64::try_from(self.since.elapsed().as_micros()).unwrap_or(u64::MAX)
-    }
-
-    /// Counts a write until the returned guard is dropped.
-    pub(crate) fn start(&self) -> Writing<'_> {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        Writing(self)
-    }
-
-    /// Whether no write is in flight and none ended in the last [`QUIET_MICROS`].
-    fn quiet(&self) -> bool {
-        self.in_flight.load(Ordering::Relaxed) == 0
-            && self
-                .now()
-                .saturating_sub(self.last_end.load(Ordering::Relaxed))
-                >= QUIET_MICROS
-    }
-
-    /// Waits for a pause in the writes, but no longer than a second, so folding still
-    /// advances under a steady write load; false when it gave up waiting.
-    async fn idle(&self) -> bool {
-        for _ in 0..100 {
-            if self.quiet() {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        false
-    }
 }
 
 /// A cell's key within a meter: level, bucket, tenant, dimensions.
@@ -545,33 +479,40 @@ fn cell_from_row(row: &PgRow, at: usize) -> Result<(MeterCell, u64)> {
     Ok((cell, number(8)?))
 }
 
-/// [`CELL_COLUMNS`] with only what an answer of `aggregation` reads; the others are
-/// constants of the same type, so [`cell_from_row`] reads either.
-fn answer_columns(aggregation: Aggregation) -> String {
-    let pick = |wanted: bool, column: &'static str, otherwise: &'static str| {
-        if wanted { column } else { otherwise }
+/// A cell as an answer of `aggregation` reads it: [`answer_columns`] from column `at`, and
+/// its number of distinct values. Unchecked reads of the columns' known types, texts in
+/// place: a query reads tens of thousands of cells, and sqlx's type checks were a tenth of
+/// its time.
+fn answer_cell_from_row(
+    row: &PgRow,
+    at: usize,
+    aggregation: Aggregation,
+) -> Result<(MeterCell, u64)> {
+    let number = |i: usize| -> Result<u64> {
+        Ok(u64::try_from(row.try_get_unchecked::<i64, _>(at + i).map_err(db)?).unwrap_or(0))
     };
-    let latest = aggregation == Aggregation::Latest;
-    [
-        "event_count",
-        "skipped",
-        pick(
-            matches!(aggregation, Aggregation::Sum | Aggregation::Avg),
-            "sum",
-            "'0'::text",
-        ),
-        pick(aggregation == Aggregation::Min, "min", "NULL::text"),
-        pick(aggregation == Aggregation::Max, "max", "NULL::text"),
-        pick(latest, "latest_ts", "NULL::bigint"),
-        pick(latest, "latest_id", "NULL::text"),
-        pick(latest, "latest", "NULL::text"),
-        pick(
-            aggregation == Aggregation::UniqueCount,
-            "distinct_count",
-            "0::bigint",
-        ),
-    ]
-    .join(", ")
+    let value = match row
+        .try_get_unchecked::<Option<&str>, _>(at + 2)
+        .map_err(db)?
+    {
+        Some(text) => Some(Amount::from_nanos(
+            text.parse::<i128>()
+                .map_err(|e| PgError::corrupt("meter cell value", e))?,
+        )),
+        None => None,
+    };
+    let latest = match row
+        .try_get_unchecked::<Option<i64>, _>(at + 3)
+        .map_err(db)?
+    {
+        Some(ts) => row
+            .try_get_unchecked::<Option<String>, _>(at + 4)
+            .map_err(db)?
+            .map(|id| (ts, id)),
+        None => None,
+    };
+    let cell = MeterCell::for_answer(aggregation, (number(0)?, number(1)?), value, latest);
+    Ok((cell, number(5)?))
 }
 
 /// Merges `cells` into the stored cells of `meter`, in `conn`'s transaction (which holds the
@@ -797,26 +738,31 @@ pub(crate) async fn query(pool: &PgPool, meter: &Meter, query: &MeterQuery) -> R
                 let size = TENANT_LAYOUTS[level].size;
                 let one_cell_each =
                     unique && groups_every_key && buckets_are_windows(query, start, end, size);
-                let cells = read_cells(
+                // Cells whose distinct values must be read, once the cells' stream ends.
+                let mut touched = Vec::new();
+                read_cells(
                     &mut tx,
                     meter,
                     query,
-                    level,
-                    (start, end),
+                    &mut aggregator,
+                    (level, (start, end)),
                     unique && !one_cell_each,
+                    |aggregator, bucket, id, cell, distinct| {
+                        let at = position(bucket);
+                        if !one_cell_each {
+                            aggregator.push_series_cell(at, id, cell);
+                        } else if unfolded.touched(level, bucket, aggregator.series(id)) {
+                            touched.push((bucket, id, cell));
+                        } else {
+                            aggregator.push_series_distinct_total(at, id, &cell, distinct);
+                        }
+                    },
                 )
                 .await?;
-                for (bucket, series, mut cell, distinct) in cells {
-                    let at = position(bucket);
-                    if !one_cell_each {
-                        aggregator.push_cell(at, &series, &cell);
-                    } else if unfolded.touched(level, bucket, &series) {
-                        cell.distinct =
-                            distinct_values(&mut tx, meter, level, bucket, &series).await?;
-                        aggregator.push_cell(at, &series, &cell);
-                    } else {
-                        aggregator.push_distinct_total(at, &series, &cell, distinct);
-                    }
+                for (bucket, id, mut cell) in touched {
+                    let series = aggregator.series(id);
+                    cell.distinct = distinct_values(&mut tx, meter, level, bucket, series).await?;
+                    aggregator.push_series_cell(position(bucket), id, cell);
                 }
             }
         }
@@ -865,69 +811,63 @@ fn narrow_query<'q>(
         .bind(tenant)
 }
 
-/// A stored cell: bucket, series, cell and number of distinct values.
-type StoredCell = (i64, SeriesKey, MeterCell, u64);
-
-/// The stored cells of `level` with a bucket in `range`, of the query's tenant if it names
-/// one (with their distinct values when `with_distinct`).
+/// Streams the stored cells of `level` with a bucket in `range`, of the query's tenant if it
+/// names one (with their distinct values when `with_distinct`), to `each` with their
+/// bucket, series (interned in `aggregator`) and number of distinct values. Streamed, so
+/// the server sums cells while PostgreSQL still sends them.
 async fn read_cells(
     conn: &mut PgConnection,
     meter: &Meter,
     query: &MeterQuery,
-    level: usize,
-    range: (i64, i64),
+    aggregator: &mut MeterAggregator,
+    (level, range): (usize, (i64, i64)),
     with_distinct: bool,
-) -> Result<Vec<StoredCell>> {
+    mut each: impl FnMut(&mut MeterAggregator, i64, SeriesId, MeterCell, u64),
+) -> Result<()> {
+    use futures::TryStreamExt as _;
     let level = i16::try_from(level).expect("two levels");
     let tenant = query.tenant_id.as_ref().map(|t| t.as_str());
     let narrow = "meter = $1 AND level = $2 AND bucket >= $3 AND bucket < $4
                   AND ($5::text IS NULL OR tenant_id = $5)";
+    let aggregation = meter.spec.aggregation;
+    let columns = answer_columns(aggregation, true);
+    let cells_sql =
+        format!("SELECT bucket, tenant_id, dims, {columns} FROM meter_cells WHERE {narrow}");
+    let distinct_sql =
+        format!("SELECT bucket, tenant_id, dims, value FROM meter_distinct WHERE {narrow}");
     // Cells and distinct values are narrowed alike.
     let narrowed = |sql| narrow_query(sql, meter.key.as_str(), level, range, tenant);
-    let columns = answer_columns(meter.spec.aggregation);
-    let sql = format!("SELECT bucket, tenant_id, dims, {columns} FROM meter_cells WHERE {narrow}");
-    let rows = narrowed(&sql).fetch_all(&mut *conn).await.map_err(db)?;
-    let mut cells = Vec::with_capacity(rows.len());
-    let mut index: HashMap<(i64, String, String), usize> = HashMap::new();
-    let mut parsed = DimensionTexts::default();
-    for row in &rows {
-        let bucket: i64 = row.try_get(0).map_err(db)?;
-        let tenant_id: String = row.try_get(1).map_err(db)?;
-        let dims: String = row.try_get(2).map_err(db)?;
-        let dimensions = parsed
-            .parse(&dims)
-            .ok_or_else(|| PgError::corrupt("meter cell dimensions", dims.clone()))?;
-        let (cell, distinct) = cell_from_row(row, 3)?;
-        if with_distinct {
-            index.insert((bucket, tenant_id.clone(), dims), cells.len());
-        }
-        let series = SeriesKey {
-            tenant_id,
-            resource: String::new(),
-            feature: String::new(),
-            dimensions,
-        };
-        cells.push((bucket, series, cell, distinct));
-    }
+    // The row's series, interned: tens of thousands of cells share a few thousand.
+    // Unchecked reads, as in `answer_cell_from_row`: the schema fixes these types.
+    let series_of = |aggregator: &mut MeterAggregator, row: &PgRow| -> Result<SeriesId> {
+        let tenant_id: &str = row.try_get_unchecked(1).map_err(db)?;
+        let dims: &str = row.try_get_unchecked(2).map_err(db)?;
+        aggregator
+            .cell_series(tenant_id, "", "", dims)
+            .ok_or_else(|| PgError::corrupt("meter cell dimensions", dims.to_owned()).into())
+    };
+    let mut distinct: HashMap<(i64, SeriesId), BTreeSet<String>> = HashMap::new();
     if with_distinct {
-        let sql =
-            format!("SELECT bucket, tenant_id, dims, value FROM meter_distinct WHERE {narrow}");
-        let rows = narrowed(&sql).fetch_all(&mut *conn).await.map_err(db)?;
-        for row in &rows {
-            let key = (
-                row.try_get("bucket").map_err(db)?,
-                row.try_get("tenant_id").map_err(db)?,
-                row.try_get("dims").map_err(db)?,
-            );
-            if let Some(&i) = index.get(&key) {
-                cells[i]
-                    .2
-                    .distinct
-                    .insert(row.try_get("value").map_err(db)?);
-            }
+        let mut rows = narrowed(&distinct_sql).fetch(&mut *conn);
+        while let Some(row) = rows.try_next().await.map_err(db)? {
+            let id = series_of(aggregator, &row)?;
+            distinct
+                .entry((row.try_get(0).map_err(db)?, id))
+                .or_default()
+                .insert(row.try_get(3).map_err(db)?);
         }
     }
-    Ok(cells)
+    let mut rows = narrowed(&cells_sql).fetch(&mut *conn);
+    while let Some(row) = rows.try_next().await.map_err(db)? {
+        let bucket: i64 = row.try_get_unchecked(0).map_err(db)?;
+        let id = series_of(aggregator, &row)?;
+        let (mut cell, count) = answer_cell_from_row(&row, 3, aggregation)?;
+        if with_distinct {
+            cell.distinct = distinct.remove(&(bucket, id)).unwrap_or_default();
+        }
+        each(aggregator, bucket, id, cell, count);
+    }
+    Ok(())
 }
 
 /// Recomputes, for every meter whose cells hold `event` (just voided in `conn`'s

@@ -19,7 +19,7 @@ use sqlx::{Executor, PgPool};
 
 use crate::config::PostgresConfig;
 use crate::error::db;
-use crate::meter_rollup::{Folder, Writes};
+use crate::meter_rollup::Folder;
 use crate::migrations::quote_ident;
 use crate::retention::{KnownPartitions, RetentionReport};
 use crate::rollup::Compactor;
@@ -27,6 +27,7 @@ use crate::{
     aggregate, api_keys, corrections, events, meter_rollup, meters, migrations, quotas, retention,
     rollup,
 };
+use metering_core::meter::rollup::Writes;
 
 /// A [`Store`] on PostgreSQL: a cheap `Clone` handle around a [`sqlx::PgPool`].
 ///

@@ -29,7 +29,6 @@
 //! goes to the writer thread.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -81,8 +80,6 @@ pub(crate) fn open(config: &SqliteConfig, writer: bool) -> DbResult<Connection> 
 #[derive(Debug, Clone)]
 pub(crate) struct Writer {
     jobs: mpsc::Sender<Job>,
-    /// Jobs sent and not finished.
-    queued: Arc<AtomicUsize>,
 }
 
 impl Writer {
@@ -99,15 +96,7 @@ impl Writer {
                 }
             })
             .map_err(|e| SqliteError::Task(format!("cannot start the writer thread: {e}")))?;
-        Ok(Writer {
-            jobs,
-            queued: Arc::new(AtomicUsize::new(0)),
-        })
-    }
-
-    /// How many jobs are waiting or running.
-    pub(crate) fn queued(&self) -> usize {
-        self.queued.load(Ordering::Relaxed)
+        Ok(Writer { jobs })
     }
 
     /// Runs `f` on the write connection and waits for its result.
@@ -117,26 +106,12 @@ impl Writer {
         F: FnOnce(&mut Connection) -> DbResult<T> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        let queued = Arc::clone(&self.queued);
-        queued.fetch_add(1, Ordering::Relaxed);
-        let done = Finished(Arc::clone(&queued));
         self.jobs
             .send(Box::new(move |conn| {
-                let _done = done;
                 let _ = reply.send(f(conn));
             }))
-            // A job that cannot be sent is dropped, and counted finished with it.
             .map_err(|_| SqliteError::WriterGone)?;
         answer.await.map_err(|_| SqliteError::WriterGone)?
-    }
-}
-
-/// Counts a job finished when dropped (also when the job panics).
-struct Finished(Arc<AtomicUsize>);
-
-impl Drop for Finished {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

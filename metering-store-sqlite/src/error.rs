@@ -37,6 +37,13 @@ pub(crate) enum SqliteError {
     Refused(#[from] metering_core::Error),
 }
 
+/// A stored value of another type than the column should hold, read in place.
+impl From<rusqlite::types::FromSqlError> for SqliteError {
+    fn from(error: rusqlite::types::FromSqlError) -> Self {
+        SqliteError::Corrupt(error.to_string())
+    }
+}
+
 impl From<SqliteError> for metering_core::Error {
     fn from(error: SqliteError) -> Self {
         use metering_core::Error;

@@ -33,9 +33,10 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use metering_core::meter::SeriesId;
 use metering_core::meter::rollup::{
-    DAY_MICROS, DimensionTexts, FoldPoint, FoldedCell, Latest, Layout, MeterCell, MeterFold,
-    SeriesKey, SeriesShape, TENANT_LAYOUTS, Unfolded, buckets_are_windows, groups_every_key,
+    DAY_MICROS, FoldPoint, FoldedCell, Latest, Layout, MeterCell, MeterFold, SeriesKey,
+    SeriesShape, TENANT_LAYOUTS, Unfolded, answer_columns, buckets_are_windows, groups_every_key,
     query_pieces, tenant_cells_answer, tenant_layouts as layouts, tenant_levels as levels,
 };
 use metering_core::rollup_plan::{Piece, bucket_start};
@@ -43,6 +44,7 @@ use metering_core::{
     Aggregation, Amount, Event, Meter, MeterAggregator, MeterQuery, MeterReport, MeterSpec,
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rustc_hash::FxHashMap;
 use serde_json::value::RawValue;
 
 use crate::codec::{EVENT_COLUMNS, event_from_row, instant, micros};
@@ -432,6 +434,32 @@ fn cell_from_row(row: &rusqlite::Row<'_>, at: usize) -> DbResult<(MeterCell, u64
     Ok((cell, u64::try_from(row.get::<_, i64>(at + 8)?).unwrap_or(0)))
 }
 
+/// A cell as an answer of `aggregation` reads it: [`answer_columns`] from column `at`, and
+/// its number of distinct values. Texts are read in place: a query reads tens of
+/// thousands of cells.
+fn answer_cell_from_row(
+    row: &rusqlite::Row<'_>,
+    at: usize,
+    aggregation: Aggregation,
+) -> DbResult<(MeterCell, u64)> {
+    let number =
+        |i: usize| -> DbResult<u64> { Ok(u64::try_from(row.get::<_, i64>(at + i)?).unwrap_or(0)) };
+    let value = match row.get_ref(at + 2)?.as_str_or_null()? {
+        Some(text) => {
+            Some(Amount::from_nanos(text.parse::<i128>().map_err(|_| {
+                SqliteError::Corrupt(format!("meter cell value `{text}`"))
+            })?))
+        }
+        None => None,
+    };
+    let latest = match row.get::<_, Option<i64>>(at + 3)? {
+        Some(ts) => row.get::<_, Option<String>>(at + 4)?.map(|id| (ts, id)),
+        None => None,
+    };
+    let cell = MeterCell::for_answer(aggregation, (number(0)?, number(1)?), value, latest);
+    Ok((cell, number(5)?))
+}
+
 /// The meter's answer: from its cells when it is folded, else recounted from the events.
 pub(crate) fn query(conn: &Connection, meter: &Meter, query: &MeterQuery) -> DbResult<MeterReport> {
     let mut aggregator = MeterAggregator::new(meter, query);
@@ -485,26 +513,27 @@ pub(crate) fn query(conn: &Connection, meter: &Meter, query: &MeterQuery) -> DbR
                 let size = LAYOUTS[level].size;
                 let one_cell_each =
                     unique && groups_every_key && buckets_are_windows(query, start, end, size);
-                let cells = read_cells(
+                read_cells(
                     conn,
                     meter,
                     query,
-                    level,
-                    start,
-                    end,
+                    &mut aggregator,
+                    (level, start, end),
                     unique && !one_cell_each,
+                    |aggregator, bucket, id, mut cell, distinct| {
+                        let at = instant(bucket);
+                        if !one_cell_each {
+                            aggregator.push_series_cell(at, id, cell);
+                        } else if unfolded.touched(level, bucket, aggregator.series(id)) {
+                            let series = aggregator.series(id);
+                            cell.distinct = distinct_values(conn, meter, level, bucket, series)?;
+                            aggregator.push_series_cell(at, id, cell);
+                        } else {
+                            aggregator.push_series_distinct_total(at, id, &cell, distinct);
+                        }
+                        Ok(())
+                    },
                 )?;
-                for (bucket, series, mut cell, distinct) in cells {
-                    let at = instant(bucket);
-                    if !one_cell_each {
-                        aggregator.push_cell(at, &series, &cell);
-                    } else if unfolded.touched(level, bucket, &series) {
-                        cell.distinct = distinct_values(conn, meter, level, bucket, &series)?;
-                        aggregator.push_cell(at, &series, &cell);
-                    } else {
-                        aggregator.push_distinct_total(at, &series, &cell, distinct);
-                    }
-                }
             }
         }
     }
@@ -532,29 +561,26 @@ fn distinct_values(
     Ok(values)
 }
 
-/// The stored cells of `level` with a bucket in `[start, end)` (with their distinct values
-/// when `with_distinct`), narrowed by the query's tenant, resource and feature: bucket,
-/// series, cell and number of distinct values.
+/// Streams the stored cells of `level` with a bucket in `[start, end)` (with their
+/// distinct values when `with_distinct`), narrowed by the query's tenant, resource and
+/// feature, to `each` with their bucket, series (interned in `aggregator`) and number of
+/// distinct values. Cells carry only what the meter's answer reads.
 fn read_cells(
     conn: &Connection,
     meter: &Meter,
     query: &MeterQuery,
-    level: usize,
-    start: i64,
-    end: i64,
+    aggregator: &mut MeterAggregator,
+    (level, start, end): (usize, i64, i64),
     with_distinct: bool,
-) -> DbResult<Vec<(i64, SeriesKey, MeterCell, u64)>> {
+    mut each: impl FnMut(&mut MeterAggregator, i64, SeriesId, MeterCell, u64) -> DbResult<()>,
+) -> DbResult<()> {
     let level = i64::try_from(level).expect("three levels");
     let tenant = query.tenant_id.as_ref().map(|t| t.as_str());
     let resource = query.resource.as_ref().map(|r| r.as_str());
     let feature = query.feature.as_ref().map(|f| f.as_str());
-    let narrow = "AND (?5 IS NULL OR tenant_id = ?5) AND (?6 IS NULL OR resource = ?6)
+    let narrow = "meter = ?1 AND level = ?2 AND bucket >= ?3 AND bucket < ?4
+                  AND (?5 IS NULL OR tenant_id = ?5) AND (?6 IS NULL OR resource = ?6)
                   AND (?7 IS NULL OR feature = ?7)";
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT bucket, tenant_id, resource, feature, dims, {CELL_COLUMNS}
-         FROM meter_cells WHERE meter = ?1 AND level = ?2 AND bucket >= ?3 AND bucket < ?4
-         {narrow}"
-    ))?;
     let args = params![
         meter.key.as_str(),
         level,
@@ -564,63 +590,46 @@ fn read_cells(
         resource,
         feature
     ];
-    let mut rows = stmt.query(args)?;
-    let mut cells = Vec::new();
-    let mut index: HashMap<(i64, String, String, String, String), usize> = HashMap::new();
-    let mut parsed = DimensionTexts::default();
-    while let Some(row) = rows.next()? {
-        let (bucket, tenant_id, resource, feature, dims): (i64, String, String, String, String) = (
-            row.get(0)?,
-            row.get(1)?,
-            row.get(2)?,
-            row.get(3)?,
-            row.get(4)?,
-        );
-        let dimensions = parsed
-            .parse(&dims)
-            .ok_or_else(|| SqliteError::Corrupt(format!("meter cell dimensions `{dims}`")))?;
-        let (cell, distinct) = cell_from_row(row, 5)?;
-        if with_distinct {
-            index.insert(
-                (
-                    bucket,
-                    tenant_id.clone(),
-                    resource.clone(),
-                    feature.clone(),
-                    dims,
-                ),
-                cells.len(),
-            );
-        }
-        let series = SeriesKey {
-            tenant_id,
-            resource,
-            feature,
-            dimensions,
-        };
-        cells.push((bucket, series, cell, distinct));
-    }
+    // The row's series, interned: tens of thousands of cells share a few thousand.
+    let series_of = |aggregator: &mut MeterAggregator, row: &rusqlite::Row<'_>| {
+        let text = |i: usize| -> DbResult<&str> { Ok(row.get_ref(i)?.as_str()?) };
+        let dims = text(4)?;
+        aggregator
+            .cell_series(text(1)?, text(2)?, text(3)?, dims)
+            .ok_or_else(|| SqliteError::Corrupt(format!("meter cell dimensions `{dims}`")))
+    };
+    let mut distinct: FxHashMap<(i64, SeriesId), BTreeSet<String>> = FxHashMap::default();
     if with_distinct {
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT bucket, tenant_id, resource, feature, dims, value
-             FROM meter_distinct WHERE meter = ?1 AND level = ?2 AND bucket >= ?3 AND bucket < ?4
-             {narrow}"
+             FROM meter_distinct WHERE {narrow}"
         ))?;
         let mut rows = stmt.query(args)?;
         while let Some(row) = rows.next()? {
-            let key = (
-                row.get(0)?,
-                row.get(1)?,
-                row.get(2)?,
-                row.get(3)?,
-                row.get(4)?,
-            );
-            if let Some(&i) = index.get(&key) {
-                cells[i].2.distinct.insert(row.get(5)?);
-            }
+            let id = series_of(aggregator, row)?;
+            distinct
+                .entry((row.get(0)?, id))
+                .or_default()
+                .insert(row.get(5)?);
         }
     }
-    Ok(cells)
+    let aggregation = meter.spec.aggregation;
+    let columns = answer_columns(aggregation, false);
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT bucket, tenant_id, resource, feature, dims, {columns}
+         FROM meter_cells WHERE {narrow}"
+    ))?;
+    let mut rows = stmt.query(args)?;
+    while let Some(row) = rows.next()? {
+        let bucket: i64 = row.get(0)?;
+        let id = series_of(aggregator, row)?;
+        let (mut cell, count) = answer_cell_from_row(row, 5, aggregation)?;
+        if with_distinct {
+            cell.distinct = distinct.remove(&(bucket, id)).unwrap_or_default();
+        }
+        each(aggregator, bucket, id, cell, count)?;
+    }
+    Ok(())
 }
 
 /// Recomputes, for every meter, the cells that held `event` (just voided in `tx`) from the

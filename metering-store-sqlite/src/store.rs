@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use metering_core::meter::rollup::Writes;
 use metering_core::{
     AggregateQuery, AggregateRow, AmendOutcome, ApiKey, ApiKeyId, ConsumeOutcome, Error, Event,
     EventId, EventPage, EventQuery, Feature, InsertOutcome, KeyHash, LastAdmin, Meter, MeterKey,
@@ -46,6 +47,8 @@ struct Inner {
     config: SqliteConfig,
     writer: Writer,
     readers: Arc<Readers>,
+    /// Writes of events in flight, which the folder lets go first.
+    writes: Writes,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -86,6 +89,7 @@ impl SqliteStore {
                 config,
                 writer: Writer::spawn(writer)?,
                 readers: Arc::new(readers),
+                writes: Writes::new(),
             }),
         };
         store.spawn_folder();
@@ -106,19 +110,23 @@ impl SqliteStore {
 
     /// Folds one batch: the events are read and folded on a read snapshot, and each
     /// meter's cells are written in its own short write transaction. With `yield_to_writes`,
-    /// the read and each write first wait for the writer's queue to empty
-    /// ([`SqliteStore::idle_writer`]), so ingest goes first.
+    /// the read and each write first wait for a pause in the store's writes of events
+    /// ([`Writes::idle`]), so ingest goes first; without one in a second, the step is a
+    /// tenth of `budget`.
     async fn fold(&self, budget: usize, yield_to_writes: bool) -> Result<bool> {
-        if yield_to_writes {
-            self.idle_writer().await;
-        }
+        let writes = &self.inner.writes;
+        let budget = if yield_to_writes {
+            writes.fold_budget(budget).await
+        } else {
+            budget
+        };
         let batch = self
             .read(move |c| meter_rollup::read_batch(c, budget))
             .await?;
         let mut more = batch.more;
         for folded in batch.meters {
             if yield_to_writes {
-                self.idle_writer().await;
+                writes.idle().await;
             }
             let applied = self
                 .write_tx(move |tx| meter_rollup::apply(tx, &folded))
@@ -126,17 +134,6 @@ impl SqliteStore {
             more |= !applied;
         }
         Ok(more)
-    }
-
-    /// Ingest first: waits for a moment with no write queued, but no longer than a second,
-    /// so folding still advances under a steady write load.
-    async fn idle_writer(&self) {
-        for _ in 0..500 {
-            if self.inner.writer.queued() == 0 {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-        }
     }
 
     /// Runs the background meter folder while a handle lives and a Tokio runtime does.
@@ -255,6 +252,7 @@ fn rows_of(events: &[Event]) -> Result<Vec<EventRow>> {
 #[async_trait]
 impl Store for SqliteStore {
     async fn insert_events(&self, events: &[Event]) -> Result<InsertOutcome> {
+        let _writing = self.inner.writes.start();
         if events.is_empty() {
             return Ok(InsertOutcome::default());
         }
@@ -289,6 +287,7 @@ impl Store for SqliteStore {
         reason: Option<&str>,
         at: DateTime<Utc>,
     ) -> Result<Option<Event>> {
+        let _writing = self.inner.writes.start();
         let (id, reason) = (id.clone(), reason.map(str::to_owned));
         self.write_tx(move |tx| events::void(tx, id.as_str(), reason.as_deref(), micros(at)))
             .await
@@ -300,6 +299,7 @@ impl Store for SqliteStore {
         reason: Option<&str>,
         at: DateTime<Utc>,
     ) -> Result<AmendOutcome> {
+        let _writing = self.inner.writes.start();
         let rows = rows_of(std::slice::from_ref(replacement))?;
         let (replacement, reason) = (replacement.clone(), reason.map(str::to_owned));
         self.write_tx(move |tx| {
@@ -320,6 +320,7 @@ impl Store for SqliteStore {
     }
 
     async fn consume(&self, event: &Event, limit: &UsageLimit) -> Result<ConsumeOutcome> {
+        let _writing = self.inner.writes.start();
         let rows = rows_of(std::slice::from_ref(event))?;
         let limit = limit.clone();
         // BEGIN IMMEDIATE takes the database write lock before the sum is read, so no other
@@ -334,6 +335,7 @@ impl Store for SqliteStore {
     }
 
     async fn consume_metered(&self, event: &Event, limit: &MeterLimit) -> Result<MeteredConsume> {
+        let _writing = self.inner.writes.start();
         let rows = rows_of(std::slice::from_ref(event))?;
         let (event, limit) = (event.clone(), limit.clone());
         // As for `consume`: the write lock is held from before the tally is read.

@@ -60,13 +60,13 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 
-pub use aggregate::MeterAggregator;
+pub use aggregate::{MeterAggregator, SeriesId};
 pub use amount::Amount;
 pub use limit::{
     MeterAddition, MeterJudgement, MeterLimit, MeterTally, check_quota_meter, meter_in_use,
     quotable,
 };
-pub use query::{MeterGroup, MeterQuery, MeterReport, MeterRow};
+pub use query::{MeterGroup, MeterQuery, MeterReport, MeterRow, RowGroup};
 
 use crate::event::{Event, Feature, Resource};
 

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -232,8 +233,9 @@ pub struct MeterRow {
     pub window_start: DateTime<Utc>,
     /// First instant of the next window.
     pub window_end: DateTime<Utc>,
-    /// The grouped keys in requested order, each with its value (`None`: missing or null).
-    pub group: Vec<(String, Option<String>)>,
+    /// The grouped keys in requested order, each with its value (`None`: missing or null);
+    /// shared by the rows of one group.
+    pub group: RowGroup,
     /// The meter's value for this window and group.
     pub value: Amount,
     /// Events counted in it.
@@ -241,6 +243,25 @@ pub struct MeterRow {
 }
 
 impl Serialize for MeterRow {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        RowWithTimes {
+            row: self,
+            window_start: &crate::time::format_rfc3339(self.window_start),
+            window_end: &crate::time::format_rfc3339(self.window_end),
+        }
+        .serialize(serializer)
+    }
+}
+
+/// A row with its window's bounds already formatted: the rows of an answer share few
+/// windows, so [`Rows`] formats each once.
+struct RowWithTimes<'a> {
+    row: &'a MeterRow,
+    window_start: &'a str,
+    window_end: &'a str,
+}
+
+impl Serialize for RowWithTimes<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         struct Group<'a>(&'a [(String, Option<String>)]);
         impl Serialize for Group<'_> {
@@ -253,17 +274,48 @@ impl Serialize for MeterRow {
             }
         }
         let mut map = serializer.serialize_map(Some(5))?;
-        map.serialize_entry(
-            "window_start",
-            &crate::time::format_rfc3339(self.window_start),
-        )?;
-        map.serialize_entry("window_end", &crate::time::format_rfc3339(self.window_end))?;
-        map.serialize_entry("group", &Group(&self.group))?;
-        map.serialize_entry("value", &self.value)?;
-        map.serialize_entry("event_count", &self.event_count)?;
+        map.serialize_entry("window_start", self.window_start)?;
+        map.serialize_entry("window_end", self.window_end)?;
+        map.serialize_entry("group", &Group(&self.row.group))?;
+        map.serialize_entry("value", &self.row.value)?;
+        map.serialize_entry("event_count", &self.row.event_count)?;
         map.end()
     }
 }
+
+/// An answer's rows, each window's bounds formatted once.
+struct Rows<'a>(&'a [MeterRow]);
+
+impl Serialize for Rows<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+        let mut window: Option<(DateTime<Utc>, DateTime<Utc>, String, String)> = None;
+        for row in self.0 {
+            let (_, _, start, end) = match &window {
+                Some((s, e, _, _)) if *s == row.window_start && *e == row.window_end => {
+                    window.as_ref().expect("matched")
+                }
+                _ => window.insert((
+                    row.window_start,
+                    row.window_end,
+                    crate::time::format_rfc3339(row.window_start),
+                    crate::time::format_rfc3339(row.window_end),
+                )),
+            };
+            seq.serialize_element(&RowWithTimes {
+                row,
+                window_start: start,
+                window_end: end,
+            })?;
+        }
+        seq.end()
+    }
+}
+
+/// The grouped keys of a [`MeterRow`] in requested order, each with its value (`None`:
+/// missing or null).
+pub type RowGroup = Arc<[(String, Option<String>)]>;
 
 /// A meter's answer to a [`MeterQuery`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -289,7 +341,7 @@ impl Serialize for MeterReport {
         map.serialize_entry("aggregation", &self.aggregation)?;
         map.serialize_entry("window_type", &self.window_type)?;
         map.serialize_entry("tz", self.tz.name())?;
-        map.serialize_entry("data", &self.data)?;
+        map.serialize_entry("data", &Rows(&self.data))?;
         map.serialize_entry("skipped_events", &self.skipped_events)?;
         map.end()
     }

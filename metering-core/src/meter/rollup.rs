@@ -11,6 +11,8 @@
 //! [`MeterAggregator::push_cell`]: super::MeterAggregator::push_cell
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use chrono::DateTime;
 use serde_json::Value;
@@ -111,9 +113,84 @@ pub struct MeterCell {
     pub distinct: BTreeSet<String>,
 }
 
+/// The columns a SQL store reads of a stored cell to answer a query of `aggregation`, in
+/// the order [`MeterCell::for_answer`] takes them: `event_count`, `skipped`, the value
+/// (`sum`, `min`, `max` or `latest`), `latest_ts`, `latest_id` and `distinct_count`, as
+/// both SQL stores name them. What the aggregation does not read is a constant instead
+/// (null, or 0 for the distinct count), cast to the column's type when `typed`.
+#[must_use]
+pub fn answer_columns(aggregation: Aggregation, typed: bool) -> String {
+    let (null_text, null_int, zero) = if typed {
+        ("NULL::text", "NULL::bigint", "0::bigint")
+    } else {
+        ("NULL", "NULL", "0")
+    };
+    let value = match aggregation {
+        Aggregation::Sum | Aggregation::Avg => "sum",
+        Aggregation::Min => "min",
+        Aggregation::Max => "max",
+        Aggregation::Latest => "latest",
+        Aggregation::Count | Aggregation::UniqueCount => null_text,
+    };
+    let latest = aggregation == Aggregation::Latest;
+    format!(
+        "event_count, skipped, {value}, {}, {}, {}",
+        if latest { "latest_ts" } else { null_int },
+        if latest { "latest_id" } else { null_text },
+        if aggregation == Aggregation::UniqueCount {
+            "distinct_count"
+        } else {
+            zero
+        },
+    )
+}
+
 impl MeterCell {
+    /// A stored cell as an answer of `aggregation` reads it ([`answer_columns`]): its
+    /// counts, its `value` (the sum, minimum, maximum or latest value, as the aggregation
+    /// reads), and for `latest` the timestamp and id of the latest event.
+    #[must_use]
+    pub fn for_answer(
+        aggregation: Aggregation,
+        (count, skipped): (u64, u64),
+        value: Option<Amount>,
+        latest: Option<(i64, String)>,
+    ) -> MeterCell {
+        let mut cell = MeterCell {
+            count,
+            skipped,
+            ..MeterCell::default()
+        };
+        match aggregation {
+            Aggregation::Sum | Aggregation::Avg => cell.sum = value.unwrap_or_default().nanos(),
+            Aggregation::Min => cell.min = value,
+            Aggregation::Max => cell.max = value,
+            Aggregation::Latest => {
+                cell.latest = value
+                    .zip(latest)
+                    .map(|(value, (timestamp_micros, id))| Latest {
+                        timestamp_micros,
+                        id,
+                        value,
+                    });
+            }
+            Aggregation::Count | Aggregation::UniqueCount => {}
+        }
+        cell
+    }
+
     /// Adds `other`'s events to this cell.
     pub fn merge(&mut self, other: &MeterCell) {
+        self.merge_owned(other.clone());
+    }
+
+    /// [`merge`](Self::merge), taking `other`'s latest id and distinct values instead of
+    /// copying them.
+    pub fn merge_owned(&mut self, other: MeterCell) {
+        if *self == MeterCell::default() {
+            *self = other;
+            return;
+        }
         self.count += other.count;
         self.skipped += other.skipped;
         self.sum += other.sum;
@@ -123,14 +200,18 @@ impl MeterCell {
         if let Some(m) = other.max {
             self.max = Some(self.max.map_or(m, |have| have.max(m)));
         }
-        if let Some(l) = &other.latest {
+        if let Some(l) = other.latest {
             if self.latest.as_ref().is_none_or(|have| {
                 (l.timestamp_micros, l.id.as_str()) > (have.timestamp_micros, have.id.as_str())
             }) {
-                self.latest = Some(l.clone());
+                self.latest = Some(l);
             }
         }
-        self.distinct.extend(other.distinct.iter().cloned());
+        if self.distinct.is_empty() {
+            self.distinct = other.distinct;
+        } else {
+            self.distinct.extend(other.distinct);
+        }
     }
 }
 
@@ -562,19 +643,89 @@ impl Unfolded {
     }
 }
 
-/// Parses the stored dimension texts of cells ([`SeriesKey::dimensions_json`]), each
-/// distinct text once: few of them recur across many cells.
-#[derive(Debug, Default)]
-pub struct DimensionTexts(HashMap<String, Vec<Option<String>>>);
+/// A store's writes of events (ingest, consumes, corrections) in flight and when the last
+/// one ended, so its meter folder can let them go first: it folds in the pauses of the
+/// writes, and only a short step when there is none.
+#[derive(Debug)]
+pub struct Writes {
+    in_flight: AtomicUsize,
+    /// Microseconds after `since` at which the last write ended.
+    last_end: AtomicU64,
+    since: Instant,
+}
 
-impl DimensionTexts {
-    /// The dimension values of `text`; `None` when it is not a stored dimensions text.
-    pub fn parse(&mut self, text: &str) -> Option<Vec<Option<String>>> {
-        if let Some(d) = self.0.get(text) {
-            return Some(d.clone());
+/// One write in flight, until dropped.
+#[derive(Debug)]
+#[must_use = "the write counts only while this guard lives"]
+pub struct Writing<'a>(&'a Writes);
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        self.0.last_end.store(self.0.now(), Ordering::Relaxed);
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// How long without writes counts as a pause in them.
+const QUIET_MICROS: u64 = 100_000;
+
+impl Writes {
+    /// No write yet.
+    #[must_use]
+    pub fn new() -> Writes {
+        Writes {
+            in_flight: AtomicUsize::new(0),
+            last_end: AtomicU64::new(0),
+            since: Instant::now(),
         }
-        let d = SeriesKey::parse_dimensions(text)?;
-        self.0.insert(text.to_owned(), d.clone());
-        Some(d)
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.since.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// Counts a write until the returned guard is dropped.
+    pub fn start(&self) -> Writing<'_> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        Writing(self)
+    }
+
+    /// Whether no write is in flight and none ended in the last 100 ms.
+    #[must_use]
+    pub fn quiet(&self) -> bool {
+        self.in_flight.load(Ordering::Relaxed) == 0
+            && self
+                .now()
+                .saturating_sub(self.last_end.load(Ordering::Relaxed))
+                >= QUIET_MICROS
+    }
+
+    /// Waits for a pause in the writes, but no longer than a second, so folding still
+    /// advances under a steady write load; false when it gave up waiting.
+    pub async fn idle(&self) -> bool {
+        for _ in 0..100 {
+            if self.quiet() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
+    /// How many events a fold step may take, out of `budget`, after waiting for a pause
+    /// ([`idle`](Self::idle)): all of them after a pause, else a tenth, so the writes wait
+    /// for little.
+    pub async fn fold_budget(&self, budget: usize) -> usize {
+        if self.idle().await {
+            budget
+        } else {
+            (budget / 10).max(1)
+        }
+    }
+}
+
+impl Default for Writes {
+    fn default() -> Self {
+        Writes::new()
     }
 }

@@ -227,5 +227,18 @@ pub(crate) async fn query(
             &format!("{key}.csv"),
         ));
     }
-    Ok(Json(report).into_response())
+    report_json(&report)
+}
+
+/// `report` as JSON, written into a buffer sized for its rows at once: an answer can be
+/// megabytes, and growing axum's 128-byte start copies it about sixteen times.
+fn report_json(report: &MeterReport) -> Result<Response, ApiError> {
+    let mut body = Vec::with_capacity(256 + report.data.len() * 160);
+    serde_json::to_writer(&mut body, report)
+        .map_err(|e| Error::internal("serializing a meter answer", e))?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
 }
