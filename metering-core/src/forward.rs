@@ -26,7 +26,8 @@
 ///               upsert_quota, list_quotas, quota,
 ///               quota_candidates, delete_quota, insert_api_key, api_key_by_hash,
 ///               list_api_keys, api_key, revoke_api_key, record_key_usage, put_meter,
-///               list_meters, meter, delete_meter, query_meter, health];
+///               list_meters, meter, delete_meter, query_meter, insert_webhook,
+///               list_webhooks, webhook, delete_webhook, health];
 ///
 ///     async fn insert_events(&self, events: &[Event]) -> Result<InsertOutcome> {
 ///         let outcome = self.inner.insert_events(events).await?;
@@ -247,6 +248,34 @@ macro_rules! forward_store {
         $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
             async fn query_meter(&self, meter: &$crate::Meter, query: &$crate::MeterQuery) -> $crate::Result<$crate::MeterReport> {
                 self.$($inner)+.query_meter(meter, query).await
+            }
+        ] $($body)*);
+    };
+    (@munch $gen:tt $ty:tt [$($inner:tt)+] [insert_webhook $($rest:ident)*] [$($acc:tt)*] $($body:tt)*) => {
+        $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
+            async fn insert_webhook(&self, webhook: &$crate::Webhook, secret: &$crate::WebhookSecret) -> $crate::Result<()> {
+                self.$($inner)+.insert_webhook(webhook, secret).await
+            }
+        ] $($body)*);
+    };
+    (@munch $gen:tt $ty:tt [$($inner:tt)+] [list_webhooks $($rest:ident)*] [$($acc:tt)*] $($body:tt)*) => {
+        $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
+            async fn list_webhooks(&self) -> $crate::Result<::std::vec::Vec<$crate::Webhook>> {
+                self.$($inner)+.list_webhooks().await
+            }
+        ] $($body)*);
+    };
+    (@munch $gen:tt $ty:tt [$($inner:tt)+] [webhook $($rest:ident)*] [$($acc:tt)*] $($body:tt)*) => {
+        $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
+            async fn webhook(&self, id: $crate::WebhookId) -> $crate::Result<::std::option::Option<$crate::Webhook>> {
+                self.$($inner)+.webhook(id).await
+            }
+        ] $($body)*);
+    };
+    (@munch $gen:tt $ty:tt [$($inner:tt)+] [delete_webhook $($rest:ident)*] [$($acc:tt)*] $($body:tt)*) => {
+        $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
+            async fn delete_webhook(&self, id: $crate::WebhookId) -> $crate::Result<()> {
+                self.$($inner)+.delete_webhook(id).await
             }
         ] $($body)*);
     };

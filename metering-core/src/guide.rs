@@ -45,7 +45,7 @@
 //!     EventQuery, Feature, InsertOutcome, KeyHash, LastAdmin, MemoryStore, Meter, MeterKey,
 //!     MeterLimit, MeterQuery, MeterReport, MeterSpec, MeterTally, MeteredConsume, Quantity,
 //!     Quota, QuotaId, QuotaScope, QuotaSpec, Result, Store, StoredApiKey, TenantId, UsageLimit,
-//!     UsageScope, Window,
+//!     UsageScope, Webhook, WebhookId, WebhookSecret, Window,
 //! };
 //!
 //! #[derive(Debug, Clone, Default)]
@@ -153,6 +153,18 @@
 //!     }
 //!     async fn query_meter(&self, m: &Meter, q: &MeterQuery) -> Result<MeterReport> {
 //!         self.inner.query_meter(m, q).await
+//!     }
+//!     async fn insert_webhook(&self, w: &Webhook, secret: &WebhookSecret) -> Result<()> {
+//!         self.inner.insert_webhook(w, secret).await
+//!     }
+//!     async fn list_webhooks(&self) -> Result<Vec<Webhook>> {
+//!         self.inner.list_webhooks().await
+//!     }
+//!     async fn webhook(&self, id: WebhookId) -> Result<Option<Webhook>> {
+//!         self.inner.webhook(id).await
+//!     }
+//!     async fn delete_webhook(&self, id: WebhookId) -> Result<()> {
+//!         self.inner.delete_webhook(id).await
 //!     }
 //!     async fn health(&self) -> Result<()> {
 //!         self.inner.health().await

@@ -64,6 +64,7 @@ mod redact;
 pub mod rollup_plan;
 pub mod store;
 pub mod time;
+pub mod webhook;
 pub mod window;
 
 pub use apikey::{
@@ -92,11 +93,12 @@ pub use query::{
     Dimension, EventFilter, EventPage, EventQuery, GroupBy, Paging,
 };
 pub use quota::{
-    MeterCheck, Quota, QuotaDecision, QuotaId, QuotaScope, QuotaSpec, UsageLimit, UsageScope,
-    ValidateRequest, select_quota, sort_quotas,
+    MeterCheck, Quota, QuotaDecision, QuotaId, QuotaScope, QuotaSpec, Threshold, UsageLimit,
+    UsageScope, ValidateRequest, select_quota, sort_quotas,
 };
 pub use redact::redact_url;
 pub use store::{AmendOutcome, ConsumeOutcome, InsertOutcome, MeteredConsume, Store, StoredApiKey};
+pub use webhook::{AlertKind, CreatedWebhook, NewWebhook, Webhook, WebhookId, WebhookSecret};
 pub use window::{Granularity, QuotaPeriod, Window, WindowType, parse_tz};
 
 /// For [`forward_store!`]: the attribute its impls carry.

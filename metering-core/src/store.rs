@@ -14,6 +14,7 @@ use crate::meter::{
 use crate::quantity::Quantity;
 use crate::query::{AggregateQuery, AggregateRow, EventPage, EventQuery};
 use crate::quota::{Quota, QuotaId, QuotaScope, QuotaSpec, UsageLimit, UsageScope};
+use crate::webhook::{Webhook, WebhookId, WebhookSecret};
 use crate::window::Window;
 
 /// What [`Store::insert_events`] did with each event of a batch.
@@ -367,6 +368,35 @@ pub trait Store: Send + Sync + Debug + 'static {
     ///
     /// [`crate::Error::Unavailable`] when the store cannot be reached.
     async fn record_key_usage(&self, uses: &[(ApiKeyId, DateTime<Utc>)]) -> Result<()>;
+
+    /// Stores a new webhook endpoint with its signing secret.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Conflict`] when the id exists already; [`crate::Error::Unavailable`]
+    /// when the store cannot be reached.
+    async fn insert_webhook(&self, webhook: &Webhook, secret: &WebhookSecret) -> Result<()>;
+
+    /// Every webhook endpoint, oldest first (ties by id), without secrets.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Unavailable`] when the store cannot be reached.
+    async fn list_webhooks(&self) -> Result<Vec<Webhook>>;
+
+    /// One webhook endpoint by id, without its secret; `None` when there is none.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Unavailable`] when the store cannot be reached.
+    async fn webhook(&self, id: WebhookId) -> Result<Option<Webhook>>;
+
+    /// Deletes a webhook endpoint; it receives nothing more.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::NotFound`] when there is no such endpoint.
+    async fn delete_webhook(&self, id: WebhookId) -> Result<()>;
 
     /// Creates or replaces the meter `key`.
     ///

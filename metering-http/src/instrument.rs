@@ -12,7 +12,8 @@ use metering_core::{
     Event, EventId, EventPage, EventQuery, Feature, Ingested, InsertOutcome, KeyHash, LastAdmin,
     Meter, MeterKey, MeterLimit, MeterQuery, MeterReport, MeterSpec, MeterTally, MeteredConsume,
     Quantity, Quota, QuotaCache, QuotaId, QuotaScope, QuotaSpec, RebuildToken, Result, Store,
-    StoredApiKey, TenantId, UsageLimit, UsageScope, UsageStream, Window,
+    StoredApiKey, TenantId, UsageLimit, UsageScope, UsageStream, Webhook, WebhookId, WebhookSecret,
+    Window,
 };
 
 use crate::metrics::{Metrics, result_label};
@@ -253,6 +254,37 @@ impl<S: Store + ?Sized> Store for InstrumentedStore<S> {
             record_store_call,
             "record_key_usage",
             self.inner.record_key_usage(uses)
+        )
+    }
+
+    async fn insert_webhook(&self, webhook: &Webhook, secret: &WebhookSecret) -> Result<()> {
+        timed!(
+            self,
+            record_store_call,
+            "insert_webhook",
+            self.inner.insert_webhook(webhook, secret)
+        )
+    }
+
+    async fn list_webhooks(&self) -> Result<Vec<Webhook>> {
+        timed!(
+            self,
+            record_store_call,
+            "list_webhooks",
+            self.inner.list_webhooks()
+        )
+    }
+
+    async fn webhook(&self, id: WebhookId) -> Result<Option<Webhook>> {
+        timed!(self, record_store_call, "webhook", self.inner.webhook(id))
+    }
+
+    async fn delete_webhook(&self, id: WebhookId) -> Result<()> {
+        timed!(
+            self,
+            record_store_call,
+            "delete_webhook",
+            self.inner.delete_webhook(id)
         )
     }
 

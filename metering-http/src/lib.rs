@@ -164,6 +164,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
             routes::meters::delete
         ))
         .routes(routes!(routes::meters::query))
+        .routes(routes!(routes::webhooks::list, routes::webhooks::create))
+        .routes(routes!(routes::webhooks::delete))
         .routes(routes!(routes::health::health))
         .routes(routes!(ops::metrics))
 }

@@ -46,6 +46,7 @@ use utoipa_swagger_ui::SwaggerUi;
         (name = "quotas", description = "Quota checks and quota administration"),
         (name = "api-keys", description = "API key administration"),
         (name = "meters", description = "Meters: what to measure from events, and their exact answers"),
+        (name = "webhooks", description = "Signed webhook endpoints that receive quota alerts"),
         (name = "operations", description = "Health and metrics")
     )
 )]

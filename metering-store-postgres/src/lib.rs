@@ -14,6 +14,7 @@ mod quotas;
 mod retention;
 mod rollup;
 mod store;
+mod webhooks;
 
 pub use config::PostgresConfig;
 pub use retention::RetentionReport;

@@ -8,7 +8,7 @@ use metering_core::meter::check_quota_meter;
 use metering_core::time::truncate_micros;
 use metering_core::{
     Error, Feature, MeterKey, Quantity, Quota, QuotaId, QuotaPeriod, QuotaScope, QuotaSpec,
-    Resource, Result, TenantId,
+    Resource, Result, TenantId, Threshold,
 };
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
@@ -16,7 +16,7 @@ use sqlx::{PgPool, Row};
 use crate::error::{PgError, db};
 
 const QUOTA_COLUMNS: &str = "id, tenant_id, resource, feature, quota_limit::text AS quota_limit, \
-     period, alert_threshold, tz, created_at, updated_at, meter";
+     period, alert_threshold, tz, created_at, updated_at, meter, thresholds";
 
 fn quota_from_row(row: &PgRow) -> Result<Quota> {
     let tenant: String = row.try_get("tenant_id").map_err(db)?;
@@ -54,6 +54,13 @@ fn quota_from_row(row: &PgRow) -> Result<Quota> {
     if let Some(r) = resource {
         spec = spec.with_resource(Resource::from_trusted(r));
     }
+    // Null on quotas stored before thresholds: `alert_threshold` is their one threshold.
+    let thresholds: Option<String> = row.try_get("thresholds").map_err(db)?;
+    if let Some(text) = thresholds {
+        spec = spec.with_thresholds(
+            Threshold::parse_list(&text).map_err(|e| PgError::corrupt("quota thresholds", e))?,
+        );
+    }
     Ok(Quota {
         id: QuotaId(row.try_get("id").map_err(db)?),
         spec,
@@ -87,12 +94,12 @@ pub(crate) async fn upsert_quota(
     }
     let sql = format!(
         "INSERT INTO quotas AS q (id, tenant_id, resource, feature, quota_limit, period, \
-         alert_threshold, tz, created_at, updated_at, meter) \
-         VALUES ($1, $2, $3, $4, $5::numeric, $6, $7, $8, $9, $9, $10) \
+         alert_threshold, tz, created_at, updated_at, meter, thresholds) \
+         VALUES ($1, $2, $3, $4, $5::numeric, $6, $7, $8, $9, $9, $10, $11) \
          ON CONFLICT ON CONSTRAINT quotas_identity DO UPDATE SET \
          quota_limit = EXCLUDED.quota_limit, period = EXCLUDED.period, \
          alert_threshold = EXCLUDED.alert_threshold, tz = EXCLUDED.tz, \
-         updated_at = EXCLUDED.updated_at \
+         updated_at = EXCLUDED.updated_at, thresholds = EXCLUDED.thresholds \
          RETURNING {QUOTA_COLUMNS}"
     );
     let row = sqlx::query(sql.as_str())
@@ -106,6 +113,7 @@ pub(crate) async fn upsert_quota(
         .bind(spec.tz.name())
         .bind(now)
         .bind(spec.meter.as_ref().map(MeterKey::as_str))
+        .bind(Threshold::list_text(&spec.thresholds))
         .fetch_one(&mut *tx)
         .await
         .map_err(db)?;

@@ -12,7 +12,7 @@ use metering_core::{
     EventId, EventPage, EventQuery, Feature, InsertOutcome, KeyHash, LastAdmin, Meter, MeterKey,
     MeterLimit, MeterQuery, MeterReport, MeterSpec, MeterTally, MeteredConsume, Quantity, Quota,
     QuotaId, QuotaScope, QuotaSpec, Result, Store, StoredApiKey, TenantId, UsageLimit, UsageScope,
-    Window, redact_url,
+    Webhook, WebhookId, WebhookSecret, Window, redact_url,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Executor, PgPool};
@@ -25,7 +25,7 @@ use crate::retention::{KnownPartitions, RetentionReport};
 use crate::rollup::Compactor;
 use crate::{
     aggregate, api_keys, corrections, events, meter_rollup, meters, migrations, quotas, retention,
-    rollup,
+    rollup, webhooks,
 };
 use metering_core::meter::rollup::Writes;
 
@@ -362,6 +362,22 @@ impl Store for PostgresStore {
 
     async fn record_key_usage(&self, uses: &[(ApiKeyId, DateTime<Utc>)]) -> Result<()> {
         api_keys::record_key_usage(&self.pool, uses).await
+    }
+
+    async fn insert_webhook(&self, webhook: &Webhook, secret: &WebhookSecret) -> Result<()> {
+        webhooks::insert(&self.pool, webhook, secret).await
+    }
+
+    async fn list_webhooks(&self) -> Result<Vec<Webhook>> {
+        webhooks::list(&self.pool).await
+    }
+
+    async fn webhook(&self, id: WebhookId) -> Result<Option<Webhook>> {
+        webhooks::by_id(&self.pool, id).await
+    }
+
+    async fn delete_webhook(&self, id: WebhookId) -> Result<()> {
+        webhooks::delete(&self.pool, id).await
     }
 
     async fn put_meter(

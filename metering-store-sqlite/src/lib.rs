@@ -14,6 +14,7 @@ pub mod migrations;
 mod quotas;
 mod rollup;
 mod store;
+mod webhooks;
 
 pub use config::{SqliteConfig, Synchronous};
 pub use migrations::SCHEMA_VERSION;

@@ -49,6 +49,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0007_meter_rollups.sql"),
         backfill: None,
     },
+    Migration {
+        sql: include_str!("../migrations/0008_webhooks.sql"),
+        backfill: None,
+    },
 ];
 
 /// The schema version this build creates.

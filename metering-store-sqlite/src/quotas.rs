@@ -5,13 +5,14 @@ use chrono::{DateTime, Utc};
 use metering_core::meter::check_quota_meter;
 use metering_core::{
     Feature, MeterKey, Quota, QuotaId, QuotaPeriod, QuotaScope, QuotaSpec, Resource, TenantId,
+    Threshold,
 };
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::codec::{instant, micros};
 use crate::error::{DbResult, SqliteError};
 
-const COLUMNS: &str = "id, tenant_id, resource, feature, limit_quantity, period, alert_threshold, tz, created_at, updated_at, meter";
+const COLUMNS: &str = "id, tenant_id, resource, feature, limit_quantity, period, alert_threshold, tz, created_at, updated_at, meter, thresholds";
 
 fn corrupt(what: &str, value: &str) -> SqliteError {
     SqliteError::Corrupt(format!("quota {what} `{value}`"))
@@ -50,6 +51,12 @@ fn quota_from_row(row: &Row<'_>) -> DbResult<Quota> {
     if !resource.is_empty() {
         spec = spec.with_resource(Resource::from_trusted(resource));
     }
+    // Null on quotas stored before thresholds: `alert_threshold` is their one threshold.
+    if let Some(text) = row.get::<_, Option<String>>(11)? {
+        spec = spec.with_thresholds(
+            Threshold::parse_list(&text).map_err(|_| corrupt("thresholds", &text))?,
+        );
+    }
     Ok(Quota {
         id: id.parse().map_err(|_| corrupt("id", &id))?,
         spec,
@@ -70,11 +77,11 @@ pub(crate) fn upsert(conn: &Connection, spec: &QuotaSpec, now: DateTime<Utc>) ->
     }
     let now = micros(now);
     let mut stmt = conn.prepare_cached(&format!(
-        "INSERT INTO quotas ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10)
+        "INSERT INTO quotas ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11)
          ON CONFLICT (tenant_id, feature, resource, meter) DO UPDATE SET
              limit_quantity = excluded.limit_quantity, period = excluded.period,
              alert_threshold = excluded.alert_threshold, tz = excluded.tz,
-             updated_at = excluded.updated_at
+             updated_at = excluded.updated_at, thresholds = excluded.thresholds
          RETURNING {COLUMNS}"
     ))?;
     let mut rows = stmt.query(params![
@@ -88,6 +95,7 @@ pub(crate) fn upsert(conn: &Connection, spec: &QuotaSpec, now: DateTime<Utc>) ->
         spec.tz.name(),
         now,
         spec.meter.as_ref().map_or("", MeterKey::as_str),
+        Threshold::list_text(&spec.thresholds),
     ])?;
     let row = rows
         .next()?

@@ -12,7 +12,7 @@ use metering_core::{
     EventId, EventPage, EventQuery, Feature, InsertOutcome, KeyHash, LastAdmin, Meter, MeterKey,
     MeterLimit, MeterQuery, MeterReport, MeterSpec, MeterTally, MeteredConsume, Quantity, Quota,
     QuotaId, QuotaScope, QuotaSpec, Result, Store, StoredApiKey, TenantId, UsageLimit, UsageScope,
-    Window,
+    Webhook, WebhookId, WebhookSecret, Window,
 };
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -20,7 +20,7 @@ use crate::codec::{EventRow, micros};
 use crate::config::SqliteConfig;
 use crate::conn::{self, Readers, Writer};
 use crate::error::{DbResult, SqliteError};
-use crate::{aggregate, api_keys, events, meter_rollup, meters, migrations, quotas};
+use crate::{aggregate, api_keys, events, meter_rollup, meters, migrations, quotas, webhooks};
 
 /// The SQLite [`Store`]: a cheap `Clone` handle; clones share one writer thread and one pool
 /// of read connections (see the crate docs for the design).
@@ -411,6 +411,28 @@ impl Store for SqliteStore {
         let uses = uses.to_vec();
         self.write_tx(move |tx| api_keys::record_usage(tx, &uses))
             .await
+    }
+
+    async fn insert_webhook(&self, webhook: &Webhook, secret: &WebhookSecret) -> Result<()> {
+        let (webhook, secret) = (webhook.clone(), secret.clone());
+        self.write_tx(move |tx| webhooks::insert(tx, &webhook, &secret))
+            .await
+    }
+
+    async fn list_webhooks(&self) -> Result<Vec<Webhook>> {
+        self.read(webhooks::list).await
+    }
+
+    async fn webhook(&self, id: WebhookId) -> Result<Option<Webhook>> {
+        self.read(move |c| webhooks::by_id(c, id)).await
+    }
+
+    async fn delete_webhook(&self, id: WebhookId) -> Result<()> {
+        if self.write_tx(move |tx| webhooks::delete(tx, id)).await? {
+            Ok(())
+        } else {
+            Err(Error::NotFound(format!("webhook {id}")))
+        }
     }
 
     async fn put_meter(

@@ -76,6 +76,8 @@ macro_rules! store_conformance {
             concurrent_corrections_apply_once,
             corrections_reach_quota_usage_through_the_cache,
             corrections_match_recount_property,
+            webhooks_register_list_delete,
+            quota_thresholds_round_trip,
         );
     };
     (@cases $setup:path; $($case:ident),* $(,)?) => {

@@ -13,7 +13,8 @@
 //!   ([`NewEvent::from_json`](crate::NewEvent::from_json),
 //!   [`QuotaSpec::from_json`](crate::QuotaSpec::from_json),
 //!   [`ValidateRequest::from_json`](crate::ValidateRequest::from_json),
-//!   [`NewApiKey::from_json`](crate::NewApiKey::from_json)), and an event body by
+//!   [`NewApiKey::from_json`](crate::NewApiKey::from_json),
+//!   [`NewWebhook::from_json`](crate::NewWebhook::from_json)), and an event body by
 //!   [`decode_events`]. They read decimals from their literal text and report every problem
 //!   with its field path ([`FieldError`](crate::FieldError)).
 //! - Every error answer is an [`ErrorEnvelope`].
@@ -31,6 +32,7 @@ mod meters;
 mod quotas;
 #[cfg(feature = "openapi")]
 mod schema;
+mod webhooks;
 
 #[cfg(feature = "openapi")]
 #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
@@ -54,3 +56,4 @@ pub use quotas::QuotaList;
 #[cfg(feature = "openapi")]
 #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
 pub use schema::{IngestBody, ValidateBody};
+pub use webhooks::{CreatedWebhookBody, WebhookList};

@@ -10,6 +10,7 @@ use utoipa::{PartialSchema, ToSchema};
 use crate::apikey::ApiKeyId;
 use crate::event::{EventId, Feature, NewEvent, Resource, TenantId};
 use crate::quota::{MeterCheck, QuotaId, QuotaScope, ValidateRequest};
+use crate::webhook::WebhookId;
 
 fn string(description: &str, max_length: usize) -> RefOr<Schema> {
     ObjectBuilder::new()
@@ -99,6 +100,7 @@ schema!(
 );
 schema!(ApiKeyId, "ApiKeyId", uuid("An API key's id"));
 schema!(QuotaId, "QuotaId", uuid("A quota's id"));
+schema!(WebhookId, "WebhookId", uuid("A webhook endpoint's id"));
 
 /// Schema of an event body: one [`NewEvent`] or `{"events": [NewEvent, ...]}`. Only a
 /// schema: [`decode_events`](super::decode_events) reads the body.

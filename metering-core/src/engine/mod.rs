@@ -22,6 +22,7 @@ pub use corrections::Amended;
 mod events;
 mod meters;
 mod quotas;
+mod webhooks;
 
 /// What an ingest did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

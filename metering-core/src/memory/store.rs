@@ -18,6 +18,7 @@ use crate::quota::{Quota, QuotaId, QuotaScope, QuotaSpec, UsageLimit, UsageScope
 use crate::store::{
     AmendOutcome, ConsumeOutcome, InsertOutcome, MeteredConsume, Store, StoredApiKey,
 };
+use crate::webhook::{Webhook, WebhookId, WebhookSecret};
 use crate::window::Window;
 
 /// A [`Store`] that keeps everything in memory. Clones share the same data.
@@ -48,6 +49,8 @@ struct State {
     quotas: HashMap<QuotaId, Quota>,
     keys: Vec<StoredApiKey>,
     meters: BTreeMap<MeterKey, Meter>,
+    /// Registration order; each with its signing secret.
+    webhooks: Vec<(Webhook, WebhookSecret)>,
 }
 
 /// The smallest id, so `(t, MIN_ID)` sorts before every event at `t`.
@@ -427,6 +430,48 @@ impl Store for MemoryStore {
                 let at = crate::time::truncate_micros(*at);
                 k.key.last_used_at = Some(k.key.last_used_at.map_or(at, |l| l.max(at)));
             }
+        }
+        Ok(())
+    }
+
+    async fn insert_webhook(&self, webhook: &Webhook, secret: &WebhookSecret) -> Result<()> {
+        let mut state = self.write();
+        if state.webhooks.iter().any(|(w, _)| w.id == webhook.id) {
+            return Err(Error::Conflict(format!(
+                "webhook {} exists already",
+                webhook.id
+            )));
+        }
+        state.webhooks.push((webhook.clone(), secret.clone()));
+        Ok(())
+    }
+
+    async fn list_webhooks(&self) -> Result<Vec<Webhook>> {
+        let mut hooks: Vec<Webhook> = self
+            .read()
+            .webhooks
+            .iter()
+            .map(|(w, _)| w.clone())
+            .collect();
+        hooks.sort_by_key(|w| (w.created_at, w.id));
+        Ok(hooks)
+    }
+
+    async fn webhook(&self, id: WebhookId) -> Result<Option<Webhook>> {
+        Ok(self
+            .read()
+            .webhooks
+            .iter()
+            .find(|(w, _)| w.id == id)
+            .map(|(w, _)| w.clone()))
+    }
+
+    async fn delete_webhook(&self, id: WebhookId) -> Result<()> {
+        let mut state = self.write();
+        let before = state.webhooks.len();
+        state.webhooks.retain(|(w, _)| w.id != id);
+        if state.webhooks.len() == before {
+            return Err(Error::NotFound(format!("webhook {id}")));
         }
         Ok(())
     }

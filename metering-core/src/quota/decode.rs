@@ -4,10 +4,13 @@
 use chrono_tz::Tz;
 use serde_json::value::RawValue;
 
-use super::{DEFAULT_ALERT_THRESHOLD, MeterCheck, QuotaScope, QuotaSpec, ValidateRequest};
+use super::{
+    DEFAULT_ALERT_THRESHOLD, MeterCheck, QuotaScope, QuotaSpec, Threshold, ValidateRequest,
+    first_percent,
+};
 use crate::error::ValidationErrors;
 use crate::event::{EventId, Feature, NewEvent, Resource, TenantId, fields};
-use crate::json::JsonObject;
+use crate::json::{self, JsonObject};
 use crate::meter::MeterKey;
 use crate::quantity::Quantity;
 use crate::window::{QuotaPeriod, parse_tz};
@@ -26,6 +29,49 @@ fn take<T>(
     read.map_err(|message| errors.push(None, field, message))
         .ok()
         .flatten()
+}
+
+/// A quota's `thresholds`: a list of `{"percent": p}` and `{"usage": u}`, usages read
+/// exactly. Pushes each problem under `thresholds[i]...`; `None` when any entry is bad.
+pub(super) fn thresholds(raw: &RawValue, errors: &mut ValidationErrors) -> Option<Vec<Threshold>> {
+    let Some(items) = json::array(raw) else {
+        errors.push(None, "thresholds", "must be an array");
+        return None;
+    };
+    let before = errors.errors().len();
+    let mut list = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let entry = JsonObject::from_raw(item).filter(|o| o.len() == 1);
+        let Some((key, value)) = entry.as_ref().and_then(|o| o.iter().next()) else {
+            errors.push(
+                None,
+                format!("thresholds[{i}]"),
+                r#"must be {"percent": p} or {"usage": u}"#,
+            );
+            continue;
+        };
+        match key {
+            "percent" => match value.get().parse::<u8>() {
+                Ok(p) if (1..=100).contains(&p) => list.push(Threshold::Percent(p)),
+                _ => errors.push(
+                    None,
+                    format!("thresholds[{i}].percent"),
+                    "must be an integer from 1 to 100",
+                ),
+            },
+            "usage" => match fields::quantity(value) {
+                Ok(Some(u)) if !u.is_zero() => list.push(Threshold::Usage(u)),
+                Ok(_) => errors.push(None, format!("thresholds[{i}].usage"), "must be > 0"),
+                Err(e) => errors.push(None, format!("thresholds[{i}].usage"), e),
+            },
+            other => errors.push(
+                None,
+                format!("thresholds[{i}].{other}"),
+                "unknown field (use `percent` or `usage`)",
+            ),
+        }
+    }
+    (errors.errors().len() == before).then_some(list)
 }
 
 /// A check's `quantity`: an event quantity, 1 when null.
@@ -86,6 +132,7 @@ impl QuotaSpec {
                     | "limit"
                     | "period"
                     | "alert_threshold"
+                    | "thresholds"
                     | "tz"
                     | "id"
                     | "created_at"
@@ -161,19 +208,52 @@ impl QuotaSpec {
                 None
             }
         };
-        let alert_threshold = match map.get("alert_threshold").map(RawValue::get) {
-            None | Some("null") => Some(DEFAULT_ALERT_THRESHOLD),
+        let alert_given = match map.get("alert_threshold").map(RawValue::get) {
+            None | Some("null") => Ok(None),
             Some(text) => match text.parse::<u8>() {
-                Ok(p) if p <= 100 => Some(p),
+                Ok(p) if p <= 100 => Ok(Some(p)),
                 _ => {
                     errors.push(
                         None,
                         "alert_threshold",
                         "must be an integer between 0 and 100",
                     );
-                    None
+                    Err(())
                 }
             },
+        };
+        let thresholds_given = match map.get("thresholds") {
+            None => Ok(None),
+            Some(raw) if raw.get() == "null" => Ok(None),
+            Some(raw) => thresholds(raw, &mut errors).map(Some).ok_or(()),
+        };
+        // `alert_threshold` mirrors the first percent threshold; given alone, it is the one.
+        let (alert_threshold, thresholds) = match (alert_given, thresholds_given) {
+            (Ok(alert), Ok(None)) => {
+                let p = alert.unwrap_or(DEFAULT_ALERT_THRESHOLD);
+                let list = if p == 0 {
+                    Vec::new()
+                } else {
+                    vec![Threshold::Percent(p)]
+                };
+                (Some(p), list)
+            }
+            (Ok(alert), Ok(Some(list))) => {
+                let p = match (alert, first_percent(&list)) {
+                    (Some(a), Some(p)) if a != p => {
+                        errors.push(
+                            None,
+                            "alert_threshold",
+                            format!("must equal the first percent entry of `thresholds` ({p})"),
+                        );
+                        None
+                    }
+                    (Some(a), _) => Some(a),
+                    (None, first) => Some(first.unwrap_or(DEFAULT_ALERT_THRESHOLD)),
+                };
+                (p, list)
+            }
+            _ => (None, Vec::new()),
         };
         let tz = match string("tz", &mut errors) {
             Some(raw) => parse_tz(&raw).map_err(|e| errors.push(None, "tz", e)).ok(),
@@ -192,6 +272,7 @@ impl QuotaSpec {
                     limit,
                     period,
                     alert_threshold,
+                    thresholds,
                     tz,
                 }
                 .validate()

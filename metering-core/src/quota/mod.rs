@@ -17,6 +17,54 @@ mod decode;
 /// The alert threshold when none is given, in percent of the limit.
 pub const DEFAULT_ALERT_THRESHOLD: u8 = 80;
 
+/// The most thresholds one quota may have.
+pub const MAX_THRESHOLDS: usize = 16;
+
+/// A level of usage at which a quota sends a `quota.threshold` message, once per tenant and
+/// period. In JSON, `{"percent": 80}` or `{"usage": 1000}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Threshold {
+    /// A whole percentage of the limit, 1 to 100.
+    Percent(u8),
+    /// An absolute usage (> 0), in the quota's units.
+    Usage(Quantity),
+}
+
+impl Threshold {
+    /// Whether `usage` has reached this threshold of `limit`.
+    #[must_use]
+    pub fn reached(self, usage: Quantity, limit: Quantity) -> bool {
+        match self {
+            // Whole percents: floor(100 * usage / limit) >= p exactly when 100 * usage / limit >= p.
+            Threshold::Percent(p) => usage
+                .percent_of(limit)
+                .is_some_and(|at| at >= u128::from(p)),
+            Threshold::Usage(u) => usage >= u,
+        }
+    }
+
+    /// The list as stored: its JSON text, with usages written exactly.
+    #[must_use]
+    pub fn list_text(thresholds: &[Threshold]) -> String {
+        serde_json::to_string(thresholds).unwrap_or_else(|_| "[]".to_owned())
+    }
+
+    /// Reads [`Threshold::list_text`] back (or any JSON list of thresholds), exactly.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Validation`] naming each bad entry (`thresholds[i]...`).
+    pub fn parse_list(text: &str) -> crate::Result<Vec<Threshold>> {
+        let raw: &serde_json::value::RawValue = serde_json::from_str(text)
+            .map_err(|_| crate::Error::invalid("thresholds", "must be a JSON array"))?;
+        let mut errors = ValidationErrors::new();
+        let list = decode::thresholds(raw, &mut errors);
+        errors.into_result(list.unwrap_or_default())
+    }
+}
+
 /// A quota's identifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -132,9 +180,15 @@ pub struct QuotaSpec {
     pub limit: Quantity,
     /// The period usage is counted over.
     pub period: QuotaPeriod,
-    /// Percent of the limit at which `alert` turns true (0 to 100; default 80).
+    /// Percent of the limit at which `alert` turns true (0 to 100; default 80). It mirrors
+    /// the first percent entry of `thresholds`; given alone, it is the one percent threshold.
     #[cfg_attr(feature = "openapi", schema(required = false, maximum = 100))]
     pub alert_threshold: u8,
+    /// The usages at which a `quota.threshold` message is sent, once per tenant and period
+    /// (default: `alert_threshold` percent, when above 0).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = false, max_items = 16))]
+    pub thresholds: Vec<Threshold>,
     /// IANA zone of the period boundaries (default `UTC`).
     #[serde(with = "crate::window::tz_serde")]
     #[cfg_attr(feature = "openapi", schema(value_type = String, required = false, example = "UTC"))]
@@ -159,6 +213,7 @@ impl QuotaSpec {
             limit,
             period,
             alert_threshold: DEFAULT_ALERT_THRESHOLD,
+            thresholds: vec![Threshold::Percent(DEFAULT_ALERT_THRESHOLD)],
             tz: Tz::UTC,
         }
     }
@@ -180,6 +235,7 @@ impl QuotaSpec {
             limit,
             period,
             alert_threshold: DEFAULT_ALERT_THRESHOLD,
+            thresholds: vec![Threshold::Percent(DEFAULT_ALERT_THRESHOLD)],
             tz: Tz::UTC,
         }
     }
@@ -191,10 +247,25 @@ impl QuotaSpec {
         self
     }
 
-    /// Sets the alert threshold.
+    /// Sets the alert threshold, which becomes the one threshold (none for 0).
     #[must_use]
     pub fn with_alert_threshold(mut self, percent: u8) -> Self {
         self.alert_threshold = percent;
+        self.thresholds = if percent == 0 {
+            Vec::new()
+        } else {
+            vec![Threshold::Percent(percent)]
+        };
+        self
+    }
+
+    /// Sets the thresholds; `alert_threshold` follows the first percent entry, if any.
+    #[must_use]
+    pub fn with_thresholds(mut self, thresholds: Vec<Threshold>) -> Self {
+        if let Some(p) = first_percent(&thresholds) {
+            self.alert_threshold = p;
+        }
+        self.thresholds = thresholds;
         self
     }
 
@@ -227,6 +298,16 @@ impl QuotaSpec {
         if self.alert_threshold > 100 {
             errors.push(None, "alert_threshold", "must be between 0 and 100");
         }
+        check_thresholds(&self.thresholds, &mut errors);
+        if let Some(p) = first_percent(&self.thresholds)
+            && p != self.alert_threshold
+        {
+            errors.push(
+                None,
+                "alert_threshold",
+                format!("must equal the first percent entry of `thresholds` ({p})"),
+            );
+        }
         errors.into_result(self)
     }
 
@@ -254,6 +335,40 @@ impl QuotaSpec {
                 None => true,
                 Some(r) => resource == Some(r),
             }
+    }
+}
+
+/// The first percent entry of `thresholds`.
+fn first_percent(thresholds: &[Threshold]) -> Option<u8> {
+    thresholds.iter().find_map(|t| match t {
+        Threshold::Percent(p) => Some(*p),
+        Threshold::Usage(_) => None,
+    })
+}
+
+/// Pushes what is wrong with a list of thresholds: too many, a percent outside 1 to 100, a
+/// usage of 0, an entry given twice.
+fn check_thresholds(thresholds: &[Threshold], errors: &mut ValidationErrors) {
+    if thresholds.len() > MAX_THRESHOLDS {
+        errors.push(
+            None,
+            "thresholds",
+            format!("may have at most {MAX_THRESHOLDS} entries"),
+        );
+    }
+    for (i, t) in thresholds.iter().enumerate() {
+        match t {
+            Threshold::Percent(p) if !(1..=100).contains(p) => {
+                errors.push(None, format!("thresholds[{i}].percent"), "must be 1 to 100");
+            }
+            Threshold::Usage(u) if u.is_zero() => {
+                errors.push(None, format!("thresholds[{i}].usage"), "must be > 0");
+            }
+            _ if thresholds[..i].contains(t) => {
+                errors.push(None, format!("thresholds[{i}]"), "appears more than once");
+            }
+            _ => {}
+        }
     }
 }
 
@@ -288,6 +403,8 @@ struct QuotaFields {
     limit: Quantity,
     period: QuotaPeriod,
     alert_threshold: u8,
+    #[serde(default)]
+    thresholds: Vec<Threshold>,
     #[serde(with = "crate::window::tz_serde")]
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "UTC"))]
     tz: Tz,
@@ -330,6 +447,7 @@ impl From<Quota> for QuotaFields {
             limit,
             period,
             alert_threshold,
+            thresholds,
             tz,
         } = quota.spec;
         QuotaFields {
@@ -341,6 +459,7 @@ impl From<Quota> for QuotaFields {
             limit,
             period,
             alert_threshold,
+            thresholds,
             tz,
             created_at: quota.created_at,
             updated_at: quota.updated_at,
@@ -360,6 +479,7 @@ impl From<QuotaFields> for Quota {
                 limit: fields.limit,
                 period: fields.period,
                 alert_threshold: fields.alert_threshold,
+                thresholds: fields.thresholds,
                 tz: fields.tz,
             },
             created_at: fields.created_at,

@@ -15,6 +15,7 @@ pub(crate) mod health;
 pub(crate) mod meters;
 pub(crate) mod quotas;
 pub(crate) mod validate;
+pub(crate) mod webhooks;
 
 use axum::http::{Method, Uri};
 use metering_core::api::ErrorCode;

@@ -369,6 +369,29 @@ impl Store for SwitchStore {
         fail(&self.mode)?;
         self.inner.query_meter(meter, query).await
     }
+    async fn insert_webhook(
+        &self,
+        webhook: &metering_core::Webhook,
+        secret: &metering_core::WebhookSecret,
+    ) -> Result<()> {
+        fail(&self.mode)?;
+        self.inner.insert_webhook(webhook, secret).await
+    }
+    async fn list_webhooks(&self) -> Result<Vec<metering_core::Webhook>> {
+        fail(&self.mode)?;
+        self.inner.list_webhooks().await
+    }
+    async fn webhook(
+        &self,
+        id: metering_core::WebhookId,
+    ) -> Result<Option<metering_core::Webhook>> {
+        fail(&self.mode)?;
+        self.inner.webhook(id).await
+    }
+    async fn delete_webhook(&self, id: metering_core::WebhookId) -> Result<()> {
+        fail(&self.mode)?;
+        self.inner.delete_webhook(id).await
+    }
     async fn health(&self) -> Result<()> {
         fail(&self.mode)?;
         self.inner.health().await

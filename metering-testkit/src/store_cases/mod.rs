@@ -28,6 +28,7 @@ mod events;
 mod meter_quotas;
 mod meters;
 mod quotas;
+mod webhooks;
 
 pub use aggregate::*;
 pub use api_keys::*;
@@ -37,6 +38,7 @@ pub use events::*;
 pub use meter_quotas::*;
 pub use meters::*;
 pub use quotas::*;
+pub use webhooks::*;
 
 const GROUPINGS: [&str; 8] = [
     "",
