@@ -27,7 +27,8 @@
 ///               quota_candidates, delete_quota, insert_api_key, api_key_by_hash,
 ///               list_api_keys, api_key, revoke_api_key, record_key_usage, put_meter,
 ///               list_meters, meter, delete_meter, query_meter, insert_webhook,
-///               list_webhooks, webhook, delete_webhook, health];
+///               list_webhooks, webhook, delete_webhook, insert_events_watched,
+///               record_alert, ended_alert_periods, list_deliveries, health];
 ///
 ///     async fn insert_events(&self, events: &[Event]) -> Result<InsertOutcome> {
 ///         let outcome = self.inner.insert_events(events).await?;
@@ -113,8 +114,8 @@ macro_rules! forward_store {
     };
     (@munch $gen:tt $ty:tt [$($inner:tt)+] [consume $($rest:ident)*] [$($acc:tt)*] $($body:tt)*) => {
         $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
-            async fn consume(&self, event: &$crate::Event, limit: &$crate::UsageLimit) -> $crate::Result<$crate::ConsumeOutcome> {
-                self.$($inner)+.consume(event, limit).await
+            async fn consume(&self, event: &$crate::Event, limit: &$crate::UsageLimit, watch: ::std::option::Option<&$crate::AlertWatch>) -> $crate::Result<$crate::ConsumeOutcome> {
+                self.$($inner)+.consume(event, limit, watch).await
             }
         ] $($body)*);
     };
@@ -127,8 +128,8 @@ macro_rules! forward_store {
     };
     (@munch $gen:tt $ty:tt [$($inner:tt)+] [consume_metered $($rest:ident)*] [$($acc:tt)*] $($body:tt)*) => {
         $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
-            async fn consume_metered(&self, event: &$crate::Event, limit: &$crate::MeterLimit) -> $crate::Result<$crate::MeteredConsume> {
-                self.$($inner)+.consume_metered(event, limit).await
+            async fn consume_metered(&self, event: &$crate::Event, limit: &$crate::MeterLimit, watch: ::std::option::Option<&$crate::AlertWatch>) -> $crate::Result<$crate::MeteredConsume> {
+                self.$($inner)+.consume_metered(event, limit, watch).await
             }
         ] $($body)*);
     };
@@ -276,6 +277,34 @@ macro_rules! forward_store {
         $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
             async fn delete_webhook(&self, id: $crate::WebhookId) -> $crate::Result<()> {
                 self.$($inner)+.delete_webhook(id).await
+            }
+        ] $($body)*);
+    };
+    (@munch $gen:tt $ty:tt [$($inner:tt)+] [insert_events_watched $($rest:ident)*] [$($acc:tt)*] $($body:tt)*) => {
+        $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
+            async fn insert_events_watched(&self, events: &[$crate::Event], watches: &[$crate::AlertWatch]) -> $crate::Result<$crate::InsertOutcome> {
+                self.$($inner)+.insert_events_watched(events, watches).await
+            }
+        ] $($body)*);
+    };
+    (@munch $gen:tt $ty:tt [$($inner:tt)+] [record_alert $($rest:ident)*] [$($acc:tt)*] $($body:tt)*) => {
+        $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
+            async fn record_alert(&self, watch: &$crate::AlertWatch, mark: $crate::AlertMark, usage: ::std::option::Option<$crate::Quantity>) -> $crate::Result<bool> {
+                self.$($inner)+.record_alert(watch, mark, usage).await
+            }
+        ] $($body)*);
+    };
+    (@munch $gen:tt $ty:tt [$($inner:tt)+] [ended_alert_periods $($rest:ident)*] [$($acc:tt)*] $($body:tt)*) => {
+        $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
+            async fn ended_alert_periods(&self, now: $crate::__chrono::DateTime<$crate::__chrono::Utc>, limit: usize) -> $crate::Result<::std::vec::Vec<$crate::AlertPeriod>> {
+                self.$($inner)+.ended_alert_periods(now, limit).await
+            }
+        ] $($body)*);
+    };
+    (@munch $gen:tt $ty:tt [$($inner:tt)+] [list_deliveries $($rest:ident)*] [$($acc:tt)*] $($body:tt)*) => {
+        $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
+            async fn list_deliveries(&self, webhook: $crate::WebhookId, limit: usize) -> $crate::Result<::std::vec::Vec<$crate::Delivery>> {
+                self.$($inner)+.list_deliveries(webhook, limit).await
             }
         ] $($body)*);
     };

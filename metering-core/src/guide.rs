@@ -40,7 +40,7 @@
 //! use async_trait::async_trait;
 //! use chrono::{DateTime, Utc};
 //! use metering_core::{
-//!     AggregateQuery, AggregateRow, AmendOutcome, ApiKey, ApiKeyId, ConsumeOutcome, Event,
+//!     AlertMark, AlertPeriod, AlertWatch, Delivery, AggregateQuery, AggregateRow, AmendOutcome, ApiKey, ApiKeyId, ConsumeOutcome, Event,
 //!     EventId, EventPage,
 //!     EventQuery, Feature, InsertOutcome, KeyHash, LastAdmin, MemoryStore, Meter, MeterKey,
 //!     MeterLimit, MeterQuery, MeterReport, MeterSpec, MeterTally, MeteredConsume, Quantity,
@@ -88,8 +88,15 @@
 //!     async fn sum_usage(&self, scope: &UsageScope, window: Window) -> Result<Quantity> {
 //!         self.inner.sum_usage(scope, window).await
 //!     }
-//!     async fn consume(&self, event: &Event, limit: &UsageLimit) -> Result<ConsumeOutcome> {
-//!         let outcome = self.inner.consume(event, limit).await?;
+//!     async fn insert_events_watched(&self, events: &[Event], watches: &[AlertWatch])
+//!     -> Result<InsertOutcome> {
+//!         let outcome = self.inner.insert_events_watched(events, watches).await?;
+//!         self.written.fetch_add(outcome.inserted_count(), Ordering::Relaxed);
+//!         Ok(outcome)
+//!     }
+//!     async fn consume(&self, event: &Event, limit: &UsageLimit, watch: Option<&AlertWatch>)
+//!     -> Result<ConsumeOutcome> {
+//!         let outcome = self.inner.consume(event, limit, watch).await?;
 //!         if matches!(outcome, ConsumeOutcome::Admitted { .. }) {
 //!             self.written.fetch_add(1, Ordering::Relaxed);
 //!         }
@@ -98,8 +105,9 @@
 //!     async fn tally_meter(&self, limit: &MeterLimit) -> Result<MeterTally> {
 //!         self.inner.tally_meter(limit).await
 //!     }
-//!     async fn consume_metered(&self, event: &Event, limit: &MeterLimit) -> Result<MeteredConsume> {
-//!         let consumed = self.inner.consume_metered(event, limit).await?;
+//!     async fn consume_metered(&self, event: &Event, limit: &MeterLimit,
+//!         watch: Option<&AlertWatch>) -> Result<MeteredConsume> {
+//!         let consumed = self.inner.consume_metered(event, limit, watch).await?;
 //!         if matches!(consumed.outcome, ConsumeOutcome::Admitted { .. }) {
 //!             self.written.fetch_add(1, Ordering::Relaxed);
 //!         }
@@ -165,6 +173,17 @@
 //!     }
 //!     async fn delete_webhook(&self, id: WebhookId) -> Result<()> {
 //!         self.inner.delete_webhook(id).await
+//!     }
+//!     async fn record_alert(&self, w: &AlertWatch, mark: AlertMark, usage: Option<Quantity>)
+//!     -> Result<bool> {
+//!         self.inner.record_alert(w, mark, usage).await
+//!     }
+//!     async fn ended_alert_periods(&self, now: DateTime<Utc>, limit: usize)
+//!     -> Result<Vec<AlertPeriod>> {
+//!         self.inner.ended_alert_periods(now, limit).await
+//!     }
+//!     async fn list_deliveries(&self, id: WebhookId, limit: usize) -> Result<Vec<Delivery>> {
+//!         self.inner.list_deliveries(id, limit).await
 //!     }
 //!     async fn health(&self) -> Result<()> {
 //!         self.inner.health().await

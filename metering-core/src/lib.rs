@@ -41,6 +41,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod alert;
 pub mod api;
 pub mod apikey;
 pub mod cache;
@@ -67,6 +68,9 @@ pub mod time;
 pub mod webhook;
 pub mod window;
 
+pub use alert::{
+    AlertMark, AlertMeasure, AlertMessage, AlertPeriod, AlertSubject, AlertTarget, AlertWatch,
+};
 pub use apikey::{
     Action, ApiKey, ApiKeyId, CreatedApiKey, KeyHash, LastAdmin, NewApiKey, Principal, Role,
 };
@@ -98,7 +102,10 @@ pub use quota::{
 };
 pub use redact::redact_url;
 pub use store::{AmendOutcome, ConsumeOutcome, InsertOutcome, MeteredConsume, Store, StoredApiKey};
-pub use webhook::{AlertKind, CreatedWebhook, NewWebhook, Webhook, WebhookId, WebhookSecret};
+pub use webhook::{
+    AlertKind, CreatedWebhook, Delivery, DeliveryId, DeliveryStatus, NewWebhook, Webhook,
+    WebhookId, WebhookSecret,
+};
 pub use window::{Granularity, QuotaPeriod, Window, WindowType, parse_tz};
 
 /// For [`forward_store!`]: the attribute its impls carry.

@@ -5,6 +5,7 @@ use std::fmt::Debug;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::alert::{AlertMark, AlertPeriod, AlertWatch};
 use crate::apikey::{ApiKey, ApiKeyId, KeyHash, LastAdmin};
 use crate::error::Result;
 use crate::event::{Event, EventId, Feature, TenantId};
@@ -14,7 +15,7 @@ use crate::meter::{
 use crate::quantity::Quantity;
 use crate::query::{AggregateQuery, AggregateRow, EventPage, EventQuery};
 use crate::quota::{Quota, QuotaId, QuotaScope, QuotaSpec, UsageLimit, UsageScope};
-use crate::webhook::{Webhook, WebhookId, WebhookSecret};
+use crate::webhook::{Delivery, Webhook, WebhookId, WebhookSecret};
 use crate::window::Window;
 
 /// What [`Store::insert_events`] did with each event of a batch.
@@ -115,6 +116,29 @@ pub trait Store: Send + Sync + Debug + 'static {
     ///
     /// [`crate::Error::Unavailable`] when the store cannot be reached (nothing was written).
     async fn insert_events(&self, events: &[Event]) -> Result<InsertOutcome>;
+
+    /// Writes a batch as [`Store::insert_events`] does and, in the same transaction, places
+    /// the alert marks the batch makes each watch reach (see [`crate::alert`]).
+    ///
+    /// # Behavior
+    ///
+    /// - With `usage` the watch's usage after the batch, measured in the transaction, every
+    ///   mark of [`AlertWatch::reached`] that is not placed yet for the watch's quota,
+    ///   tenant and period is placed, and its message written to the outbox with one pending
+    ///   delivery per endpoint that receives its type ([`crate::Webhook::receives`]).
+    /// - A mark is placed once, however many writes reach it at once, through any number of
+    ///   handles or processes sharing the store: writes that can reach the same marks are
+    ///   serialized, so the last one sees the others' events.
+    /// - All or nothing: on error, neither events nor marks nor messages are stored.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Unavailable`] when the store cannot be reached (nothing was written).
+    async fn insert_events_watched(
+        &self,
+        events: &[Event],
+        watches: &[AlertWatch],
+    ) -> Result<InsertOutcome>;
 
     /// Lists events matching a filter, newest `timestamp` first, ties by `id` descending.
     ///
@@ -230,7 +254,16 @@ pub trait Store: Send + Sync + Debug + 'static {
     /// # Errors
     ///
     /// [`crate::Error::Unavailable`] when the store cannot be reached (nothing was written).
-    async fn consume(&self, event: &Event, limit: &UsageLimit) -> Result<ConsumeOutcome>;
+    ///
+    /// With a `watch`, in the same transaction: an admitted event places the marks the usage
+    /// after it reaches, and a denied one those of the usage with [`AlertMark::Exceeded`],
+    /// as [`Store::insert_events_watched`] does.
+    async fn consume(
+        &self,
+        event: &Event,
+        limit: &UsageLimit,
+        watch: Option<&AlertWatch>,
+    ) -> Result<ConsumeOutcome>;
 
     /// A tenant's value of a meter in a window: the tally of the events that
     /// [`MeterLimit::event_filter`] selects, each pushed to [`MeterLimit::tally`].
@@ -254,7 +287,14 @@ pub trait Store: Send + Sync + Debug + 'static {
     /// # Errors
     ///
     /// [`crate::Error::Unavailable`] when the store cannot be reached (nothing was written).
-    async fn consume_metered(&self, event: &Event, limit: &MeterLimit) -> Result<MeteredConsume>;
+    ///
+    /// With a `watch`, the marks are placed as [`Store::consume`] places them.
+    async fn consume_metered(
+        &self,
+        event: &Event,
+        limit: &MeterLimit,
+        watch: Option<&AlertWatch>,
+    ) -> Result<MeteredConsume>;
 
     /// Inserts or replaces the quota identified by `(tenant_id, resource, feature)`, or by
     /// `(tenant_id, meter)` for a meter quota.
@@ -397,6 +437,39 @@ pub trait Store: Send + Sync + Debug + 'static {
     ///
     /// [`crate::Error::NotFound`] when there is no such endpoint.
     async fn delete_webhook(&self, id: WebhookId) -> Result<()>;
+
+    /// Places `mark` for `watch` unless it is placed, writing its message and deliveries as
+    /// [`Store::insert_events_watched`] does, in one transaction; whether it was placed now.
+    /// The message states `usage`, or the usage measured in the transaction when `None`.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Unavailable`] when the store cannot be reached (nothing was written).
+    async fn record_alert(
+        &self,
+        watch: &AlertWatch,
+        mark: AlertMark,
+        usage: Option<Quantity>,
+    ) -> Result<bool>;
+
+    /// Periods that ended at or before `now` in which marks were placed and whose
+    /// [`AlertMark::Reset`] is not placed yet, the earliest ending first, at most `limit`.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Unavailable`] when the store cannot be reached.
+    async fn ended_alert_periods(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<AlertPeriod>>;
+
+    /// The deliveries to an endpoint, the last written first, at most `limit`.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Unavailable`] when the store cannot be reached.
+    async fn list_deliveries(&self, webhook: WebhookId, limit: usize) -> Result<Vec<Delivery>>;
 
     /// Creates or replaces the meter `key`.
     ///

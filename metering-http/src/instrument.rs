@@ -8,12 +8,12 @@ use std::time::Instant;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use metering_core::{
-    AggregateQuery, AggregateRow, AmendOutcome, ApiKey, ApiKeyId, ConsumeOutcome, CounterKey,
-    Event, EventId, EventPage, EventQuery, Feature, Ingested, InsertOutcome, KeyHash, LastAdmin,
-    Meter, MeterKey, MeterLimit, MeterQuery, MeterReport, MeterSpec, MeterTally, MeteredConsume,
-    Quantity, Quota, QuotaCache, QuotaId, QuotaScope, QuotaSpec, RebuildToken, Result, Store,
-    StoredApiKey, TenantId, UsageLimit, UsageScope, UsageStream, Webhook, WebhookId, WebhookSecret,
-    Window,
+    AggregateQuery, AggregateRow, AlertMark, AlertPeriod, AlertWatch, AmendOutcome, ApiKey,
+    ApiKeyId, ConsumeOutcome, CounterKey, Delivery, Event, EventId, EventPage, EventQuery, Feature,
+    Ingested, InsertOutcome, KeyHash, LastAdmin, Meter, MeterKey, MeterLimit, MeterQuery,
+    MeterReport, MeterSpec, MeterTally, MeteredConsume, Quantity, Quota, QuotaCache, QuotaId,
+    QuotaScope, QuotaSpec, RebuildToken, Result, Store, StoredApiKey, TenantId, UsageLimit,
+    UsageScope, UsageStream, Webhook, WebhookId, WebhookSecret, Window,
 };
 
 use crate::metrics::{Metrics, result_label};
@@ -136,12 +136,17 @@ impl<S: Store + ?Sized> Store for InstrumentedStore<S> {
         )
     }
 
-    async fn consume(&self, event: &Event, limit: &UsageLimit) -> Result<ConsumeOutcome> {
+    async fn consume(
+        &self,
+        event: &Event,
+        limit: &UsageLimit,
+        watch: Option<&AlertWatch>,
+    ) -> Result<ConsumeOutcome> {
         timed!(
             self,
             record_store_call,
             "consume",
-            self.inner.consume(event, limit)
+            self.inner.consume(event, limit, watch)
         )
     }
 
@@ -154,12 +159,66 @@ impl<S: Store + ?Sized> Store for InstrumentedStore<S> {
         )
     }
 
-    async fn consume_metered(&self, event: &Event, limit: &MeterLimit) -> Result<MeteredConsume> {
+    async fn consume_metered(
+        &self,
+        event: &Event,
+        limit: &MeterLimit,
+        watch: Option<&AlertWatch>,
+    ) -> Result<MeteredConsume> {
         timed!(
             self,
             record_store_call,
             "consume_metered",
-            self.inner.consume_metered(event, limit)
+            self.inner.consume_metered(event, limit, watch)
+        )
+    }
+
+    async fn insert_events_watched(
+        &self,
+        events: &[Event],
+        watches: &[AlertWatch],
+    ) -> Result<InsertOutcome> {
+        timed!(
+            self,
+            record_store_call,
+            "insert_events_watched",
+            self.inner.insert_events_watched(events, watches)
+        )
+    }
+
+    async fn record_alert(
+        &self,
+        watch: &AlertWatch,
+        mark: AlertMark,
+        usage: Option<Quantity>,
+    ) -> Result<bool> {
+        timed!(
+            self,
+            record_store_call,
+            "record_alert",
+            self.inner.record_alert(watch, mark, usage)
+        )
+    }
+
+    async fn ended_alert_periods(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<AlertPeriod>> {
+        timed!(
+            self,
+            record_store_call,
+            "ended_alert_periods",
+            self.inner.ended_alert_periods(now, limit)
+        )
+    }
+
+    async fn list_deliveries(&self, webhook: WebhookId, limit: usize) -> Result<Vec<Delivery>> {
+        timed!(
+            self,
+            record_store_call,
+            "list_deliveries",
+            self.inner.list_deliveries(webhook, limit)
         )
     }
 

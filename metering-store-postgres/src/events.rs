@@ -4,9 +4,9 @@
 use std::collections::HashSet;
 
 use metering_core::{
-    ConsumeOutcome, Event, EventFilter, EventId, EventPage, EventQuery, Feature, InsertOutcome,
-    Metadata, MeterAddition, MeterJudgement, MeterLimit, Paging, Resource, Result, TenantId,
-    UsageLimit,
+    AlertWatch, ConsumeOutcome, Event, EventFilter, EventId, EventPage, EventQuery, Feature,
+    InsertOutcome, Metadata, MeterAddition, MeterJudgement, MeterLimit, Paging, Resource, Result,
+    TenantId, UsageLimit,
 };
 use sqlx::postgres::{PgRow, Postgres};
 use sqlx::{PgConnection, PgPool, QueryBuilder, Row};
@@ -233,6 +233,59 @@ pub(crate) async fn insert_batch(
     Ok(InsertOutcome { inserted })
 }
 
+/// [`insert_batch`] with alert watches: the events and the marks they reach in one
+/// transaction (see [`crate::alerts`]).
+pub(crate) async fn insert_batch_watched(
+    pool: &PgPool,
+    partitions: &KnownPartitions,
+    events: &[Event],
+    watches: &[AlertWatch],
+) -> Result<InsertOutcome> {
+    if events.is_empty() {
+        return Ok(InsertOutcome::default());
+    }
+    let (unique, first) = dedup(events);
+    let mut conn = pool.acquire().await.map_err(db)?;
+    let mut attempt = 0;
+    let mut claim = Claim::AllNew;
+    let new = loop {
+        attempt += 1;
+        ensure_partitions(partitions, &mut conn, unique.iter().map(|e| e.timestamp)).await?;
+        match write_watched(&mut conn, claim, &unique, watches).await {
+            Ok(new) => break new,
+            Err(ConsumeError::Db(e)) if attempt < ATTEMPTS && is_id_taken(&e) => {
+                claim = Claim::SkippingStored;
+            }
+            Err(ConsumeError::Db(e)) if attempt < ATTEMPTS && is_missing_partition(&e) => {
+                lock(partitions).clear();
+            }
+            Err(ConsumeError::Db(e)) if attempt < ATTEMPTS && is_retryable(&e) => {}
+            Err(ConsumeError::Db(e)) => return Err(db(e)),
+            Err(ConsumeError::Core(e)) => return Err(e),
+        }
+    };
+    let inserted = events
+        .iter()
+        .zip(first)
+        .map(|(e, is_first)| is_first && new.contains(e.id.as_str()))
+        .collect();
+    Ok(InsertOutcome { inserted })
+}
+
+/// One attempt of [`insert_batch_watched`].
+async fn write_watched(
+    conn: &mut PgConnection,
+    claim: Claim,
+    events: &[&Event],
+    watches: &[AlertWatch],
+) -> std::result::Result<Claimed, ConsumeError> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let new = write(&mut tx, claim, events).await?;
+    crate::alerts::watch_all(&mut tx, watches).await?;
+    tx.commit().await?;
+    Ok(new)
+}
+
 /// What a consume is held to: a feature's usage or a meter's value.
 #[derive(Clone, Copy)]
 pub(crate) enum ConsumeLimit<'a> {
@@ -250,13 +303,14 @@ pub(crate) async fn consume(
     partitions: &KnownPartitions,
     event: &Event,
     limit: ConsumeLimit<'_>,
+    watch: Option<&AlertWatch>,
 ) -> Result<(ConsumeOutcome, MeterJudgement)> {
     let mut conn = pool.acquire().await.map_err(db)?;
     ensure_partitions(partitions, &mut conn, [event.timestamp]).await?;
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match consume_in_tx(&mut conn, event, limit).await {
+        match consume_in_tx(&mut conn, event, limit, watch).await {
             Ok(outcome) => return Ok(outcome),
             Err(ConsumeError::Db(e)) if attempt < ATTEMPTS && is_missing_partition(&e) => {
                 lock(partitions).clear();
@@ -274,6 +328,7 @@ async fn consume_in_tx(
     conn: &mut PgConnection,
     event: &Event,
     limit: ConsumeLimit<'_>,
+    watch: Option<&AlertWatch>,
 ) -> std::result::Result<(ConsumeOutcome, MeterJudgement), ConsumeError> {
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     // Every consume that can count the same events takes the same lock: the key of a usage
@@ -322,9 +377,18 @@ async fn consume_in_tx(
         return Ok((ConsumeOutcome::Duplicate { usage }, judgement));
     }
     if !judgement.allowed {
+        if let Some(watch) = watch {
+            crate::alerts::watch_one(&mut tx, watch, true).await?;
+            tx.commit().await?;
+        }
         return Ok((ConsumeOutcome::Denied { usage }, judgement));
     }
     let new = write(&mut tx, Claim::SkippingStored, &[event]).await?;
+    if let Some(watch) = watch
+        && new.contains(event.id.as_str())
+    {
+        crate::alerts::watch_one(&mut tx, watch, false).await?;
+    }
     tx.commit().await?;
     let outcome = if new.contains(event.id.as_str()) {
         ConsumeOutcome::Admitted {

@@ -2,6 +2,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod aggregate;
+mod alerts;
 mod api_keys;
 mod config;
 mod corrections;

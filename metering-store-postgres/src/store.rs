@@ -8,11 +8,12 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use metering_core::{
-    AggregateQuery, AggregateRow, AmendOutcome, ApiKey, ApiKeyId, ConsumeOutcome, Error, Event,
-    EventId, EventPage, EventQuery, Feature, InsertOutcome, KeyHash, LastAdmin, Meter, MeterKey,
-    MeterLimit, MeterQuery, MeterReport, MeterSpec, MeterTally, MeteredConsume, Quantity, Quota,
-    QuotaId, QuotaScope, QuotaSpec, Result, Store, StoredApiKey, TenantId, UsageLimit, UsageScope,
-    Webhook, WebhookId, WebhookSecret, Window, redact_url,
+    AggregateQuery, AggregateRow, AlertMark, AlertPeriod, AlertWatch, AmendOutcome, ApiKey,
+    ApiKeyId, ConsumeOutcome, Delivery, Error, Event, EventId, EventPage, EventQuery, Feature,
+    InsertOutcome, KeyHash, LastAdmin, Meter, MeterKey, MeterLimit, MeterQuery, MeterReport,
+    MeterSpec, MeterTally, MeteredConsume, Quantity, Quota, QuotaId, QuotaScope, QuotaSpec, Result,
+    Store, StoredApiKey, TenantId, UsageLimit, UsageScope, Webhook, WebhookId, WebhookSecret,
+    Window, redact_url,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Executor, PgPool};
@@ -24,8 +25,8 @@ use crate::migrations::quote_ident;
 use crate::retention::{KnownPartitions, RetentionReport};
 use crate::rollup::Compactor;
 use crate::{
-    aggregate, api_keys, corrections, events, meter_rollup, meters, migrations, quotas, retention,
-    rollup, webhooks,
+    aggregate, alerts, api_keys, corrections, events, meter_rollup, meters, migrations, quotas,
+    retention, rollup, webhooks,
 };
 use metering_core::meter::rollup::Writes;
 
@@ -249,6 +250,15 @@ impl Store for PostgresStore {
         events::insert_batch(&self.pool, &self.partitions, events).await
     }
 
+    async fn insert_events_watched(
+        &self,
+        events: &[Event],
+        watches: &[AlertWatch],
+    ) -> Result<InsertOutcome> {
+        let _writing = self.writes.start();
+        events::insert_batch_watched(&self.pool, &self.partitions, events, watches).await
+    }
+
     async fn list_events(&self, query: &EventQuery) -> Result<EventPage> {
         events::list_events(&self.pool, query).await
     }
@@ -290,12 +300,19 @@ impl Store for PostgresStore {
         aggregate::sum_usage(&mut conn, scope, window).await
     }
 
-    async fn consume(&self, event: &Event, limit: &UsageLimit) -> Result<ConsumeOutcome> {
+    async fn consume(
+        &self,
+        event: &Event,
+        limit: &UsageLimit,
+        watch: Option<&AlertWatch>,
+    ) -> Result<ConsumeOutcome> {
         let _writing = self.writes.start();
         let limit = events::ConsumeLimit::Usage(limit);
-        Ok(events::consume(&self.pool, &self.partitions, event, limit)
-            .await?
-            .0)
+        Ok(
+            events::consume(&self.pool, &self.partitions, event, limit, watch)
+                .await?
+                .0,
+        )
     }
 
     async fn tally_meter(&self, limit: &MeterLimit) -> Result<MeterTally> {
@@ -303,13 +320,19 @@ impl Store for PostgresStore {
         meters::tally(&mut conn, limit).await
     }
 
-    async fn consume_metered(&self, event: &Event, limit: &MeterLimit) -> Result<MeteredConsume> {
+    async fn consume_metered(
+        &self,
+        event: &Event,
+        limit: &MeterLimit,
+        watch: Option<&AlertWatch>,
+    ) -> Result<MeteredConsume> {
         let _writing = self.writes.start();
         let (outcome, judgement) = events::consume(
             &self.pool,
             &self.partitions,
             event,
             events::ConsumeLimit::Meter(limit),
+            watch,
         )
         .await?;
         Ok(MeteredConsume { outcome, judgement })
@@ -378,6 +401,35 @@ impl Store for PostgresStore {
 
     async fn delete_webhook(&self, id: WebhookId) -> Result<()> {
         webhooks::delete(&self.pool, id).await
+    }
+
+    async fn record_alert(
+        &self,
+        watch: &AlertWatch,
+        mark: AlertMark,
+        usage: Option<Quantity>,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        alerts::lock(&mut tx, std::slice::from_ref(watch)).await?;
+        let usage = match usage {
+            Some(usage) => usage,
+            None => alerts::measure(&mut tx, watch).await?,
+        };
+        let placed = alerts::place(&mut tx, watch, usage, vec![mark]).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(placed)
+    }
+
+    async fn ended_alert_periods(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<AlertPeriod>> {
+        alerts::ended_periods(&self.pool, now, limit).await
+    }
+
+    async fn list_deliveries(&self, webhook: WebhookId, limit: usize) -> Result<Vec<Delivery>> {
+        alerts::deliveries(&self.pool, webhook, limit).await
     }
 
     async fn put_meter(

@@ -71,7 +71,7 @@ async fn two_pools_racing_200_consumes_admit_exactly_the_limit() {
         ])
         .remove(0);
         tasks.push(tokio::spawn(async move {
-            store.consume(&event, &limit).await.expect("consume")
+            store.consume(&event, &limit, None).await.expect("consume")
         }));
     }
     let mut admitted = 0;

@@ -14,3 +14,34 @@ CREATE TABLE webhooks (
 -- A quota's thresholds as JSON (`[{"percent": 80}, {"usage": 1000}]`, usages exact). Null on
 -- quotas stored before this version: their one threshold is `alert_threshold` percent.
 ALTER TABLE quotas ADD COLUMN thresholds TEXT;
+-- Alert marks: each placed once per quota, tenant, period and mark (`percent:80`,
+-- `usage:1000`, `exceeded`, `reset`), in the transaction of the write that reached it.
+CREATE TABLE alert_marks (
+    quota_id     TEXT NOT NULL,
+    tenant_id    TEXT NOT NULL,
+    period_start INTEGER NOT NULL,
+    mark         TEXT NOT NULL,
+    period_end   INTEGER NOT NULL,
+    created_at   INTEGER NOT NULL,
+    PRIMARY KEY (quota_id, tenant_id, period_start, mark)
+) WITHOUT ROWID;
+CREATE INDEX alert_marks_by_end ON alert_marks (period_end);
+-- The outbox: one row per message and endpoint, written with its mark (`rowid` is the
+-- writing order).
+CREATE TABLE webhook_deliveries (
+    id               TEXT PRIMARY KEY,
+    webhook_id       TEXT NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+    message_id       TEXT NOT NULL,
+    type             TEXT NOT NULL,
+    payload          TEXT NOT NULL,
+    status           TEXT NOT NULL,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    last_status_code INTEGER,
+    created_at       INTEGER NOT NULL,
+    delivered_at     INTEGER,
+    next_attempt_at  INTEGER NOT NULL,
+    lease_until      INTEGER
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at)
+    WHERE status = 'pending';
+CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (webhook_id);

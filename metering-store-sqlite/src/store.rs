@@ -8,11 +8,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use metering_core::meter::rollup::Writes;
 use metering_core::{
-    AggregateQuery, AggregateRow, AmendOutcome, ApiKey, ApiKeyId, ConsumeOutcome, Error, Event,
-    EventId, EventPage, EventQuery, Feature, InsertOutcome, KeyHash, LastAdmin, Meter, MeterKey,
-    MeterLimit, MeterQuery, MeterReport, MeterSpec, MeterTally, MeteredConsume, Quantity, Quota,
-    QuotaId, QuotaScope, QuotaSpec, Result, Store, StoredApiKey, TenantId, UsageLimit, UsageScope,
-    Webhook, WebhookId, WebhookSecret, Window,
+    AggregateQuery, AggregateRow, AlertMark, AlertPeriod, AlertWatch, AmendOutcome, ApiKey,
+    ApiKeyId, ConsumeOutcome, Delivery, Error, Event, EventId, EventPage, EventQuery, Feature,
+    InsertOutcome, KeyHash, LastAdmin, Meter, MeterKey, MeterLimit, MeterQuery, MeterReport,
+    MeterSpec, MeterTally, MeteredConsume, Quantity, Quota, QuotaId, QuotaScope, QuotaSpec, Result,
+    Store, StoredApiKey, TenantId, UsageLimit, UsageScope, Webhook, WebhookId, WebhookSecret,
+    Window,
 };
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -20,7 +21,9 @@ use crate::codec::{EventRow, micros};
 use crate::config::SqliteConfig;
 use crate::conn::{self, Readers, Writer};
 use crate::error::{DbResult, SqliteError};
-use crate::{aggregate, api_keys, events, meter_rollup, meters, migrations, quotas, webhooks};
+use crate::{
+    aggregate, alerts, api_keys, events, meter_rollup, meters, migrations, quotas, webhooks,
+};
 
 /// The SQLite [`Store`]: a cheap `Clone` handle; clones share one writer thread and one pool
 /// of read connections (see the crate docs for the design).
@@ -265,6 +268,24 @@ impl Store for SqliteStore {
         Ok(InsertOutcome { inserted })
     }
 
+    async fn insert_events_watched(
+        &self,
+        events: &[Event],
+        watches: &[AlertWatch],
+    ) -> Result<InsertOutcome> {
+        let _writing = self.inner.writes.start();
+        let rows = rows_of(events)?;
+        let watches = watches.to_vec();
+        let inserted = self
+            .write_tx(move |tx| {
+                let inserted = events::insert_rows(tx, &rows)?;
+                alerts::watch_all(tx, &watches)?;
+                Ok(inserted)
+            })
+            .await?;
+        Ok(InsertOutcome { inserted })
+    }
+
     async fn list_events(&self, query: &EventQuery) -> Result<EventPage> {
         let query = query.clone();
         self.read(move |c| events::list(c, &query)).await
@@ -319,14 +340,27 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn consume(&self, event: &Event, limit: &UsageLimit) -> Result<ConsumeOutcome> {
+    async fn consume(
+        &self,
+        event: &Event,
+        limit: &UsageLimit,
+        watch: Option<&AlertWatch>,
+    ) -> Result<ConsumeOutcome> {
         let _writing = self.inner.writes.start();
         let rows = rows_of(std::slice::from_ref(event))?;
-        let limit = limit.clone();
+        let (limit, watch, added) = (limit.clone(), watch.cloned(), event.quantity);
         // BEGIN IMMEDIATE takes the database write lock before the sum is read, so no other
         // connection of any process can insert between the check and the write.
-        self.write_tx(move |tx| events::consume(tx, &rows, &limit))
-            .await
+        self.write_tx(move |tx| {
+            let outcome = events::consume(tx, &rows, &limit)?;
+            if let Some(watch) = &watch
+                && let Some((usage, marks)) = watch.after_consume(outcome, added)
+            {
+                alerts::place(tx, watch, usage, marks)?;
+            }
+            Ok(outcome)
+        })
+        .await
     }
 
     async fn tally_meter(&self, limit: &MeterLimit) -> Result<MeterTally> {
@@ -334,13 +368,27 @@ impl Store for SqliteStore {
         self.read(move |c| meters::tally(c, &limit)).await
     }
 
-    async fn consume_metered(&self, event: &Event, limit: &MeterLimit) -> Result<MeteredConsume> {
+    async fn consume_metered(
+        &self,
+        event: &Event,
+        limit: &MeterLimit,
+        watch: Option<&AlertWatch>,
+    ) -> Result<MeteredConsume> {
         let _writing = self.inner.writes.start();
         let rows = rows_of(std::slice::from_ref(event))?;
-        let (event, limit) = (event.clone(), limit.clone());
+        let (event, limit, watch) = (event.clone(), limit.clone(), watch.cloned());
         // As for `consume`: the write lock is held from before the tally is read.
-        self.write_tx(move |tx| meters::consume(tx, &event, &rows, &limit))
-            .await
+        self.write_tx(move |tx| {
+            let consumed = meters::consume(tx, &event, &rows, &limit)?;
+            if let Some(watch) = &watch
+                && let Some((usage, marks)) =
+                    watch.after_consume(consumed.outcome, consumed.judgement.added)
+            {
+                alerts::place(tx, watch, usage, marks)?;
+            }
+            Ok(consumed)
+        })
+        .await
     }
 
     async fn upsert_quota(&self, spec: &QuotaSpec, now: DateTime<Utc>) -> Result<Quota> {
@@ -433,6 +481,37 @@ impl Store for SqliteStore {
         } else {
             Err(Error::NotFound(format!("webhook {id}")))
         }
+    }
+
+    async fn record_alert(
+        &self,
+        watch: &AlertWatch,
+        mark: AlertMark,
+        usage: Option<Quantity>,
+    ) -> Result<bool> {
+        let watch = watch.clone();
+        self.write_tx(move |tx| {
+            let usage = match usage {
+                Some(usage) => usage,
+                None => alerts::measure(tx, &watch)?,
+            };
+            alerts::place(tx, &watch, usage, vec![mark])
+        })
+        .await
+    }
+
+    async fn ended_alert_periods(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<AlertPeriod>> {
+        self.read(move |c| alerts::ended_periods(c, micros(now), limit))
+            .await
+    }
+
+    async fn list_deliveries(&self, webhook: WebhookId, limit: usize) -> Result<Vec<Delivery>> {
+        self.read(move |c| alerts::deliveries(c, webhook, limit))
+            .await
     }
 
     async fn put_meter(

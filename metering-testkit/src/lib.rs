@@ -78,6 +78,9 @@ macro_rules! store_conformance {
             corrections_match_recount_property,
             webhooks_register_list_delete,
             quota_thresholds_round_trip,
+            alerts_fire_once_per_period_and_mark,
+            refused_checks_and_meter_quotas_alert,
+            concurrent_writes_place_each_mark_once,
         );
     };
     (@cases $setup:path; $($case:ident),* $(,)?) => {

@@ -61,6 +61,12 @@ pub use metering_core::{
     MeterReport, MeterRow, MeterSpec, ValuePath,
 };
 
+/// Alerts: quota thresholds, webhook endpoints and their signed messages.
+pub use metering_core::{
+    AlertKind, CreatedWebhook, Delivery, DeliveryStatus, NewWebhook, Threshold, Webhook, WebhookId,
+    WebhookSecret,
+};
+
 /// The v1 REST messages: request and response bodies and the error envelope.
 pub use metering_core::api;
 

@@ -38,8 +38,19 @@ metering::core::forward_store! {
         list_events, event, replacement_of, void_event, amend_event, aggregate, tally_meter, consume_metered, sum_usage, upsert_quota, list_quotas, quota, quota_candidates,
         delete_quota, insert_api_key, api_key_by_hash, list_api_keys, api_key, revoke_api_key,
         record_key_usage, put_meter, list_meters, meter, delete_meter,
-        query_meter, insert_webhook, list_webhooks, webhook, delete_webhook, health,
+        query_meter, insert_webhook, list_webhooks, webhook, delete_webhook, record_alert, ended_alert_periods, list_deliveries, health,
     ];
+
+    async fn insert_events_watched(
+        &self,
+        events: &[Event],
+        watches: &[metering::core::AlertWatch],
+    ) -> Result<InsertOutcome> {
+        let outcome = self.inner.insert_events_watched(events, watches).await?;
+        self.written
+            .fetch_add(outcome.inserted_count(), Ordering::Relaxed);
+        Ok(outcome)
+    }
 
     async fn insert_events(&self, events: &[Event]) -> Result<InsertOutcome> {
         let outcome = self.inner.insert_events(events).await?;
@@ -48,8 +59,13 @@ metering::core::forward_store! {
         Ok(outcome)
     }
 
-    async fn consume(&self, event: &Event, limit: &UsageLimit) -> Result<ConsumeOutcome> {
-        let outcome = self.inner.consume(event, limit).await?;
+    async fn consume(
+        &self,
+        event: &Event,
+        limit: &UsageLimit,
+        watch: Option<&metering::core::AlertWatch>,
+    ) -> Result<ConsumeOutcome> {
+        let outcome = self.inner.consume(event, limit, watch).await?;
         if matches!(outcome, ConsumeOutcome::Admitted { .. }) {
             self.written.fetch_add(1, Ordering::Relaxed);
         }

@@ -10,7 +10,7 @@ use utoipa::{PartialSchema, ToSchema};
 use crate::apikey::ApiKeyId;
 use crate::event::{EventId, Feature, NewEvent, Resource, TenantId};
 use crate::quota::{MeterCheck, QuotaId, QuotaScope, ValidateRequest};
-use crate::webhook::WebhookId;
+use crate::webhook::{DeliveryId, WebhookId};
 
 fn string(description: &str, max_length: usize) -> RefOr<Schema> {
     ObjectBuilder::new()
@@ -101,6 +101,7 @@ schema!(
 schema!(ApiKeyId, "ApiKeyId", uuid("An API key's id"));
 schema!(QuotaId, "QuotaId", uuid("A quota's id"));
 schema!(WebhookId, "WebhookId", uuid("A webhook endpoint's id"));
+schema!(DeliveryId, "DeliveryId", uuid("A webhook delivery's id"));
 
 /// Schema of an event body: one [`NewEvent`] or `{"events": [NewEvent, ...]}`. Only a
 /// schema: [`decode_events`](super::decode_events) reads the body.

@@ -15,6 +15,7 @@ use crate::event::{Event, EventId, EventRules};
 use crate::group_commit::{GroupCommitConfig, GroupCommitter};
 use crate::store::{InsertOutcome, Store};
 
+mod alerts;
 mod api_keys;
 mod corrections;
 
@@ -92,6 +93,7 @@ struct Inner {
     rules: EventRules,
     key_uses: Mutex<HashMap<ApiKeyId, DateTime<Utc>>>,
     group: Option<GroupCommitter>,
+    endpoints: alerts::EndpointsSeen,
 }
 
 impl fmt::Debug for Metering {
@@ -189,6 +191,7 @@ impl MeteringBuilder {
                     rules: self.rules,
                     key_uses: Mutex::new(HashMap::new()),
                     group,
+                    endpoints: alerts::EndpointsSeen::default(),
                 }
             }),
         }
@@ -259,12 +262,18 @@ impl Metering {
 }
 
 impl Inner {
-    /// Inserts events under the counter protocol; returns which were new, and the events.
+    /// Inserts events under the counter protocol, with the alert watches they may move;
+    /// returns which were new, and the events.
     async fn insert_bracketed(&self, events: Vec<Event>) -> Result<(Vec<bool>, Vec<Event>)> {
         let streams = UsageStream::of_batch(&events);
+        let watches = self.watches(&events).await?;
         let ((), inserted, events) = self
             .bracket(&streams, events, |store, events| async move {
-                let InsertOutcome { inserted } = store.insert_events(&events).await?;
+                let InsertOutcome { inserted } = if watches.is_empty() {
+                    store.insert_events(&events).await?
+                } else {
+                    store.insert_events_watched(&events, &watches).await?
+                };
                 Ok(((), inserted, events))
             })
             .await?;

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use crate::alert::AlertMeasure;
 use crate::apikey::{Action, Principal};
 use crate::cache::{CounterKey, UsageStream};
 use crate::error::{Error, Result};
@@ -79,6 +80,16 @@ impl Metering {
                 let allowed = usage
                     .checked_add(request.quantity)
                     .is_some_and(|total| total <= quota.spec.limit);
+                if !allowed {
+                    self.inner
+                        .refused(
+                            &quota,
+                            AlertMeasure::Usage(key.scope.clone()),
+                            key.window,
+                            usage,
+                        )
+                        .await;
+                }
                 Ok(QuotaDecision::under_quota(
                     &quota,
                     window,
@@ -128,10 +139,18 @@ impl Metering {
         };
         let event_id = event.id.clone();
         let streams = vec![UsageStream::of(&event)];
+        let watch = self
+            .inner
+            .watch_of(
+                &quota,
+                AlertMeasure::Usage(limit.scope.clone()),
+                limit.window,
+            )
+            .await?;
         let outcome = spawn_to_completion(async move {
             inner
                 .bracket(&streams, vec![event], |store, events| async move {
-                    let outcome = store.consume(&events[0], &limit).await?;
+                    let outcome = store.consume(&events[0], &limit, watch.as_ref()).await?;
                     let admitted = matches!(outcome, ConsumeOutcome::Admitted { .. });
                     Ok((outcome, vec![admitted], events))
                 })
@@ -262,6 +281,11 @@ impl Metering {
                     None => MeterAddition::Requested(check.quantity),
                 };
                 let j = limit.judge(&tally, adding);
+                if !j.allowed {
+                    self.inner
+                        .refused(&quota, AlertMeasure::Meter(limit.clone()), window, j.usage)
+                        .await;
+                }
                 Ok(QuotaDecision::under_quota(
                     &quota, window, j.usage, j.added, j.allowed,
                 ))
@@ -300,10 +324,16 @@ impl Metering {
         let window = limit.window;
         let event_id = event.id.clone();
         let streams = vec![UsageStream::of(&event)];
+        let watch = self
+            .inner
+            .watch_of(&quota, AlertMeasure::Meter(limit.clone()), limit.window)
+            .await?;
         let (consumed, _, _) = spawn_to_completion(async move {
             inner
                 .bracket(&streams, vec![event], |store, events| async move {
-                    let consumed = store.consume_metered(&events[0], &limit).await?;
+                    let consumed = store
+                        .consume_metered(&events[0], &limit, watch.as_ref())
+                        .await?;
                     let admitted = matches!(consumed.outcome, ConsumeOutcome::Admitted { .. });
                     Ok((consumed, vec![admitted], events))
                 })

@@ -5,6 +5,7 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::alert::{AlertMark, AlertMeasure, AlertPeriod, AlertWatch};
 use crate::apikey::{ApiKey, ApiKeyId, KeyHash, LastAdmin, Role};
 use crate::error::{Error, Result};
 use crate::event::{Event, EventId, Feature, TenantId};
@@ -18,7 +19,7 @@ use crate::quota::{Quota, QuotaId, QuotaScope, QuotaSpec, UsageLimit, UsageScope
 use crate::store::{
     AmendOutcome, ConsumeOutcome, InsertOutcome, MeteredConsume, Store, StoredApiKey,
 };
-use crate::webhook::{Webhook, WebhookId, WebhookSecret};
+use crate::webhook::{Delivery, DeliveryId, DeliveryStatus, Webhook, WebhookId, WebhookSecret};
 use crate::window::Window;
 
 /// A [`Store`] that keeps everything in memory. Clones share the same data.
@@ -51,6 +52,10 @@ struct State {
     meters: BTreeMap<MeterKey, Meter>,
     /// Registration order; each with its signing secret.
     webhooks: Vec<(Webhook, WebhookSecret)>,
+    /// Placed alert marks, `(quota, tenant, period start, mark key)`, with the period's end.
+    alert_marks: HashMap<(QuotaId, TenantId, DateTime<Utc>, String), DateTime<Utc>>,
+    /// The outbox: one delivery per message and endpoint, in writing order.
+    deliveries: Vec<Delivery>,
 }
 
 /// The smallest id, so `(t, MIN_ID)` sorts before every event at `t`.
@@ -96,6 +101,51 @@ impl State {
             .filter(|e| e.counts() && scope.counts(&e.tenant_id, &e.resource, &e.feature))
             .map(|e| e.quantity)
             .sum()
+    }
+
+    /// A watch's usage now.
+    fn measure(&self, watch: &AlertWatch) -> Quantity {
+        match &watch.measure {
+            AlertMeasure::Usage(scope) => self.sum_usage(scope, watch.window),
+            AlertMeasure::Meter(limit) => self.tally(limit).usage(),
+        }
+    }
+
+    /// Places each of `marks` not placed yet, writing its message to the outbox; whether
+    /// any was placed.
+    fn place(&mut self, watch: &AlertWatch, usage: Quantity, marks: Vec<AlertMark>) -> bool {
+        let mut placed = false;
+        for mark in marks {
+            let key = (
+                watch.quota.id,
+                watch.tenant_id.clone(),
+                watch.window.start,
+                mark.key(),
+            );
+            if self.alert_marks.contains_key(&key) {
+                continue;
+            }
+            self.alert_marks.insert(key, watch.window.end);
+            placed = true;
+            let message = mark.message(&watch.subject(usage), watch.at);
+            for (hook, _) in &self.webhooks {
+                if hook.receives(message.kind) {
+                    self.deliveries.push(Delivery {
+                        id: DeliveryId::generate(),
+                        webhook_id: hook.id,
+                        message_id: message.id.clone(),
+                        kind: message.kind,
+                        status: DeliveryStatus::Pending,
+                        attempts: 0,
+                        last_status_code: None,
+                        created_at: message.created_at,
+                        delivered_at: None,
+                        payload: message.body.clone(),
+                    });
+                }
+            }
+        }
+        placed
     }
 
     fn insert(&mut self, event: &Event) -> bool {
@@ -155,6 +205,21 @@ impl Store for MemoryStore {
     async fn insert_events(&self, events: &[Event]) -> Result<InsertOutcome> {
         let mut state = self.write();
         let inserted = events.iter().map(|e| state.insert(e)).collect();
+        Ok(InsertOutcome { inserted })
+    }
+
+    async fn insert_events_watched(
+        &self,
+        events: &[Event],
+        watches: &[AlertWatch],
+    ) -> Result<InsertOutcome> {
+        let mut state = self.write();
+        let inserted = events.iter().map(|e| state.insert(e)).collect();
+        for watch in watches {
+            let usage = state.measure(watch);
+            let marks = watch.reached(usage, false);
+            state.place(watch, usage, marks);
+        }
         Ok(InsertOutcome { inserted })
     }
 
@@ -261,29 +326,46 @@ impl Store for MemoryStore {
         Ok(self.read().sum_usage(scope, window))
     }
 
-    async fn consume(&self, event: &Event, limit: &UsageLimit) -> Result<ConsumeOutcome> {
+    async fn consume(
+        &self,
+        event: &Event,
+        limit: &UsageLimit,
+        watch: Option<&AlertWatch>,
+    ) -> Result<ConsumeOutcome> {
         // One write lock over the check and the insert makes them one atomic step.
         let mut state = self.write();
         let usage = state.sum_usage(&limit.scope, limit.window);
-        if state.ids.contains_key(&event.id) {
-            return Ok(ConsumeOutcome::Duplicate { usage });
-        }
-        match usage.checked_add(event.quantity) {
-            Some(total) if total <= limit.limit => {
-                state.insert(event);
-                Ok(ConsumeOutcome::Admitted {
-                    usage_before: usage,
-                })
+        let outcome = if state.ids.contains_key(&event.id) {
+            ConsumeOutcome::Duplicate { usage }
+        } else {
+            match usage.checked_add(event.quantity) {
+                Some(total) if total <= limit.limit => {
+                    state.insert(event);
+                    ConsumeOutcome::Admitted {
+                        usage_before: usage,
+                    }
+                }
+                _ => ConsumeOutcome::Denied { usage },
             }
-            _ => Ok(ConsumeOutcome::Denied { usage }),
+        };
+        if let Some(watch) = watch
+            && let Some((usage, marks)) = watch.after_consume(outcome, event.quantity)
+        {
+            state.place(watch, usage, marks);
         }
+        Ok(outcome)
     }
 
     async fn tally_meter(&self, limit: &MeterLimit) -> Result<MeterTally> {
         Ok(self.read().tally(limit))
     }
 
-    async fn consume_metered(&self, event: &Event, limit: &MeterLimit) -> Result<MeteredConsume> {
+    async fn consume_metered(
+        &self,
+        event: &Event,
+        limit: &MeterLimit,
+        watch: Option<&AlertWatch>,
+    ) -> Result<MeteredConsume> {
         // One write lock over the tally and the insert makes them one atomic step.
         let mut state = self.write();
         let tally = state.tally(limit);
@@ -299,6 +381,11 @@ impl Store for MemoryStore {
         } else {
             ConsumeOutcome::Denied { usage }
         };
+        if let Some(watch) = watch
+            && let Some((usage, marks)) = watch.after_consume(outcome, judgement.added)
+        {
+            state.place(watch, usage, marks);
+        }
         Ok(MeteredConsume { outcome, judgement })
     }
 
@@ -473,7 +560,64 @@ impl Store for MemoryStore {
         if state.webhooks.len() == before {
             return Err(Error::NotFound(format!("webhook {id}")));
         }
+        state.deliveries.retain(|d| d.webhook_id != id);
         Ok(())
+    }
+
+    async fn record_alert(
+        &self,
+        watch: &AlertWatch,
+        mark: AlertMark,
+        usage: Option<Quantity>,
+    ) -> Result<bool> {
+        let mut state = self.write();
+        let usage = usage.unwrap_or_else(|| state.measure(watch));
+        Ok(state.place(watch, usage, vec![mark]))
+    }
+
+    async fn ended_alert_periods(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<AlertPeriod>> {
+        let state = self.read();
+        let reset = AlertMark::Reset.key();
+        let mut periods: Vec<AlertPeriod> = state
+            .alert_marks
+            .iter()
+            .filter(|(_, end)| **end <= now)
+            .filter(|((quota, tenant, start, _), _)| {
+                !state
+                    .alert_marks
+                    .contains_key(&(*quota, tenant.clone(), *start, reset.clone()))
+            })
+            .map(|((quota, tenant, start, _), end)| AlertPeriod {
+                quota_id: *quota,
+                tenant_id: tenant.clone(),
+                window: Window {
+                    start: *start,
+                    end: *end,
+                },
+            })
+            .collect();
+        periods.sort_by(|a, b| {
+            (a.window.end, a.quota_id, &a.tenant_id).cmp(&(b.window.end, b.quota_id, &b.tenant_id))
+        });
+        periods.dedup();
+        periods.truncate(limit);
+        Ok(periods)
+    }
+
+    async fn list_deliveries(&self, webhook: WebhookId, limit: usize) -> Result<Vec<Delivery>> {
+        let state = self.read();
+        Ok(state
+            .deliveries
+            .iter()
+            .rev()
+            .filter(|d| d.webhook_id == webhook)
+            .take(limit)
+            .cloned()
+            .collect())
     }
 
     async fn put_meter(

@@ -332,6 +332,103 @@ impl Webhook {
     }
 }
 
+/// A delivery's identifier: one message to one endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DeliveryId(pub uuid::Uuid);
+
+impl DeliveryId {
+    /// A new random (time-ordered) id.
+    #[must_use]
+    pub fn generate() -> Self {
+        DeliveryId(uuid::Uuid::now_v7())
+    }
+}
+
+impl fmt::Display for DeliveryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::str::FromStr for DeliveryId {
+    type Err = uuid::Error;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        s.parse().map(DeliveryId)
+    }
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    /// Not yet answered with a 2xx; retried until it is or it is too old.
+    Pending,
+    /// The endpoint answered with a 2xx.
+    Delivered,
+    /// Given up: too old, or the endpoint answered `410 Gone`.
+    Failed,
+}
+
+impl DeliveryStatus {
+    /// The wire name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Failed => "failed",
+        }
+    }
+}
+
+impl std::str::FromStr for DeliveryStatus {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "pending" => Ok(DeliveryStatus::Pending),
+            "delivered" => Ok(DeliveryStatus::Delivered),
+            "failed" => Ok(DeliveryStatus::Failed),
+            _ => Err("must be one of pending, delivered, failed".into()),
+        }
+    }
+}
+
+/// One message to one endpoint, and how its sending went. Its JSON form (an item of
+/// `GET /v1/meter/webhooks/{id}/deliveries`) leaves out the endpoint and the payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Delivery {
+    /// Identifier.
+    pub id: DeliveryId,
+    /// The endpoint.
+    #[serde(skip_serializing)]
+    pub webhook_id: WebhookId,
+    /// The message (its `webhook-id` header and payload `id`).
+    pub message_id: String,
+    /// The message's type.
+    #[serde(rename = "type")]
+    pub kind: AlertKind,
+    /// Where it stands.
+    pub status: DeliveryStatus,
+    /// How many times it was sent.
+    pub attempts: u32,
+    /// The HTTP status of the last attempt (none when it got no answer).
+    pub last_status_code: Option<u16>,
+    /// When the message was written.
+    #[serde(with = "crate::time::rfc3339")]
+    pub created_at: DateTime<Utc>,
+    /// When the endpoint answered with a 2xx.
+    #[serde(with = "crate::time::rfc3339::option")]
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// The JSON payload sent.
+    #[serde(skip_serializing)]
+    pub payload: String,
+}
+
 /// An endpoint's signing secret: `whsec_` and the base64 of 32 random bytes.
 ///
 /// Its `Debug` form hides it; it is shown once, when the endpoint is registered.

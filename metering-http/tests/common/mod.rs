@@ -272,9 +272,47 @@ impl Store for SwitchStore {
         fail(&self.mode)?;
         self.inner.sum_usage(scope, window).await
     }
-    async fn consume(&self, event: &Event, limit: &UsageLimit) -> Result<ConsumeOutcome> {
+    async fn consume(
+        &self,
+        event: &Event,
+        limit: &UsageLimit,
+        watch: Option<&metering_core::AlertWatch>,
+    ) -> Result<ConsumeOutcome> {
         fail(&self.mode)?;
-        self.inner.consume(event, limit).await
+        self.inner.consume(event, limit, watch).await
+    }
+    async fn insert_events_watched(
+        &self,
+        events: &[Event],
+        watches: &[metering_core::AlertWatch],
+    ) -> Result<InsertOutcome> {
+        fail(&self.mode)?;
+        self.inner.insert_events_watched(events, watches).await
+    }
+    async fn record_alert(
+        &self,
+        watch: &metering_core::AlertWatch,
+        mark: metering_core::AlertMark,
+        usage: Option<Quantity>,
+    ) -> Result<bool> {
+        fail(&self.mode)?;
+        self.inner.record_alert(watch, mark, usage).await
+    }
+    async fn ended_alert_periods(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<metering_core::AlertPeriod>> {
+        fail(&self.mode)?;
+        self.inner.ended_alert_periods(now, limit).await
+    }
+    async fn list_deliveries(
+        &self,
+        webhook: metering_core::WebhookId,
+        limit: usize,
+    ) -> Result<Vec<metering_core::Delivery>> {
+        fail(&self.mode)?;
+        self.inner.list_deliveries(webhook, limit).await
     }
     async fn tally_meter(
         &self,
@@ -287,9 +325,10 @@ impl Store for SwitchStore {
         &self,
         event: &Event,
         limit: &metering_core::MeterLimit,
+        watch: Option<&metering_core::AlertWatch>,
     ) -> Result<metering_core::MeteredConsume> {
         fail(&self.mode)?;
-        self.inner.consume_metered(event, limit).await
+        self.inner.consume_metered(event, limit, watch).await
     }
     async fn upsert_quota(&self, spec: &QuotaSpec, now: DateTime<Utc>) -> Result<Quota> {
         fail(&self.mode)?;

@@ -139,22 +139,41 @@ metering_core::forward_store! {
         list_events, event, replacement_of, aggregate, tally_meter, sum_usage, upsert_quota,
         list_quotas, quota, quota_candidates, delete_quota, insert_api_key, api_key_by_hash,
         list_api_keys, api_key, revoke_api_key, record_key_usage, list_meters, meter,
-        delete_meter, query_meter, insert_webhook, list_webhooks, webhook, delete_webhook, health,
+        delete_meter, query_meter, insert_webhook, list_webhooks, webhook, delete_webhook, record_alert, ended_alert_periods, list_deliveries, health,
     ];
+
+    async fn insert_events_watched(
+        &self,
+        events: &[Event],
+        watches: &[metering_core::AlertWatch],
+    ) -> Result<InsertOutcome> {
+        self.fold_step().await?;
+        self.compacted(self.0.insert_events_watched(events, watches).await).await
+    }
 
     async fn insert_events(&self, events: &[Event]) -> Result<InsertOutcome> {
         self.fold_step().await?;
         self.compacted(self.0.insert_events(events).await).await
     }
 
-    async fn consume(&self, event: &Event, limit: &UsageLimit) -> Result<ConsumeOutcome> {
+    async fn consume(
+        &self,
+        event: &Event,
+        limit: &UsageLimit,
+        watch: Option<&metering_core::AlertWatch>,
+    ) -> Result<ConsumeOutcome> {
         self.fold_step().await?;
-        self.compacted(self.0.consume(event, limit).await).await
+        self.compacted(self.0.consume(event, limit, watch).await).await
     }
 
-    async fn consume_metered(&self, event: &Event, limit: &MeterLimit) -> Result<MeteredConsume> {
+    async fn consume_metered(
+        &self,
+        event: &Event,
+        limit: &MeterLimit,
+        watch: Option<&metering_core::AlertWatch>,
+    ) -> Result<MeteredConsume> {
         self.fold_step().await?;
-        self.compacted(self.0.consume_metered(event, limit).await).await
+        self.compacted(self.0.consume_metered(event, limit, watch).await).await
     }
 
     async fn void_event(

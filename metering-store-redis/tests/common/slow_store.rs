@@ -28,8 +28,19 @@ metering_core::forward_store! {
         list_events, event, replacement_of, void_event, amend_event, aggregate, tally_meter, consume_metered, upsert_quota, list_quotas, quota, quota_candidates,
         delete_quota, insert_api_key, api_key_by_hash, list_api_keys, api_key, revoke_api_key,
         record_key_usage, put_meter, list_meters, meter, delete_meter,
-        query_meter, insert_webhook, list_webhooks, webhook, delete_webhook, health,
+        query_meter, insert_webhook, list_webhooks, webhook, delete_webhook, record_alert, ended_alert_periods, list_deliveries, health,
     ];
+
+    async fn insert_events_watched(
+        &self,
+        events: &[Event],
+        watches: &[metering_core::AlertWatch],
+    ) -> Result<InsertOutcome> {
+        self.pause().await;
+        let outcome = self.inner.insert_events_watched(events, watches).await;
+        self.pause().await;
+        outcome
+    }
 
     async fn insert_events(&self, events: &[Event]) -> Result<InsertOutcome> {
         self.pause().await;
@@ -45,8 +56,13 @@ metering_core::forward_store! {
         usage
     }
 
-    async fn consume(&self, event: &Event, limit: &UsageLimit) -> Result<ConsumeOutcome> {
-        let outcome = self.inner.consume(event, limit).await;
+    async fn consume(
+        &self,
+        event: &Event,
+        limit: &UsageLimit,
+        watch: Option<&metering_core::AlertWatch>,
+    ) -> Result<ConsumeOutcome> {
+        let outcome = self.inner.consume(event, limit, watch).await;
         self.pause().await;
         outcome
     }

@@ -126,13 +126,13 @@ pub async fn consume_retry_with_same_id_counts_once<S: Store + Clone>(store: S) 
         limit: qty("10"),
     };
     assert_eq!(
-        store.consume(&e, &limit).await.expect("consume"),
+        store.consume(&e, &limit, None).await.expect("consume"),
         ConsumeOutcome::Admitted {
             usage_before: qty("4")
         }
     );
     assert_eq!(
-        store.consume(&e, &limit).await.expect("consume"),
+        store.consume(&e, &limit, None).await.expect("consume"),
         ConsumeOutcome::Duplicate { usage: qty("5") }
     );
     let big = event(
@@ -144,7 +144,7 @@ pub async fn consume_retry_with_same_id_counts_once<S: Store + Clone>(store: S) 
         now(),
     );
     assert_eq!(
-        store.consume(&big, &limit).await.expect("consume"),
+        store.consume(&big, &limit, None).await.expect("consume"),
         ConsumeOutcome::Denied { usage: qty("5") }
     );
 }

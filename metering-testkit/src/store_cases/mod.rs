@@ -21,6 +21,7 @@ use crate::fixtures::{Namespace, at, engine, event, feature, now, qty, resource,
 use crate::recount;
 
 mod aggregate;
+mod alerts;
 mod api_keys;
 mod consume;
 mod corrections;
@@ -31,6 +32,7 @@ mod quotas;
 mod webhooks;
 
 pub use aggregate::*;
+pub use alerts::*;
 pub use api_keys::*;
 pub use consume::*;
 pub use corrections::*;

@@ -1,0 +1,171 @@
+//! Alert marks and the webhook outbox, written in the transaction of the write that reached
+//! them (see `metering_core::alert`).
+
+use metering_core::{
+    AlertMark, AlertMeasure, AlertPeriod, AlertWatch, Delivery, DeliveryId, DeliveryStatus,
+    Quantity, TenantId, WebhookId, Window,
+};
+use rusqlite::{Connection, params};
+
+use crate::codec::{instant, micros};
+use crate::error::{DbResult, SqliteError};
+use crate::{aggregate, meters};
+
+/// A watch's usage, as `conn` (the write transaction) sees it.
+pub(crate) fn measure(conn: &Connection, watch: &AlertWatch) -> DbResult<Quantity> {
+    match &watch.measure {
+        AlertMeasure::Usage(scope) => aggregate::sum_usage(conn, scope, watch.window),
+        AlertMeasure::Meter(limit) => Ok(meters::tally(conn, limit)?.usage()),
+    }
+}
+
+/// Measures each watch and places the marks its usage reached.
+pub(crate) fn watch_all(conn: &Connection, watches: &[AlertWatch]) -> DbResult<()> {
+    for watch in watches {
+        let usage = measure(conn, watch)?;
+        place(conn, watch, usage, watch.reached(usage, false))?;
+    }
+    Ok(())
+}
+
+/// Places each of `marks` not placed yet, writing its message with one pending delivery per
+/// endpoint that receives its type; whether any was placed. `conn` holds the write lock.
+pub(crate) fn place(
+    conn: &Connection,
+    watch: &AlertWatch,
+    usage: Quantity,
+    marks: Vec<AlertMark>,
+) -> DbResult<bool> {
+    let mut placed = false;
+    for mark in marks {
+        let new =
+            conn.prepare_cached(
+                "INSERT INTO alert_marks (quota_id, tenant_id, period_start, mark, period_end,
+                     created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![
+                watch.quota.id.to_string(),
+                watch.tenant_id.as_str(),
+                micros(watch.window.start),
+                mark.key(),
+                micros(watch.window.end),
+                micros(watch.at),
+            ])? == 1;
+        if !new {
+            continue;
+        }
+        placed = true;
+        let message = mark.message(&watch.subject(usage), watch.at);
+        let receivers: Vec<String> = {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, events FROM webhooks WHERE disabled_at IS NULL ORDER BY id",
+            )?;
+            let rows =
+                stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+            let mut ids = Vec::new();
+            for row in rows {
+                let (id, events) = row?;
+                if events.split(',').any(|e| e == message.kind.as_str()) {
+                    ids.push(id);
+                }
+            }
+            ids
+        };
+        let mut insert = conn.prepare_cached(
+            "INSERT INTO webhook_deliveries (id, webhook_id, message_id, type, payload, status,
+                 created_at, next_attempt_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?6)",
+        )?;
+        for webhook in receivers {
+            insert.execute(params![
+                DeliveryId::generate().to_string(),
+                webhook,
+                message.id,
+                message.kind.as_str(),
+                message.body,
+                micros(message.created_at),
+            ])?;
+        }
+    }
+    Ok(placed)
+}
+
+/// Periods with marks that ended at or before `now` without a reset, of quotas that still
+/// exist, the earliest ending first.
+pub(crate) fn ended_periods(
+    conn: &Connection,
+    now: i64,
+    limit: usize,
+) -> DbResult<Vec<AlertPeriod>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT m.quota_id, m.tenant_id, m.period_start, m.period_end
+         FROM alert_marks m
+         WHERE m.period_end <= ?1
+           AND EXISTS (SELECT 1 FROM quotas q WHERE q.id = m.quota_id)
+           AND NOT EXISTS (SELECT 1 FROM alert_marks r
+                           WHERE r.quota_id = m.quota_id AND r.tenant_id = m.tenant_id
+                             AND r.period_start = m.period_start AND r.mark = 'reset')
+         GROUP BY m.quota_id, m.tenant_id, m.period_start
+         ORDER BY m.period_end, m.quota_id, m.tenant_id
+         LIMIT ?2",
+    )?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut rows = stmt.query(params![now, limit])?;
+    let mut periods = Vec::new();
+    while let Some(row) = rows.next()? {
+        let quota: String = row.get(0)?;
+        periods.push(AlertPeriod {
+            quota_id: quota
+                .parse()
+                .map_err(|_| SqliteError::Corrupt(format!("alert mark quota `{quota}`")))?,
+            tenant_id: TenantId::from_trusted(row.get::<_, String>(1)?),
+            window: Window {
+                start: instant(row.get(2)?),
+                end: instant(row.get(3)?),
+            },
+        });
+    }
+    Ok(periods)
+}
+
+/// The latest deliveries to `webhook`, newest first.
+pub(crate) fn deliveries(
+    conn: &Connection,
+    webhook: WebhookId,
+    limit: usize,
+) -> DbResult<Vec<Delivery>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, message_id, type, status, attempts, last_status_code, created_at,
+                delivered_at, payload
+         FROM webhook_deliveries WHERE webhook_id = ?1
+         ORDER BY rowid DESC LIMIT ?2",
+    )?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut rows = stmt.query(params![webhook.to_string(), limit])?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let id: String = row.get(0)?;
+        let corrupt = |what: &str| SqliteError::Corrupt(format!("delivery {id}: {what}"));
+        let kind: String = row.get(2)?;
+        let status: String = row.get(3)?;
+        out.push(Delivery {
+            id: id.parse().map_err(|_| corrupt("id"))?,
+            webhook_id: webhook,
+            message_id: row.get(1)?,
+            kind: kind.parse().map_err(|_| corrupt("type"))?,
+            status: status
+                .parse::<DeliveryStatus>()
+                .map_err(|_| corrupt("status"))?,
+            attempts: u32::try_from(row.get::<_, i64>(4)?).map_err(|_| corrupt("attempts"))?,
+            last_status_code: row
+                .get::<_, Option<i64>>(5)?
+                .map(|c| u16::try_from(c).map_err(|_| corrupt("status code")))
+                .transpose()?,
+            created_at: instant(row.get(6)?),
+            delivered_at: row.get::<_, Option<i64>>(7)?.map(instant),
+            payload: row.get(8)?,
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,342 @@
+//! Alerts: marks placed once per quota, tenant, period and threshold, in the transaction of
+//! the write that reached them, with their messages in the outbox.
+//!
+//! Cases:
+//! - [`alerts_fire_once_per_period_and_mark`]
+//! - [`refused_checks_and_meter_quotas_alert`]
+//! - [`concurrent_writes_place_each_mark_once`]
+
+use metering_core::{
+    Aggregation, AlertKind, CreatedWebhook, Delivery, DeliveryStatus, MeterCheck, MeterFilter,
+    MeterKey, MeterSpec, NewWebhook, Threshold,
+};
+use serde_json::Value;
+
+use super::*;
+
+/// The messages delivered to `hook`, oldest first, as `(type, payload)`.
+async fn messages<S: Store>(store: &S, hook: &CreatedWebhook) -> Vec<(AlertKind, Value)> {
+    let mut deliveries: Vec<Delivery> = store
+        .list_deliveries(hook.webhook.id, 1000)
+        .await
+        .expect("deliveries");
+    deliveries.reverse();
+    deliveries
+        .into_iter()
+        .map(|d| {
+            assert_eq!(d.status, DeliveryStatus::Pending);
+            assert_eq!(d.attempts, 0);
+            let payload: Value = serde_json::from_str(&d.payload).expect("a JSON payload");
+            assert_eq!(payload["id"], d.message_id.as_str());
+            assert_eq!(payload["type"], d.kind.as_str());
+            (d.kind, payload)
+        })
+        .collect()
+}
+
+/// `(type, threshold, usage)` of each message, usage as its literal text.
+fn summary(messages: &[(AlertKind, Value)]) -> Vec<(AlertKind, Value, String)> {
+    messages
+        .iter()
+        .map(|(kind, p)| {
+            (
+                *kind,
+                p["data"]["threshold"].clone(),
+                p["data"]["usage"].to_string(),
+            )
+        })
+        .collect()
+}
+
+async fn hook(engine: &Metering, events: &[AlertKind]) -> CreatedWebhook {
+    engine
+        .create_webhook(
+            NewWebhook::new("http://127.0.0.1:9/hooks")
+                .expect("url")
+                .with_events(events.iter().copied()),
+        )
+        .await
+        .expect("webhook")
+}
+
+/// Thresholds, percent and absolute, fire once when ingest or consume first reaches them;
+/// `quota.exceeded` once at the limit; nothing repeats in the period; the next period starts
+/// over; `quota.reset` follows the end of a period with alerts, once; an endpoint receives
+/// only its types.
+pub async fn alerts_fire_once_per_period_and_mark<S: Store + Clone>(store: S) {
+    let ns = Namespace::new();
+    let t = ns.tenant("a");
+    let (engine, clock) = engine(&store);
+    let all = hook(&engine, &AlertKind::ALL).await;
+    let exceeded_only = hook(&engine, &[AlertKind::Exceeded]).await;
+    let quota = engine
+        .upsert_quota(
+            QuotaSpec::new(
+                QuotaScope::Tenant(t.clone()),
+                feature("calls"),
+                qty("100"),
+                QuotaPeriod::Monthly,
+            )
+            .with_thresholds(vec![Threshold::Percent(50), Threshold::Usage(qty("75.5"))]),
+        )
+        .await
+        .expect("quota");
+    let ingest = |q: &'static str| {
+        let (engine, t) = (engine.clone(), t.clone());
+        async move {
+            engine
+                .ingest(vec![
+                    NewEvent::new(t.as_str(), "api", "calls").with_quantity(qty(q)),
+                ])
+                .await
+                .expect("ingest");
+        }
+    };
+    ingest("49.999999999").await;
+    assert!(messages(&store, &all).await.is_empty());
+    ingest("0.000000001").await;
+    ingest("10").await;
+    ingest("15.5").await;
+    ingest("5").await;
+    let consume = |q: &'static str| {
+        let (engine, t) = (engine.clone(), t.clone());
+        async move {
+            engine
+                .validate(
+                    ValidateRequest::new(t.clone(), feature("calls"))
+                        .with_resource(resource("api"))
+                        .with_quantity(qty(q))
+                        .consuming(),
+                )
+                .await
+                .expect("consume")
+        }
+    };
+    assert!(consume("19.5").await.allowed);
+    assert!(!consume("1").await.allowed, "over the limit");
+    assert!(
+        !engine
+            .validate(ValidateRequest::new(t.clone(), feature("calls")))
+            .await
+            .expect("check")
+            .allowed
+    );
+    ingest("3").await;
+    assert_eq!(
+        summary(&messages(&store, &all).await),
+        vec![
+            (
+                AlertKind::Threshold,
+                json!({"percent": 50}),
+                "50".to_owned()
+            ),
+            (
+                AlertKind::Threshold,
+                json!({"usage": 75.5}),
+                "75.5".to_owned()
+            ),
+            (AlertKind::Exceeded, Value::Null, "100".to_owned()),
+        ]
+    );
+    let first = &messages(&store, &all).await[0].1;
+    assert_eq!(first["data"]["tenant_id"], t.as_str());
+    assert_eq!(first["data"]["quota_id"], quota.id.to_string());
+    assert_eq!(first["data"]["feature"], "calls");
+    assert_eq!(first["data"]["resource"], Value::Null);
+    assert_eq!(first["data"]["limit"], 100);
+    assert_eq!(first["data"]["period_start"], "2025-11-01T00:00:00Z");
+    assert_eq!(first["data"]["period_end"], "2025-12-01T00:00:00Z");
+    assert_eq!(
+        summary(&messages(&store, &exceeded_only).await),
+        vec![(AlertKind::Exceeded, Value::Null, "100".to_owned())]
+    );
+
+    assert_eq!(engine.fire_resets().await.expect("resets"), 0, "not ended");
+    clock.set(at("2025-12-02T08:00:00Z"));
+    ingest("60").await;
+    assert_eq!(engine.fire_resets().await.expect("resets"), 1);
+    assert_eq!(engine.fire_resets().await.expect("resets"), 0, "once");
+    let after = summary(&messages(&store, &all).await);
+    assert_eq!(after.len(), 5, "{after:?}");
+    assert_eq!(
+        after[3],
+        (
+            AlertKind::Threshold,
+            json!({"percent": 50}),
+            "60".to_owned()
+        ),
+        "a new period starts over"
+    );
+    assert_eq!(after[4].0, AlertKind::Reset);
+    assert_eq!(after[4].2, "103", "the ended period's usage");
+    let reset = &messages(&store, &all).await[4].1;
+    assert_eq!(reset["data"]["period_end"], "2025-12-01T00:00:00Z");
+    assert_eq!(reset["data"]["threshold"], Value::Null);
+    assert_eq!(messages(&store, &exceeded_only).await.len(), 1);
+
+    engine
+        .delete_webhook(exceeded_only.webhook.id)
+        .await
+        .expect("delete");
+    assert!(
+        store
+            .list_deliveries(exceeded_only.webhook.id, 10)
+            .await
+            .expect("deliveries")
+            .is_empty()
+    );
+}
+
+/// A refused check sends `quota.exceeded` once; a meter quota's thresholds fire on the
+/// meter's value; with no endpoint nothing is written, and an endpoint registered later
+/// hears of a threshold at the next usage that counts.
+pub async fn refused_checks_and_meter_quotas_alert<S: Store + Clone>(store: S) {
+    let ns = Namespace::new();
+    let t = ns.tenant("a");
+    let (engine, _) = engine(&store);
+    engine
+        .upsert_quota(
+            QuotaSpec::new(
+                QuotaScope::AllTenants,
+                feature("exports"),
+                qty("10"),
+                QuotaPeriod::Daily,
+            )
+            .with_alert_threshold(0),
+        )
+        .await
+        .expect("quota");
+    let logins = MeterKey::new("logins").expect("key");
+    engine
+        .define_meter(
+            &logins,
+            &MeterSpec::new(Aggregation::Count).filter(MeterFilter {
+                feature: vec![feature("login")],
+                ..MeterFilter::default()
+            }),
+        )
+        .await
+        .expect("meter");
+    engine
+        .upsert_quota(
+            QuotaSpec::on_meter(
+                QuotaScope::AllTenants,
+                logins.clone(),
+                qty("4"),
+                QuotaPeriod::Monthly,
+            )
+            .with_thresholds(vec![Threshold::Percent(50)]),
+        )
+        .await
+        .expect("meter quota");
+    let login = |n: usize| {
+        (0..n)
+            .map(|_| NewEvent::new(t.as_str(), "app", "login"))
+            .collect::<Vec<_>>()
+    };
+    engine.ingest(login(2)).await.expect("no endpoint yet");
+    let hook = hook(&engine, &AlertKind::ALL).await;
+    assert!(messages(&store, &hook).await.is_empty());
+    engine.ingest(login(1)).await.expect("ingest");
+    let refused = engine
+        .validate(ValidateRequest::new(t.clone(), feature("exports")).with_quantity(qty("10.5")))
+        .await
+        .expect("check");
+    assert!(!refused.allowed);
+    engine
+        .validate(ValidateRequest::new(t.clone(), feature("exports")).with_quantity(qty("11")))
+        .await
+        .expect("check");
+    engine.ingest(login(1)).await.expect("ingest");
+    let over = engine
+        .check_meter(MeterCheck::new(t.clone(), logins.clone()))
+        .await
+        .expect("meter check");
+    assert!(!over.allowed);
+    let got = messages(&store, &hook).await;
+    assert_eq!(
+        summary(&got),
+        vec![
+            (AlertKind::Threshold, json!({"percent": 50}), "3".to_owned()),
+            (AlertKind::Exceeded, Value::Null, "0".to_owned()),
+            (AlertKind::Exceeded, Value::Null, "4".to_owned()),
+        ]
+    );
+    assert_eq!(got[0].1["data"]["meter"], "logins");
+    assert_eq!(got[0].1["data"].get("feature"), None);
+    assert_eq!(got[1].1["data"]["feature"], "exports");
+    assert_eq!(
+        got[1].1["data"]["tenant_id"],
+        t.as_str(),
+        "a default quota counts each tenant"
+    );
+}
+
+/// Writes racing through two engines over one store place every mark exactly once.
+pub async fn concurrent_writes_place_each_mark_once<S: Store + Clone>(store: S) {
+    let ns = Namespace::new();
+    let t = ns.tenant("a");
+    let (first, _) = engine(&store);
+    let (second, _) = engine(&store);
+    let hook = hook(&first, &AlertKind::ALL).await;
+    first
+        .upsert_quota(
+            QuotaSpec::new(
+                QuotaScope::Tenant(t.clone()),
+                feature("calls"),
+                qty("40"),
+                QuotaPeriod::Monthly,
+            )
+            .with_thresholds(vec![
+                Threshold::Percent(25),
+                Threshold::Percent(50),
+                Threshold::Usage(qty("30")),
+            ]),
+        )
+        .await
+        .expect("quota");
+    let mut tasks = Vec::new();
+    for i in 0..48 {
+        let engine = if i % 2 == 0 {
+            first.clone()
+        } else {
+            second.clone()
+        };
+        let t = t.clone();
+        tasks.push(tokio::spawn(async move {
+            if i % 3 == 0 {
+                engine
+                    .validate(
+                        ValidateRequest::new(t.clone(), feature("calls"))
+                            .with_resource(resource("api"))
+                            .consuming(),
+                    )
+                    .await
+                    .map(|_| ())
+            } else {
+                engine
+                    .ingest(vec![NewEvent::new(t.as_str(), "api", "calls")])
+                    .await
+                    .map(|_| ())
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("task").expect("write");
+    }
+    let mut kinds: Vec<(AlertKind, Value)> = messages(&store, &hook)
+        .await
+        .into_iter()
+        .map(|(k, p)| (k, p["data"]["threshold"].clone()))
+        .collect();
+    kinds.sort_by_key(|(k, t)| (*k, t.to_string()));
+    assert_eq!(
+        kinds,
+        vec![
+            (AlertKind::Threshold, json!({"percent": 25})),
+            (AlertKind::Threshold, json!({"percent": 50})),
+            (AlertKind::Threshold, json!({"usage": 30})),
+            (AlertKind::Exceeded, Value::Null),
+        ]
+    );
+}
