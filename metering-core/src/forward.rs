@@ -28,7 +28,8 @@
 ///               list_api_keys, api_key, revoke_api_key, record_key_usage, put_meter,
 ///               list_meters, meter, delete_meter, query_meter, insert_webhook,
 ///               list_webhooks, webhook, delete_webhook, insert_events_watched,
-///               record_alert, ended_alert_periods, list_deliveries, health];
+///               record_alert, ended_alert_periods, list_deliveries, claim_deliveries,
+///               finish_delivery, retry_delivery, delivery_counts, health];
 ///
 ///     async fn insert_events(&self, events: &[Event]) -> Result<InsertOutcome> {
 ///         let outcome = self.inner.insert_events(events).await?;
@@ -305,6 +306,34 @@ macro_rules! forward_store {
         $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
             async fn list_deliveries(&self, webhook: $crate::WebhookId, limit: usize) -> $crate::Result<::std::vec::Vec<$crate::Delivery>> {
                 self.$($inner)+.list_deliveries(webhook, limit).await
+            }
+        ] $($body)*);
+    };
+    (@munch $gen:tt $ty:tt [$($inner:tt)+] [claim_deliveries $($rest:ident)*] [$($acc:tt)*] $($body:tt)*) => {
+        $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
+            async fn claim_deliveries(&self, now: $crate::__chrono::DateTime<$crate::__chrono::Utc>, lease_until: $crate::__chrono::DateTime<$crate::__chrono::Utc>, limit: usize) -> $crate::Result<::std::vec::Vec<$crate::DueDelivery>> {
+                self.$($inner)+.claim_deliveries(now, lease_until, limit).await
+            }
+        ] $($body)*);
+    };
+    (@munch $gen:tt $ty:tt [$($inner:tt)+] [finish_delivery $($rest:ident)*] [$($acc:tt)*] $($body:tt)*) => {
+        $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
+            async fn finish_delivery(&self, id: $crate::DeliveryId, attempt: $crate::Attempt, at: $crate::__chrono::DateTime<$crate::__chrono::Utc>) -> $crate::Result<()> {
+                self.$($inner)+.finish_delivery(id, attempt, at).await
+            }
+        ] $($body)*);
+    };
+    (@munch $gen:tt $ty:tt [$($inner:tt)+] [retry_delivery $($rest:ident)*] [$($acc:tt)*] $($body:tt)*) => {
+        $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
+            async fn retry_delivery(&self, webhook: $crate::WebhookId, id: $crate::DeliveryId, now: $crate::__chrono::DateTime<$crate::__chrono::Utc>) -> $crate::Result<$crate::Delivery> {
+                self.$($inner)+.retry_delivery(webhook, id, now).await
+            }
+        ] $($body)*);
+    };
+    (@munch $gen:tt $ty:tt [$($inner:tt)+] [delivery_counts $($rest:ident)*] [$($acc:tt)*] $($body:tt)*) => {
+        $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
+            async fn delivery_counts(&self) -> $crate::Result<$crate::DeliveryCounts> {
+                self.$($inner)+.delivery_counts().await
             }
         ] $($body)*);
     };

@@ -40,7 +40,8 @@
 //! use async_trait::async_trait;
 //! use chrono::{DateTime, Utc};
 //! use metering_core::{
-//!     AlertMark, AlertPeriod, AlertWatch, Delivery, AggregateQuery, AggregateRow, AmendOutcome, ApiKey, ApiKeyId, ConsumeOutcome, Event,
+//!     AlertMark, AlertPeriod, AlertWatch, Attempt, Delivery, DeliveryCounts, DeliveryId,
+//!     DueDelivery, AggregateQuery, AggregateRow, AmendOutcome, ApiKey, ApiKeyId, ConsumeOutcome, Event,
 //!     EventId, EventPage,
 //!     EventQuery, Feature, InsertOutcome, KeyHash, LastAdmin, MemoryStore, Meter, MeterKey,
 //!     MeterLimit, MeterQuery, MeterReport, MeterSpec, MeterTally, MeteredConsume, Quantity,
@@ -184,6 +185,21 @@
 //!     }
 //!     async fn list_deliveries(&self, id: WebhookId, limit: usize) -> Result<Vec<Delivery>> {
 //!         self.inner.list_deliveries(id, limit).await
+//!     }
+//!     async fn claim_deliveries(&self, now: DateTime<Utc>, until: DateTime<Utc>, limit: usize)
+//!     -> Result<Vec<DueDelivery>> {
+//!         self.inner.claim_deliveries(now, until, limit).await
+//!     }
+//!     async fn finish_delivery(&self, id: DeliveryId, a: Attempt, at: DateTime<Utc>)
+//!     -> Result<()> {
+//!         self.inner.finish_delivery(id, a, at).await
+//!     }
+//!     async fn retry_delivery(&self, w: WebhookId, id: DeliveryId, now: DateTime<Utc>)
+//!     -> Result<Delivery> {
+//!         self.inner.retry_delivery(w, id, now).await
+//!     }
+//!     async fn delivery_counts(&self) -> Result<DeliveryCounts> {
+//!         self.inner.delivery_counts().await
 //!     }
 //!     async fn health(&self) -> Result<()> {
 //!         self.inner.health().await

@@ -103,8 +103,8 @@ pub use quota::{
 pub use redact::redact_url;
 pub use store::{AmendOutcome, ConsumeOutcome, InsertOutcome, MeteredConsume, Store, StoredApiKey};
 pub use webhook::{
-    AlertKind, CreatedWebhook, Delivery, DeliveryId, DeliveryStatus, NewWebhook, Webhook,
-    WebhookId, WebhookSecret,
+    AlertKind, Attempt, AttemptRecord, CreatedWebhook, Delivery, DeliveryCounts, DeliveryId,
+    DeliveryStatus, DueDelivery, NewWebhook, Webhook, WebhookId, WebhookSecret,
 };
 pub use window::{Granularity, QuotaPeriod, Window, WindowType, parse_tz};
 

@@ -15,7 +15,9 @@ use crate::meter::{
 use crate::quantity::Quantity;
 use crate::query::{AggregateQuery, AggregateRow, EventPage, EventQuery};
 use crate::quota::{Quota, QuotaId, QuotaScope, QuotaSpec, UsageLimit, UsageScope};
-use crate::webhook::{Delivery, Webhook, WebhookId, WebhookSecret};
+use crate::webhook::{
+    Attempt, Delivery, DeliveryCounts, DeliveryId, DueDelivery, Webhook, WebhookId, WebhookSecret,
+};
 use crate::window::Window;
 
 /// What [`Store::insert_events`] did with each event of a batch.
@@ -470,6 +472,60 @@ pub trait Store: Send + Sync + Debug + 'static {
     ///
     /// [`crate::Error::Unavailable`] when the store cannot be reached.
     async fn list_deliveries(&self, webhook: WebhookId, limit: usize) -> Result<Vec<Delivery>>;
+
+    /// Takes up to `limit` pending deliveries due at `now` to active endpoints, oldest
+    /// first, and leases them until `lease_until`: until then no other call returns them.
+    ///
+    /// # Behavior
+    ///
+    /// - A delivery is due when its next attempt time has come and no lease on it runs.
+    /// - Concurrent calls, through any number of handles or processes, never return the
+    ///   same delivery while its lease runs.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Unavailable`] when the store cannot be reached.
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<DueDelivery>>;
+
+    /// Records how an attempt at a pending delivery ended, at `at`: one more attempt, its
+    /// status code, the new state; the lease ends. [`Attempt::Gone`] also disables the
+    /// endpoint. A delivery no longer pending (retried by hand meanwhile, or deleted) is
+    /// left as it is.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Unavailable`] when the store cannot be reached.
+    async fn finish_delivery(
+        &self,
+        id: DeliveryId,
+        attempt: Attempt,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// Makes a delivery of `webhook` pending again, due at `now`, whatever its state; the
+    /// delivery as it is now. The message keeps its id.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::NotFound`] when `webhook` has no such delivery.
+    async fn retry_delivery(
+        &self,
+        webhook: WebhookId,
+        id: DeliveryId,
+        now: DateTime<Utc>,
+    ) -> Result<Delivery>;
+
+    /// How many deliveries are in each state.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Unavailable`] when the store cannot be reached.
+    async fn delivery_counts(&self) -> Result<DeliveryCounts>;
 
     /// Creates or replaces the meter `key`.
     ///

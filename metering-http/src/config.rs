@@ -61,6 +61,8 @@ pub struct ServerConfig {
     pub cache_mib: u32,
     /// Browser origins allowed to call the API (default none: no CORS headers).
     pub cors: CorsConfig,
+    /// How alerts are sent to webhook endpoints (timeouts, retries, concurrency).
+    pub webhooks: crate::WebhookConfig,
 }
 
 /// A per-API-key rate limit: a token bucket refilled at `per_second`, holding `burst`.
@@ -97,6 +99,7 @@ impl Default for ServerConfig {
             request_timeout: Duration::from_secs(30),
             cache_mib: 32,
             cors: CorsConfig::default(),
+            webhooks: crate::WebhookConfig::default(),
             max_concurrent_reads: std::thread::available_parallelism()
                 .map_or(1, |n| n.get() / 2)
                 .max(1),
@@ -105,6 +108,13 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
+    /// Sets how alerts are sent to webhook endpoints.
+    #[must_use]
+    pub fn with_webhooks(mut self, webhooks: crate::WebhookConfig) -> Self {
+        self.webhooks = webhooks;
+        self
+    }
+
     /// Sets how long a request waits for a PostgreSQL connection or a heavy-read slot.
     #[must_use]
     pub fn with_request_timeout(mut self, timeout: Duration) -> Self {

@@ -9,11 +9,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use metering_core::{
     AggregateQuery, AggregateRow, AlertMark, AlertPeriod, AlertWatch, AmendOutcome, ApiKey,
-    ApiKeyId, ConsumeOutcome, CounterKey, Delivery, Event, EventId, EventPage, EventQuery, Feature,
-    Ingested, InsertOutcome, KeyHash, LastAdmin, Meter, MeterKey, MeterLimit, MeterQuery,
-    MeterReport, MeterSpec, MeterTally, MeteredConsume, Quantity, Quota, QuotaCache, QuotaId,
-    QuotaScope, QuotaSpec, RebuildToken, Result, Store, StoredApiKey, TenantId, UsageLimit,
-    UsageScope, UsageStream, Webhook, WebhookId, WebhookSecret, Window,
+    ApiKeyId, Attempt, ConsumeOutcome, CounterKey, Delivery, DeliveryCounts, DeliveryId,
+    DueDelivery, Event, EventId, EventPage, EventQuery, Feature, Ingested, InsertOutcome, KeyHash,
+    LastAdmin, Meter, MeterKey, MeterLimit, MeterQuery, MeterReport, MeterSpec, MeterTally,
+    MeteredConsume, Quantity, Quota, QuotaCache, QuotaId, QuotaScope, QuotaSpec, RebuildToken,
+    Result, Store, StoredApiKey, TenantId, UsageLimit, UsageScope, UsageStream, Webhook, WebhookId,
+    WebhookSecret, Window,
 };
 
 use crate::metrics::{Metrics, result_label};
@@ -219,6 +220,57 @@ impl<S: Store + ?Sized> Store for InstrumentedStore<S> {
             record_store_call,
             "list_deliveries",
             self.inner.list_deliveries(webhook, limit)
+        )
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<DueDelivery>> {
+        timed!(
+            self,
+            record_store_call,
+            "claim_deliveries",
+            self.inner.claim_deliveries(now, lease_until, limit)
+        )
+    }
+
+    async fn finish_delivery(
+        &self,
+        id: DeliveryId,
+        attempt: Attempt,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        timed!(
+            self,
+            record_store_call,
+            "finish_delivery",
+            self.inner.finish_delivery(id, attempt, at)
+        )
+    }
+
+    async fn retry_delivery(
+        &self,
+        webhook: WebhookId,
+        id: DeliveryId,
+        now: DateTime<Utc>,
+    ) -> Result<Delivery> {
+        timed!(
+            self,
+            record_store_call,
+            "retry_delivery",
+            self.inner.retry_delivery(webhook, id, now)
+        )
+    }
+
+    async fn delivery_counts(&self) -> Result<DeliveryCounts> {
+        timed!(
+            self,
+            record_store_call,
+            "delivery_counts",
+            self.inner.delivery_counts()
         )
     }
 

@@ -31,8 +31,9 @@
 //! # let _ = app; Ok(()) }
 //! ```
 //!
-//! Run a [`KeyUsageFlusher`] next to a router you mount yourself, or use [`serve`], which
-//! does that and shuts down gracefully.
+//! Run a [`KeyUsageFlusher`] and a [`Deliverer`] (which sends quota alerts to webhook
+//! endpoints) next to a router you mount yourself, or use [`serve`], which does that and
+//! shuts down gracefully.
 //!
 //! ## Operations
 //!
@@ -78,6 +79,7 @@ pub mod backends;
 mod config;
 mod cors;
 mod dashboard;
+pub mod deliver;
 mod error;
 mod extract;
 mod guard;
@@ -103,6 +105,7 @@ use utoipa_axum::routes;
 pub use backends::{open_quota_cache, open_store, open_store_with};
 pub use config::{RateLimit, ServerConfig};
 pub use cors::{CorsConfig, CorsError};
+pub use deliver::{Deliverer, WebhookConfig};
 pub use error::ApiError;
 pub use extract::{Auth, JsonBody, QueryPairs};
 pub use instrument::{InstrumentedCache, InstrumentedStore};
@@ -166,6 +169,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::meters::query))
         .routes(routes!(routes::webhooks::list, routes::webhooks::create))
         .routes(routes!(routes::webhooks::delete))
+        .routes(routes!(routes::webhooks::deliveries))
+        .routes(routes!(routes::webhooks::retry))
         .routes(routes!(routes::health::health))
         .routes(routes!(ops::metrics))
 }

@@ -19,6 +19,9 @@
 //! | `metering_overload_total` | counter | `reason` (`heavy_reads`) | requests refused with 503 because they waited the request timeout for a slot |
 //! | `metering_store_duration_seconds` | histogram | `method`, `result` (`ok`, `error`) | each store call |
 //! | `metering_cache_duration_seconds` | histogram | `method`, `result` | each quota cache call |
+//! | `metering_webhook_attempts_total` | counter | `outcome` (`delivered`, `retry`, `failed`, `gone`) | attempts at sending an alert to a webhook endpoint |
+//! | `metering_webhook_attempt_duration_seconds` | histogram | `outcome` | time from the request to its answer (or the timeout) |
+//! | `metering_webhook_deliveries` | gauge | `status` (`pending`, `delivered`, `failed`) | deliveries in the store's outbox, read by the delivery loop |
 
 use std::fmt;
 use std::sync::Arc;
@@ -230,6 +233,37 @@ impl Metrics {
     pub fn record_rate_limited(&self) {
         self.counter("metering_rate_limited_total", Vec::new())
             .increment(1);
+    }
+
+    /// Records one attempt at a webhook delivery: `outcome` is `delivered`, `retry`,
+    /// `failed` or `gone`.
+    pub fn record_webhook_attempt(&self, outcome: &'static str, elapsed: Duration) {
+        let labels = vec![Label::new("outcome", outcome)];
+        self.counter("metering_webhook_attempts_total", labels.clone())
+            .increment(1);
+        self.histogram("metering_webhook_attempt_duration_seconds", labels)
+            .record(elapsed);
+    }
+
+    /// Records how many deliveries the outbox holds in each state.
+    pub fn record_webhook_deliveries(&self, counts: metering_core::DeliveryCounts) {
+        for (status, n) in [
+            ("pending", counts.pending),
+            ("delivered", counts.delivered),
+            ("failed", counts.failed),
+        ] {
+            #[allow(clippy::cast_precision_loss)]
+            self.inner
+                .recorder
+                .register_gauge(
+                    &Key::from_parts(
+                        "metering_webhook_deliveries",
+                        vec![Label::new("status", status)],
+                    ),
+                    &METADATA,
+                )
+                .set(n as f64);
+        }
     }
 
     /// Records a store call.

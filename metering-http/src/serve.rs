@@ -1,4 +1,5 @@
-//! Running the router: the key-usage flusher, graceful shutdown, and HTTPS.
+//! Running the router: the key-usage flusher, the alert delivery loop, graceful shutdown,
+//! and HTTPS.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -11,6 +12,7 @@ use metering_core::Metering;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::deliver::Deliverer;
 use crate::state::AppState;
 
 /// Writes remembered API key uses (`last_used_at`) to the store every `interval`, and once
@@ -66,7 +68,8 @@ impl KeyUsageFlusher {
 }
 
 /// Serves [`crate::router`] on `listener` until `shutdown` completes, then finishes the
-/// requests in flight and flushes key uses.
+/// requests in flight and flushes key uses. Alerts are sent to webhook endpoints meanwhile
+/// (a [`Deliverer`]).
 ///
 /// # Errors
 ///
@@ -77,6 +80,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let flusher = KeyUsageFlusher::for_state(&state);
+    let deliverer = deliverer_for(&state);
     let app = crate::router(state);
     // Answers go out at once, not held back by Nagle's algorithm waiting for an ACK.
     let listener = listener.tap_io(|stream| {
@@ -89,8 +93,18 @@ pub async fn serve(
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
+    deliverer.shutdown().await;
     flusher.shutdown().await;
     result
+}
+
+/// The alert delivery loop of `state`'s engine, with its configuration and metrics.
+fn deliverer_for(state: &AppState) -> Deliverer {
+    Deliverer::spawn(
+        state.engine().clone(),
+        state.config().webhooks,
+        state.metrics().clone(),
+    )
 }
 
 /// A certificate chain and its private key for HTTPS, read from PEM files.
@@ -159,6 +173,7 @@ pub async fn serve_tls(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let flusher = KeyUsageFlusher::for_state(&state);
+    let deliverer = deliverer_for(&state);
     let app = crate::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();
     let stopper = handle.clone();
@@ -174,6 +189,7 @@ pub async fn serve_tls(
         .serve(app)
         .await;
     stop.abort();
+    deliverer.shutdown().await;
     flusher.shutdown().await;
     result
 }

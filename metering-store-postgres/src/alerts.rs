@@ -4,9 +4,11 @@
 use chrono::{DateTime, Utc};
 use metering_core::time::truncate_micros;
 use metering_core::{
-    AlertMark, AlertMeasure, AlertPeriod, AlertWatch, Delivery, DeliveryId, DeliveryStatus,
-    Quantity, QuotaId, Result, TenantId, WebhookId, Window,
+    AlertMark, AlertMeasure, AlertPeriod, AlertWatch, Attempt, Delivery, DeliveryCounts,
+    DeliveryId, DeliveryStatus, DueDelivery, Quantity, QuotaId, Result, TenantId, WebhookId,
+    WebhookSecret, Window,
 };
+use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 
 use crate::error::{PgError, db};
@@ -168,48 +170,161 @@ pub(crate) async fn ended_periods(
         .collect()
 }
 
-/// The latest deliveries to `webhook`, newest first.
+/// The columns [`delivery_from_row`] reads, on table alias `d`.
+const DELIVERY_COLUMNS: &str = "d.id, d.message_id, d.type, d.status, d.attempts, \
+     d.last_status_code, d.created_at, d.delivered_at, d.payload, d.webhook_id";
+
+fn delivery_from_row(row: &PgRow) -> Result<Delivery> {
+    let kind: String = row.try_get("type").map_err(db)?;
+    let status: String = row.try_get("status").map_err(db)?;
+    let attempts: i32 = row.try_get("attempts").map_err(db)?;
+    let code: Option<i32> = row.try_get("last_status_code").map_err(db)?;
+    Ok(Delivery {
+        id: DeliveryId(row.try_get("id").map_err(db)?),
+        webhook_id: WebhookId(row.try_get("webhook_id").map_err(db)?),
+        message_id: row.try_get("message_id").map_err(db)?,
+        kind: kind
+            .parse()
+            .map_err(|e| PgError::corrupt("delivery type", e))?,
+        status: status
+            .parse::<DeliveryStatus>()
+            .map_err(|e| PgError::corrupt("delivery status", e))?,
+        attempts: u32::try_from(attempts).map_err(|e| PgError::corrupt("delivery attempts", e))?,
+        last_status_code: code
+            .map(u16::try_from)
+            .transpose()
+            .map_err(|e| PgError::corrupt("delivery status code", e))?,
+        created_at: row.try_get("created_at").map_err(db)?,
+        delivered_at: row.try_get("delivered_at").map_err(db)?,
+        payload: row.try_get("payload").map_err(db)?,
+    })
+}
+
+/// The latest deliveries to `webhook`, the last written first.
 pub(crate) async fn deliveries(
     pool: &PgPool,
     webhook: WebhookId,
     limit: usize,
 ) -> Result<Vec<Delivery>> {
-    let rows = sqlx::query(
-        "SELECT id, message_id, type, status, attempts, last_status_code, created_at, \
-         delivered_at, payload FROM webhook_deliveries WHERE webhook_id = $1 \
-         ORDER BY seq DESC LIMIT $2",
-    )
+    let rows = sqlx::query(&format!(
+        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d WHERE d.webhook_id = $1 \
+         ORDER BY d.seq DESC LIMIT $2"
+    ))
     .bind(webhook.0)
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    rows.iter().map(delivery_from_row).collect()
+}
+
+/// Leases up to `limit` due deliveries to active endpoints until `lease_until`, oldest due
+/// first; rows another claim holds are skipped, never waited for.
+pub(crate) async fn claim(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: usize,
+) -> Result<Vec<DueDelivery>> {
+    let rows = sqlx::query(&format!(
+        "WITH due AS (SELECT d.id FROM webhook_deliveries d \
+             JOIN webhooks w ON w.id = d.webhook_id \
+             WHERE d.status = 'pending' AND d.next_attempt_at <= $1 \
+               AND (d.lease_until IS NULL OR d.lease_until <= $1) AND w.disabled_at IS NULL \
+             ORDER BY d.next_attempt_at, d.seq LIMIT $3 FOR UPDATE OF d SKIP LOCKED) \
+         UPDATE webhook_deliveries d SET lease_until = $2 FROM due, webhooks w \
+         WHERE d.id = due.id AND w.id = d.webhook_id \
+         RETURNING {DELIVERY_COLUMNS}, w.url, w.secret"
+    ))
+    .bind(now)
+    .bind(truncate_micros(lease_until))
     .bind(i64::try_from(limit).unwrap_or(i64::MAX))
     .fetch_all(pool)
     .await
     .map_err(db)?;
     rows.iter()
         .map(|row| {
-            let kind: String = row.try_get("type").map_err(db)?;
-            let status: String = row.try_get("status").map_err(db)?;
-            let attempts: i32 = row.try_get("attempts").map_err(db)?;
-            let code: Option<i32> = row.try_get("last_status_code").map_err(db)?;
-            Ok(Delivery {
-                id: DeliveryId(row.try_get("id").map_err(db)?),
-                webhook_id: webhook,
-                message_id: row.try_get("message_id").map_err(db)?,
-                kind: kind
-                    .parse()
-                    .map_err(|e| PgError::corrupt("delivery type", e))?,
-                status: status
-                    .parse::<DeliveryStatus>()
-                    .map_err(|e| PgError::corrupt("delivery status", e))?,
-                attempts: u32::try_from(attempts)
-                    .map_err(|e| PgError::corrupt("delivery attempts", e))?,
-                last_status_code: code
-                    .map(u16::try_from)
-                    .transpose()
-                    .map_err(|e| PgError::corrupt("delivery status code", e))?,
-                created_at: row.try_get("created_at").map_err(db)?,
-                delivered_at: row.try_get("delivered_at").map_err(db)?,
-                payload: row.try_get("payload").map_err(db)?,
+            let secret: String = row.try_get("secret").map_err(db)?;
+            Ok(DueDelivery {
+                delivery: delivery_from_row(row)?,
+                url: row.try_get("url").map_err(db)?,
+                secret: WebhookSecret::parse(&secret)
+                    .map_err(|_| PgError::corrupt("webhook secret", "not a whsec_ secret"))?,
             })
         })
         .collect()
+}
+
+/// Records an attempt at a pending delivery (see `Store::finish_delivery`).
+pub(crate) async fn finish(
+    pool: &PgPool,
+    id: DeliveryId,
+    attempt: Attempt,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    let record = attempt.record(at);
+    let mut tx = pool.begin().await.map_err(db)?;
+    let webhook: Option<uuid::Uuid> = sqlx::query_scalar(
+        "UPDATE webhook_deliveries SET attempts = attempts + 1, status = $2, \
+         last_status_code = $3, next_attempt_at = coalesce($4, next_attempt_at), \
+         delivered_at = coalesce($5, delivered_at), lease_until = NULL \
+         WHERE id = $1 AND status = 'pending' RETURNING webhook_id",
+    )
+    .bind(id.0)
+    .bind(record.status.as_str())
+    .bind(record.status_code.map(i32::from))
+    .bind(record.next_attempt_at)
+    .bind(record.delivered_at)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(db)?;
+    if let (true, Some(webhook)) = (record.disables_endpoint, webhook) {
+        sqlx::query("UPDATE webhooks SET disabled_at = $2 WHERE id = $1 AND disabled_at IS NULL")
+            .bind(webhook)
+            .bind(truncate_micros(at))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+    }
+    tx.commit().await.map_err(db)?;
+    Ok(())
+}
+
+/// Makes a delivery of `webhook` pending again, due at `now`; `None` when there is none.
+pub(crate) async fn retry(
+    pool: &PgPool,
+    webhook: WebhookId,
+    id: DeliveryId,
+    now: DateTime<Utc>,
+) -> Result<Option<Delivery>> {
+    let row = sqlx::query(&format!(
+        "UPDATE webhook_deliveries d SET status = 'pending', next_attempt_at = $3, \
+         lease_until = NULL WHERE d.id = $1 AND d.webhook_id = $2 RETURNING {DELIVERY_COLUMNS}"
+    ))
+    .bind(id.0)
+    .bind(webhook.0)
+    .bind(truncate_micros(now))
+    .fetch_optional(pool)
+    .await
+    .map_err(db)?;
+    row.as_ref().map(delivery_from_row).transpose()
+}
+
+/// How many deliveries are in each state.
+pub(crate) async fn counts(pool: &PgPool) -> Result<DeliveryCounts> {
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT status, count(*) FROM webhook_deliveries GROUP BY status")
+            .fetch_all(pool)
+            .await
+            .map_err(db)?;
+    let mut counts = DeliveryCounts::default();
+    for (status, n) in rows {
+        let n = u64::try_from(n).unwrap_or(0);
+        match status.as_str() {
+            "pending" => counts.pending = n,
+            "delivered" => counts.delivered = n,
+            _ => counts.failed += n,
+        }
+    }
+    Ok(counts)
 }

@@ -9,11 +9,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use metering_core::{
     AggregateQuery, AggregateRow, AlertMark, AlertPeriod, AlertWatch, AmendOutcome, ApiKey,
-    ApiKeyId, ConsumeOutcome, Delivery, Error, Event, EventId, EventPage, EventQuery, Feature,
-    InsertOutcome, KeyHash, LastAdmin, Meter, MeterKey, MeterLimit, MeterQuery, MeterReport,
-    MeterSpec, MeterTally, MeteredConsume, Quantity, Quota, QuotaId, QuotaScope, QuotaSpec, Result,
-    Store, StoredApiKey, TenantId, UsageLimit, UsageScope, Webhook, WebhookId, WebhookSecret,
-    Window, redact_url,
+    ApiKeyId, Attempt, ConsumeOutcome, Delivery, DeliveryCounts, DeliveryId, DueDelivery, Error,
+    Event, EventId, EventPage, EventQuery, Feature, InsertOutcome, KeyHash, LastAdmin, Meter,
+    MeterKey, MeterLimit, MeterQuery, MeterReport, MeterSpec, MeterTally, MeteredConsume, Quantity,
+    Quota, QuotaId, QuotaScope, QuotaSpec, Result, Store, StoredApiKey, TenantId, UsageLimit,
+    UsageScope, Webhook, WebhookId, WebhookSecret, Window, redact_url,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Executor, PgPool};
@@ -430,6 +430,39 @@ impl Store for PostgresStore {
 
     async fn list_deliveries(&self, webhook: WebhookId, limit: usize) -> Result<Vec<Delivery>> {
         alerts::deliveries(&self.pool, webhook, limit).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<DueDelivery>> {
+        alerts::claim(&self.pool, now, lease_until, limit).await
+    }
+
+    async fn finish_delivery(
+        &self,
+        id: DeliveryId,
+        attempt: Attempt,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        alerts::finish(&self.pool, id, attempt, at).await
+    }
+
+    async fn retry_delivery(
+        &self,
+        webhook: WebhookId,
+        id: DeliveryId,
+        now: DateTime<Utc>,
+    ) -> Result<Delivery> {
+        alerts::retry(&self.pool, webhook, id, now)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("delivery {id} of webhook {webhook}")))
+    }
+
+    async fn delivery_counts(&self) -> Result<DeliveryCounts> {
+        alerts::counts(&self.pool).await
     }
 
     async fn put_meter(

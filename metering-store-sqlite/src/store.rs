@@ -9,11 +9,11 @@ use chrono::{DateTime, Utc};
 use metering_core::meter::rollup::Writes;
 use metering_core::{
     AggregateQuery, AggregateRow, AlertMark, AlertPeriod, AlertWatch, AmendOutcome, ApiKey,
-    ApiKeyId, ConsumeOutcome, Delivery, Error, Event, EventId, EventPage, EventQuery, Feature,
-    InsertOutcome, KeyHash, LastAdmin, Meter, MeterKey, MeterLimit, MeterQuery, MeterReport,
-    MeterSpec, MeterTally, MeteredConsume, Quantity, Quota, QuotaId, QuotaScope, QuotaSpec, Result,
-    Store, StoredApiKey, TenantId, UsageLimit, UsageScope, Webhook, WebhookId, WebhookSecret,
-    Window,
+    ApiKeyId, Attempt, ConsumeOutcome, Delivery, DeliveryCounts, DeliveryId, DueDelivery, Error,
+    Event, EventId, EventPage, EventQuery, Feature, InsertOutcome, KeyHash, LastAdmin, Meter,
+    MeterKey, MeterLimit, MeterQuery, MeterReport, MeterSpec, MeterTally, MeteredConsume, Quantity,
+    Quota, QuotaId, QuotaScope, QuotaSpec, Result, Store, StoredApiKey, TenantId, UsageLimit,
+    UsageScope, Webhook, WebhookId, WebhookSecret, Window,
 };
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -512,6 +512,41 @@ impl Store for SqliteStore {
     async fn list_deliveries(&self, webhook: WebhookId, limit: usize) -> Result<Vec<Delivery>> {
         self.read(move |c| alerts::deliveries(c, webhook, limit))
             .await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<DueDelivery>> {
+        self.write_tx(move |tx| alerts::claim(tx, micros(now), micros(lease_until), limit))
+            .await
+    }
+
+    async fn finish_delivery(
+        &self,
+        id: DeliveryId,
+        attempt: Attempt,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        self.write_tx(move |tx| alerts::finish(tx, id, attempt, micros(at)))
+            .await
+    }
+
+    async fn retry_delivery(
+        &self,
+        webhook: WebhookId,
+        id: DeliveryId,
+        now: DateTime<Utc>,
+    ) -> Result<Delivery> {
+        self.write_tx(move |tx| alerts::retry(tx, webhook, id, micros(now)))
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("delivery {id} of webhook {webhook}")))
+    }
+
+    async fn delivery_counts(&self) -> Result<DeliveryCounts> {
+        self.read(alerts::counts).await
     }
 
     async fn put_meter(

@@ -81,6 +81,7 @@ macro_rules! store_conformance {
             alerts_fire_once_per_period_and_mark,
             refused_checks_and_meter_quotas_alert,
             concurrent_writes_place_each_mark_once,
+            deliveries_are_leased_finished_and_retried,
         );
     };
     (@cases $setup:path; $($case:ident),* $(,)?) => {

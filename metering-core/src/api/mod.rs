@@ -56,4 +56,4 @@ pub use quotas::QuotaList;
 #[cfg(feature = "openapi")]
 #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
 pub use schema::{IngestBody, ValidateBody};
-pub use webhooks::{CreatedWebhookBody, WebhookList};
+pub use webhooks::{CreatedWebhookBody, DeliveryList, WebhookList};

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::webhook::{CreatedWebhook, Webhook};
+use crate::webhook::{CreatedWebhook, Delivery, Webhook};
 
 /// `201` of `POST /v1/meter/webhooks`: the endpoint's record and, this once, its signing
 /// secret.
@@ -32,4 +32,12 @@ impl From<CreatedWebhook> for CreatedWebhookBody {
 pub struct WebhookList {
     /// The endpoints, oldest first.
     pub webhooks: Vec<Webhook>,
+}
+
+/// `200` of `GET /v1/meter/webhooks/{id}/deliveries`: the latest deliveries, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeliveryList {
+    /// The deliveries.
+    pub deliveries: Vec<Delivery>,
 }

@@ -8,12 +8,14 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use crate::alert::{AlertMark, AlertMeasure, AlertWatch};
-use crate::apikey::{Action, Principal};
+use crate::apikey::Principal;
 use crate::error::{Error, Result};
 use crate::event::{Event, TenantId};
 use crate::meter::{Meter, MeterLimit};
 use crate::quota::{Quota, QuotaScope, UsageScope, select_quota};
-use crate::webhook::{Delivery, WebhookId};
+use crate::webhook::{Delivery, DeliveryId, WebhookId};
+
+use super::webhooks::authorize as authorize_webhooks;
 use crate::window::Window;
 
 use super::{Inner, Metering};
@@ -280,6 +282,35 @@ impl Metering {
         self.inner.store.list_deliveries(webhook, limit).await
     }
 
+    /// Sends a delivery again (due now, the same message id), whatever its state; the
+    /// delivery as it is now.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the endpoint has no such delivery; the store's error.
+    pub async fn retry_delivery(&self, webhook: WebhookId, id: DeliveryId) -> Result<Delivery> {
+        self.inner
+            .store
+            .retry_delivery(webhook, id, self.now())
+            .await
+    }
+
+    /// [`Metering::retry_delivery`] on behalf of `caller`: an admin key without a tenant
+    /// scope.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Forbidden`] when `caller` may not; see [`Metering::retry_delivery`].
+    pub async fn retry_delivery_as(
+        &self,
+        caller: &Principal,
+        webhook: WebhookId,
+        id: DeliveryId,
+    ) -> Result<Delivery> {
+        authorize_webhooks(caller)?;
+        self.retry_delivery(webhook, id).await
+    }
+
     /// [`Metering::list_deliveries`] on behalf of `caller`: an admin key without a tenant
     /// scope.
     ///
@@ -292,12 +323,7 @@ impl Metering {
         webhook: WebhookId,
         limit: usize,
     ) -> Result<Vec<Delivery>> {
-        caller.authorize(Action::Admin)?;
-        if caller.key.tenant_id.is_some() {
-            return Err(Error::Forbidden(
-                "a tenant-scoped key may not read webhook deliveries".into(),
-            ));
-        }
+        authorize_webhooks(caller)?;
         self.list_deliveries(webhook, limit).await
     }
 }

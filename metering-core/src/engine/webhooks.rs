@@ -8,7 +8,7 @@ use super::Metering;
 
 /// Checks `caller` may manage webhook endpoints: an admin key without a tenant scope
 /// (endpoints receive every tenant's alerts).
-fn authorize(caller: &Principal) -> Result<()> {
+pub(super) fn authorize(caller: &Principal) -> Result<()> {
     caller.authorize(Action::Admin)?;
     if caller.key.tenant_id.is_some() {
         return Err(Error::Forbidden(

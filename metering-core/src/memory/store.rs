@@ -19,7 +19,10 @@ use crate::quota::{Quota, QuotaId, QuotaScope, QuotaSpec, UsageLimit, UsageScope
 use crate::store::{
     AmendOutcome, ConsumeOutcome, InsertOutcome, MeteredConsume, Store, StoredApiKey,
 };
-use crate::webhook::{Delivery, DeliveryId, DeliveryStatus, Webhook, WebhookId, WebhookSecret};
+use crate::webhook::{
+    Attempt, Delivery, DeliveryCounts, DeliveryId, DeliveryStatus, DueDelivery, Webhook, WebhookId,
+    WebhookSecret,
+};
 use crate::window::Window;
 
 /// A [`Store`] that keeps everything in memory. Clones share the same data.
@@ -55,7 +58,15 @@ struct State {
     /// Placed alert marks, `(quota, tenant, period start, mark key)`, with the period's end.
     alert_marks: HashMap<(QuotaId, TenantId, DateTime<Utc>, String), DateTime<Utc>>,
     /// The outbox: one delivery per message and endpoint, in writing order.
-    deliveries: Vec<Delivery>,
+    deliveries: Vec<Outboxed>,
+}
+
+/// A delivery with its schedule.
+#[derive(Debug)]
+struct Outboxed {
+    delivery: Delivery,
+    next_attempt_at: DateTime<Utc>,
+    lease_until: Option<DateTime<Utc>>,
 }
 
 /// The smallest id, so `(t, MIN_ID)` sorts before every event at `t`.
@@ -130,17 +141,21 @@ impl State {
             let message = mark.message(&watch.subject(usage), watch.at);
             for (hook, _) in &self.webhooks {
                 if hook.receives(message.kind) {
-                    self.deliveries.push(Delivery {
-                        id: DeliveryId::generate(),
-                        webhook_id: hook.id,
-                        message_id: message.id.clone(),
-                        kind: message.kind,
-                        status: DeliveryStatus::Pending,
-                        attempts: 0,
-                        last_status_code: None,
-                        created_at: message.created_at,
-                        delivered_at: None,
-                        payload: message.body.clone(),
+                    self.deliveries.push(Outboxed {
+                        delivery: Delivery {
+                            id: DeliveryId::generate(),
+                            webhook_id: hook.id,
+                            message_id: message.id.clone(),
+                            kind: message.kind,
+                            status: DeliveryStatus::Pending,
+                            attempts: 0,
+                            last_status_code: None,
+                            created_at: message.created_at,
+                            delivered_at: None,
+                            payload: message.body.clone(),
+                        },
+                        next_attempt_at: message.created_at,
+                        lease_until: None,
                     });
                 }
             }
@@ -560,7 +575,7 @@ impl Store for MemoryStore {
         if state.webhooks.len() == before {
             return Err(Error::NotFound(format!("webhook {id}")));
         }
-        state.deliveries.retain(|d| d.webhook_id != id);
+        state.deliveries.retain(|d| d.delivery.webhook_id != id);
         Ok(())
     }
 
@@ -614,10 +629,116 @@ impl Store for MemoryStore {
             .deliveries
             .iter()
             .rev()
-            .filter(|d| d.webhook_id == webhook)
+            .filter(|d| d.delivery.webhook_id == webhook)
             .take(limit)
-            .cloned()
+            .map(|d| d.delivery.clone())
             .collect())
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<DueDelivery>> {
+        let mut state = self.write();
+        let State {
+            deliveries,
+            webhooks,
+            ..
+        } = &mut *state;
+        let mut due = Vec::new();
+        for entry in deliveries.iter_mut() {
+            if due.len() == limit {
+                break;
+            }
+            let waiting = entry.delivery.status == DeliveryStatus::Pending
+                && entry.next_attempt_at <= now
+                && entry.lease_until.is_none_or(|l| l <= now);
+            let Some((hook, secret)) = webhooks
+                .iter()
+                .find(|(w, _)| w.id == entry.delivery.webhook_id && w.disabled_at.is_none())
+            else {
+                continue;
+            };
+            if waiting {
+                entry.lease_until = Some(lease_until);
+                due.push(DueDelivery {
+                    delivery: entry.delivery.clone(),
+                    url: hook.url.clone(),
+                    secret: secret.clone(),
+                });
+            }
+        }
+        Ok(due)
+    }
+
+    async fn finish_delivery(
+        &self,
+        id: DeliveryId,
+        attempt: Attempt,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut state = self.write();
+        let State {
+            deliveries,
+            webhooks,
+            ..
+        } = &mut *state;
+        let Some(entry) = deliveries
+            .iter_mut()
+            .find(|d| d.delivery.id == id && d.delivery.status == DeliveryStatus::Pending)
+        else {
+            return Ok(());
+        };
+        let record = attempt.record(at);
+        let d = &mut entry.delivery;
+        d.attempts += 1;
+        d.status = record.status;
+        d.last_status_code = record.status_code;
+        d.delivered_at = record.delivered_at.or(d.delivered_at);
+        if let Some(next) = record.next_attempt_at {
+            entry.next_attempt_at = next;
+        }
+        entry.lease_until = None;
+        if record.disables_endpoint {
+            let webhook = d.webhook_id;
+            if let Some((hook, _)) = webhooks.iter_mut().find(|(w, _)| w.id == webhook) {
+                hook.disabled_at
+                    .get_or_insert(crate::time::truncate_micros(at));
+            }
+        }
+        Ok(())
+    }
+
+    async fn retry_delivery(
+        &self,
+        webhook: WebhookId,
+        id: DeliveryId,
+        now: DateTime<Utc>,
+    ) -> Result<Delivery> {
+        let mut state = self.write();
+        let entry = state
+            .deliveries
+            .iter_mut()
+            .find(|d| d.delivery.id == id && d.delivery.webhook_id == webhook)
+            .ok_or_else(|| Error::NotFound(format!("delivery {id} of webhook {webhook}")))?;
+        entry.delivery.status = DeliveryStatus::Pending;
+        entry.next_attempt_at = now;
+        entry.lease_until = None;
+        Ok(entry.delivery.clone())
+    }
+
+    async fn delivery_counts(&self) -> Result<DeliveryCounts> {
+        let mut counts = DeliveryCounts::default();
+        for d in &self.read().deliveries {
+            match d.delivery.status {
+                DeliveryStatus::Pending => counts.pending += 1,
+                DeliveryStatus::Delivered => counts.delivered += 1,
+                DeliveryStatus::Failed => counts.failed += 1,
+            }
+        }
+        Ok(counts)
     }
 
     async fn put_meter(

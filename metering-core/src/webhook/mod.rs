@@ -429,6 +429,99 @@ pub struct Delivery {
     pub payload: String,
 }
 
+/// A delivery to send now, with where and how to sign it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueDelivery {
+    /// The delivery (its payload, message id and attempts so far).
+    pub delivery: Delivery,
+    /// The endpoint's URL.
+    pub url: String,
+    /// The endpoint's signing secret.
+    pub secret: WebhookSecret,
+}
+
+/// How one attempt at a delivery ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// The endpoint answered with this 2xx status.
+    Delivered {
+        /// The HTTP status.
+        status_code: u16,
+    },
+    /// No 2xx (this status, or none for a timeout or a refused connection): try again at
+    /// `next_attempt_at`.
+    Retry {
+        /// The HTTP status, when there was an answer.
+        status_code: Option<u16>,
+        /// When to try again.
+        next_attempt_at: DateTime<Utc>,
+    },
+    /// No 2xx and the message is too old to try again: given up.
+    GaveUp {
+        /// The HTTP status, when there was an answer.
+        status_code: Option<u16>,
+    },
+    /// The endpoint answered `410 Gone`: the delivery fails and the endpoint is disabled.
+    Gone,
+}
+
+impl Attempt {
+    /// What a store records for this attempt, made at `at`.
+    #[must_use]
+    pub fn record(self, at: DateTime<Utc>) -> AttemptRecord {
+        let at = crate::time::truncate_micros(at);
+        let (status, status_code, next_attempt_at, delivered_at) = match self {
+            Attempt::Delivered { status_code } => {
+                (DeliveryStatus::Delivered, Some(status_code), None, Some(at))
+            }
+            Attempt::Retry {
+                status_code,
+                next_attempt_at,
+            } => (
+                DeliveryStatus::Pending,
+                status_code,
+                Some(crate::time::truncate_micros(next_attempt_at)),
+                None,
+            ),
+            Attempt::GaveUp { status_code } => (DeliveryStatus::Failed, status_code, None, None),
+            Attempt::Gone => (DeliveryStatus::Failed, Some(410), None, None),
+        };
+        AttemptRecord {
+            status,
+            status_code,
+            next_attempt_at,
+            delivered_at,
+            disables_endpoint: self == Attempt::Gone,
+        }
+    }
+}
+
+/// The columns an attempt sets on its delivery (one more attempt; the lease ends).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptRecord {
+    /// The delivery's new state.
+    pub status: DeliveryStatus,
+    /// The HTTP status of the attempt, when there was an answer.
+    pub status_code: Option<u16>,
+    /// When to try again (a retry only).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// When it was delivered (a 2xx only).
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// Whether the endpoint is disabled (it answered `410 Gone`).
+    pub disables_endpoint: bool,
+}
+
+/// How many deliveries are in each state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeliveryCounts {
+    /// Waiting to be sent (again).
+    pub pending: u64,
+    /// Answered with a 2xx.
+    pub delivered: u64,
+    /// Given up.
+    pub failed: u64,
+}
+
 /// An endpoint's signing secret: `whsec_` and the base64 of 32 random bytes.
 ///
 /// Its `Debug` form hides it; it is shown once, when the endpoint is registered.

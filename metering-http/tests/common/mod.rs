@@ -314,6 +314,37 @@ impl Store for SwitchStore {
         fail(&self.mode)?;
         self.inner.list_deliveries(webhook, limit).await
     }
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<metering_core::DueDelivery>> {
+        fail(&self.mode)?;
+        self.inner.claim_deliveries(now, lease_until, limit).await
+    }
+    async fn finish_delivery(
+        &self,
+        id: metering_core::DeliveryId,
+        attempt: metering_core::Attempt,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        fail(&self.mode)?;
+        self.inner.finish_delivery(id, attempt, at).await
+    }
+    async fn retry_delivery(
+        &self,
+        webhook: metering_core::WebhookId,
+        id: metering_core::DeliveryId,
+        now: DateTime<Utc>,
+    ) -> Result<metering_core::Delivery> {
+        fail(&self.mode)?;
+        self.inner.retry_delivery(webhook, id, now).await
+    }
+    async fn delivery_counts(&self) -> Result<metering_core::DeliveryCounts> {
+        fail(&self.mode)?;
+        self.inner.delivery_counts().await
+    }
     async fn tally_meter(
         &self,
         limit: &metering_core::MeterLimit,

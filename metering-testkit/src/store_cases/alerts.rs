@@ -5,10 +5,11 @@
 //! - [`alerts_fire_once_per_period_and_mark`]
 //! - [`refused_checks_and_meter_quotas_alert`]
 //! - [`concurrent_writes_place_each_mark_once`]
+//! - [`deliveries_are_leased_finished_and_retried`]
 
 use metering_core::{
-    Aggregation, AlertKind, CreatedWebhook, Delivery, DeliveryStatus, MeterCheck, MeterFilter,
-    MeterKey, MeterSpec, NewWebhook, Threshold,
+    Aggregation, AlertKind, Attempt, CreatedWebhook, Delivery, DeliveryCounts, DeliveryStatus,
+    MeterCheck, MeterFilter, MeterKey, MeterSpec, NewWebhook, Threshold,
 };
 use serde_json::Value;
 
@@ -339,4 +340,194 @@ pub async fn concurrent_writes_place_each_mark_once<S: Store + Clone>(store: S) 
             (AlertKind::Exceeded, Value::Null),
         ]
     );
+}
+
+/// Due deliveries are leased to one claimer at a time, with their endpoint's URL and secret;
+/// attempts are recorded (delivered, retried later, given up, gone: the endpoint is
+/// disabled); a delivery can be sent again by hand; the counts follow.
+pub async fn deliveries_are_leased_finished_and_retried<S: Store + Clone>(store: S) {
+    let ns = Namespace::new();
+    let t = ns.tenant("a");
+    let (engine, clock) = engine(&store);
+    let a = hook(&engine, &AlertKind::ALL).await;
+    let b = hook(&engine, &[AlertKind::Threshold]).await;
+    engine
+        .upsert_quota(
+            QuotaSpec::new(
+                QuotaScope::Tenant(t.clone()),
+                feature("calls"),
+                qty("10"),
+                QuotaPeriod::Monthly,
+            )
+            .with_thresholds(vec![Threshold::Percent(10), Threshold::Percent(20)]),
+        )
+        .await
+        .expect("quota");
+    engine
+        .ingest(vec![
+            NewEvent::new(t.as_str(), "api", "calls").with_quantity(qty("2")),
+        ])
+        .await
+        .expect("ingest");
+    // Two thresholds, each to two endpoints.
+    let t0 = now();
+    let lease = |s: i64| t0 + Duration::seconds(s);
+    let (first, second) = tokio::join!(
+        store.claim_deliveries(t0, lease(30), 3),
+        store.claim_deliveries(t0, lease(30), 3)
+    );
+    let (first, second) = (first.expect("claim"), second.expect("claim"));
+    let mut ids: Vec<_> = first.iter().chain(&second).map(|d| d.delivery.id).collect();
+    assert_eq!(ids.len(), 4, "every due delivery, each once");
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 4, "no delivery leased twice");
+    for due in first.iter().chain(&second) {
+        let (url, secret) = if due.delivery.webhook_id == a.webhook.id {
+            (&a.webhook.url, &a.secret)
+        } else {
+            (&b.webhook.url, &b.secret)
+        };
+        assert_eq!(&due.url, url);
+        assert_eq!(&due.secret, secret);
+        assert_eq!(due.delivery.status, DeliveryStatus::Pending);
+    }
+    assert!(
+        store
+            .claim_deliveries(lease(10), lease(40), 10)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "leased"
+    );
+
+    let all: Vec<_> = first.into_iter().chain(second).collect();
+    let on_a: Vec<_> = all
+        .iter()
+        .filter(|d| d.delivery.webhook_id == a.webhook.id)
+        .collect();
+    let on_b: Vec<_> = all
+        .iter()
+        .filter(|d| d.delivery.webhook_id == b.webhook.id)
+        .collect();
+    let at = lease(1);
+    store
+        .finish_delivery(
+            on_a[0].delivery.id,
+            Attempt::Delivered { status_code: 204 },
+            at,
+        )
+        .await
+        .expect("finish");
+    store
+        .finish_delivery(
+            on_a[1].delivery.id,
+            Attempt::Retry {
+                status_code: Some(503),
+                next_attempt_at: lease(60),
+            },
+            at,
+        )
+        .await
+        .expect("finish");
+    store
+        .finish_delivery(
+            on_b[0].delivery.id,
+            Attempt::GaveUp { status_code: None },
+            at,
+        )
+        .await
+        .expect("finish");
+    store
+        .finish_delivery(on_b[1].delivery.id, Attempt::Gone, at)
+        .await
+        .expect("finish");
+    // A finished delivery is not finished again.
+    store
+        .finish_delivery(on_a[0].delivery.id, Attempt::Gone, at)
+        .await
+        .expect("finish");
+    assert_eq!(
+        store.delivery_counts().await.expect("counts"),
+        DeliveryCounts {
+            pending: 1,
+            delivered: 1,
+            failed: 2
+        }
+    );
+    let listed = store.list_deliveries(a.webhook.id, 10).await.expect("list");
+    let delivered = listed
+        .iter()
+        .find(|d| d.id == on_a[0].delivery.id)
+        .expect("listed");
+    assert_eq!(delivered.status, DeliveryStatus::Delivered);
+    assert_eq!(delivered.attempts, 1);
+    assert_eq!(delivered.last_status_code, Some(204));
+    assert_eq!(delivered.delivered_at, Some(at));
+    let waiting = listed
+        .iter()
+        .find(|d| d.id == on_a[1].delivery.id)
+        .expect("listed");
+    assert_eq!(
+        (waiting.status, waiting.attempts),
+        (DeliveryStatus::Pending, 1)
+    );
+    assert_eq!(waiting.last_status_code, Some(503));
+    assert!(
+        store
+            .claim_deliveries(lease(59), lease(90), 10)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "not due before its next attempt"
+    );
+    let again = store
+        .claim_deliveries(lease(60), lease(90), 10)
+        .await
+        .expect("claim");
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].delivery.id, on_a[1].delivery.id);
+    assert_eq!(again[0].delivery.attempts, 1);
+
+    let hooks = store.list_webhooks().await.expect("hooks");
+    let gone = hooks.iter().find(|w| w.id == b.webhook.id).expect("b");
+    assert_eq!(gone.disabled_at, Some(at), "410 disables the endpoint");
+    assert!(
+        hooks
+            .iter()
+            .any(|w| w.id == a.webhook.id && w.disabled_at.is_none())
+    );
+
+    // By hand: the delivered message goes out again, with the same id.
+    let retried = store
+        .retry_delivery(a.webhook.id, on_a[0].delivery.id, lease(100))
+        .await
+        .expect("retry");
+    assert_eq!(retried.status, DeliveryStatus::Pending);
+    assert_eq!(retried.message_id, on_a[0].delivery.message_id);
+    let resent = store
+        .claim_deliveries(lease(100), lease(130), 10)
+        .await
+        .expect("claim");
+    assert!(resent.iter().any(|d| d.delivery.id == on_a[0].delivery.id));
+    assert!(matches!(
+        store
+            .retry_delivery(b.webhook.id, on_a[0].delivery.id, lease(100))
+            .await,
+        Err(Error::NotFound(_))
+    ));
+    // A disabled endpoint's deliveries are not claimed, even when retried by hand.
+    store
+        .retry_delivery(b.webhook.id, on_b[0].delivery.id, lease(100))
+        .await
+        .expect("retry");
+    assert!(
+        store
+            .claim_deliveries(lease(200), lease(230), 10)
+            .await
+            .expect("claim")
+            .iter()
+            .all(|d| d.delivery.webhook_id == a.webhook.id)
+    );
+    clock.advance(Duration::seconds(1));
 }

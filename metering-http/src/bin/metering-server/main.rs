@@ -25,7 +25,7 @@ use clap::{Parser, Subcommand};
 use metering_core::GroupCommitConfig;
 use metering_core::{Metering, QuotaCache, Store};
 use metering_http::backends::{DEFAULT_QUOTA_CACHE_URL, DEFAULT_STORE_URL, redact_url};
-use metering_http::{AppState, CorsConfig, RateLimit, ServerConfig};
+use metering_http::{AppState, CorsConfig, RateLimit, ServerConfig, WebhookConfig};
 
 /// mimalloc instead of the C library's allocator, whose per-thread arenas keep what the
 /// store's reader threads free: listings and 30-day aggregates on a 1M-event SQLite store
@@ -191,6 +191,35 @@ struct ServeArgs {
     /// credentials.
     #[arg(long, env = "METERING_CORS_ALLOW_CREDENTIALS")]
     cors_allow_credentials: bool,
+
+    /// Webhooks: longest one attempt at sending an alert may take, in milliseconds.
+    #[arg(long, env = "METERING_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000)]
+    webhook_timeout_ms: u64,
+
+    /// Webhooks: attempts in flight to one endpoint at once.
+    #[arg(long, env = "METERING_WEBHOOK_CONCURRENCY", default_value_t = 4)]
+    webhook_concurrency: usize,
+
+    /// Webhooks: delay before the first retry, in milliseconds; it doubles with each
+    /// attempt (each delay drawn between its half and its whole).
+    #[arg(long, env = "METERING_WEBHOOK_RETRY_BASE_MS", default_value_t = 5_000)]
+    webhook_retry_base_ms: u64,
+
+    /// Webhooks: longest delay between two attempts, in milliseconds.
+    #[arg(
+        long,
+        env = "METERING_WEBHOOK_RETRY_MAX_MS",
+        default_value_t = 3_600_000
+    )]
+    webhook_retry_max_ms: u64,
+
+    /// Webhooks: how long a message is retried before its delivery fails, in seconds.
+    #[arg(long, env = "METERING_WEBHOOK_MAX_AGE_SECS", default_value_t = 86_400)]
+    webhook_max_age_secs: u64,
+
+    /// Webhooks: how often the outbox is read when nothing was due, in milliseconds.
+    #[arg(long, env = "METERING_WEBHOOK_POLL_MS", default_value_t = 500)]
+    webhook_poll_ms: u64,
 }
 
 impl ServeArgs {
@@ -218,6 +247,17 @@ impl ServeArgs {
                     .unwrap_or(ServerConfig::default().max_concurrent_reads),
             )
             .with_auth_failures_per_minute(self.auth_failures_per_minute)
+            .with_webhooks(
+                WebhookConfig::default()
+                    .with_timeout(Duration::from_millis(self.webhook_timeout_ms.max(1)))
+                    .with_concurrency_per_endpoint(self.webhook_concurrency)
+                    .with_retry(
+                        Duration::from_millis(self.webhook_retry_base_ms),
+                        Duration::from_millis(self.webhook_retry_max_ms),
+                    )
+                    .with_max_age(Duration::from_secs(self.webhook_max_age_secs))
+                    .with_poll_interval(Duration::from_millis(self.webhook_poll_ms.max(10))),
+            )
             .with_rate_limit((self.rate_limit_per_sec > 0).then(|| {
                 RateLimit::new(
                     self.rate_limit_per_sec,
