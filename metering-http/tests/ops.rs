@@ -267,6 +267,11 @@ const ROUTES: &[&str] = &[
     "GET /v1/meter/meters/{key}",
     "DELETE /v1/meter/meters/{key}",
     "GET /v1/meter/meters/{key}/query",
+    "POST /v1/meter/webhooks",
+    "GET /v1/meter/webhooks",
+    "DELETE /v1/meter/webhooks/{id}",
+    "GET /v1/meter/webhooks/{id}/deliveries",
+    "POST /v1/meter/webhooks/{id}/deliveries/{delivery_id}/retry",
     "GET /v1/meter/health",
     "GET /metrics",
 ];
@@ -333,6 +338,7 @@ async fn openapi_documents_every_route_schema_and_error() {
         let (method, path) = route.split_once(' ').expect("METHOD path");
         let path = path
             .replace("{id}", "0193a1b2-0000-7000-8000-000000000000")
+            .replace("{delivery_id}", "0193a1b2-0000-7000-8000-000000000000")
             .replace("{key}", "some_meter");
         let (status, _, _) =
             send(&router, method.parse().expect("method"), &path, None, None).await;
