@@ -51,8 +51,7 @@ pub(crate) async fn measure(conn: &mut PgConnection, watch: &AlertWatch) -> Resu
 pub(crate) async fn watch_all(conn: &mut PgConnection, watches: &[AlertWatch]) -> Result<()> {
     lock(conn, watches).await?;
     for watch in watches {
-        let usage = measure(conn, watch).await?;
-        place(conn, watch, usage, watch.reached(usage, false)).await?;
+        measure_and_place(conn, watch, false).await?;
     }
     Ok(())
 }
@@ -67,6 +66,15 @@ pub(crate) async fn watch_one(
     refused: bool,
 ) -> Result<()> {
     lock(conn, std::slice::from_ref(watch)).await?;
+    measure_and_place(conn, watch, refused).await
+}
+
+/// Measures a locked watch and places the marks its usage reached.
+async fn measure_and_place(
+    conn: &mut PgConnection,
+    watch: &AlertWatch,
+    refused: bool,
+) -> Result<()> {
     let usage = measure(conn, watch).await?;
     place(conn, watch, usage, watch.reached(usage, refused)).await?;
     Ok(())

@@ -195,47 +195,9 @@ pub(crate) async fn write(
 }
 
 /// Stores `events`, each id at most once (an id already stored, or earlier in the batch, is
-/// not written again); returns, per event, whether it was inserted.
+/// not written again); returns, per event, whether it was inserted. With `watches`, the
+/// alert marks the events reach are placed in the same transaction (see [`crate::alerts`]).
 pub(crate) async fn insert_batch(
-    pool: &PgPool,
-    partitions: &KnownPartitions,
-    events: &[Event],
-) -> Result<InsertOutcome> {
-    if events.is_empty() {
-        return Ok(InsertOutcome::default());
-    }
-    let (unique, first) = dedup(events);
-    let mut conn = pool.acquire().await.map_err(db)?;
-    let mut attempt = 0;
-    let mut claim = Claim::AllNew;
-    let new = loop {
-        attempt += 1;
-        ensure_partitions(partitions, &mut conn, unique.iter().map(|e| e.timestamp)).await?;
-        // One statement, so one implicit transaction: no BEGIN and COMMIT round trips.
-        match write(&mut conn, claim, &unique).await {
-            Ok(new) => break new,
-            Err(e) if attempt < ATTEMPTS && is_id_taken(&e) => {
-                claim = Claim::SkippingStored;
-            }
-            Err(e) if attempt < ATTEMPTS && is_missing_partition(&e) => {
-                // Retention dropped a partition this handle believed in.
-                lock(partitions).clear();
-            }
-            Err(e) if attempt < ATTEMPTS && is_retryable(&e) => {}
-            Err(e) => return Err(db(e)),
-        }
-    };
-    let inserted = events
-        .iter()
-        .zip(first)
-        .map(|(e, is_first)| is_first && new.contains(e.id.as_str()))
-        .collect();
-    Ok(InsertOutcome { inserted })
-}
-
-/// [`insert_batch`] with alert watches: the events and the marks they reach in one
-/// transaction (see [`crate::alerts`]).
-pub(crate) async fn insert_batch_watched(
     pool: &PgPool,
     partitions: &KnownPartitions,
     events: &[Event],
@@ -251,12 +213,21 @@ pub(crate) async fn insert_batch_watched(
     let new = loop {
         attempt += 1;
         ensure_partitions(partitions, &mut conn, unique.iter().map(|e| e.timestamp)).await?;
-        match write_watched(&mut conn, claim, &unique, watches).await {
+        let written = if watches.is_empty() {
+            // One statement, so one implicit transaction: no BEGIN and COMMIT round trips.
+            write(&mut conn, claim, &unique)
+                .await
+                .map_err(ConsumeError::Db)
+        } else {
+            write_watched(&mut conn, claim, &unique, watches).await
+        };
+        match written {
             Ok(new) => break new,
             Err(ConsumeError::Db(e)) if attempt < ATTEMPTS && is_id_taken(&e) => {
                 claim = Claim::SkippingStored;
             }
             Err(ConsumeError::Db(e)) if attempt < ATTEMPTS && is_missing_partition(&e) => {
+                // Retention dropped a partition this handle believed in.
                 lock(partitions).clear();
             }
             Err(ConsumeError::Db(e)) if attempt < ATTEMPTS && is_retryable(&e) => {}
@@ -272,7 +243,7 @@ pub(crate) async fn insert_batch_watched(
     Ok(InsertOutcome { inserted })
 }
 
-/// One attempt of [`insert_batch_watched`].
+/// One attempt of [`insert_batch`] with watches: the events and the marks in one transaction.
 async fn write_watched(
     conn: &mut PgConnection,
     claim: Claim,

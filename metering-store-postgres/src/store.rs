@@ -247,7 +247,7 @@ impl PostgresStore {
 impl Store for PostgresStore {
     async fn insert_events(&self, events: &[Event]) -> Result<InsertOutcome> {
         let _writing = self.writes.start();
-        events::insert_batch(&self.pool, &self.partitions, events).await
+        events::insert_batch(&self.pool, &self.partitions, events, &[]).await
     }
 
     async fn insert_events_watched(
@@ -256,7 +256,7 @@ impl Store for PostgresStore {
         watches: &[AlertWatch],
     ) -> Result<InsertOutcome> {
         let _writing = self.writes.start();
-        events::insert_batch_watched(&self.pool, &self.partitions, events, watches).await
+        events::insert_batch(&self.pool, &self.partitions, events, watches).await
     }
 
     async fn list_events(&self, query: &EventQuery) -> Result<EventPage> {
