@@ -188,8 +188,8 @@ pub async fn alerts_fire_once_per_period_and_mark<S: Store + Clone>(store: S) {
     );
 }
 
-/// A refused check sends `quota.exceeded` once; a meter quota's thresholds fire on the
-/// meter's value; with no endpoint nothing is written, and an endpoint registered later
+/// A refused check sends `quota.exceeded` once; a meter quota's thresholds and limit fire
+/// on the meter's value, from ingest and from a consume; with no endpoint nothing is written, and an endpoint registered later
 /// hears of a threshold at the next usage that counts.
 pub async fn refused_checks_and_meter_quotas_alert<S: Store + Clone>(store: S) {
     let ns = Namespace::new();
@@ -248,7 +248,16 @@ pub async fn refused_checks_and_meter_quotas_alert<S: Store + Clone>(store: S) {
         .validate(ValidateRequest::new(t.clone(), feature("exports")).with_quantity(qty("11")))
         .await
         .expect("check");
-    engine.ingest(login(1)).await.expect("ingest");
+    // A consume through the meter quota reaches the limit.
+    let fourth = engine
+        .check_meter(
+            MeterCheck::new(t.clone(), logins.clone())
+                .with_event(NewEvent::new(t.as_str(), "app", "login").with_timestamp(now()))
+                .consuming(),
+        )
+        .await
+        .expect("meter consume");
+    assert!(fourth.allowed);
     let over = engine
         .check_meter(MeterCheck::new(t.clone(), logins.clone()))
         .await
