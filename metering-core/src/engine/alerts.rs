@@ -2,7 +2,7 @@
 //! it), refused checks, the resets of ended periods, and the deliveries of an endpoint.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::sync::PoisonError;
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -11,7 +11,7 @@ use crate::alert::{AlertMark, AlertMeasure, AlertWatch};
 use crate::apikey::Principal;
 use crate::error::{Error, Result};
 use crate::event::{Event, TenantId};
-use crate::meter::{Meter, MeterLimit};
+use crate::meter::{Meter, MeterKey, MeterLimit};
 use crate::quota::{Quota, QuotaScope, UsageScope, select_quota};
 use crate::webhook::{Delivery, DeliveryId, WebhookId};
 
@@ -20,58 +20,114 @@ use crate::window::Window;
 
 use super::{Inner, Metering};
 
-/// How long the engine trusts its knowledge of whether any endpoint receives alerts. An
-/// endpoint registered through another instance starts receiving within this time.
-const ENDPOINTS_TTL: Duration = Duration::from_secs(1);
+/// How long the engine trusts what it read of the alert setup (the active endpoints, the
+/// meter quotas and their meters). An endpoint or meter quota set through another instance
+/// applies here within this time; through this engine, at once.
+const SETUP_TTL: Duration = Duration::from_secs(1);
 
 /// The most ended periods one [`Metering::fire_resets`] call handles.
 const RESETS_PER_CALL: usize = 100;
 
-/// Whether any endpoint receives alerts, as last read from the store.
-#[derive(Debug, Default)]
-pub(super) struct EndpointsSeen(std::sync::Mutex<Option<(Instant, bool)>>);
+/// What decides whether and how writes are watched, as last read from the store.
+#[derive(Debug)]
+struct Setup {
+    /// When it was read.
+    read_at: Instant,
+    /// Whether an endpoint receives alerts (else no write is watched).
+    endpoints: bool,
+    /// The meter quotas, with their meters.
+    meter_quotas: Vec<(Quota, Meter)>,
+}
 
-impl EndpointsSeen {
-    /// Forgets what was read, so the next write reads the store again.
+/// The alert setup, read from the store at most once per [`SETUP_TTL`].
+#[derive(Debug, Default)]
+pub(super) struct AlertSetup(std::sync::Mutex<Option<Arc<Setup>>>);
+
+impl AlertSetup {
+    /// Forgets what was read, so the next write reads the store again (after a change
+    /// through this engine to endpoints, quotas or meters).
     pub(super) fn forget(&self) {
         *self.0.lock().unwrap_or_else(PoisonError::into_inner) = None;
     }
 }
 
 impl Inner {
-    /// Whether writes must be watched: some endpoint is active (read at most once a second).
-    async fn alerting(&self) -> Result<bool> {
-        let known = *self
-            .endpoints
+    /// The alert setup when writes must be watched (some endpoint is active), else `None`.
+    async fn alerting(&self) -> Result<Option<Arc<Setup>>> {
+        let known = self
+            .alert_setup
             .0
             .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some((at, any)) = known
-            && at.elapsed() < ENDPOINTS_TTL
-        {
-            return Ok(any);
-        }
-        let any = self
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let setup = match known {
+            Some(setup) if setup.read_at.elapsed() < SETUP_TTL => setup,
+            _ => {
+                let endpoints = self
+                    .store
+                    .list_webhooks()
+                    .await?
+                    .iter()
+                    .any(|w| w.disabled_at.is_none());
+                let meter_quotas = if endpoints {
+                    self.read_meter_quotas().await?
+                } else {
+                    Vec::new()
+                };
+                let setup = Arc::new(Setup {
+                    read_at: Instant::now(),
+                    endpoints,
+                    meter_quotas,
+                });
+                *self
+                    .alert_setup
+                    .0
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&setup));
+                setup
+            }
+        };
+        Ok(setup.endpoints.then_some(setup))
+    }
+
+    /// Every meter quota with its meter.
+    async fn read_meter_quotas(&self) -> Result<Vec<(Quota, Meter)>> {
+        let quotas: Vec<Quota> = self
             .store
-            .list_webhooks()
+            .list_quotas(None)
             .await?
-            .iter()
-            .any(|w| w.disabled_at.is_none());
-        *self
-            .endpoints
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some((Instant::now(), any));
-        Ok(any)
+            .into_iter()
+            .filter(|q| q.spec.meter.is_some())
+            .collect();
+        if quotas.is_empty() {
+            return Ok(Vec::new());
+        }
+        let meters: BTreeMap<_, Meter> = self
+            .store
+            .list_meters()
+            .await?
+            .into_iter()
+            .map(|m| (m.key.clone(), m))
+            .collect();
+        Ok(quotas
+            .into_iter()
+            .filter_map(|q| {
+                let meter = meters.get(q.spec.meter.as_ref()?)?.clone();
+                Some((q, meter))
+            })
+            .collect())
     }
 
     /// The quotas `events` may move in their current periods: for each tenant, resource and
     /// feature, the quota that governs it (the most specific match), and each meter quota
     /// whose meter counts one of the events. Empty when no endpoint receives alerts.
     pub(super) async fn watches(&self, events: &[Event]) -> Result<Vec<AlertWatch>> {
-        if events.is_empty() || !self.alerting().await? {
+        if events.is_empty() {
             return Ok(Vec::new());
         }
+        let Some(setup) = self.alerting().await? else {
+            return Ok(Vec::new());
+        };
         let now = self.clock.now();
         let mut watches = Vec::new();
         let mut seen = HashSet::new();
@@ -97,74 +153,7 @@ impl Inner {
                 watches.push(watch);
             }
         }
-        watches.extend(self.meter_watches(events, now).await?);
-        Ok(watches)
-    }
-
-    /// The meter quotas `events` may move, for each tenant its own quota on a meter, else
-    /// the default (`*`).
-    async fn meter_watches(&self, events: &[Event], now: DateTime<Utc>) -> Result<Vec<AlertWatch>> {
-        let quotas: Vec<Quota> = self
-            .store
-            .list_quotas(None)
-            .await?
-            .into_iter()
-            .filter(|q| q.spec.meter.is_some())
-            .collect();
-        if quotas.is_empty() {
-            return Ok(Vec::new());
-        }
-        let meters: BTreeMap<_, Meter> = self
-            .store
-            .list_meters()
-            .await?
-            .into_iter()
-            .map(|m| (m.key.clone(), m))
-            .collect();
-        let tenants: BTreeSet<&TenantId> = events
-            .iter()
-            .filter(|e| e.counts())
-            .map(|e| &e.tenant_id)
-            .collect();
-        let mut watches = Vec::new();
-        for tenant in tenants {
-            let governing = quotas
-                .iter()
-                .filter(|q| q.spec.tenant_id.covers(tenant))
-                .fold(BTreeMap::new(), |mut by_meter, q| {
-                    let own = matches!(q.spec.tenant_id, QuotaScope::Tenant(_));
-                    let key = q.spec.meter.clone();
-                    match by_meter.get(&key) {
-                        Some((true, _)) => {}
-                        Some((false, _)) if !own => {}
-                        _ => {
-                            by_meter.insert(key, (own, q));
-                        }
-                    }
-                    by_meter
-                });
-            for (key, (_, quota)) in governing {
-                let Some(meter) = key.and_then(|k| meters.get(&k)) else {
-                    continue;
-                };
-                let window = quota.spec.period.window(now, quota.spec.tz);
-                let moves = events.iter().any(|e| {
-                    e.counts()
-                        && e.tenant_id == *tenant
-                        && window.contains(e.timestamp)
-                        && meter.spec.filter.matches(e)
-                });
-                if moves {
-                    let limit = MeterLimit {
-                        meter: meter.clone(),
-                        tenant_id: tenant.clone(),
-                        window,
-                        limit: quota.spec.limit,
-                    };
-                    watches.push(AlertWatch::meter(quota.clone(), limit, now));
-                }
-            }
-        }
+        watches.extend(meter_watches(&setup.meter_quotas, events, now));
         Ok(watches)
     }
 
@@ -176,7 +165,7 @@ impl Inner {
         measure: AlertMeasure,
         window: Window,
     ) -> Result<Option<AlertWatch>> {
-        if !self.alerting().await? {
+        if self.alerting().await?.is_none() {
             return Ok(None);
         }
         let tenant_id = match &measure {
@@ -214,6 +203,58 @@ impl Inner {
             tracing::warn!(error = %e, quota = %quota.id, "could not record the quota.exceeded alert of a refused check");
         }
     }
+}
+
+/// The meter quotas `events` may move: for each tenant, its own quota on a meter, else the
+/// default (`*`), when one of its events counts for the meter in the quota's period.
+fn meter_watches(
+    quotas: &[(Quota, Meter)],
+    events: &[Event],
+    now: DateTime<Utc>,
+) -> Vec<AlertWatch> {
+    if quotas.is_empty() {
+        return Vec::new();
+    }
+    let tenants: BTreeSet<&TenantId> = events
+        .iter()
+        .filter(|e| e.counts())
+        .map(|e| &e.tenant_id)
+        .collect();
+    let mut watches = Vec::new();
+    for tenant in tenants {
+        // The governing quota per meter: the tenant's own wins over the default.
+        let mut governing: BTreeMap<&MeterKey, (&Quota, &Meter)> = BTreeMap::new();
+        for (quota, meter) in quotas {
+            match &quota.spec.tenant_id {
+                QuotaScope::Tenant(t) if t == tenant => {
+                    governing.insert(&meter.key, (quota, meter));
+                }
+                QuotaScope::AllTenants => {
+                    governing.entry(&meter.key).or_insert((quota, meter));
+                }
+                QuotaScope::Tenant(_) => {}
+            }
+        }
+        for (quota, meter) in governing.into_values() {
+            let window = quota.spec.period.window(now, quota.spec.tz);
+            let moves = events.iter().any(|e| {
+                e.counts()
+                    && e.tenant_id == *tenant
+                    && window.contains(e.timestamp)
+                    && meter.spec.filter.matches(e)
+            });
+            if moves {
+                let limit = MeterLimit {
+                    meter: meter.clone(),
+                    tenant_id: tenant.clone(),
+                    window,
+                    limit: quota.spec.limit,
+                };
+                watches.push(AlertWatch::meter(quota.clone(), limit, now));
+            }
+        }
+    }
+    watches
 }
 
 impl Metering {

@@ -15,7 +15,9 @@ impl Metering {
     /// the store's error.
     pub async fn define_meter(&self, key: &MeterKey, spec: &MeterSpec) -> Result<Meter> {
         spec.validate()?;
-        self.inner.store.put_meter(key, spec, self.now()).await
+        let meter = self.inner.store.put_meter(key, spec, self.now()).await?;
+        self.inner.alert_setup.forget();
+        Ok(meter)
     }
 
     /// Every meter, ordered by key.
@@ -46,7 +48,9 @@ impl Metering {
     ///
     /// [`Error::NotFound`] when there is no such meter; the store's error.
     pub async fn delete_meter(&self, key: &MeterKey) -> Result<()> {
-        self.inner.store.delete_meter(key).await
+        self.inner.store.delete_meter(key).await?;
+        self.inner.alert_setup.forget();
+        Ok(())
     }
 
     /// The meter's value per window and group.

@@ -93,7 +93,7 @@ struct Inner {
     rules: EventRules,
     key_uses: Mutex<HashMap<ApiKeyId, DateTime<Utc>>>,
     group: Option<GroupCommitter>,
-    endpoints: alerts::EndpointsSeen,
+    alert_setup: alerts::AlertSetup,
 }
 
 impl fmt::Debug for Metering {
@@ -191,7 +191,7 @@ impl MeteringBuilder {
                     rules: self.rules,
                     key_uses: Mutex::new(HashMap::new()),
                     group,
-                    endpoints: alerts::EndpointsSeen::default(),
+                    alert_setup: alerts::AlertSetup::default(),
                 }
             }),
         }

@@ -417,7 +417,9 @@ impl Metering {
     /// [`Error::Validation`] for a zero limit or a threshold over 100; the store's error.
     pub async fn upsert_quota(&self, spec: QuotaSpec) -> Result<Quota> {
         let spec = spec.validate()?;
-        self.inner.store.upsert_quota(&spec, self.now()).await
+        let quota = self.inner.store.upsert_quota(&spec, self.now()).await?;
+        self.inner.alert_setup.forget();
+        Ok(quota)
     }
 
     /// Lists quotas, all or one tenant's (`*` lists the defaults).
@@ -435,7 +437,9 @@ impl Metering {
     ///
     /// [`Error::NotFound`] for an unknown id; the store's error.
     pub async fn delete_quota(&self, id: QuotaId) -> Result<()> {
-        self.inner.store.delete_quota(id).await
+        self.inner.store.delete_quota(id).await?;
+        self.inner.alert_setup.forget();
+        Ok(())
     }
 
     /// Deletes a quota on behalf of `caller`: an admin key; a tenant-scoped one only for its

@@ -32,7 +32,7 @@ impl Metering {
         let webhook = Webhook::register(new.validate()?, self.now());
         let secret = WebhookSecret::generate();
         self.inner.store.insert_webhook(&webhook, &secret).await?;
-        self.inner.endpoints.forget();
+        self.inner.alert_setup.forget();
         Ok(CreatedWebhook { webhook, secret })
     }
 
@@ -78,7 +78,7 @@ impl Metering {
     /// [`Error::NotFound`] for an unknown id; the store's error.
     pub async fn delete_webhook(&self, id: WebhookId) -> Result<()> {
         self.inner.store.delete_webhook(id).await?;
-        self.inner.endpoints.forget();
+        self.inner.alert_setup.forget();
         Ok(())
     }
 
