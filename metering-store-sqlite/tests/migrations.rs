@@ -199,7 +199,9 @@ async fn meters_of_a_version_6_database_are_folded() {
     {
         let conn = Connection::open(&path).expect("the file");
         conn.execute_batch(
-            "DROP INDEX events_seq; ALTER TABLE events DROP COLUMN seq;
+            "DROP TABLE webhook_deliveries; DROP TABLE alert_marks; DROP TABLE webhooks;
+             ALTER TABLE quotas DROP COLUMN thresholds;
+             DROP INDEX events_seq; ALTER TABLE events DROP COLUMN seq;
              DROP TABLE meter_folds; DROP TABLE meter_cells; DROP TABLE meter_distinct;
              PRAGMA user_version = 6;",
         )
