@@ -39,7 +39,7 @@ fn is_app_route(path: &str) -> bool {
         .unwrap_or_default();
     matches!(
         first,
-        "" | "tenants" | "events" | "quotas" | "meters" | "keys"
+        "" | "tenants" | "events" | "quotas" | "meters" | "webhooks" | "keys"
     )
 }
 

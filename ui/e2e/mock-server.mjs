@@ -8,9 +8,16 @@
  *
  * Keys: METERING_MOCK_ADMIN_KEY (default "mock-admin-key") is an admin key;
  * "mock-read-key" and "mock-ingest-key" have the read and ingest roles.
+ *
+ * Webhooks: endpoints are registered, listed and deleted as on the server; quota
+ * thresholds (`thresholds`, or `alert_threshold`) and limits crossed by
+ * POST /events write quota.threshold / quota.exceeded messages (once per quota,
+ * tenant and period), which a background loop POSTs to the subscribed
+ * endpoints signed as Standard Webhooks, retrying until a 2xx (a 410 disables
+ * the endpoint).
  */
 import { createServer } from 'node:http';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { extname, join, normalize, resolve, sep, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -269,7 +276,7 @@ export function createStore({ now = Date.now(), seed = 42, days = 60, adminKey =
   addQuota('org_002', null, 'pdf_export', 5, 'daily');
   addQuota('*', null, 'csv_export', 500, 'monthly', 90);
 
-  return { events, keys, quotas };
+  return { events, keys, quotas, webhooks: new Map(), deliveries: [], alertMarks: new Set() };
 }
 
 function sortEvents(events) {
@@ -330,7 +337,7 @@ function checkName(v, field) {
 
 export function createApp({ distDir = resolve(HERE, '..', 'dist'), adminKey = 'mock-admin-key', now, latencyMs = 0 } = {}) {
   const store = createStore({ now, adminKey });
-  const { events, keys, quotas } = store;
+  const { events, keys, quotas, webhooks, deliveries, alertMarks } = store;
 
   function auth(req, route) {
     let key = req.headers['x-api-key'];
@@ -453,6 +460,7 @@ export function createApp({ distDir = resolve(HERE, '..', 'dist'), adminKey = 'm
     const parsed = list.map((e, i) => validateEvent(e, batch ? i : null, errors, rec));
     if (errors.length) throw invalid(errors[0].message, { errors });
     const ids = [];
+    const fresh = [];
     let dup = 0;
     let written = 0;
     for (const p of parsed) {
@@ -462,10 +470,13 @@ export function createApp({ distDir = resolve(HERE, '..', 'dist'), adminKey = 'm
         dup++;
         continue;
       }
-      events.push({ ...p, id, created_at: Date.now() });
+      const ev = { ...p, id, created_at: Date.now() };
+      events.push(ev);
+      fresh.push(ev);
       written++;
     }
     sortEvents(events);
+    checkAlerts(fresh);
     return { status: 'success', events_processed: written, duplicates: dup, event_ids: ids };
   }
 
@@ -512,7 +523,241 @@ export function createApp({ distDir = resolve(HERE, '..', 'dist'), adminKey = 'm
     };
   }
 
-  const renderQuota = (x) => ({ ...x, limit: new Dec(x.limit) });
+  const renderQuota = (x) => ({
+    ...x,
+    limit: new Dec(x.limit),
+    thresholds: (x.thresholds ?? [{ percent: x.alert_threshold }]).map((t) =>
+      t.usage !== undefined ? { usage: new Dec(t.usage) } : { percent: t.percent },
+    ),
+  });
+
+  /** `thresholds` of a quota: [{percent: 1-100} | {usage: > 0}], at most 16; null when not given. */
+  function parseThresholds(raw, alertThreshold, errors) {
+    if (raw === undefined || raw === null) return null;
+    if (!Array.isArray(raw) || raw.length > 16) {
+      errors.push({ field: 'thresholds', message: 'thresholds must be an array of at most 16 entries' });
+      return null;
+    }
+    const out = [];
+    raw.forEach((t, i) => {
+      if (t && Number.isInteger(t.percent) && t.percent >= 1 && t.percent <= 100 && t.usage === undefined) out.push({ percent: t.percent });
+      else if (t && t.percent === undefined && parseDec(t.usage) !== null && parseDec(t.usage) > 0n) out.push({ usage: parseDec(t.usage) });
+      else errors.push({ field: `thresholds[${i}]`, message: 'must be {"percent": 1-100} or {"usage": > 0}' });
+    });
+    const first = out.find((t) => t.percent !== undefined)?.percent;
+    if (typeof alertThreshold === 'number' && first !== undefined && alertThreshold !== first) {
+      errors.push({ field: 'alert_threshold', message: 'must equal the first percent threshold' });
+    }
+    return out;
+  }
+
+  // ------------------------------------------------------------ webhooks
+  const WEBHOOK_TYPES = ['quota.threshold', 'quota.exceeded', 'quota.reset'];
+  const renderWebhook = (w) => ({
+    id: w.id,
+    url: w.url,
+    events: w.events,
+    description: w.description,
+    created_at: w.created_at,
+    disabled_at: w.disabled_at,
+  });
+  const renderDelivery = (d) => ({
+    id: d.id,
+    message_id: d.message_id,
+    type: d.type,
+    status: d.status,
+    attempts: d.attempts,
+    last_status_code: d.last_status_code,
+    created_at: d.created_at,
+    delivered_at: d.delivered_at,
+  });
+
+  function adminOnly(rec) {
+    if (rec.tenant_id) throw new HttpError(403, 'FORBIDDEN', 'a key scoped to a tenant may not manage webhook endpoints');
+  }
+
+  function postWebhook(body) {
+    if (!body || typeof body !== 'object' || Array.isArray(body)) throw invalid('body: must be a JSON object', { errors: [{ field: 'body', message: 'must be a JSON object' }] });
+    const errors = [];
+    let events = [...WEBHOOK_TYPES];
+    for (const k of Object.keys(body)) if (!['url', 'events', 'description'].includes(k)) errors.push({ field: k, message: 'unknown field' });
+    if (typeof body.url !== 'string') {
+      errors.push({ field: 'url', message: body.url === undefined ? 'is required' : 'must be a string' });
+    } else {
+      let u = null;
+      try {
+        u = new URL(body.url);
+      } catch {
+        errors.push({ field: 'url', message: 'must be an absolute http or https URL' });
+      }
+      if (u && !['http:', 'https:'].includes(u.protocol)) errors.push({ field: 'url', message: 'must be an http or https URL' });
+      else if (u && (u.username || u.password)) errors.push({ field: 'url', message: 'must not hold credentials; receivers authenticate messages by their signature' });
+      else if (u && body.url.includes('#')) errors.push({ field: 'url', message: 'must not have a fragment (#...)' });
+      else if (body.url.length > 2048) errors.push({ field: 'url', message: 'must be at most 2048 bytes' });
+    }
+    if (body.events !== undefined && body.events !== null) {
+      if (!Array.isArray(body.events)) {
+        errors.push({ field: 'events', message: 'must be an array of event types' });
+      } else {
+        events = [];
+        body.events.forEach((t, i) => {
+          if (!WEBHOOK_TYPES.includes(t)) errors.push({ field: `events[${i}]`, message: 'must be one of quota.threshold, quota.exceeded, quota.reset' });
+          else if (events.includes(t)) errors.push({ field: `events[${i}]`, message: 'appears more than once' });
+          else events.push(t);
+        });
+        if (body.events.length === 0) errors.push({ field: 'events', message: 'must name at least one event type' });
+      }
+    }
+    if (body.description !== undefined && body.description !== null) {
+      if (typeof body.description !== 'string') errors.push({ field: 'description', message: 'must be a string or null' });
+      else if ([...body.description].length > 1024) errors.push({ field: 'description', message: 'must be at most 1024 characters' });
+    }
+    if (errors.length) {
+      const more = errors.length > 1 ? ` (and ${errors.length - 1} more errors)` : '';
+      throw invalid(`${errors[0].field}: ${errors[0].message}${more}`, { errors });
+    }
+    events.sort((a, b) => WEBHOOK_TYPES.indexOf(a) - WEBHOOK_TYPES.indexOf(b));
+    const key = randomBytes(24);
+    const w = {
+      id: randomUUID(),
+      url: body.url,
+      events,
+      description: body.description ?? null,
+      created_at: iso(Date.now()),
+      disabled_at: null,
+      key,
+    };
+    webhooks.set(w.id, w);
+    return { ...renderWebhook(w), secret: `whsec_${key.toString('base64')}` };
+  }
+
+  function findWebhook(raw) {
+    const w = webhooks.get(decodeURIComponent(raw));
+    if (!w) throw new HttpError(404, 'NOT_FOUND', `webhook \`${raw}\``);
+    return w;
+  }
+
+  /** Writes a message about `quota` for every endpoint subscribed to `type`. */
+  function writeAlert(type, quota, tenant, window, usage, threshold) {
+    const id = `msg_${randomUUID().replace(/-/g, '')}`;
+    const payload = toJson({
+      type,
+      id,
+      timestamp: iso(Date.now()),
+      data: {
+        tenant_id: tenant,
+        quota_id: quota.id,
+        resource: quota.resource,
+        feature: quota.feature,
+        period_start: iso(window[0]),
+        period_end: iso(window[1]),
+        limit: new Dec(quota.limit),
+        usage: new Dec(usage),
+        threshold: threshold === null ? null : threshold.usage !== undefined ? { usage: new Dec(threshold.usage) } : { percent: threshold.percent },
+      },
+    });
+    for (const w of webhooks.values()) {
+      if (w.disabled_at || !w.events.includes(type)) continue;
+      deliveries.push({
+        id: randomUUID(),
+        webhook_id: w.id,
+        message_id: id,
+        type,
+        status: 'pending',
+        attempts: 0,
+        last_status_code: null,
+        created_at: iso(Date.now()),
+        delivered_at: null,
+        payload,
+        next_at: Date.now(),
+        sending: false,
+      });
+    }
+  }
+
+  /** After an ingest: marks (and messages) for the thresholds and limits the tenants' usage reached. */
+  function checkAlerts(written) {
+    const seen = new Set();
+    for (const e of written) {
+      for (const quota of quotas.values()) {
+        if (quota.feature !== e.feature || (quota.resource && quota.resource !== e.resource)) continue;
+        if (quota.tenant_id !== e.tenant_id && quota.tenant_id !== '*') continue;
+        const pair = `${quota.id}|${e.tenant_id}`;
+        if (seen.has(pair)) continue;
+        seen.add(pair);
+        const window = windowOf(Date.now(), quota.period, quota.tz || 'UTC');
+        let usage = 0n;
+        for (const x of events) {
+          if (x.ts < window[0] || x.ts >= window[1] || x.tenant_id !== e.tenant_id || x.feature !== quota.feature) continue;
+          if (quota.resource && x.resource !== quota.resource) continue;
+          usage += x.q;
+        }
+        const mark = (what) => {
+          const k = `${pair}|${window[0]}|${what}`;
+          if (alertMarks.has(k)) return false;
+          alertMarks.add(k);
+          return true;
+        };
+        for (const t of quota.thresholds ?? []) {
+          const level = t.usage !== undefined ? t.usage : (quota.limit * BigInt(t.percent)) / 100n;
+          if (usage >= level && mark(t.usage !== undefined ? `usage:${t.usage}` : `percent:${t.percent}`)) {
+            writeAlert('quota.threshold', quota, e.tenant_id, window, usage, t);
+          }
+        }
+        if (usage >= quota.limit && mark('exceeded')) writeAlert('quota.exceeded', quota, e.tenant_id, window, usage, null);
+      }
+    }
+  }
+
+  /** Sends one due delivery, signed as Standard Webhooks. */
+  async function send1(d) {
+    const w = webhooks.get(d.webhook_id);
+    if (!w) return;
+    d.sending = true;
+    const timestamp = String(Math.floor(Date.now() / 1000));
+    const signature = createHmac('sha256', w.key).update(`${d.message_id}.${timestamp}.${d.payload}`).digest('base64');
+    let status = null;
+    try {
+      const res = await fetch(w.url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'webhook-id': d.message_id,
+          'webhook-timestamp': timestamp,
+          'webhook-signature': `v1,${signature}`,
+        },
+        body: d.payload,
+        signal: AbortSignal.timeout(5000),
+      });
+      status = res.status;
+      await res.arrayBuffer().catch(() => null);
+    } catch {
+      status = null;
+    }
+    d.sending = false;
+    d.attempts += 1;
+    d.last_status_code = status;
+    if (status !== null && status >= 200 && status < 300) {
+      d.status = 'delivered';
+      d.delivered_at = iso(Date.now());
+    } else if (status === 410) {
+      d.status = 'failed';
+      w.disabled_at = iso(Date.now());
+    } else if (d.attempts >= 6) {
+      d.status = 'failed';
+    } else {
+      d.next_at = Date.now() + 1000 * 2 ** d.attempts;
+    }
+  }
+
+  function deliverDue() {
+    const now = Date.now();
+    for (const d of deliveries) {
+      if (d.status === 'pending' && !d.sending && d.next_at <= now) send1(d);
+    }
+  }
+  const deliveryLoop = setInterval(deliverDue, 200);
+  deliveryLoop.unref?.();
 
   function findQuota(tenant, resource, feature) {
     const all = [...quotas.values()];
@@ -598,7 +843,9 @@ export function createApp({ distDir = resolve(HERE, '..', 'dist'), adminKey = 'm
     if (!['hourly', 'daily', 'monthly', 'yearly'].includes(body?.period)) {
       errors.push({ field: 'period', message: 'period must be hourly, daily, monthly or yearly' });
     }
-    const at = body?.alert_threshold ?? 80;
+    const thresholds = parseThresholds(body?.thresholds, body?.alert_threshold, errors);
+    const firstPercent = thresholds?.find((t) => t.percent !== undefined)?.percent;
+    const at = body?.alert_threshold ?? (thresholds ? (firstPercent ?? 0) : 80);
     if (typeof at !== 'number' || at < 0 || at > 100) errors.push({ field: 'alert_threshold', message: 'alert_threshold must be 0-100' });
     const tz = body?.tz ?? 'UTC';
     if (!validTz(tz)) errors.push({ field: 'tz', message: 'tz is not a known IANA zone' });
@@ -614,6 +861,7 @@ export function createApp({ distDir = resolve(HERE, '..', 'dist'), adminKey = 'm
       limit,
       period: body.period,
       alert_threshold: at,
+      thresholds: thresholds ?? (at > 0 ? [{ percent: at }] : []),
       tz,
       created_at: existing?.created_at ?? stamp,
       updated_at: stamp,
@@ -660,6 +908,16 @@ export function createApp({ distDir = resolve(HERE, '..', 'dist'), adminKey = 'm
       validate: ['POST'],
       quotas: parts.length > 1 ? ['DELETE'] : ['GET', 'PUT'],
       'api-keys': parts.length > 1 ? ['DELETE'] : ['GET', 'POST'],
+      webhooks:
+        parts.length === 1
+          ? ['GET', 'POST']
+          : parts.length === 2
+            ? ['DELETE']
+            : parts.length === 3 && parts[2] === 'deliveries'
+              ? ['GET']
+              : parts.length === 5 && parts[2] === 'deliveries' && parts[4] === 'retry'
+                ? ['POST']
+                : [],
     }[route];
     if (!known || !known.includes(m)) throw new HttpError(404, 'NOT_FOUND', `no route ${m} ${url.pathname}`);
     const rec = auth(req, route);
@@ -686,6 +944,34 @@ export function createApp({ distDir = resolve(HERE, '..', 'dist'), adminKey = 'm
         return send(res, 200, { api_keys: [...keys.values()] });
       case 'POST api-keys':
         return send(res, 201, postKey(await readBody(req)));
+      case 'GET webhooks': {
+        adminOnly(rec);
+        if (parts.length === 1) return send(res, 200, { webhooks: [...webhooks.values()].map(renderWebhook) });
+        const w = findWebhook(parts[1]);
+        const limit = q.has('limit') ? Number(q.get('limit')) : 100;
+        if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+          throw invalid('limit: must be from 1 to 1000', { errors: [{ field: 'limit', message: 'must be from 1 to 1000' }] });
+        }
+        const list = deliveries.filter((d) => d.webhook_id === w.id).reverse().slice(0, limit);
+        return send(res, 200, { deliveries: list.map(renderDelivery) });
+      }
+      case 'POST webhooks': {
+        adminOnly(rec);
+        if (parts.length === 1) return send(res, 201, postWebhook(await readBody(req)));
+        const w = findWebhook(parts[1]);
+        const d = deliveries.find((x) => x.webhook_id === w.id && x.id === decodeURIComponent(parts[3]));
+        if (!d) throw new HttpError(404, 'NOT_FOUND', `delivery \`${parts[3]}\``);
+        d.status = 'pending';
+        d.next_at = Date.now();
+        return send(res, 202, renderDelivery(d));
+      }
+      case 'DELETE webhooks': {
+        adminOnly(rec);
+        const w = findWebhook(parts[1]);
+        webhooks.delete(w.id);
+        for (let i = deliveries.length - 1; i >= 0; i--) if (deliveries[i].webhook_id === w.id) deliveries.splice(i, 1);
+        return send(res, 204);
+      }
       case 'DELETE api-keys': {
         const id = decodeURIComponent(parts[1]);
         const entry = [...keys.entries()].find(([, v]) => v.id === id);
@@ -762,12 +1048,12 @@ export function createApp({ distDir = resolve(HERE, '..', 'dist'), adminKey = 'm
     }
   };
 
-  return { handler, store };
+  return { handler, store, stop: () => clearInterval(deliveryLoop) };
 }
 
 /** Starts the mock; resolves to { url, close, store }. */
 export function startMockServer({ port = 0, host = '127.0.0.1', ...opts } = {}) {
-  const { handler, store } = createApp(opts);
+  const { handler, store, stop } = createApp(opts);
   const server = createServer(handler);
   return new Promise((resolvePromise, reject) => {
     server.once('error', reject);
@@ -776,7 +1062,11 @@ export function startMockServer({ port = 0, host = '127.0.0.1', ...opts } = {}) 
       resolvePromise({
         url: `http://${host}:${addr.port}`,
         store,
-        close: () => new Promise((r) => server.close(() => r())),
+        close: () =>
+          new Promise((r) => {
+            stop();
+            server.close(() => r());
+          }),
       });
     });
   });

@@ -15,6 +15,7 @@
  */
 import { isSafeNumber, parse as parseLosslessJson } from 'lossless-json';
 import { chromium } from 'playwright-core';
+import { createHmac } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -154,6 +155,47 @@ function pageServer(port) {
   });
 }
 
+/**
+ * A webhook receiver on 127.0.0.1 (any free port): answers 200 and records each
+ * request's method, path, headers and body. Resolves to { url, requests, close }.
+ */
+function webhookReceiver() {
+  const requests = [];
+  const server = createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      requests.push({ method: req.method, path: req.url, headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end('ok');
+    });
+  });
+  return new Promise((resolveServer, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      resolveServer({
+        url: `http://127.0.0.1:${server.address().port}`,
+        requests,
+        close: () => {
+          server.closeAllConnections?.();
+          server.close();
+        },
+      });
+    });
+  });
+}
+
+/** Checks a Standard Webhooks signature (`v1,<base64 HMAC-SHA256>`) against the endpoint's secret. */
+function signatureValid(secret, headers, body) {
+  const key = Buffer.from(secret.replace(/^whsec_/, ''), 'base64');
+  const expected = createHmac('sha256', key)
+    .update(`${headers['webhook-id']}.${headers['webhook-timestamp']}.${body}`)
+    .digest('base64');
+  return String(headers['webhook-signature'] ?? '')
+    .split(' ')
+    .some((s) => s === `v1,${expected}`);
+}
+
 /** In a page on `origin`, GETs a page of events and POSTs one event with the key. */
 async function crossOriginCalls(context, origin, tenant) {
   const other = await context.newPage();
@@ -225,6 +267,15 @@ async function main() {
       assertEqual(deep.status, 200, 'SPA fallback for /tenants/some-tenant');
       const r = await api('GET', '/events?page_size=1');
       assertEqual(r.status, 200, 'GET /v1/meter/events with the admin key');
+    });
+
+    await test('a full load of /webhooks serves the dashboard (SPA fallback)', async () => {
+      const res = await fetch(`${BASE}/webhooks`);
+      const type = res.headers.get('content-type') ?? '';
+      assert(
+        res.status === 200 && type.includes('text/html'),
+        `GET /webhooks answered ${res.status} ${type}: the server must list "webhooks" among the dashboard's routes`,
+      );
     });
 
     await test('sign-in rejects a wrong key with a readable 401', async () => {
@@ -652,6 +703,150 @@ async function main() {
       assertEqual((await api('GET', '/events?page_size=1', undefined, secret)).status, 401, 'revoked key refused');
     });
 
+    await test('a webhook endpoint gets a signed quota.threshold alert, shown delivered, retried with the same id, and is deleted', async () => {
+      const receiver = await webhookReceiver();
+      const tenant = `${TENANT}-hook`;
+      let quotaId = null;
+      try {
+        const hookUrl = `${receiver.url}/hooks/${RUN}`;
+        await page.getByRole('link', { name: 'Webhooks' }).first().click();
+        await page.getByRole('heading', { name: 'Webhooks', level: 1 }).waitFor();
+        await settle(page);
+
+        // The server refuses a URL that is not http(s): its message shows next to the field.
+        await page.getByTestId('create-webhook').click();
+        const dialog = page.getByRole('dialog', { name: 'Add webhook endpoint' });
+        for (const t of ['quota.threshold', 'quota.exceeded', 'quota.reset']) {
+          assert(await dialog.getByTestId(`event-${t}`).isChecked(), `${t} is chosen by default`);
+        }
+        await dialog.getByLabel('URL').fill('ftp://files.example.com/hook');
+        await dialog.getByTestId('create-webhook-submit').click();
+        const urlError = dialog.locator('#wh-url-error');
+        await urlError.waitFor();
+        assert(/http or https/.test(await urlError.innerText()), `URL error: ${await urlError.innerText()}`);
+        assertEqual(await dialog.getByLabel('URL').getAttribute('aria-invalid'), 'true', 'URL marked invalid');
+        await shot(page, 'desktop-15-webhook-refused');
+
+        await dialog.getByLabel('URL').fill(hookUrl);
+        await dialog.getByLabel('Description (optional)').fill(`e2e ${RUN}`);
+        await dialog.getByTestId('create-webhook-submit').click();
+        const secretInput = page.getByTestId('webhook-secret');
+        await secretInput.waitFor();
+        const secret = await secretInput.inputValue();
+        assert(secret.startsWith('whsec_') && secret.length > 16, 'a whsec_ secret is shown');
+        assert(/will not be shown again/.test(await page.getByRole('dialog').innerText()), 'the dialog says it is shown once');
+        await page.getByTestId('copy-webhook-secret').click();
+        await page
+          .getByRole('button', { name: 'Copied', exact: true })
+          .or(page.getByRole('button', { name: 'Press Ctrl+C', exact: true }))
+          .waitFor();
+        await shot(page, 'desktop-16-webhook-secret');
+        const listed = await api('GET', '/webhooks');
+        assertEqual(listed.status, 200, 'GET /webhooks');
+        const stored = listed.json.webhooks.find((w) => w.url === hookUrl);
+        assert(stored, 'the endpoint is stored');
+        assert(!JSON.stringify(listed.json).includes(secret), 'the listing has no secret');
+        await page.getByTestId('close-webhook-secret').click();
+        await page.getByRole('dialog').waitFor({ state: 'detached' });
+        assert(!(await page.content()).includes(secret), 'secret no longer in the page');
+        const storage = await page.evaluate(() => JSON.stringify({ ...sessionStorage, ...localStorage }));
+        assert(!storage.includes(secret), 'secret not in web storage');
+
+        const row = page.locator(`[data-testid="webhook-row"][data-id="${stored.id}"]`);
+        await row.waitFor();
+        assertEqual(await row.getAttribute('data-status'), 'active', 'endpoint active');
+        assert((await row.innerText()).includes('quota.threshold'), 'events listed');
+        await row.getByTestId('select-webhook').click();
+        const card = page.locator(`[data-testid="webhook-deliveries"][data-webhook="${stored.id}"]`);
+        await card.waitFor();
+
+        // A quota of 10 with a threshold at 50 %, and 6 units of usage: one quota.threshold message.
+        const put = await api('PUT', '/quotas', {
+          tenant_id: tenant,
+          resource: null,
+          feature: FEATURE,
+          limit: 10,
+          period: 'monthly',
+          thresholds: [{ percent: 50 }],
+        });
+        assert(put.status === 200 || put.status === 201, `PUT /quotas: ${put.status} ${JSON.stringify(put.json)}`);
+        quotaId = put.json.id;
+        const ingest = await api('POST', '/events', { tenant_id: tenant, resource: 'e2e', feature: FEATURE, quantity: 6 });
+        assertEqual(ingest.status, 201, 'POST /events');
+
+        const t0 = Date.now();
+        const first = await eventually(
+          () => receiver.requests.find((r) => r.body.includes(tenant) && r.body.includes('quota.threshold')),
+          { timeout: 10000, interval: 100, what: 'the receiver to get the quota.threshold message' },
+        );
+        console.log(`  (received after ${Date.now() - t0} ms)`);
+        const msgId = first.headers['webhook-id'];
+        assertEqual(first.method, 'POST', 'method');
+        assert(typeof msgId === 'string' && msgId.length > 0, 'webhook-id header');
+        assert(/^\d+$/.test(String(first.headers['webhook-timestamp'])), 'webhook-timestamp header');
+        assert(String(first.headers['webhook-signature']).startsWith('v1,'), 'webhook-signature starts with v1,');
+        assert(signatureValid(secret, first.headers, first.body), 'the signature verifies with the secret');
+        const payload = JSON.parse(first.body);
+        assertEqual(payload.type, 'quota.threshold', 'payload type');
+        assertEqual(payload.id, msgId, 'payload id = webhook-id');
+        assertEqual(payload.data.tenant_id, tenant, 'payload tenant');
+
+        const delivery = card.locator(`[data-testid="delivery-row"][data-message-id="${msgId}"]`);
+        await eventually(
+          async () => {
+            await card.getByTestId('refresh-deliveries').click();
+            return (await delivery.count()) === 1 && (await delivery.getAttribute('data-status')) === 'delivered';
+          },
+          { timeout: 10000, interval: 500, what: 'the delivery shown delivered' },
+        );
+        assertEqual(await delivery.getAttribute('data-type'), 'quota.threshold', 'delivery type');
+        assert((await delivery.innerText()).includes('200'), 'last status code 200 shown');
+        await settle(page);
+        await shot(page, 'desktop-17-webhook-deliveries');
+
+        // Retry: the same message again, with the same webhook-id.
+        await delivery.getByRole('button', { name: `Retry delivery ${msgId}` }).click();
+        await eventually(async () => /queued to be sent again/.test(await card.getByTestId('retry-notice').innerText()), {
+          what: 'the retry notice',
+        });
+        await eventually(() => receiver.requests.filter((r) => r.headers['webhook-id'] === msgId).length >= 2, {
+          timeout: 10000,
+          interval: 100,
+          what: 'the receiver to get the message again',
+        });
+        const again = receiver.requests.filter((r) => r.headers['webhook-id'] === msgId)[1];
+        assertEqual(again.body, first.body, 'the same message body');
+        assert(signatureValid(secret, again.headers, again.body), 'the resent message verifies too');
+        await eventually(
+          async () => {
+            await card.getByTestId('refresh-deliveries').click();
+            return (
+              (await delivery.getAttribute('data-status')) === 'delivered' && Number(await delivery.getAttribute('data-attempts')) >= 2
+            );
+          },
+          { timeout: 10000, interval: 500, what: 'the delivery delivered again, two attempts' },
+        );
+        const deliveries = await api('GET', `/webhooks/${stored.id}/deliveries?limit=10`);
+        const apiDelivery = deliveries.json.deliveries.find((d) => d.message_id === msgId);
+        assertEqual(apiDelivery?.status, 'delivered', 'the API agrees');
+        await shot(page, 'desktop-18-webhook-retried');
+
+        // Delete, after confirming.
+        await row.getByRole('button', { name: `Delete endpoint ${hookUrl}` }).click();
+        const confirm = page.getByRole('dialog', { name: 'Delete webhook endpoint?' });
+        await confirm.waitFor();
+        await shot(page, 'desktop-19-webhook-delete');
+        await confirm.getByTestId('confirm-delete-webhook').click();
+        await row.waitFor({ state: 'detached' });
+        await card.waitFor({ state: 'detached' });
+        const after = await api('GET', '/webhooks');
+        assert(!after.json.webhooks.some((w) => w.id === stored.id), 'the endpoint is gone from the API');
+      } finally {
+        receiver.close();
+        if (quotaId) await api('DELETE', `/quotas/${encodeURIComponent(quotaId)}`).catch(() => {});
+      }
+    });
+
     await test('phone width: every page renders without horizontal overflow', async () => {
       const phone = await context.newPage();
       currentPage = phone;
@@ -676,6 +871,14 @@ async function main() {
         assert(overflow <= 1, `${path} overflows horizontally by ${overflow}px`);
         await shot(phone, name);
       }
+      // Webhooks through the menu (a full load of /webhooks is checked on its own).
+      await phone.getByRole('button', { name: 'Open menu' }).click();
+      await phone.getByRole('dialog', { name: 'Navigation' }).getByRole('link', { name: 'Webhooks' }).click();
+      await phone.getByRole('heading', { name: 'Webhooks', level: 1 }).waitFor();
+      await settle(phone);
+      const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert(overflow <= 1, `/webhooks overflows horizontally by ${overflow}px`);
+      await shot(phone, 'phone-06c-webhooks');
       await phone.getByRole('button', { name: 'Open menu' }).click();
       await phone.getByRole('dialog', { name: 'Navigation' }).waitFor();
       await shot(phone, 'phone-08-menu');

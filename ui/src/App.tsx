@@ -13,6 +13,7 @@ import { QuotasPage } from './pages/Quotas';
 import { SignInPage } from './pages/SignIn';
 import { TenantDetailPage } from './pages/TenantDetail';
 import { TenantsPage } from './pages/Tenants';
+import { WebhooksPage } from './pages/Webhooks';
 
 const TITLES: [string, string][] = [
   ['/', 'Overview'],
@@ -21,6 +22,7 @@ const TITLES: [string, string][] = [
   ['/events', 'Events'],
   ['/quotas', 'Quotas'],
   ['/meters', 'Meters'],
+  ['/webhooks', 'Webhooks'],
   ['/keys', 'API keys'],
 ];
 
@@ -52,6 +54,8 @@ function Routes() {
   } else if (p === '/meters') {
     page = <MetersPage />;
     showRange = true;
+  } else if (p === '/webhooks') {
+    page = <WebhooksPage />;
   } else if (p === '/keys') {
     page = <ApiKeysPage />;
   } else {

@@ -1,5 +1,5 @@
 import { type ReactNode, useEffect, useState } from 'react';
-import { Gauge, KeyRound, LayoutDashboard, LogOut, Menu, Ruler, ScrollText, Users, X } from 'lucide-react';
+import { Gauge, KeyRound, LayoutDashboard, LogOut, Menu, Ruler, ScrollText, Users, Webhook, X } from 'lucide-react';
 import { useAuth } from '../lib/auth';
 import { cn } from '../lib/cn';
 import { Link, useRouter } from '../lib/router';
@@ -12,6 +12,7 @@ export const NAV = [
   { to: '/events', label: 'Events', icon: ScrollText },
   { to: '/quotas', label: 'Quotas', icon: Gauge },
   { to: '/meters', label: 'Meters', icon: Ruler },
+  { to: '/webhooks', label: 'Webhooks', icon: Webhook },
   { to: '/keys', label: 'API keys', icon: KeyRound },
 ] as const;
 

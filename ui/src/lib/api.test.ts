@@ -3,6 +3,7 @@ import {
   ApiClient,
   ApiError,
   buildQuery,
+  fieldErrors,
   jsonWithExactNumbers,
   parseErrorBody,
   parseJson,
@@ -114,6 +115,104 @@ describe('ApiClient', () => {
     const body = (f.mock.calls[0] as unknown as [string, RequestInit])[1].body as string;
     expect(body).toContain('"limit":9007199254740993.5');
     expect(body).not.toContain('"tz"');
+  });
+});
+
+describe('webhooks', () => {
+  const WEBHOOK = {
+    id: '0193a1b2-0000-7000-8000-000000000001',
+    url: 'https://example.com/hooks',
+    events: ['quota.threshold'],
+    description: null,
+    created_at: '2025-11-20T10:00:00Z',
+    disabled_at: null,
+  };
+  const call = (f: ReturnType<typeof fakeFetch>, i = 0) => f.mock.calls[i] as unknown as [string, RequestInit];
+
+  it('creates an endpoint, leaving out an empty description, and returns the secret', async () => {
+    const f = fakeFetch(201, { ...WEBHOOK, secret: 'whsec_c2VjcmV0' });
+    const c = new ApiClient('k', { fetchImpl: f as unknown as typeof fetch });
+    const w = await c.createWebhook({ url: 'https://example.com/hooks', events: ['quota.threshold'], description: null });
+    expect(w.secret).toBe('whsec_c2VjcmV0');
+    const [url, init] = call(f);
+    expect(url).toBe('/v1/meter/webhooks');
+    expect(init.method).toBe('POST');
+    expect((init.headers as Record<string, string>)['Content-Type']).toBe('application/json');
+    expect(JSON.parse(init.body as string)).toEqual({ url: 'https://example.com/hooks', events: ['quota.threshold'] });
+    await c.createWebhook({ url: 'https://x.test', events: ['quota.reset', 'quota.exceeded'], description: 'ops' });
+    expect(JSON.parse(call(f, 1)[1].body as string)).toEqual({
+      url: 'https://x.test',
+      events: ['quota.reset', 'quota.exceeded'],
+      description: 'ops',
+    });
+  });
+
+  it('lists, deletes, lists deliveries and retries with encoded ids', async () => {
+    const list = fakeFetch(200, { webhooks: [WEBHOOK] });
+    const c = new ApiClient('k', { fetchImpl: list as unknown as typeof fetch });
+    expect((await c.webhooks()).webhooks[0].url).toBe('https://example.com/hooks');
+    expect(call(list)[0]).toBe('/v1/meter/webhooks');
+    expect(call(list)[1].method).toBe('GET');
+
+    const del = vi.fn(async () => new Response(null, { status: 204 }));
+    await expect(new ApiClient('k', { fetchImpl: del as unknown as typeof fetch }).deleteWebhook('a/b')).resolves.toBeUndefined();
+    expect((del.mock.calls[0] as unknown as [string, RequestInit])[0]).toBe('/v1/meter/webhooks/a%2Fb');
+    expect((del.mock.calls[0] as unknown as [string, RequestInit])[1].method).toBe('DELETE');
+
+    const delivery = {
+      id: 'd1',
+      message_id: 'msg_1',
+      type: 'quota.threshold',
+      status: 'pending',
+      attempts: 1,
+      last_status_code: null,
+      created_at: '2025-11-20T10:00:01Z',
+      delivered_at: null,
+    };
+    const dl = fakeFetch(200, { deliveries: [delivery] });
+    const c2 = new ApiClient('k', { fetchImpl: dl as unknown as typeof fetch });
+    const got = await c2.webhookDeliveries('w 1', 20);
+    expect(got.deliveries[0].last_status_code).toBeNull();
+    expect(call(dl)[0]).toBe('/v1/meter/webhooks/w%201/deliveries?limit=20');
+    await c2.webhookDeliveries('w1');
+    expect(call(dl, 1)[0]).toBe('/v1/meter/webhooks/w1/deliveries');
+
+    const retry = fakeFetch(202, delivery);
+    const c3 = new ApiClient('k', { fetchImpl: retry as unknown as typeof fetch });
+    expect((await c3.retryDelivery('w1', 'd/1')).status).toBe('pending');
+    expect(call(retry)[0]).toBe('/v1/meter/webhooks/w1/deliveries/d%2F1/retry');
+    expect(call(retry)[1].method).toBe('POST');
+    expect(call(retry)[1].body).toBeUndefined();
+  });
+
+  it('reports a refused creation with its field errors', async () => {
+    const f = fakeFetch(422, {
+      error: {
+        code: 'VALIDATION_ERROR',
+        message: 'url: must be an http or https URL',
+        details: {
+          errors: [
+            { field: 'url', message: 'must be an http or https URL' },
+            { field: 'events[0]', message: 'must be one of quota.threshold, quota.exceeded, quota.reset' },
+            { field: 'url', message: 'second message for url' },
+          ],
+        },
+      },
+    });
+    const c = new ApiClient('k', { fetchImpl: f as unknown as typeof fetch });
+    const err = await c.createWebhook({ url: 'ftp://x', events: ['quota.threshold'], description: null }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect((err as ApiError).status).toBe(422);
+    expect(fieldErrors((err as ApiError).details)).toEqual({
+      url: 'must be an http or https URL',
+      'events[0]': 'must be one of quota.threshold, quota.exceeded, quota.reset',
+    });
+  });
+
+  it('reads no field errors from other details', () => {
+    expect(fieldErrors(null)).toEqual({});
+    expect(fieldErrors({ field: 'limit' })).toEqual({});
+    expect(fieldErrors({ errors: [null, 'x', { field: 1, message: 'm' }, { field: 'f', message: 'ok' }] })).toEqual({ f: 'ok' });
   });
 });
 

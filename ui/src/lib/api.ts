@@ -143,6 +143,67 @@ export interface ApiKeyInput {
   expires_at: string | null;
 }
 
+/** The kinds of alert a webhook endpoint can receive. */
+export const WEBHOOK_EVENT_TYPES = ['quota.threshold', 'quota.exceeded', 'quota.reset'] as const;
+export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
+
+/** A webhook endpoint, as listed (never with its secret). */
+export interface Webhook {
+  id: string;
+  url: string;
+  events: WebhookEventType[];
+  description: string | null;
+  created_at: string;
+  /** When it answered 410 Gone and stopped receiving messages; null while active. */
+  disabled_at: string | null;
+}
+
+/** The answer to a creation: the only time the signing secret is shown. */
+export interface CreatedWebhook extends Webhook {
+  secret: string;
+}
+
+export interface WebhookInput {
+  url: string;
+  events: WebhookEventType[];
+  /** Left out of the request when empty. */
+  description: string | null;
+}
+
+export type DeliveryStatus = 'pending' | 'delivered' | 'failed';
+
+/** One message to one endpoint, with how sending it went. */
+export interface WebhookDelivery {
+  id: string;
+  /** The message's `webhook-id` header. */
+  message_id: string;
+  type: WebhookEventType;
+  status: DeliveryStatus;
+  attempts: number;
+  /** The HTTP status of the last attempt; null when it got no answer. */
+  last_status_code: number | null;
+  created_at: string;
+  delivered_at: string | null;
+}
+
+/**
+ * The field errors of a 422 (`details.errors[]` of `{field, message}`), by
+ * field: the first message of each field, in the server's order.
+ */
+export function fieldErrors(details: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!details || typeof details !== 'object') return out;
+  const list = (details as { errors?: unknown }).errors;
+  if (Array.isArray(list)) {
+    for (const e of list) {
+      if (!e || typeof e !== 'object') continue;
+      const { field, message } = e as { field?: unknown; message?: unknown };
+      if (typeof field === 'string' && typeof message === 'string' && !(field in out)) out[field] = message;
+    }
+  }
+  return out;
+}
+
 /** An error from the API (or from getting to it), in readable form. */
 export const AGGREGATIONS = ['sum', 'count', 'unique_count', 'min', 'max', 'avg', 'latest'] as const;
 export type Aggregation = (typeof AGGREGATIONS)[number];
@@ -496,6 +557,34 @@ export class ApiClient {
 
   revokeApiKey(id: string): Promise<void> {
     return this.request('DELETE', `/api-keys/${encodeURIComponent(id)}`);
+  }
+
+  webhooks(signal?: AbortSignal): Promise<{ webhooks: Webhook[] }> {
+    return this.request('GET', '/webhooks', undefined, signal);
+  }
+
+  /** Registers an endpoint; the answer holds its signing secret, shown only this once. */
+  createWebhook(w: WebhookInput): Promise<CreatedWebhook> {
+    const body: Record<string, unknown> = { url: w.url, events: w.events };
+    if (w.description) body.description = w.description;
+    return this.request('POST', '/webhooks', JSON.stringify(body));
+  }
+
+  deleteWebhook(id: string): Promise<void> {
+    return this.request('DELETE', `/webhooks/${encodeURIComponent(id)}`);
+  }
+
+  /** An endpoint's latest deliveries, newest first (`limit` 1 to 1000; the server's default is 100). */
+  webhookDeliveries(id: string, limit?: number, signal?: AbortSignal): Promise<{ deliveries: WebhookDelivery[] }> {
+    return this.request('GET', `/webhooks/${encodeURIComponent(id)}/deliveries${buildQuery({ limit })}`, undefined, signal);
+  }
+
+  /** Sends a delivery again with the same message id; answers the delivery, now pending. */
+  retryDelivery(webhookId: string, deliveryId: string): Promise<WebhookDelivery> {
+    return this.request(
+      'POST',
+      `/webhooks/${encodeURIComponent(webhookId)}/deliveries/${encodeURIComponent(deliveryId)}/retry`,
+    );
   }
 
   /** Fetches a file (an export, or an answer as CSV) as a blob, with the key. */

@@ -6,7 +6,8 @@ import { KEY_STORAGE } from '../lib/auth';
 import { sortTotals } from './Tenants';
 import { applicableQuota } from './TenantDetail';
 import { validateQuotaForm } from './Quotas';
-import type { Quota } from '../lib/api';
+import { webhookFormErrors } from './Webhooks';
+import { ApiError, type Quota, type Webhook, type WebhookDelivery } from '../lib/api';
 
 type Handler = (url: URL, init: RequestInit) => { status: number; body?: unknown };
 
@@ -335,6 +336,297 @@ describe('App', () => {
   });
 });
 
+describe('Webhooks page', () => {
+  const HOOK_A: Webhook = {
+    id: 'wh-a',
+    url: 'https://billing.example.com/hooks/metering',
+    events: ['quota.threshold', 'quota.exceeded', 'quota.reset'],
+    description: 'billing alerts',
+    created_at: '2025-11-20T10:00:00Z',
+    disabled_at: null,
+  };
+  const HOOK_B: Webhook = {
+    id: 'wh-b',
+    url: 'https://gone.example.com/hook',
+    events: ['quota.exceeded'],
+    description: null,
+    created_at: '2025-11-21T10:00:00Z',
+    disabled_at: '2025-11-22T10:00:00Z',
+  };
+  const delivery = (id: string, over: Partial<WebhookDelivery>): WebhookDelivery => ({
+    id,
+    message_id: `msg_${id}`,
+    type: 'quota.threshold',
+    status: 'delivered',
+    attempts: 1,
+    last_status_code: 200,
+    created_at: '2025-11-22T09:00:00Z',
+    delivered_at: '2025-11-22T09:00:01Z',
+    ...over,
+  });
+
+  /** A fake of the webhook routes over `hooks` and `deliveries`; records every call but GETs of other routes. */
+  function webhookServer(hooks: Webhook[], deliveries: Record<string, WebhookDelivery[]> = {}) {
+    const calls: { method: string; path: string; body: string | null }[] = [];
+    let createAnswer: { status: number; body: unknown } | null = null;
+    const f = installFetch((url, init) => {
+      const method = init.method ?? 'GET';
+      const path = url.pathname + url.search;
+      if (url.pathname.startsWith('/v1/meter/webhooks')) calls.push({ method, path, body: (init.body as string) ?? null });
+      const rest = url.pathname.replace(/^\/v1\/meter\/webhooks\/?/, '').split('/').filter(Boolean).map(decodeURIComponent);
+      if (url.pathname.startsWith('/v1/meter/webhooks')) {
+        if (rest.length === 0 && method === 'GET') return { status: 200, body: { webhooks: hooks } };
+        if (rest.length === 0 && method === 'POST') {
+          if (createAnswer) return createAnswer;
+          const req = JSON.parse(init.body as string) as { url: string; events: Webhook['events']; description?: string };
+          const w: Webhook = {
+            id: `wh-${hooks.length + 1}`,
+            url: req.url,
+            events: req.events,
+            description: req.description ?? null,
+            created_at: '2025-11-23T10:00:00Z',
+            disabled_at: null,
+          };
+          hooks.push(w);
+          return { status: 201, body: { ...w, secret: 'whsec_dGhlLW9uZS10aW1lLXNlY3JldA==' } };
+        }
+        const hook = hooks.find((h) => h.id === rest[0]);
+        if (!hook) return { status: 404, body: { error: { code: 'NOT_FOUND', message: `webhook ${rest[0]}`, details: null } } };
+        if (rest.length === 1 && method === 'DELETE') {
+          hooks.splice(hooks.indexOf(hook), 1);
+          return { status: 204 };
+        }
+        if (rest[1] === 'deliveries' && rest.length === 2) return { status: 200, body: { deliveries: deliveries[hook.id] ?? [] } };
+        if (rest[1] === 'deliveries' && rest[3] === 'retry' && method === 'POST') {
+          const d = (deliveries[hook.id] ?? []).find((x) => x.id === rest[2]);
+          if (!d) return { status: 404, body: { error: { code: 'NOT_FOUND', message: 'delivery', details: null } } };
+          d.status = 'pending';
+          return { status: 202, body: d };
+        }
+      }
+      return api(url);
+    });
+    return {
+      f,
+      calls,
+      refuseCreation: (status: number, body: unknown) => {
+        createAnswer = { status, body };
+      },
+    };
+  }
+
+  beforeEach(() => {
+    window.sessionStorage.setItem(KEY_STORAGE, 'good-key');
+    window.history.replaceState(null, '', '/webhooks');
+  });
+  afterEach(() => {
+    vi.unstubAllGlobals();
+  });
+
+  it('is in the navigation and lists endpoints with their events and state', async () => {
+    webhookServer([HOOK_A, HOOK_B]);
+    render(<App />);
+    await screen.findByRole('heading', { name: 'Webhooks', level: 1 });
+    const nav = screen.getAllByRole('navigation', { name: 'Main' })[0];
+    expect(within(nav).getByRole('link', { name: 'Webhooks' }).getAttribute('aria-current')).toBe('page');
+    const rows = await screen.findAllByTestId('webhook-row');
+    expect(rows.map((r) => r.dataset.url)).toEqual([HOOK_A.url, HOOK_B.url]);
+    expect(rows[0].dataset.status).toBe('active');
+    expect(rows[0].textContent).toContain('Active');
+    expect(rows[0].textContent).toContain('quota.threshold');
+    expect(rows[0].textContent).toContain('quota.reset');
+    expect(rows[0].textContent).toContain('billing alerts');
+    expect(rows[1].dataset.status).toBe('disabled');
+    expect(rows[1].textContent).toContain('Disabled');
+    expect(rows[1].textContent).not.toContain('quota.threshold');
+    expect(document.title).toBe('Webhooks · Metering');
+  });
+
+  it('shows an empty state without endpoints', async () => {
+    webhookServer([]);
+    render(<App />);
+    expect((await screen.findByTestId('empty-state')).textContent).toContain('No webhook endpoints');
+  });
+
+  it('creates an endpoint and shows its secret once', async () => {
+    const hooks = [HOOK_A];
+    const { calls } = webhookServer(hooks);
+    render(<App />);
+    await screen.findAllByTestId('webhook-row');
+    fireEvent.click(screen.getByTestId('create-webhook'));
+    const dialog = await screen.findByRole('dialog', { name: 'Add webhook endpoint' });
+    // Every event type is chosen by default.
+    for (const t of ['quota.threshold', 'quota.exceeded', 'quota.reset']) {
+      expect((within(dialog).getByTestId(`event-${t}`) as HTMLInputElement).checked).toBe(true);
+    }
+    fireEvent.change(within(dialog).getByLabelText('URL'), { target: { value: ' https://ops.example.com/hook ' } });
+    fireEvent.click(within(dialog).getByLabelText(/quota\.reset/));
+    fireEvent.change(within(dialog).getByLabelText('Description (optional)'), { target: { value: 'ops pager' } });
+    await act(async () => fireEvent.click(within(dialog).getByTestId('create-webhook-submit')));
+
+    const post = calls.find((c) => c.method === 'POST');
+    expect(JSON.parse(post!.body!)).toEqual({
+      url: 'https://ops.example.com/hook',
+      events: ['quota.threshold', 'quota.exceeded'],
+      description: 'ops pager',
+    });
+    const secretDialog = await screen.findByRole('dialog', { name: 'Copy the signing secret' });
+    expect(secretDialog.textContent).toContain('it will not be shown again');
+    const secret = within(secretDialog).getByTestId('webhook-secret') as HTMLInputElement;
+    expect(secret.value).toBe('whsec_dGhlLW9uZS10aW1lLXNlY3JldA==');
+    expect(within(secretDialog).getByTestId('copy-webhook-secret').textContent).toContain('Copy');
+    // Not closable by Escape: only the explicit button closes it.
+    fireEvent.keyDown(document, { key: 'Escape' });
+    expect(screen.getByRole('dialog', { name: 'Copy the signing secret' })).toBeTruthy();
+
+    // The list shows the new endpoint, selected, without a secret.
+    await waitFor(() => expect(screen.getAllByTestId('webhook-row')).toHaveLength(2));
+    await screen.findByTestId('webhook-deliveries');
+
+    fireEvent.click(within(secretDialog).getByTestId('close-webhook-secret'));
+    await waitFor(() => expect(screen.queryByRole('dialog')).toBeNull());
+    expect(document.body.innerHTML).not.toContain('whsec_');
+    expect(JSON.stringify({ ...window.sessionStorage })).not.toContain('whsec_');
+    expect(JSON.stringify({ ...window.localStorage })).not.toContain('whsec_');
+
+    // Opening the form again starts blank, with no secret.
+    fireEvent.click(screen.getByTestId('create-webhook'));
+    const again = await screen.findByRole('dialog', { name: 'Add webhook endpoint' });
+    expect((within(again).getByLabelText('URL') as HTMLInputElement).value).toBe('');
+    expect(document.body.innerHTML).not.toContain('whsec_');
+  });
+
+  it('shows missing input and the server’s field errors next to the fields', async () => {
+    const server = webhookServer([HOOK_A]);
+    render(<App />);
+    await screen.findAllByTestId('webhook-row');
+    fireEvent.click(screen.getByTestId('create-webhook'));
+    const dialog = await screen.findByRole('dialog', { name: 'Add webhook endpoint' });
+
+    // Checked before sending: a URL and at least one event type.
+    for (const t of ['quota.threshold', 'quota.exceeded', 'quota.reset']) fireEvent.click(within(dialog).getByTestId(`event-${t}`));
+    await act(async () => fireEvent.click(within(dialog).getByTestId('create-webhook-submit')));
+    expect(dialog.querySelector('#wh-url-error')?.textContent).toMatch(/Enter the URL/);
+    expect(dialog.querySelector('#wh-events-error')?.textContent).toMatch(/at least one event type/);
+    expect(within(dialog).getByLabelText('URL').getAttribute('aria-invalid')).toBe('true');
+    expect(server.calls.some((c) => c.method === 'POST')).toBe(false);
+
+    // Refused by the server: each field error goes next to its field.
+    server.refuseCreation(422, {
+      error: {
+        code: 'VALIDATION_ERROR',
+        message: 'url: must be an http or https URL',
+        details: {
+          errors: [
+            { field: 'url', message: 'must be an http or https URL' },
+            { field: 'description', message: 'must be at most 1024 characters' },
+          ],
+        },
+      },
+    });
+    fireEvent.click(within(dialog).getByTestId('event-quota.threshold'));
+    fireEvent.change(within(dialog).getByLabelText('URL'), { target: { value: 'ftp://files.example.com' } });
+    await act(async () => fireEvent.click(within(dialog).getByTestId('create-webhook-submit')));
+    await waitFor(() => expect(dialog.querySelector('#wh-url-error')?.textContent).toBe('must be an http or https URL'));
+    expect(dialog.querySelector('#wh-events-error')).toBeNull();
+    expect(dialog.querySelector('#wh-description-error')?.textContent).toBe('must be at most 1024 characters');
+    expect(within(dialog).getByLabelText('URL').getAttribute('aria-describedby')).toBe('wh-url-error');
+    // Every error has its field: no general alert, and the form stays open.
+    expect(within(dialog).queryByRole('alert')).toBeNull();
+    expect(screen.queryByTestId('webhook-secret')).toBeNull();
+
+    // An error without fields shows as an alert.
+    server.refuseCreation(403, { error: { code: 'FORBIDDEN', message: 'a key scoped to a tenant may not do this', details: null } });
+    await act(async () => fireEvent.click(within(dialog).getByTestId('create-webhook-submit')));
+    expect((await within(dialog).findByRole('alert')).textContent).toContain('scoped to a tenant');
+  });
+
+  it('deletes an endpoint after confirmation', async () => {
+    const hooks = [HOOK_A, HOOK_B];
+    const { calls } = webhookServer(hooks);
+    render(<App />);
+    const rows = await screen.findAllByTestId('webhook-row');
+    fireEvent.click(within(rows[1]).getByRole('button', { name: `Delete endpoint ${HOOK_B.url}` }));
+    const dialog = await screen.findByRole('dialog', { name: 'Delete webhook endpoint?' });
+    expect(dialog.textContent).toContain(HOOK_B.url);
+    // Cancel sends nothing.
+    fireEvent.click(within(dialog).getByRole('button', { name: 'Cancel' }));
+    expect(calls.some((c) => c.method === 'DELETE')).toBe(false);
+
+    fireEvent.click(within(rows[1]).getByRole('button', { name: `Delete endpoint ${HOOK_B.url}` }));
+    await act(async () => fireEvent.click(screen.getByTestId('confirm-delete-webhook')));
+    expect(calls.filter((c) => c.method === 'DELETE').map((c) => c.path)).toEqual(['/v1/meter/webhooks/wh-b']);
+    await waitFor(() => expect(screen.getAllByTestId('webhook-row').map((r) => r.dataset.id)).toEqual(['wh-a']));
+    expect(screen.queryByRole('dialog')).toBeNull();
+  });
+
+  it('lists a selected endpoint’s deliveries, retries one and refreshes', async () => {
+    const deliveries = {
+      'wh-a': [
+        delivery('d3', { type: 'quota.exceeded', status: 'failed', attempts: 8, last_status_code: 500, delivered_at: null }),
+        delivery('d2', { status: 'pending', attempts: 2, last_status_code: null, delivered_at: null }),
+        delivery('d1', {}),
+      ],
+    };
+    const { calls } = webhookServer([HOOK_A, HOOK_B], deliveries);
+    render(<App />);
+    const rows = await screen.findAllByTestId('webhook-row');
+    await act(async () => fireEvent.click(within(rows[0]).getByTestId('select-webhook')));
+    expect(within(rows[0]).getByTestId('select-webhook').getAttribute('aria-current')).toBe('true');
+    const card = await screen.findByTestId('webhook-deliveries');
+    await within(card).findByTestId('deliveries-table');
+    const list = within(card).getAllByTestId('delivery-row');
+    expect(list.map((r) => [r.dataset.messageId, r.dataset.type, r.dataset.status, r.dataset.attempts])).toEqual([
+      ['msg_d3', 'quota.exceeded', 'failed', '8'],
+      ['msg_d2', 'quota.threshold', 'pending', '2'],
+      ['msg_d1', 'quota.threshold', 'delivered', '1'],
+    ]);
+    expect(list[0].textContent).toContain('500');
+    expect(list[0].textContent).toContain('failed');
+    expect(list[2].textContent).toContain('200');
+    const deliveryGets = () => calls.filter((c) => c.method === 'GET' && c.path.startsWith('/v1/meter/webhooks/wh-a/deliveries')).length;
+    expect(calls.find((c) => c.path.startsWith('/v1/meter/webhooks/wh-a/deliveries'))?.path).toBe(
+      '/v1/meter/webhooks/wh-a/deliveries?limit=50',
+    );
+
+    // Retry: POSTed, then the list is fetched again and shows the delivery pending.
+    const before = deliveryGets();
+    await act(async () => fireEvent.click(within(list[0]).getByRole('button', { name: 'Retry delivery msg_d3' })));
+    expect(calls.filter((c) => c.method === 'POST').map((c) => c.path)).toEqual(['/v1/meter/webhooks/wh-a/deliveries/d3/retry']);
+    await waitFor(() => expect(deliveryGets()).toBeGreaterThan(before));
+    await waitFor(() => expect(within(card).getAllByTestId('delivery-row')[0].dataset.status).toBe('pending'));
+    expect(within(card).getByTestId('retry-notice').textContent).toContain('msg_d3');
+
+    // Refresh fetches again.
+    const beforeRefresh = deliveryGets();
+    await act(async () => fireEvent.click(within(card).getByTestId('refresh-deliveries')));
+    await waitFor(() => expect(deliveryGets()).toBeGreaterThan(beforeRefresh));
+    await waitFor(() => expect((within(card).getByTestId('refresh-deliveries') as HTMLButtonElement).disabled).toBe(false));
+
+    // Another endpoint without deliveries.
+    await act(async () => fireEvent.click(within(rows[1]).getByTestId('select-webhook')));
+    await waitFor(() => expect(screen.getByTestId('webhook-deliveries').dataset.webhook).toBe('wh-b'));
+    expect((await within(screen.getByTestId('webhook-deliveries')).findByTestId('empty-state')).textContent).toContain(
+      'No deliveries yet',
+    );
+  });
+
+  it('shows a failed retry readably', async () => {
+    const deliveries = { 'wh-a': [delivery('d1', {})] };
+    const server = webhookServer([HOOK_A], deliveries);
+    render(<App />);
+    const rows = await screen.findAllByTestId('webhook-row');
+    await act(async () => fireEvent.click(within(rows[0]).getByTestId('select-webhook')));
+    const row = await screen.findByTestId('delivery-row');
+    deliveries['wh-a'][0].id = 'gone';
+    await act(async () => fireEvent.click(within(row).getByRole('button', { name: 'Retry delivery msg_d1' })));
+    const alert = await within(screen.getByTestId('webhook-deliveries')).findByRole('alert');
+    expect(alert.textContent).toContain('Retry failed');
+    expect(alert.textContent).toContain('404');
+    expect(server.calls.some((c) => c.path.endsWith('/retry'))).toBe(true);
+  });
+});
+
 describe('page helpers', () => {
   it('sorts tenant totals by any column', () => {
     const rows = [
@@ -363,6 +655,22 @@ describe('page helpers', () => {
     expect(applicableQuota(all, 'other', null, 'f')?.id).toBe('default');
     expect(applicableQuota(all, 'other', 'r', 'f')?.id).toBe('default');
     expect(applicableQuota(all, 't', null, 'g')).toBeNull();
+  });
+
+  it('places webhook field errors next to the form fields', () => {
+    const err = (details: unknown) => new ApiError(422, 'VALIDATION_ERROR', 'invalid', details);
+    expect(
+      webhookFormErrors(
+        err({
+          errors: [
+            { field: 'events[1]', message: 'appears more than once' },
+            { field: 'url', message: 'must name a host' },
+          ],
+        }),
+      ),
+    ).toEqual({ fields: { url: 'must name a host', events: 'appears more than once' }, other: false });
+    expect(webhookFormErrors(err({ errors: [{ field: 'secret', message: 'unknown field' }] }))).toEqual({ fields: {}, other: true });
+    expect(webhookFormErrors(err(null))).toEqual({ fields: {}, other: true });
   });
 
   it('validates the quota form like the API', () => {
