@@ -183,6 +183,9 @@ impl Sender {
                 if let Err(e) = self.engine.fire_resets().await {
                     tracing::warn!(error = %e, "could not check ended quota periods for quota.reset");
                 }
+                if let Ok(counts) = self.engine.store().delivery_counts().await {
+                    self.metrics.record_webhook_deliveries(counts);
+                }
             }
             let claimed = self.claim_and_send().await;
             if claimed == CLAIM_BATCH {
@@ -208,9 +211,6 @@ impl Sender {
                 return 0;
             }
         };
-        if let Ok(counts) = store.delivery_counts().await {
-            self.metrics.record_webhook_deliveries(counts);
-        }
         let n = due.len();
         for delivery in due {
             let semaphore = Arc::clone(

@@ -21,7 +21,7 @@
 //! | `metering_cache_duration_seconds` | histogram | `method`, `result` | each quota cache call |
 //! | `metering_webhook_attempts_total` | counter | `outcome` (`delivered`, `retry`, `failed`, `gone`) | attempts at sending an alert to a webhook endpoint |
 //! | `metering_webhook_attempt_duration_seconds` | histogram | `outcome` | time from the request to its answer (or the timeout) |
-//! | `metering_webhook_deliveries` | gauge | `status` (`pending`, `delivered`, `failed`) | deliveries in the store's outbox, read by the delivery loop |
+//! | `metering_webhook_deliveries` | gauge | `status` (`pending`, `delivered`, `failed`) | deliveries in the store's outbox, read by the delivery loop every 10 s |
 
 use std::fmt;
 use std::sync::Arc;

@@ -177,6 +177,16 @@ pub(crate) fn deliveries(
     Ok(out)
 }
 
+/// Whether any pending delivery is due at `now` (leased or not).
+pub(crate) fn any_due(conn: &Connection, now: i64) -> DbResult<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM webhook_deliveries
+                            WHERE status = 'pending' AND next_attempt_at <= ?1)",
+        )?
+        .query_row([now], |r| r.get(0))?)
+}
+
 /// Leases up to `limit` due deliveries to active endpoints until `lease_until`, oldest due
 /// first. `conn` holds the write lock, so no other claim sees them unleased.
 pub(crate) fn claim(
