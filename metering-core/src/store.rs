@@ -455,7 +455,8 @@ pub trait Store: Send + Sync + Debug + 'static {
     ) -> Result<bool>;
 
     /// Periods that ended at or before `now` in which marks were placed and whose
-    /// [`AlertMark::Reset`] is not placed yet, the earliest ending first, at most `limit`.
+    /// [`AlertMark::Reset`] is not placed yet, of quotas that still exist, the earliest
+    /// ending first, at most `limit`.
     ///
     /// # Errors
     ///

@@ -44,6 +44,7 @@ use metering_core::{
     Aggregation, Amount, Event, Meter, MeterAggregator, MeterKey, MeterQuery, MeterReport,
     MeterSpec, Result,
 };
+use rustc_hash::FxHashMap;
 use serde_json::value::RawValue;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
@@ -846,7 +847,7 @@ async fn read_cells(
             .cell_series(tenant_id, "", "", dims)
             .ok_or_else(|| PgError::corrupt("meter cell dimensions", dims.to_owned()).into())
     };
-    let mut distinct: HashMap<(i64, SeriesId), BTreeSet<String>> = HashMap::new();
+    let mut distinct: FxHashMap<(i64, SeriesId), BTreeSet<String>> = FxHashMap::default();
     if with_distinct {
         let mut rows = narrowed(&distinct_sql).fetch(&mut *conn);
         while let Some(row) = rows.try_next().await.map_err(db)? {

@@ -600,7 +600,7 @@ impl Store for MemoryStore {
         let mut periods: Vec<AlertPeriod> = state
             .alert_marks
             .iter()
-            .filter(|(_, end)| **end <= now)
+            .filter(|((quota, ..), end)| **end <= now && state.quotas.contains_key(quota))
             .filter(|((quota, tenant, start, _), _)| {
                 !state
                     .alert_marks

@@ -169,6 +169,10 @@ impl MeterAggregator {
     /// matches the query. The bucket must lie inside the query's range and inside one of its
     /// windows (as [`crate::rollup_plan::plan`] guarantees), and its events must be exactly
     /// those [`MeterFold`](super::rollup::MeterFold) counted for this meter.
+    ///
+    /// The simple form for a backend that keeps few cells; the SQL stores intern each
+    /// series once ([`MeterAggregator::cell_series`]) and push by id
+    /// ([`MeterAggregator::push_series_cell`]), which answers the same.
     pub fn push_cell(&mut self, bucket_start: DateTime<Utc>, series: &SeriesKey, cell: &MeterCell) {
         if let Some(group) = self.group_of_series(series) {
             self.push_group_cell(bucket_start, group, cell.clone());

@@ -8,7 +8,7 @@ import { Card } from '../components/ui/card';
 import { Button } from '../components/ui/button';
 import { Dialog } from '../components/ui/dialog';
 import { Field, Input, Select } from '../components/ui/input';
-import { Skeleton } from '../components/ui/skeleton';
+import { SkeletonRows } from '../components/ui/skeleton';
 import { Badge, type BadgeTone } from '../components/ui/badge';
 import { TBody, TD, TH, THead, TR, Table } from '../components/ui/table';
 import { useApi, useAuth } from '../lib/auth';
@@ -233,11 +233,7 @@ export function ApiKeysPage() {
 
       <Card className="overflow-hidden">
         {res.loading ? (
-          <div className="space-y-2 p-5">
-            {[0, 1, 2].map((i) => (
-              <Skeleton key={i} className="h-9 w-full" />
-            ))}
-          </div>
+          <SkeletonRows className="p-5" />
         ) : keys.length === 0 ? (
           <EmptyState
             icon={<KeyRound className="h-5 w-5" aria-hidden="true" />}

@@ -9,7 +9,7 @@ import { Card, CardContent, CardDescription, CardHeader, CardTitle } from '../co
 import { Button } from '../components/ui/button';
 import { Dialog } from '../components/ui/dialog';
 import { Field, Input, Select } from '../components/ui/input';
-import { Skeleton } from '../components/ui/skeleton';
+import { Skeleton, SkeletonRows } from '../components/ui/skeleton';
 import { Badge } from '../components/ui/badge';
 import { TBody, TD, TH, THead, TR, Table } from '../components/ui/table';
 import { cn } from '../lib/cn';
@@ -328,11 +328,7 @@ export function MetersPage() {
       {res.error ? <ErrorAlert error={res.error} className="mb-4" /> : null}
       <Card className="overflow-hidden">
         {res.loading ? (
-          <div className="space-y-2 p-5">
-            {[0, 1, 2].map((i) => (
-              <Skeleton key={i} className="h-9 w-full" />
-            ))}
-          </div>
+          <SkeletonRows className="p-5" />
         ) : meters.length === 0 ? (
           <EmptyState
             icon={<Ruler className="h-5 w-5" aria-hidden="true" />}

@@ -7,7 +7,7 @@ import { Card } from '../components/ui/card';
 import { Button, focusRing } from '../components/ui/button';
 import { Dialog } from '../components/ui/dialog';
 import { Field, Input, Label, Select } from '../components/ui/input';
-import { Skeleton } from '../components/ui/skeleton';
+import { SkeletonRows } from '../components/ui/skeleton';
 import { Badge } from '../components/ui/badge';
 import { TBody, TD, TH, THead, TR, Table } from '../components/ui/table';
 import { cn } from '../lib/cn';
@@ -278,11 +278,7 @@ export function QuotasPage() {
         </div>
         <div className="border-t border-slate-100">
           {res.loading ? (
-            <div className="space-y-2 p-5">
-              {[0, 1, 2].map((i) => (
-                <Skeleton key={i} className="h-9 w-full" />
-              ))}
-            </div>
+            <SkeletonRows className="p-5" />
           ) : quotas.length === 0 ? (
             <EmptyState
               icon={<Gauge className="h-5 w-5" aria-hidden="true" />}

@@ -8,7 +8,7 @@ import { Card, CardContent, CardDescription, CardHeader, CardTitle } from '../co
 import { Button } from '../components/ui/button';
 import { Dialog } from '../components/ui/dialog';
 import { Field, Input } from '../components/ui/input';
-import { Skeleton } from '../components/ui/skeleton';
+import { SkeletonRows } from '../components/ui/skeleton';
 import { Badge, type BadgeTone } from '../components/ui/badge';
 import { TBody, TD, TH, THead, TR, Table } from '../components/ui/table';
 import { cn } from '../lib/cn';
@@ -320,11 +320,7 @@ function DeliveriesCard({ webhook }: { webhook: Webhook }) {
           ) : null}
         </p>
         {res.loading ? (
-          <div className="space-y-2">
-            {[0, 1, 2].map((i) => (
-              <Skeleton key={i} className="h-9 w-full" />
-            ))}
-          </div>
+          <SkeletonRows />
         ) : deliveries.length === 0 ? (
           <EmptyState
             icon={<Send className="h-5 w-5" aria-hidden="true" />}
@@ -457,11 +453,7 @@ export function WebhooksPage() {
 
       <Card className="overflow-hidden">
         {res.loading ? (
-          <div className="space-y-2 p-5">
-            {[0, 1, 2].map((i) => (
-              <Skeleton key={i} className="h-9 w-full" />
-            ))}
-          </div>
+          <SkeletonRows className="p-5" />
         ) : webhooks.length === 0 ? (
           <EmptyState
             icon={<WebhookIcon className="h-5 w-5" aria-hidden="true" />}
