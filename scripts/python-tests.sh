@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The Python package's tests: builds the `metering` wheel with maturin (installed from PyPI
-# into a fresh virtual environment), installs it with its test extras, and runs pytest
-# against the release `metering-server` ($METERING_SERVER_BIN, else the one in target/).
+# into a fresh virtual environment), installs it with its test extras, checks the type stubs
+# against the built module (mypy's stubtest) and the package with `mypy --strict`, and runs
+# pytest against the release `metering-server` ($METERING_SERVER_BIN, else the one in
+# target/).
 #
 #   scripts/python-tests.sh [pytest arguments]
 set -euo pipefail
@@ -29,6 +31,9 @@ fi
 "$venv/bin/maturin" build --release -m metering-py/Cargo.toml -o "$wheels"
 wheel=$(ls "$wheels"/metering-*.whl)
 "$venv/bin/pip" install -q --disable-pip-version-check "$wheel[test]"
+# The type stubs match the native module as built, and the package type-checks strictly.
+"$venv/bin/python" -m mypy.stubtest metering._native
+"$venv/bin/python" -m mypy --strict --no-incremental metering-py/python/metering
 # The tests import the installed package, never the sources next to them.
 cd metering-py
 "../$venv/bin/python" -m pytest -q -p no:cacheprovider tests "$@"

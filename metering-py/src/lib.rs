@@ -483,6 +483,22 @@ fn answer<'py>(
 /// The native module of the `metering` package.
 #[pymodule(name = "_native")]
 mod native {
+    use pyo3::prelude::*;
+
     #[pymodule_export]
     use super::{Client, EventRejected, MeteringError};
+
+    /// Sends the client's log messages (info and above) to Python's `logging`, under
+    /// `metering.` (`metering.metering_client.delivery`, ...). Loggers and their levels are
+    /// looked up once, so configure logging before the first client is made.
+    #[pymodule_init]
+    fn init(module: &Bound<'_, PyModule>) -> PyResult<()> {
+        let logger = pyo3_log::Logger::new(module.py(), pyo3_log::Caching::LoggersAndLevels)?
+            .filter(log::LevelFilter::Info)
+            .set_prefix("metering");
+        // Another extension in the process may have installed its bridge first; its
+        // messages and ours then go through that one.
+        let _ = logger.install();
+        Ok(())
+    }
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import datetime as dt
 from decimal import Decimal
 
@@ -183,15 +184,22 @@ def test_stats_count_spilled_and_replayed_events(server: Server, tenant: str, tm
     assert again.close().pending_spill == 0
 
 
-def test_without_a_spill_file_undeliverable_events_are_counted_dropped(tenant: str) -> None:
+def test_without_a_spill_file_undeliverable_events_are_counted_dropped_and_logged(
+    tenant: str, caplog: pytest.LogCaptureFixture
+) -> None:
     from conftest import free_port
 
     client = MeteringClient(
-        f"http://127.0.0.1:{free_port()}", "mk_x", "batch", batch_interval_seconds=0.05, retry_max_attempts=0
+        f"http://127.0.0.1:{free_port()}", "mk_secret_key", "batch", batch_interval_seconds=0.05, retry_max_attempts=0
     )
-    client.record_event(tenant, "api", "call")
-    wait_for(lambda: client.stats().dropped == 1)
-    client.close()
+    with caplog.at_level(logging.WARNING, logger="metering"):
+        client.record_event(tenant, "api", "call")
+        wait_for(lambda: client.stats().dropped == 1)
+        client.close()
+    # The Rust client's messages reach Python's logging, under `metering.`.
+    dropped = [r for r in caplog.records if r.name.startswith("metering.metering_client")]
+    assert dropped and dropped[0].levelno >= logging.WARNING, caplog.records
+    assert "mk_secret_key" not in caplog.text
 
 
 def test_after_close_events_are_dropped_and_counted(server: Server, tenant: str) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import metering
+
 from conftest import REPO, Server
 
 
@@ -13,4 +15,6 @@ def test_the_readme_example_runs(env: Server) -> None:
     code = re.search(r"```python\n(.*?)```", section, re.S)
     assert code is not None
     exec(compile(code.group(1), "README.md", "exec"), {"__name__": "readme"})
+    # The decorator's shared client is flushed at exit; here, now.
+    metering.flush(timeout=30)
     assert env.event_count("org_acme") >= 2

@@ -1,9 +1,11 @@
 """The native half of the package (Rust). Use `metering.MeteringClient`, not this."""
 
-from typing import Any, Callable, Dict, Optional, Union
-from decimal import Decimal
 import asyncio
 import os
+from decimal import Decimal
+from typing import Any, Callable, Dict, Optional, Union, final
+
+__all__ = ["Client", "EventRejected", "MeteringError"]
 
 class MeteringError(Exception):
     """A metering operation failed: bad settings, an unreachable server, a closed client."""
@@ -13,9 +15,10 @@ class EventRejected(MeteringError):
 
 _Quantity = Union[int, float, Decimal, str]
 
+@final
 class Client:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         url: str,
         api_key: Optional[str],
         mode: str,
@@ -25,7 +28,7 @@ class Client:
         timeout_ms: int,
         spill_path: Optional[Union[str, os.PathLike[str]]] = None,
         max_buffered: Optional[int] = None,
-    ) -> None: ...
+    ) -> "Client": ...
     def record(
         self,
         tenant_id: str,
