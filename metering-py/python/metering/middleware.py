@@ -157,7 +157,11 @@ class MeteringMiddleware:
         if status and status[0] < 400:
             try:
                 tenant = self._tenant(scope, routed=True)
-                self.client.record_event(tenant, resource, feature, self.quantity)
+                if self.client.transport_mode == "sync":
+                    # Waits for the server without blocking the event loop.
+                    await self.client.record_event_async(tenant, resource, feature, self.quantity)
+                else:
+                    self.client.record_event(tenant, resource, feature, self.quantity)
             except Exception:
                 logger.warning("metering: could not record %s %s", feature, resource, exc_info=True)
 
