@@ -241,3 +241,30 @@ def test_module_level_flush_and_stats(env: Server, tenant: str) -> None:
     assert metering.flush(timeout=30).sent == 1
     assert metering.stats().sent == 1
     assert env.event_count(tenant) == 1
+
+
+def test_a_forked_child_records_with_clients_of_its_own(env: Server, tenant: str) -> None:
+    # As under gunicorn --preload or multiprocessing's fork: the parent made its shared client
+    # (and runtime threads, which a child does not inherit) before forking.
+    import os
+
+    parent = metering.get_client()
+    parent.record_event(tenant, "api", "parent")
+    pid = os.fork()
+    if pid == 0:  # the child: exit with 0 only if its events were delivered
+        code = 1
+        try:
+            child = metering.get_client()
+            code = 0 if child is not parent else 2
+            child.record_event(tenant, "api", "child")
+            own = MeteringClient(env.url, env.key, "sync")
+            own.record_event(tenant, "api", "child_sync")
+            if metering.flush(timeout=30).sent != 1:
+                code = 3
+            own.close()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    metering.flush(timeout=30)
+    assert sorted(e["feature"] for e in env.events(tenant)) == ["child", "child_sync", "parent"]
