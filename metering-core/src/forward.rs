@@ -29,7 +29,7 @@
 ///               list_meters, meter, delete_meter, query_meter, insert_webhook,
 ///               list_webhooks, webhook, delete_webhook, insert_events_watched,
 ///               record_alert, ended_alert_periods, list_deliveries, claim_deliveries,
-///               finish_delivery, retry_delivery, delivery_counts, health];
+///               finish_delivery, retry_delivery, delivery_counts, prune_alerts, health];
 ///
 ///     async fn insert_events(&self, events: &[Event]) -> Result<InsertOutcome> {
 ///         let outcome = self.inner.insert_events(events).await?;
@@ -334,6 +334,13 @@ macro_rules! forward_store {
         $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
             async fn delivery_counts(&self) -> $crate::Result<$crate::DeliveryCounts> {
                 self.$($inner)+.delivery_counts().await
+            }
+        ] $($body)*);
+    };
+    (@munch $gen:tt $ty:tt [$($inner:tt)+] [prune_alerts $($rest:ident)*] [$($acc:tt)*] $($body:tt)*) => {
+        $crate::forward_store!(@munch $gen $ty [$($inner)+] [$($rest)*] [$($acc)*
+            async fn prune_alerts(&self, before: $crate::__chrono::DateTime<$crate::__chrono::Utc>, limit: usize) -> $crate::Result<u64> {
+                self.$($inner)+.prune_alerts(before, limit).await
             }
         ] $($body)*);
     };

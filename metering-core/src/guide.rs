@@ -201,6 +201,9 @@
 //!     async fn delivery_counts(&self) -> Result<DeliveryCounts> {
 //!         self.inner.delivery_counts().await
 //!     }
+//!     async fn prune_alerts(&self, before: DateTime<Utc>, limit: usize) -> Result<u64> {
+//!         self.inner.prune_alerts(before, limit).await
+//!     }
 //!     async fn health(&self) -> Result<()> {
 //!         self.inner.health().await
 //!     }

@@ -108,7 +108,7 @@ crate::forward_store! {
         tally_meter,
         consume_metered, list_quotas, quota,
         list_api_keys, api_key, record_key_usage, put_meter, list_meters, meter, delete_meter,
-        query_meter, insert_webhook, list_webhooks, webhook, delete_webhook, insert_events_watched, record_alert, ended_alert_periods, list_deliveries, claim_deliveries, finish_delivery, retry_delivery, delivery_counts, health,
+        query_meter, insert_webhook, list_webhooks, webhook, delete_webhook, insert_events_watched, record_alert, ended_alert_periods, list_deliveries, claim_deliveries, finish_delivery, retry_delivery, delivery_counts, prune_alerts, health,
     ];
 
     async fn upsert_quota(&self, spec: &QuotaSpec, now: DateTime<Utc>) -> Result<Quota> {

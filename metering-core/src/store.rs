@@ -528,6 +528,17 @@ pub trait Store: Send + Sync + Debug + 'static {
     /// [`crate::Error::Unavailable`] when the store cannot be reached.
     async fn delivery_counts(&self) -> Result<DeliveryCounts>;
 
+    /// Deletes what alerting no longer needs from before `before`: deliveries that are not
+    /// pending (delivered or failed) written before it, and the marks of periods that ended
+    /// before it (their thresholds cannot fire again, and their `quota.reset` was sent or is
+    /// too late to send). At most `limit` rows of each kind; returns how many were deleted
+    /// in all. Pending deliveries are never deleted.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Unavailable`] when the store cannot be reached.
+    async fn prune_alerts(&self, before: DateTime<Utc>, limit: usize) -> Result<u64>;
+
     /// Creates or replaces the meter `key`.
     ///
     /// # Behavior

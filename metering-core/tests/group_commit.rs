@@ -25,7 +25,7 @@ metering_core::forward_store! {
         consume_metered, upsert_quota, list_quotas, quota,
         quota_candidates, delete_quota, insert_api_key, api_key_by_hash, list_api_keys, api_key,
         revoke_api_key, record_key_usage, put_meter, list_meters, meter, delete_meter,
-        query_meter, insert_webhook, list_webhooks, webhook, delete_webhook, insert_events_watched, record_alert, ended_alert_periods, list_deliveries, claim_deliveries, finish_delivery, retry_delivery, delivery_counts, health,
+        query_meter, insert_webhook, list_webhooks, webhook, delete_webhook, insert_events_watched, record_alert, ended_alert_periods, list_deliveries, claim_deliveries, finish_delivery, retry_delivery, delivery_counts, prune_alerts, health,
     ];
 
     async fn insert_events(&self, events: &[Event]) -> Result<InsertOutcome> {

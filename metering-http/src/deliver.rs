@@ -42,6 +42,12 @@ pub struct WebhookConfig {
     pub max_age: Duration,
     /// How often ended periods are checked for `quota.reset` (default 10 s).
     pub reset_interval: Duration,
+    /// How long finished deliveries, and the marks of ended periods, are kept before they
+    /// are deleted ([`metering_core::Store::prune_alerts`]); `None` keeps them for ever
+    /// (default 30 days).
+    pub retention: Option<Duration>,
+    /// How often what is past the retention is deleted (default 1 hour).
+    pub prune_interval: Duration,
 }
 
 impl Default for WebhookConfig {
@@ -54,6 +60,8 @@ impl Default for WebhookConfig {
             retry_max: Duration::from_secs(3600),
             max_age: Duration::from_secs(24 * 3600),
             reset_interval: Duration::from_secs(10),
+            retention: Some(Duration::from_secs(30 * 24 * 3600)),
+            prune_interval: Duration::from_secs(3600),
         }
     }
 }
@@ -78,6 +86,21 @@ impl WebhookConfig {
     #[must_use]
     pub fn with_max_age(mut self, max_age: Duration) -> Self {
         self.max_age = max_age;
+        self
+    }
+
+    /// Sets how long finished deliveries and the marks of ended periods are kept (`None`:
+    /// for ever).
+    #[must_use]
+    pub fn with_retention(mut self, retention: Option<Duration>) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Sets how often what is past the retention is deleted.
+    #[must_use]
+    pub fn with_prune_interval(mut self, interval: Duration) -> Self {
+        self.prune_interval = interval;
         self
     }
 
@@ -119,6 +142,11 @@ impl WebhookConfig {
 
 /// Deliveries taken from the outbox per read.
 const CLAIM_BATCH: usize = 64;
+
+/// Rows of each kind deleted per store call, and calls per pruning at most: short writes,
+/// so ingest waits little; what is left goes in the next hour.
+const PRUNE_BATCH: usize = 5_000;
+const PRUNE_CALLS: usize = 20;
 
 /// The loop that sends due deliveries and fires `quota.reset`; stops on [`Deliverer::shutdown`].
 #[derive(Debug)]
@@ -175,9 +203,48 @@ struct Sender {
 }
 
 impl Sender {
+    /// Deletes finished deliveries and marks older than the retention, and forgets the
+    /// turns of endpoints that were deleted.
+    async fn prune(&self) {
+        if let Some(retention) = self.config.retention {
+            let keep = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+            let cutoff = self
+                .engine
+                .now()
+                .checked_sub_signed(keep)
+                .unwrap_or(DateTime::<Utc>::MIN_UTC);
+            let mut deleted = 0;
+            for _ in 0..PRUNE_CALLS {
+                match self.engine.store().prune_alerts(cutoff, PRUNE_BATCH).await {
+                    Ok(0) => break,
+                    Ok(n) => deleted += n,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not delete old webhook deliveries");
+                        break;
+                    }
+                }
+            }
+            if deleted > 0 {
+                tracing::info!(rows = deleted, %cutoff, "deleted old webhook deliveries and alert marks");
+            }
+        }
+        if let Ok(hooks) = self.engine.store().list_webhooks().await {
+            let live: std::collections::HashSet<WebhookId> = hooks.iter().map(|w| w.id).collect();
+            self.endpoints
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .retain(|id, _| live.contains(id));
+        }
+    }
+
     async fn run(self, mut stopped: watch::Receiver<bool>) {
         let mut last_reset: Option<Instant> = None;
+        let mut last_prune: Option<Instant> = None;
         loop {
+            if last_prune.is_none_or(|t| t.elapsed() >= self.config.prune_interval) {
+                last_prune = Some(Instant::now());
+                self.prune().await;
+            }
             if last_reset.is_none_or(|t| t.elapsed() >= self.config.reset_interval) {
                 last_reset = Some(Instant::now());
                 if let Err(e) = self.engine.fire_resets().await {

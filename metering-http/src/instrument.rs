@@ -274,6 +274,15 @@ impl<S: Store + ?Sized> Store for InstrumentedStore<S> {
         )
     }
 
+    async fn prune_alerts(&self, before: DateTime<Utc>, limit: usize) -> Result<u64> {
+        timed!(
+            self,
+            record_store_call,
+            "prune_alerts",
+            self.inner.prune_alerts(before, limit)
+        )
+    }
+
     async fn upsert_quota(&self, spec: &QuotaSpec, now: DateTime<Utc>) -> Result<Quota> {
         timed!(
             self,

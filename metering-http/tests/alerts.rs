@@ -124,12 +124,17 @@ fn fast() -> WebhookConfig {
 
 /// A server on the memory store, in this process; its base URL.
 async fn server() -> String {
+    server_with(fast()).await
+}
+
+/// [`server`] with these webhook settings.
+async fn server_with(webhooks: WebhookConfig) -> String {
     let engine = Metering::builder(MemoryStore::new()).build();
     engine
         .import_api_key(NewApiKey::new("admin", Role::Admin), ADMIN)
         .await
         .expect("admin key");
-    let state = AppState::new(engine, ServerConfig::default().with_webhooks(fast()));
+    let state = AppState::new(engine, ServerConfig::default().with_webhooks(webhooks));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("a port");
@@ -399,6 +404,59 @@ async fn thresholds_and_refusals_are_sent_once_signed_and_retried() -> Result<()
         "{metrics}"
     );
     assert!(metrics.contains(r#"metering_webhook_attempts_total{outcome="retry"} 2"#));
+    Ok(())
+}
+
+/// The delivery loop deletes finished deliveries once they are older than the retention;
+/// pending ones stay, however old.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_deliveries_are_deleted_after_the_retention() -> Result<()> {
+    let base = server_with(
+        fast()
+            .with_retention(Some(Duration::from_secs(1)))
+            .with_prune_interval(Duration::from_millis(100))
+            .with_retry(Duration::from_secs(60), Duration::from_secs(60)),
+    )
+    .await;
+    let (live, live_url) = Receiver::start(200, 0).await;
+    let (down, down_url) = Receiver::start(503, 0).await;
+    let (live_hook, _) = register(&base, &live_url).await?;
+    let (down_hook, _) = register(&base, &down_url).await?;
+    put(
+        &base,
+        "/v1/meter/quotas",
+        json!({"tenant_id": "*", "feature": "calls", "limit": 10,
+        "period": "daily", "thresholds": [{"percent": 10}]}),
+    )
+    .await?;
+    ingest(&base, "org_a", "1").await?;
+    live.wait_for("the message", |got| got.len() == 1).await?;
+    down.wait_for("one attempt", |got| got.len() == 1).await?;
+    let deliveries = |hook: String| {
+        let base = base.clone();
+        async move {
+            let listed = get(&base, &format!("/v1/meter/webhooks/{hook}/deliveries")).await?;
+            let statuses: Vec<String> = listed["deliveries"]
+                .as_array()
+                .context("deliveries")?
+                .iter()
+                .map(|d| d["status"].as_str().unwrap_or_default().to_owned())
+                .collect();
+            anyhow::Ok(statuses)
+        }
+    };
+    let started = Instant::now();
+    while !deliveries(live_hook.clone()).await?.is_empty() {
+        if started.elapsed() > Duration::from_secs(15) {
+            bail!("the delivered message was not deleted");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        deliveries(down_hook.clone()).await?,
+        ["pending"],
+        "a pending delivery stays"
+    );
     Ok(())
 }
 

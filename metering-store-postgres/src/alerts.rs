@@ -318,6 +318,33 @@ pub(crate) async fn retry(
     row.as_ref().map(delivery_from_row).transpose()
 }
 
+/// Deletes at most `limit` finished deliveries written before `before`, and at most `limit`
+/// marks of periods that ended before it; how many rows in all.
+pub(crate) async fn prune(pool: &PgPool, before: DateTime<Utc>, limit: usize) -> Result<u64> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let deliveries = sqlx::query(
+        "DELETE FROM webhook_deliveries WHERE id IN (
+             SELECT id FROM webhook_deliveries
+             WHERE status <> 'pending' AND created_at < $1 LIMIT $2)",
+    )
+    .bind(before)
+    .bind(limit)
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    let marks = sqlx::query(
+        "DELETE FROM alert_marks WHERE (quota_id, tenant_id, period_start, mark) IN (
+             SELECT quota_id, tenant_id, period_start, mark FROM alert_marks
+             WHERE period_end < $1 LIMIT $2)",
+    )
+    .bind(before)
+    .bind(limit)
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    Ok(deliveries.rows_affected() + marks.rows_affected())
+}
+
 /// How many deliveries are in each state.
 pub(crate) async fn counts(pool: &PgPool) -> Result<DeliveryCounts> {
     let rows: Vec<(String, i64)> =

@@ -465,6 +465,10 @@ impl Store for PostgresStore {
         alerts::counts(&self.pool).await
     }
 
+    async fn prune_alerts(&self, before: DateTime<Utc>, limit: usize) -> Result<u64> {
+        alerts::prune(&self.pool, before, limit).await
+    }
+
     async fn put_meter(
         &self,
         key: &MeterKey,

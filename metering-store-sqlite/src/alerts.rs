@@ -276,6 +276,25 @@ pub(crate) fn retry(
     rows.next()?.map(delivery_from_row).transpose()
 }
 
+/// Deletes at most `limit` finished deliveries written before `before`, and at most `limit`
+/// marks of periods that ended before it; how many rows in all.
+pub(crate) fn prune(conn: &Connection, before: i64, limit: usize) -> DbResult<u64> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let deliveries = conn.execute(
+        "DELETE FROM webhook_deliveries WHERE rowid IN (
+             SELECT rowid FROM webhook_deliveries
+             WHERE status <> 'pending' AND created_at < ?1 LIMIT ?2)",
+        params![before, limit],
+    )?;
+    let marks = conn.execute(
+        "DELETE FROM alert_marks WHERE (quota_id, tenant_id, period_start, mark) IN (
+             SELECT quota_id, tenant_id, period_start, mark FROM alert_marks
+             WHERE period_end < ?1 LIMIT ?2)",
+        params![before, limit],
+    )?;
+    Ok(u64::try_from(deliveries + marks).unwrap_or(u64::MAX))
+}
+
 /// How many deliveries are in each state.
 pub(crate) fn counts(conn: &Connection) -> DbResult<DeliveryCounts> {
     let mut stmt =

@@ -53,6 +53,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0008_webhooks.sql"),
         backfill: None,
     },
+    Migration {
+        sql: include_str!("../migrations/0009_alert_retention.sql"),
+        backfill: None,
+    },
 ];
 
 /// The schema version this build creates.

@@ -554,6 +554,11 @@ impl Store for SqliteStore {
         self.read(alerts::counts).await
     }
 
+    async fn prune_alerts(&self, before: DateTime<Utc>, limit: usize) -> Result<u64> {
+        self.write_tx(move |tx| alerts::prune(tx, micros(before), limit))
+            .await
+    }
+
     async fn put_meter(
         &self,
         key: &MeterKey,

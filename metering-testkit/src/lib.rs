@@ -82,6 +82,7 @@ macro_rules! store_conformance {
             refused_checks_and_meter_quotas_alert,
             concurrent_writes_place_each_mark_once,
             deliveries_are_leased_finished_and_retried,
+            old_alerts_are_pruned,
         );
     };
     (@cases $setup:path; $($case:ident),* $(,)?) => {

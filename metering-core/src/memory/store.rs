@@ -741,6 +741,34 @@ impl Store for MemoryStore {
         Ok(counts)
     }
 
+    async fn prune_alerts(&self, before: DateTime<Utc>, limit: usize) -> Result<u64> {
+        let mut state = self.write();
+        let mut deleted = 0;
+        let mut left = limit;
+        state.deliveries.retain(|d| {
+            let old =
+                d.delivery.status != DeliveryStatus::Pending && d.delivery.created_at < before;
+            if old && left > 0 {
+                left -= 1;
+                deleted += 1;
+                false
+            } else {
+                true
+            }
+        });
+        let mut left = limit;
+        state.alert_marks.retain(|_, period_end| {
+            if *period_end < before && left > 0 {
+                left -= 1;
+                deleted += 1;
+                false
+            } else {
+                true
+            }
+        });
+        Ok(deleted)
+    }
+
     async fn put_meter(
         &self,
         key: &MeterKey,

@@ -345,6 +345,10 @@ impl Store for SwitchStore {
         fail(&self.mode)?;
         self.inner.delivery_counts().await
     }
+    async fn prune_alerts(&self, before: DateTime<Utc>, limit: usize) -> Result<u64> {
+        fail(&self.mode)?;
+        self.inner.prune_alerts(before, limit).await
+    }
     async fn tally_meter(
         &self,
         limit: &metering_core::MeterLimit,

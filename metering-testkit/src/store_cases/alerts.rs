@@ -6,6 +6,7 @@
 //! - [`refused_checks_and_meter_quotas_alert`]
 //! - [`concurrent_writes_place_each_mark_once`]
 //! - [`deliveries_are_leased_finished_and_retried`]
+//! - [`old_alerts_are_pruned`]
 
 use metering_core::{
     Aggregation, AlertKind, Attempt, CreatedWebhook, Delivery, DeliveryCounts, DeliveryStatus,
@@ -539,4 +540,127 @@ pub async fn deliveries_are_leased_finished_and_retried<S: Store + Clone>(store:
             .all(|d| d.delivery.webhook_id == a.webhook.id)
     );
     clock.advance(Duration::seconds(1));
+}
+
+/// Retention: deliveries no longer pending, written before the cutoff, and the marks of
+/// periods that ended before it are deleted, at most `limit` of each kind per call; pending
+/// deliveries and the marks of periods still running stay, and a pruned period is not
+/// reported for `quota.reset` again.
+pub async fn old_alerts_are_pruned<S: Store + Clone>(store: S) {
+    let ns = Namespace::new();
+    let t = ns.tenant("a");
+    let (engine, clock) = engine(&store);
+    let a = hook(&engine, &AlertKind::ALL).await;
+    engine
+        .upsert_quota(
+            QuotaSpec::new(
+                QuotaScope::Tenant(t.clone()),
+                feature("calls"),
+                qty("10"),
+                QuotaPeriod::Monthly,
+            )
+            .with_thresholds(vec![
+                Threshold::Percent(10),
+                Threshold::Percent(20),
+                Threshold::Percent(30),
+            ]),
+        )
+        .await
+        .expect("quota");
+    let ingest = |q: &'static str| {
+        let (engine, t) = (engine.clone(), t.clone());
+        async move {
+            engine
+                .ingest(vec![
+                    NewEvent::new(t.as_str(), "api", "calls").with_quantity(qty(q)),
+                ])
+                .await
+                .expect("ingest");
+        }
+    };
+    // November: three thresholds, three deliveries; one delivered, one given up, one pending.
+    ingest("3").await;
+    let due = store
+        .claim_deliveries(now(), now() + Duration::seconds(30), 10)
+        .await
+        .expect("claim");
+    assert_eq!(due.len(), 3);
+    let finished_at = now() + Duration::seconds(1);
+    let finish = |i: usize, attempt: Attempt| {
+        let id = due[i].delivery.id;
+        let store = store.clone();
+        async move {
+            store
+                .finish_delivery(id, attempt, finished_at)
+                .await
+                .expect("finish")
+        }
+    };
+    finish(0, Attempt::Delivered { status_code: 200 }).await;
+    finish(
+        1,
+        Attempt::GaveUp {
+            status_code: Some(500),
+        },
+    )
+    .await;
+    finish(
+        2,
+        Attempt::Retry {
+            status_code: Some(503),
+            next_attempt_at: now() + Duration::hours(1),
+        },
+    )
+    .await;
+    // December: the period of November ended; one threshold of December.
+    clock.set(at("2025-12-05T00:00:00Z"));
+    ingest("1").await;
+    assert_eq!(engine.fire_resets().await.expect("resets"), 1);
+    let before = store.delivery_counts().await.expect("counts");
+    assert_eq!(
+        before,
+        DeliveryCounts {
+            pending: 3,
+            delivered: 1,
+            failed: 1
+        },
+        "December's threshold and November's reset are pending"
+    );
+
+    // Nothing is older than a cutoff in the past.
+    assert_eq!(
+        store
+            .prune_alerts(at("2025-11-01T00:00:00Z"), 100)
+            .await
+            .expect("prune"),
+        0
+    );
+    // A cutoff in December: November's finished deliveries (2) and November's marks (three
+    // thresholds and the reset), at most `limit` of each kind per call.
+    let cutoff = at("2025-12-03T00:00:00Z");
+    assert_eq!(store.prune_alerts(cutoff, 1).await.expect("prune"), 2);
+    assert_eq!(store.prune_alerts(cutoff, 100).await.expect("prune"), 4);
+    assert_eq!(store.prune_alerts(cutoff, 100).await.expect("prune"), 0);
+    assert_eq!(
+        store.delivery_counts().await.expect("counts"),
+        DeliveryCounts {
+            pending: 3,
+            delivered: 0,
+            failed: 0
+        },
+        "pending deliveries stay, however old"
+    );
+    let listed = store.list_deliveries(a.webhook.id, 10).await.expect("list");
+    assert_eq!(listed.len(), 3);
+    assert!(listed.iter().all(|d| d.status == DeliveryStatus::Pending));
+    assert!(
+        store
+            .ended_alert_periods(at("2025-12-05T00:00:00Z"), 10)
+            .await
+            .expect("periods")
+            .is_empty()
+    );
+    // December's mark stays: its threshold does not fire again.
+    ingest("0.5").await;
+    assert_eq!(store.delivery_counts().await.expect("counts").pending, 3);
 }

@@ -220,6 +220,11 @@ struct ServeArgs {
     /// Webhooks: how often the outbox is read when nothing was due, in milliseconds.
     #[arg(long, env = "METERING_WEBHOOK_POLL_MS", default_value_t = 500)]
     webhook_poll_ms: u64,
+
+    /// Webhooks: days finished deliveries and the alert marks of ended periods are kept
+    /// (deleted once an hour); 0 keeps them for ever.
+    #[arg(long, env = "METERING_WEBHOOK_RETENTION_DAYS", default_value_t = 30)]
+    webhook_retention_days: u64,
 }
 
 impl ServeArgs {
@@ -256,7 +261,10 @@ impl ServeArgs {
                         Duration::from_millis(self.webhook_retry_max_ms),
                     )
                     .with_max_age(Duration::from_secs(self.webhook_max_age_secs))
-                    .with_poll_interval(Duration::from_millis(self.webhook_poll_ms.max(10))),
+                    .with_poll_interval(Duration::from_millis(self.webhook_poll_ms.max(10)))
+                    .with_retention((self.webhook_retention_days > 0).then(|| {
+                        Duration::from_secs(self.webhook_retention_days.saturating_mul(86_400))
+                    })),
             )
             .with_rate_limit((self.rate_limit_per_sec > 0).then(|| {
                 RateLimit::new(
