@@ -485,6 +485,19 @@ def get_client(transport_mode: Optional[str] = None) -> MeteringClient:
     return client
 
 
+def client_for(
+    client: Optional[MeteringClient],
+    api_url: Optional[str] = None,
+    api_key: Optional[str] = None,
+    transport_mode: Optional[str] = None,
+) -> Optional[MeteringClient]:
+    """What the middleware records with: `client` when given, else a client of its own when
+    any setting is given, else None (the shared client, made on first use)."""
+    if client is not None or (api_url is None and api_key is None and transport_mode is None):
+        return client
+    return MeteringClient(api_url, api_key, transport_mode)
+
+
 def set_client(client: Optional[MeteringClient]) -> None:
     """Makes `client` the one `meter` and the middleware use by default (None: make one
     from the environment again on next use)."""

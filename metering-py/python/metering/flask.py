@@ -21,7 +21,7 @@ from typing import Any, Iterable, Optional
 
 from flask import Flask, Response, request
 
-from .client import MeteringClient, get_client
+from .client import MeteringClient, client_for, get_client
 from .decorator import TENANT_PARAMETERS, UNKNOWN_TENANT
 from .middleware import DEFAULT_EXCLUDED_PATHS, quota_exceeded_body, resource_of
 
@@ -46,9 +46,7 @@ class Metering:
         enforce: bool = False,
         quantity: Any = 1,
     ) -> None:
-        if client is None and not (api_url is None and api_key is None and transport_mode is None):
-            client = MeteringClient(api_url, api_key, transport_mode)
-        self._client = client
+        self._client = client_for(client, api_url, api_key, transport_mode)
         self.tenant_header = tenant_header
         self.exclude_paths = frozenset(exclude_paths)
         self.enforce = enforce

@@ -22,7 +22,7 @@ import logging
 from typing import Any, Awaitable, Callable, Dict, Iterable, List, Mapping, MutableMapping, Optional, Tuple
 from urllib.parse import parse_qsl
 
-from .client import MeteringClient, QuotaDecision, get_client
+from .client import MeteringClient, QuotaDecision, client_for, get_client
 from .decorator import TENANT_PARAMETERS, UNKNOWN_TENANT
 
 __all__ = ["DEFAULT_EXCLUDED_PATHS", "MeteringMiddleware", "resource_of", "quota_exceeded_body"]
@@ -105,12 +105,7 @@ class MeteringMiddleware:
         quantity: Any = 1,
     ) -> None:
         self.app = app
-        if client is None:
-            if api_url is None and api_key is None and transport_mode is None:
-                client = get_client()
-            else:
-                client = MeteringClient(api_url, api_key, transport_mode)
-        self.client = client
+        self.client = client_for(client, api_url, api_key, transport_mode) or get_client()
         self.tenant_header = tenant_header.lower().encode("latin-1")
         self.exclude_paths = frozenset(exclude_paths)
         self.enforce = enforce

@@ -50,6 +50,16 @@ fn summary(messages: &[(AlertKind, Value)]) -> Vec<(AlertKind, Value, String)> {
         .collect()
 }
 
+/// Ingests `q` of `calls` of `api` for `tenant`.
+async fn ingest_calls(engine: &Metering, tenant: &TenantId, q: &str) {
+    engine
+        .ingest(vec![
+            NewEvent::new(tenant.as_str(), "api", "calls").with_quantity(qty(q)),
+        ])
+        .await
+        .expect("ingest");
+}
+
 async fn hook(engine: &Metering, events: &[AlertKind]) -> CreatedWebhook {
     engine
         .create_webhook(
@@ -83,17 +93,7 @@ pub async fn alerts_fire_once_per_period_and_mark<S: Store + Clone>(store: S) {
         )
         .await
         .expect("quota");
-    let ingest = |q: &'static str| {
-        let (engine, t) = (engine.clone(), t.clone());
-        async move {
-            engine
-                .ingest(vec![
-                    NewEvent::new(t.as_str(), "api", "calls").with_quantity(qty(q)),
-                ])
-                .await
-                .expect("ingest");
-        }
-    };
+    let ingest = |q: &'static str| ingest_calls(&engine, &t, q);
     ingest("49.999999999").await;
     assert!(messages(&store, &all).await.is_empty());
     ingest("0.000000001").await;
@@ -567,17 +567,7 @@ pub async fn old_alerts_are_pruned<S: Store + Clone>(store: S) {
         )
         .await
         .expect("quota");
-    let ingest = |q: &'static str| {
-        let (engine, t) = (engine.clone(), t.clone());
-        async move {
-            engine
-                .ingest(vec![
-                    NewEvent::new(t.as_str(), "api", "calls").with_quantity(qty(q)),
-                ])
-                .await
-                .expect("ingest");
-        }
-    };
+    let ingest = |q: &'static str| ingest_calls(&engine, &t, q);
     // November: three thresholds, three deliveries; one delivered, one given up, one pending.
     ingest("3").await;
     let due = store
