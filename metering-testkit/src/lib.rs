@@ -83,6 +83,7 @@ macro_rules! store_conformance {
             concurrent_writes_place_each_mark_once,
             deliveries_are_leased_finished_and_retried,
             old_alerts_are_pruned,
+            amends_that_raise_usage_alert,
         );
     };
     (@cases $setup:path; $($case:ident),* $(,)?) => {

@@ -203,6 +203,29 @@ impl Inner {
             tracing::warn!(error = %e, quota = %quota.id, "could not record the quota.exceeded alert of a refused check");
         }
     }
+
+    /// Places the marks an amend's `replacement` reached: a correction that raises usage
+    /// alerts as the usage it adds would have. Measured after the amend committed; the
+    /// store places each mark once whoever else reaches it. A failure is logged: the amend
+    /// itself stands.
+    pub(super) async fn watch_correction(&self, replacement: &Event) {
+        if let Err(e) = self.place_reached(replacement).await {
+            tracing::warn!(error = %e, event = %replacement.id, "could not record the alerts of an amend");
+        }
+    }
+
+    async fn place_reached(&self, replacement: &Event) -> Result<()> {
+        for watch in self.watches(std::slice::from_ref(replacement)).await? {
+            let usage = match &watch.measure {
+                AlertMeasure::Usage(scope) => self.store.sum_usage(scope, watch.window).await?,
+                AlertMeasure::Meter(limit) => self.store.tally_meter(limit).await?.usage(),
+            };
+            for mark in watch.reached(usage, false) {
+                self.store.record_alert(&watch, mark, None).await?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The meter quotas `events` may move: for each tenant, its own quota on a meter, else the

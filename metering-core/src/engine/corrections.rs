@@ -121,11 +121,15 @@ impl Metering {
         let inner = Arc::clone(&self.inner);
         let at = self.now();
         let outcome = spawn_to_completion(async move {
-            inner
+            let outcome = inner
                 .correct(UsageStream::of(&original), |store| async move {
                     store.amend_event(&replacement, reason.as_deref(), at).await
                 })
-                .await
+                .await?;
+            if let AmendOutcome::Amended(event) = &outcome {
+                inner.watch_correction(event).await;
+            }
+            Ok(outcome)
         })
         .await?;
         match outcome {

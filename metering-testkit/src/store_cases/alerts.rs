@@ -7,10 +7,11 @@
 //! - [`concurrent_writes_place_each_mark_once`]
 //! - [`deliveries_are_leased_finished_and_retried`]
 //! - [`old_alerts_are_pruned`]
+//! - [`amends_that_raise_usage_alert`]
 
 use metering_core::{
-    Aggregation, AlertKind, Attempt, CreatedWebhook, Delivery, DeliveryCounts, DeliveryStatus,
-    MeterCheck, MeterFilter, MeterKey, MeterSpec, NewWebhook, Threshold,
+    Aggregation, AlertKind, Amendment, Attempt, CreatedWebhook, Delivery, DeliveryCounts,
+    DeliveryStatus, EventId, MeterCheck, MeterFilter, MeterKey, MeterSpec, NewWebhook, Threshold,
 };
 use serde_json::Value;
 
@@ -653,4 +654,56 @@ pub async fn old_alerts_are_pruned<S: Store + Clone>(store: S) {
     // December's mark stays: its threshold does not fire again.
     ingest("0.5").await;
     assert_eq!(store.delivery_counts().await.expect("counts").pending, 3);
+}
+
+/// An amend is usage too: one that raises the usage past a threshold fires it (once), and
+/// one that lowers it fires nothing.
+pub async fn amends_that_raise_usage_alert<S: Store + Clone>(store: S) {
+    let ns = Namespace::new();
+    let t = ns.tenant("a");
+    let (engine, _clock) = engine(&store);
+    let all = hook(&engine, &AlertKind::ALL).await;
+    engine
+        .upsert_quota(
+            QuotaSpec::new(
+                QuotaScope::Tenant(t.clone()),
+                feature("calls"),
+                qty("10"),
+                QuotaPeriod::Monthly,
+            )
+            .with_thresholds(vec![Threshold::Percent(50)]),
+        )
+        .await
+        .expect("quota");
+    let receipt = engine
+        .ingest(vec![
+            NewEvent::new(t.as_str(), "api", "calls").with_quantity(qty("4")),
+        ])
+        .await
+        .expect("ingest");
+    let id = receipt.event_ids[0].clone();
+    assert!(messages(&store, &all).await.is_empty(), "40%");
+    let amend = |id: EventId, q: &'static str| {
+        let engine = engine.clone();
+        async move {
+            let mut amendment = Amendment::default();
+            amendment.quantity = Some(qty(q));
+            engine
+                .amend_event(&id, amendment)
+                .await
+                .expect("amend")
+                .event
+                .id
+        }
+    };
+    let lowered = amend(id, "3").await;
+    assert!(messages(&store, &all).await.is_empty(), "lowered to 30%");
+    let raised = amend(lowered, "6").await;
+    assert_eq!(
+        summary(&messages(&store, &all).await),
+        vec![(AlertKind::Threshold, json!({"percent": 50}), "6".to_owned())],
+        "raised to 60%"
+    );
+    amend(raised, "7").await;
+    assert_eq!(messages(&store, &all).await.len(), 1, "once per period");
 }
