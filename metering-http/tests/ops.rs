@@ -394,6 +394,76 @@ async fn openapi_documents_every_route_schema_and_error() {
     }
     assert!(doc["paths"]["/v1/meter/health"]["get"]["security"].is_null());
     assert!(doc["paths"]["/v1/meter/health"]["get"]["responses"]["401"].is_null());
+
+    // The rules the server enforces are stated: quantity bounds and precision, names,
+    // closed request bodies, required range bounds.
+    let schemas = &doc["components"]["schemas"];
+    let number = &schemas["DecimalInput"]["oneOf"][0];
+    assert_eq!(number["exclusiveMinimum"], json!(0));
+    assert_eq!(number["maximum"].as_f64(), Some(1e15));
+    assert_eq!(number["multipleOf"].as_f64(), Some(1e-9));
+    let text = schemas["DecimalInput"]["oneOf"][1]["pattern"]
+        .as_str()
+        .expect("decimal string pattern");
+    let text = regex::Regex::new(text).expect("pattern compiles");
+    for ok in [
+        "1",
+        "0.5",
+        ".000000001",
+        "+12.50",
+        "1000000000000000",
+        "007.1000000000",
+    ] {
+        assert!(text.is_match(ok), "{ok}");
+    }
+    for bad in [
+        "0",
+        "0.0",
+        "1000000000000000.1",
+        "1.0000000001",
+        "-1",
+        "1e3",
+        "5.",
+        "",
+    ] {
+        assert!(!text.is_match(bad), "{bad}");
+    }
+    for name in ["TenantId", "Resource", "Feature"] {
+        let pattern = schemas[name]["pattern"].as_str().expect("name pattern");
+        let pattern = regex::Regex::new(pattern).expect("pattern compiles");
+        assert!(pattern.is_match(" a b "), "{name}");
+        assert!(!pattern.is_match("a\u{1}b"), "{name}");
+        assert!(!pattern.is_match("  "), "{name}");
+        assert!(pattern.is_match(&"x".repeat(255)), "{name}");
+        assert!(!pattern.is_match(&"x".repeat(256)), "{name}");
+    }
+    for closed in [
+        "NewEvent",
+        "NewApiKey",
+        "QuotaSpec",
+        "ValidateRequest",
+        "MeterCheck",
+        "AmendRequest",
+        "VoidRequest",
+        "NewWebhook",
+    ] {
+        assert_eq!(
+            schemas[closed]["additionalProperties"],
+            json!(false),
+            "{closed}"
+        );
+    }
+    let aggregates = doc["paths"]["/v1/meter/aggregates"]["get"]["parameters"]
+        .as_array()
+        .expect("parameters");
+    for required in ["window_type", "start_date", "end_date"] {
+        assert!(
+            aggregates
+                .iter()
+                .any(|p| p["name"] == required && p["required"] == json!(true)),
+            "{required}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -36,7 +36,7 @@ mod webhooks;
 
 #[cfg(feature = "openapi")]
 #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
-pub use crate::quantity::DecimalInput;
+pub use crate::quantity::{DecimalInput, LimitInput};
 pub use api_keys::{ApiKeyList, CreatedApiKeyBody};
 pub use error::{ErrorBody, ErrorCode, ErrorDetails, ErrorEnvelope, INTERNAL_MESSAGE};
 pub use events::{
@@ -54,6 +54,10 @@ pub use meters::{
 };
 pub use quotas::QuotaList;
 #[cfg(feature = "openapi")]
+pub(crate) use schema::WHITE_SPACE;
+#[cfg(feature = "openapi")]
 #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
-pub use schema::{IngestBody, ValidateBody};
+pub use schema::{
+    IngestBody, NameFilter, RangeBound, RangeFilter, TenantFilter, TimeZoneFilter, ValidateBody,
+};
 pub use webhooks::{CreatedWebhookBody, DeliveryList, WebhookList};

@@ -3,20 +3,59 @@
 
 use std::borrow::Cow;
 
-use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::openapi::schema::{
+    ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
+};
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::apikey::ApiKeyId;
-use crate::event::{EventId, Feature, NewEvent, Resource, TenantId};
-use crate::quota::{MeterCheck, QuotaId, QuotaScope, ValidateRequest};
+use crate::event::{
+    EventId, Feature, MAX_EVENT_ID_LEN, MAX_NAME_CHARS, NewEvent, Resource, TenantId,
+};
+use crate::quantity::LimitInput;
+use crate::quota::{MeterCheck, QuotaId, QuotaScope, Threshold, ValidateRequest};
 use crate::webhook::{DeliveryId, WebhookId};
 
-fn string(description: &str, max_length: usize) -> RefOr<Schema> {
+/// The characters `str::trim` removes (Unicode `White_Space`, as `char::is_whitespace`), as
+/// the inside of a regular expression's character class. The escapes read the same in
+/// ECMA 262, Python and Rust patterns.
+pub(crate) const WHITE_SPACE: &str =
+    r"\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+
+/// The characters `char::is_control` matches (C0, DEL and C1), as the inside of a character
+/// class.
+pub(crate) const CONTROL: &str = r"\u0000-\u001f\u007f-\u009f";
+
+/// Whether a name pattern reserves `*` (tenants).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NameKind {
+    /// A resource, a feature, or a quota's tenant (`*` allowed).
+    Name,
+    /// A tenant: `*` alone is reserved.
+    Tenant,
+}
+
+/// The pattern of a name ([`TenantId`], [`Resource`], [`Feature`]): 1 to
+/// [`MAX_NAME_CHARS`] characters after trimming white space, none of them a control
+/// character; `blank` also admits a value that is empty after trimming.
+pub(crate) fn name_pattern(kind: NameKind, blank: bool) -> String {
+    let (ws, ctl) = (WHITE_SPACE, CONTROL);
+    let inner = MAX_NAME_CHARS - 2;
+    let single = match kind {
+        NameKind::Name => format!("[^{ctl}{ws}]"),
+        NameKind::Tenant => format!("[^{ctl}{ws}*]"),
+    };
+    let long = format!("[^{ctl}{ws}][^{ctl}]{{0,{inner}}}[^{ctl}{ws}]");
+    let optional = if blank { "?" } else { "" };
+    format!("^[{ws}]*(?:{single}|{long}){optional}[{ws}]*$")
+}
+
+fn name(description: &str, kind: NameKind, blank: bool) -> RefOr<Schema> {
     ObjectBuilder::new()
         .schema_type(Type::String)
-        .min_length(Some(1))
-        .max_length(Some(max_length))
+        .min_length((!blank).then_some(1))
+        .pattern(Some(name_pattern(kind, blank)))
         .description(Some(description))
         .into()
 }
@@ -24,9 +63,7 @@ fn string(description: &str, max_length: usize) -> RefOr<Schema> {
 fn uuid(description: &str) -> RefOr<Schema> {
     ObjectBuilder::new()
         .schema_type(Type::String)
-        .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
-            utoipa::openapi::KnownFormat::Uuid,
-        )))
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
         .description(Some(description))
         .into()
 }
@@ -50,45 +87,189 @@ macro_rules! schema {
 schema!(
     TenantId,
     "TenantId",
-    string(
+    name(
         "A tenant: 1 to 255 characters after trimming white space, no control characters, not `*`",
-        255
+        NameKind::Tenant,
+        false
     )
 );
 schema!(
     Resource,
     "Resource",
-    string(
+    name(
         "A module: 1 to 255 characters after trimming white space, no control characters",
-        255
+        NameKind::Name,
+        false
     )
 );
 schema!(
     Feature,
     "Feature",
-    string(
+    name(
         "A feature of a module: 1 to 255 characters after trimming white space, no control \
          characters",
-        255
+        NameKind::Name,
+        false
     )
 );
 schema!(
     EventId,
     "EventId",
-    string(
-        "An event's idempotency key: 1 to 128 printable ASCII characters (a UUIDv7 when the \
-         server made it)",
-        128
-    )
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(MAX_EVENT_ID_LEN))
+        .pattern(Some(format!("^[\\u0020-\\u007e]{{1,{MAX_EVENT_ID_LEN}}}$")))
+        .description(Some(
+            "An event's idempotency key: 1 to 128 printable ASCII characters (a UUIDv7 when the \
+             server made it)"
+        ))
+        .into()
 );
 schema!(
     QuotaScope,
     "QuotaScope",
-    string(
-        "A tenant, or `*` for the default quota of every tenant",
-        255
+    name(
+        "A tenant, or `*` for the default quota of every tenant: 1 to 255 characters after \
+         trimming white space, no control characters",
+        NameKind::Name,
+        false
     )
 );
+
+schema!(
+    Threshold,
+    "Threshold",
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .description(Some("A whole percentage of the limit, 1 to 100"))
+                .property(
+                    "percent",
+                    ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .minimum(Some(1))
+                        .maximum(Some(100)),
+                )
+                .required("percent")
+                .additional_properties(Some(
+                    utoipa::openapi::schema::AdditionalProperties::FreeForm(false)
+                )),
+        )
+        .item(
+            ObjectBuilder::new()
+                .description(Some("An absolute usage (> 0), in the quota's units"))
+                .property(
+                    "usage",
+                    RefOr::Ref(Ref::from_schema_name(LimitInput::name()))
+                )
+                .required("usage")
+                .additional_properties(Some(
+                    utoipa::openapi::schema::AdditionalProperties::FreeForm(false)
+                )),
+        )
+        .description(Some(
+            "A level of usage at which a quota sends a `quota.threshold` message, once per \
+             tenant and period: `{\"percent\": 80}` or `{\"usage\": 1000}`"
+        ))
+        .into()
+);
+
+/// Schema of a `tz` query parameter: an IANA zone name, or a blank value, which is the same
+/// as leaving it out (UTC). Only a schema: the server reads it with
+/// [`crate::window::parse_tz`].
+#[derive(Debug, Clone, Copy)]
+pub struct TimeZoneFilter;
+
+schema!(
+    TimeZoneFilter,
+    "TimeZoneFilter",
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(
+            std::iter::once("").chain(chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()))
+        ))
+        .description(Some(
+            "An IANA time zone (`Europe/Paris`); blank or absent means UTC"
+        ))
+        .into()
+);
+
+/// Schema of the `tenant_id` query filter: a tenant, or a blank value, which is the same as
+/// leaving the parameter out. Only a schema: the server reads it with [`TenantId::new`].
+#[derive(Debug, Clone, Copy)]
+pub struct TenantFilter;
+
+/// Schema of the `resource` and `feature` query filters: a name, or a blank value, which is
+/// the same as leaving the parameter out. Only a schema: the server reads them with
+/// [`Resource::new`] and [`Feature::new`].
+#[derive(Debug, Clone, Copy)]
+pub struct NameFilter;
+
+schema!(
+    TenantFilter,
+    "TenantFilter",
+    name(
+        "A tenant (1 to 255 characters after trimming white space, no control characters, \
+         not `*`); a blank value is the same as none",
+        NameKind::Tenant,
+        true
+    )
+);
+schema!(
+    NameFilter,
+    "NameFilter",
+    name(
+        "A resource or feature (1 to 255 characters after trimming white space, no control \
+         characters); a blank value is the same as none",
+        NameKind::Name,
+        true
+    )
+);
+
+/// Schema of a required range bound (`start_date`, `end_date`): an RFC 3339 date-time or a
+/// date (midnight UTC). Only a schema: the server reads it with
+/// [`crate::time::parse_range_bound`].
+#[derive(Debug, Clone, Copy)]
+pub struct RangeBound;
+
+/// Schema of an optional range bound: [`RangeBound`], or a blank value, which is the same
+/// as leaving the parameter out.
+#[derive(Debug, Clone, Copy)]
+pub struct RangeFilter;
+
+fn range_bound(blank: bool) -> RefOr<Schema> {
+    let mut one_of = OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Date))),
+        );
+    if blank {
+        one_of = one_of.item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(format!("^[{WHITE_SPACE}]*$"))),
+        );
+    }
+    one_of
+        .description(Some(if blank {
+            "An RFC 3339 date-time (`2025-11-20T10:31:00Z`) or a date (`2025-11-20`, midnight \
+             UTC); a blank value is the same as none"
+        } else {
+            "An RFC 3339 date-time (`2025-11-20T10:31:00Z`) or a date (`2025-11-20`, midnight \
+             UTC)"
+        }))
+        .into()
+}
+
+schema!(RangeBound, "RangeBound", range_bound(false));
+schema!(RangeFilter, "RangeFilter", range_bound(true));
 schema!(
     super::ErrorCode,
     "ErrorCode",
@@ -121,7 +302,10 @@ impl PartialSchema for IngestBody {
                 "events",
                 ArrayBuilder::new().items(event()).min_items(Some(1)),
             )
-            .required("events");
+            .required("events")
+            .additional_properties(Some(
+                utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
+            ));
         OneOfBuilder::new()
             .item(event())
             .item(batch)
