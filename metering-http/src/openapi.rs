@@ -44,6 +44,9 @@ use utoipa_swagger_ui::SwaggerUi;
         metering_core::api::RangeBound,
         metering_core::api::RangeFilter,
         metering_core::api::TimeZoneFilter,
+        metering_core::api::CursorFilter,
+        metering_core::api::GroupByFilter,
+        metering_core::api::DimensionFilters,
         metering_core::api::LimitInput,
         metering_core::api::DecimalInput,
         metering_core::Threshold

@@ -53,7 +53,7 @@ pub struct EventHistory {
 pub struct VoidBody {
     /// Why, kept with the voided event: at most 1000 characters, no control characters but
     /// line breaks and tabs.
-    #[cfg_attr(feature = "openapi", schema(max_length = 1000))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<super::Reason>))]
     pub reason: Option<String>,
 }
 
@@ -78,8 +78,9 @@ pub struct AmendBody {
     /// replacement already recorded (200).
     #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::event::EventId>))]
     pub id: Option<String>,
-    /// Why, kept with the voided original: at most 1000 characters.
-    #[cfg_attr(feature = "openapi", schema(max_length = 1000))]
+    /// Why, kept with the voided original: at most 1000 characters, no control characters
+    /// but line breaks and tabs.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<super::Reason>))]
     pub reason: Option<String>,
 }
 

@@ -50,7 +50,9 @@ pub use meters::MeterList;
 #[cfg(feature = "openapi")]
 #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
 pub use meters::{
-    MeterDefinition, MeterFilterSchema, MeterReportSchema, MeterRowSchema, MeterSchema, NameOrList,
+    DimensionFilters, Dimensions, FeatureOrList, Ignored, MetadataConditions, MeterBody,
+    MeterDefinition, MeterFilterSchema, MeterReportSchema, MeterRowSchema, MeterSchema,
+    ResourceOrList,
 };
 pub use quotas::QuotaList;
 #[cfg(feature = "openapi")]
@@ -58,6 +60,7 @@ pub(crate) use schema::WHITE_SPACE;
 #[cfg(feature = "openapi")]
 #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
 pub use schema::{
-    IngestBody, NameFilter, RangeBound, RangeFilter, TenantFilter, TimeZoneFilter, ValidateBody,
+    CursorFilter, GroupByFilter, IngestBody, NameFilter, QuotaBody, RangeBound, RangeFilter,
+    Reason, TenantFilter, ThresholdList, TimeZone, TimeZoneFilter, ValidateBody,
 };
 pub use webhooks::{CreatedWebhookBody, DeliveryList, WebhookList};

@@ -4,17 +4,21 @@
 use std::borrow::Cow;
 
 use utoipa::openapi::schema::{
-    ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
+    ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, SchemaType, Type,
 };
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
 
+use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder};
+
 use crate::apikey::ApiKeyId;
 use crate::event::{
-    EventId, Feature, MAX_EVENT_ID_LEN, MAX_NAME_CHARS, NewEvent, Resource, TenantId,
+    EventId, Feature, MAX_EVENT_ID_LEN, MAX_NAME_CHARS, MAX_REASON_CHARS, NewEvent, Resource,
+    TenantId,
 };
 use crate::quantity::LimitInput;
-use crate::quota::{MeterCheck, QuotaId, QuotaScope, Threshold, ValidateRequest};
+use crate::query::{Dimension, MAX_CURSOR_MICROS_DIGITS};
+use crate::quota::{MeterCheck, QuotaId, QuotaScope, QuotaSpec, Threshold, ValidateRequest};
 use crate::webhook::{DeliveryId, WebhookId};
 
 /// The characters `str::trim` removes (Unicode `White_Space`, as `char::is_whitespace`), as
@@ -195,6 +199,21 @@ schema!(
         .into()
 );
 
+/// Schema of a time zone in a body: an IANA zone name (`Europe/Paris`). Only a schema: the
+/// server reads it with [`crate::window::parse_tz`].
+#[derive(Debug, Clone, Copy)]
+pub struct TimeZone;
+
+schema!(
+    TimeZone,
+    "TimeZone",
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())))
+        .description(Some("An IANA time zone (`Europe/Paris`)"))
+        .into()
+);
+
 /// Schema of the `tenant_id` query filter: a tenant, or a blank value, which is the same as
 /// leaving the parameter out. Only a schema: the server reads it with [`TenantId::new`].
 #[derive(Debug, Clone, Copy)]
@@ -333,9 +352,43 @@ pub struct ValidateBody;
 
 impl PartialSchema for ValidateBody {
     fn schema() -> RefOr<Schema> {
-        OneOfBuilder::new()
+        // `consume: true` needs what the recorded event is made of: a feature check's
+        // `resource`, a meter check's `event`.
+        let consumed = |field: &str, schema_type: Type| {
+            AnyOfBuilder::new()
+                .item(
+                    ObjectBuilder::new().property(
+                        "consume",
+                        ObjectBuilder::new()
+                            .schema_type(SchemaType::Array(vec![Type::Boolean, Type::Null]))
+                            .enum_values(Some([
+                                serde_json::Value::Bool(false),
+                                serde_json::Value::Null,
+                            ])),
+                    ),
+                )
+                .item(
+                    ObjectBuilder::new()
+                        .property(field, ObjectBuilder::new().schema_type(schema_type))
+                        .required(field),
+                )
+        };
+        let feature_check = AllOfBuilder::new()
             .item(RefOr::Ref(Ref::from_schema_name(ValidateRequest::name())))
+            .item(consumed("resource", Type::String))
+            .description(Some(
+                "A feature quota check; with `consume: true`, the `resource` of the event to \
+                 record",
+            ));
+        let meter_check = AllOfBuilder::new()
             .item(RefOr::Ref(Ref::from_schema_name(MeterCheck::name())))
+            .item(consumed("event", Type::Object))
+            .description(Some(
+                "A meter quota check; with `consume: true`, the `event` to record",
+            ));
+        OneOfBuilder::new()
+            .item(feature_check)
+            .item(meter_check)
             .description(Some(
                 "A feature quota check, or a meter quota check (a body with `meter`)",
             ))
@@ -359,3 +412,148 @@ impl ToSchema for ValidateBody {
         MeterCheck::schemas(schemas);
     }
 }
+
+/// The control characters a reason may not hold: those of [`CONTROL`] but tab, line feed
+/// and carriage return, as the inside of a character class.
+pub(crate) const REASON_CONTROL: &str = r"\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f";
+
+/// Schema of a void or amend `reason`: at most [`MAX_REASON_CHARS`] characters, no control
+/// characters but line breaks and tabs. Only a schema: the server reads it with the
+/// decoders of [`crate::Amendment`] and [`crate::void_reason`].
+#[derive(Debug, Clone, Copy)]
+pub struct Reason;
+
+schema!(
+    Reason,
+    "Reason",
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .max_length(Some(MAX_REASON_CHARS))
+        .pattern(Some(format!("^[^{REASON_CONTROL}]*$")))
+        .description(Some(
+            "Why, kept with the corrected event: at most 1000 characters, no control \
+             characters but line breaks and tabs"
+        ))
+        .into()
+);
+
+/// The pattern of an event listing's `cursor` ([`crate::Cursor::encode`]): the
+/// microseconds, a dot and the id's bytes (printable ASCII) in lowercase hexadecimal;
+/// white space around it is ignored, and a blank value is the same as none.
+pub(crate) fn cursor_pattern() -> String {
+    let ws = WHITE_SPACE;
+    format!(
+        "^[{ws}]*(?:-?[0-9]{{1,{MAX_CURSOR_MICROS_DIGITS}}}\\.(?:[2-6][0-9a-f]|7[0-9a-e]){{1,{MAX_EVENT_ID_LEN}}})?[{ws}]*$"
+    )
+}
+
+/// Schema of the `cursor` query parameter of the event listing. Only a schema: the server
+/// reads it with [`crate::Cursor::decode`].
+#[derive(Debug, Clone, Copy)]
+pub struct CursorFilter;
+
+schema!(
+    CursorFilter,
+    "Cursor",
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(cursor_pattern()))
+        .description(Some(
+            "`next_cursor` of the previous page; a blank value is the same as none"
+        ))
+        .into()
+);
+
+/// The pattern of an aggregate's `group_by`: a comma-separated list of `tenant_id`,
+/// `resource` and `feature` (in any order, repeats allowed), white space around each
+/// ignored, empty entries skipped; a blank value is one series.
+pub(crate) fn group_by_pattern() -> String {
+    let ws = WHITE_SPACE;
+    let names = Dimension::ALL.map(Dimension::as_str).join("|");
+    let entry = format!("[{ws}]*(?:{names})?[{ws}]*");
+    format!("^{entry}(?:,{entry})*$")
+}
+
+/// Schema of the `group_by` query parameter of `GET /v1/meter/aggregates`. Only a schema:
+/// the server reads it as a [`crate::GroupBy`].
+#[derive(Debug, Clone, Copy)]
+pub struct GroupByFilter;
+
+schema!(
+    GroupByFilter,
+    "GroupBy",
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(group_by_pattern()))
+        .description(Some(
+            "A comma-separated subset of tenant_id, resource and feature; a blank value is \
+             one series"
+        ))
+        .into()
+);
+
+/// Schema of a quota body: a [`QuotaSpec`] that names exactly one of `feature` and
+/// `meter`, and no `resource` with a `meter`. Only a schema: the server reads the body with
+/// [`QuotaSpec::from_json`].
+#[derive(Debug, Clone, Copy)]
+pub struct QuotaBody;
+
+impl PartialSchema for QuotaBody {
+    fn schema() -> RefOr<Schema> {
+        let null = || ObjectBuilder::new().schema_type(Type::Null);
+        let feature = ObjectBuilder::new()
+            .title(Some("FeatureQuota"))
+            .description(Some("A limit on the usage of a feature"))
+            .property(
+                "feature",
+                RefOr::Ref(Ref::from_schema_name(Feature::name())),
+            )
+            .property("meter", null())
+            .required("feature");
+        let meter = ObjectBuilder::new()
+            .title(Some("MeterQuota"))
+            .description(Some(
+                "A limit on a meter's value: no `feature`, no `resource`",
+            ))
+            .property("meter", ObjectBuilder::new().schema_type(Type::String))
+            .property("feature", null())
+            .property("resource", null())
+            .required("meter");
+        AllOfBuilder::new()
+            .item(RefOr::Ref(Ref::from_schema_name(QuotaSpec::name())))
+            .item(OneOfBuilder::new().item(feature).item(meter))
+            .description(Some(
+                "A quota: exactly one of `feature` and `meter`, and no `resource` with a \
+                 `meter`",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for QuotaBody {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("QuotaBody")
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((QuotaSpec::name().into_owned(), QuotaSpec::schema()));
+        QuotaSpec::schemas(schemas);
+        schemas.push((Feature::name().into_owned(), Feature::schema()));
+    }
+}
+
+/// Schema of a quota's `thresholds`: at most 16 [`Threshold`]s, none twice. Only a schema:
+/// the server reads them with [`QuotaSpec::from_json`].
+#[derive(Debug, Clone, Copy)]
+pub struct ThresholdList;
+
+schema!(
+    ThresholdList,
+    "ThresholdList",
+    ArrayBuilder::new()
+        .items(RefOr::Ref(Ref::from_schema_name(Threshold::name())))
+        .max_items(Some(crate::quota::MAX_THRESHOLDS))
+        .unique_items(true)
+        .description(Some("At most 16 thresholds, none twice"))
+        .into()
+);

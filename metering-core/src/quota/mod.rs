@@ -187,11 +187,11 @@ pub struct QuotaSpec {
     /// The usages at which a `quota.threshold` message is sent, once per tenant and period
     /// (default: `alert_threshold` percent, when above 0).
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(required = false, max_items = 16))]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::api::ThresholdList, required = false))]
     pub thresholds: Vec<Threshold>,
     /// IANA zone of the period boundaries (default `UTC`).
     #[serde(with = "crate::window::tz_serde")]
-    #[cfg_attr(feature = "openapi", schema(value_type = String, required = false, example = "UTC"))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::api::TimeZone>, required = false, example = "UTC"))]
     pub tz: Tz,
 }
 

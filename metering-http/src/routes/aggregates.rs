@@ -37,7 +37,7 @@ const PARAMS: &[&str] = &[
         ("window_type" = metering_core::WindowType, Query, description = "Window size"),
         ("start_date" = metering_core::api::RangeBound, Query, description = "RFC 3339 or YYYY-MM-DD, inclusive"),
         ("end_date" = metering_core::api::RangeBound, Query, description = "RFC 3339 or YYYY-MM-DD, exclusive"),
-        ("group_by" = Option<String>, Query, description = "Comma-separated subset of tenant_id,resource,feature; default resource,feature; empty for one series"),
+        ("group_by" = Option<metering_core::api::GroupByFilter>, Query, description = "Comma-separated subset of tenant_id,resource,feature; default resource,feature; empty for one series"),
         ("tenant_id" = Option<metering_core::api::TenantFilter>, Query, description = "Only this tenant"),
         ("resource" = Option<metering_core::api::NameFilter>, Query, description = "Only this resource"),
         ("feature" = Option<metering_core::api::NameFilter>, Query, description = "Only this feature"),

@@ -128,7 +128,7 @@ pub(crate) fn event_filter(p: &mut Params) -> EventFilter {
         ("include_voided" = Option<bool>, Query, description = "Also list voided events (with `voided_at` and `void_reason`); default false"),
         ("page" = Option<u32>, Query, minimum = 1, maximum = 2_147_483_647, description = "Page number from 1 (not with cursor), at most 2^31 - 1"),
         ("page_size" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "1-1000, default 50"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("cursor" = Option<metering_core::api::CursorFilter>, Query, description = "`next_cursor` of the previous page (not with page)"),
     ),
     responses(
         (status = 200, description = "A page", body = metering_core::api::EventList),

@@ -40,7 +40,7 @@ fn existing_key(key: &str) -> Result<MeterKey, ApiError> {
     tag = "meters",
     summary = "Create or replace a meter (role admin)",
     params(("key" = String, Path, min_length = 1, max_length = 64, pattern = "^[a-z0-9_-]{1,64}$", description = "1 to 64 characters of a-z, 0-9, `_` and `-`")),
-    request_body(content = metering_core::api::MeterDefinition, content_type = "application/json"),
+    request_body(content = metering_core::api::MeterBody, content_type = "application/json"),
     responses(
         (status = 200, description = "The stored meter", body = metering_core::api::MeterSchema),
         (status = 400, description = "BAD_REQUEST: the body is not JSON", body = metering_core::api::ErrorEnvelope),
@@ -152,7 +152,7 @@ pub(crate) async fn delete(
         ("tenant_id" = Option<metering_core::api::TenantFilter>, Query, description = "Only this tenant"),
         ("resource" = Option<metering_core::api::NameFilter>, Query, description = "Only this resource"),
         ("feature" = Option<metering_core::api::NameFilter>, Query, description = "Only this feature"),
-        ("filter.{dimension}" = Option<String>, Query, description = "Only events whose dimension has this value (repeat for any of several); a string matches its text, a number or boolean its JSON text"),
+        ("filter" = Option<metering_core::api::DimensionFilters>, Query, style = Form, explode, description = "`filter.<dimension>=<value>`: only events whose dimension (one of the meter's) has this value (repeat a name for any of several values); a string matches its text, a number or boolean its JSON text"),
     ),
     responses(
         (status = 200, description = "The meter's value per window and group; with `Accept: text/csv`: `window_start,window_end`, one column per `group_by` key, `value,event_count`", content(

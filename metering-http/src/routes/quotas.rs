@@ -17,7 +17,7 @@ use crate::state::AppState;
     path = "/v1/meter/quotas",
     tag = "quotas",
     summary = "Create or replace a quota (role admin)",
-    request_body(content = metering_core::QuotaSpec, content_type = "application/json"),
+    request_body(content = metering_core::api::QuotaBody, content_type = "application/json"),
     responses(
         (status = 200, description = "The stored quota", body = metering_core::Quota),
         (status = 400, description = "BAD_REQUEST", body = metering_core::api::ErrorEnvelope),
