@@ -185,9 +185,18 @@ impl LastAdmin {
 /// A request for a new key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", serde(deny_unknown_fields))]
 #[non_exhaustive]
 pub struct NewApiKey {
-    /// A name for people.
+    /// A name for people: at most 255 characters, not all white space (it is trimmed).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 255,
+            pattern = r"[^\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+        )
+    )]
     pub name: String,
     /// What it may do.
     pub role: Role,

@@ -294,6 +294,21 @@ fn number_is_exact(literal: &str) -> bool {
         && decimal_value(literal) == decimal_value(&n.to_string())
 }
 
+/// The value of the JSON number literal `literal` when it is a whole number from 0 to 255,
+/// however it is written (`53`, `53.0`, `5.3e1`): to JSON Schema, `integer` is a kind of
+/// value, not of spelling, and encoders that hold every number as a double write `53.0`.
+pub(crate) fn small_whole_number(literal: &str) -> Option<u8> {
+    serde_json::from_str::<serde_json::Number>(literal).ok()?;
+    match decimal_value(literal)? {
+        (_, digits, _) if digits.is_empty() => Some(0),
+        (false, digits, power) if (0..=2).contains(&power) => {
+            let zeros = usize::try_from(power).ok()?;
+            format!("{digits}{}", "0".repeat(zeros)).parse().ok()
+        }
+        _ => None,
+    }
+}
+
 /// A decimal literal's value in a canonical form: sign, significant digits without leading or
 /// trailing zeros, and the power of ten of the last digit. Zero has no sign or digits.
 fn decimal_value(literal: &str) -> Option<(bool, String, i64)> {
@@ -330,6 +345,22 @@ pub(crate) fn serialize_number_text<S: serde::Serializer>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn small_whole_numbers_in_any_spelling() {
+        for (text, value) in [
+            ("53", 53),
+            ("53.0", 53),
+            ("5.3e1", 53),
+            ("100", 100),
+            ("-0", 0),
+        ] {
+            assert_eq!(small_whole_number(text), Some(value), "{text}");
+        }
+        for text in ["53.5", "256", "1e3", "-1", "\"53\"", "true", "053"] {
+            assert_eq!(small_whole_number(text), None, "{text}");
+        }
+    }
 
     #[test]
     fn numbers_a_double_cannot_hold_are_found() {

@@ -17,6 +17,16 @@ pub const NANOS_PER_UNIT: u128 = 1_000_000_000;
 /// The largest quantity one event may carry: 10^15 units.
 pub const MAX_EVENT_QUANTITY: Quantity = Quantity(1_000_000_000_000_000 * NANOS_PER_UNIT);
 
+/// [`MAX_EVENT_QUANTITY`] as a power of ten.
+pub const MAX_EVENT_QUANTITY_EXPONENT: usize = 15;
+
+/// The largest quota limit or threshold usage: 10^27 units (a sum of many events; still far
+/// inside what a quantity and the stores' `NUMERIC(39, 9)` hold).
+pub const MAX_LIMIT: Quantity = Quantity(10u128.pow(27) * NANOS_PER_UNIT);
+
+/// [`MAX_LIMIT`] as a power of ten.
+pub const MAX_LIMIT_EXPONENT: usize = 27;
+
 /// An exact, non-negative decimal quantity with at most nine fractional digits.
 ///
 /// Stored as a count of nano-units (10^-9) in a `u128`, so sums never drift: a million
@@ -457,28 +467,62 @@ mod schema {
         }
     }
 
-    /// The schema of a quantity or limit in a request: a number literal or a decimal string,
-    /// read exactly. Only a schema: requests are read by the domain decoders.
+    /// The pattern of a decimal string above 0 and at most `10^max_exponent`, with at most
+    /// nine fractional digits (trailing zeros do not count), in the forms
+    /// [`Quantity::from_str`] reads: white space around it, an optional `+`, leading zeros,
+    /// an optional integer part (`.5`).
+    pub(crate) fn positive_decimal_pattern(max_exponent: usize) -> String {
+        let ws = crate::api::WHITE_SPACE;
+        let below = format!(
+            r"0*[1-9][0-9]{{0,{}}}(?:\.[0-9]{{1,9}}0*)?",
+            max_exponent - 1
+        );
+        let max = format!(r"0*1{}(?:\.0+)?", "0".repeat(max_exponent));
+        // Below 1: a nonzero digit among the first nine fractional ones, zeros after.
+        let fractions: Vec<String> = (0..9)
+            .map(|zeros| format!("{}[1-9][0-9]{{0,{}}}", "0".repeat(zeros), 8 - zeros))
+            .collect();
+        let fraction = format!(r"0*\.(?:{})0*", fractions.join("|"));
+        format!("^[{ws}]*\\+?(?:{below}|{max}|{fraction})[{ws}]*$")
+    }
+
+    /// A request decimal above 0 and at most `10^max_exponent`, with at most nine
+    /// fractional digits: a number or a decimal string.
+    fn positive_decimal(max_exponent: usize, description: &str) -> RefOr<Schema> {
+        let max = 10f64.powi(i32::try_from(max_exponent).unwrap_or(i32::MAX));
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Number)
+                    .exclusive_minimum(Some(0))
+                    .maximum(Some(max))
+                    .multiple_of(Some(1e-9)),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(positive_decimal_pattern(max_exponent))),
+            )
+            .description(Some(description))
+            .examples([serde_json::json!(1)])
+            .into()
+    }
+
+    /// The schema of an event quantity in a request: a number literal or a decimal string,
+    /// read exactly, above 0 and at most 10^15. Only a schema: requests are read by the
+    /// domain decoders.
     #[derive(Debug, Clone, Copy)]
     pub struct DecimalInput;
 
     impl PartialSchema for DecimalInput {
         fn schema() -> RefOr<Schema> {
-            OneOfBuilder::new()
-                .item(ObjectBuilder::new().schema_type(Type::Number))
-                .item(
-                    ObjectBuilder::new()
-                        .schema_type(Type::String)
-                        .pattern(Some(r"^\+?[0-9]*\.?[0-9]+$")),
-                )
-                .description(Some(
-                    "An exact decimal: a JSON number, read from its literal text (never through \
-                     a float), or a decimal string in plain notation (`\"12.5\"`). At most 9 \
-                     fractional digits (trailing zeros do not count); more is refused with 422, \
-                     never rounded.",
-                ))
-                .examples([serde_json::json!(1)])
-                .into()
+            positive_decimal(
+                super::MAX_EVENT_QUANTITY_EXPONENT,
+                "An exact decimal above 0 and at most 10^15: a JSON number, read from its \
+                 literal text (never through a float), or a decimal string in plain notation \
+                 (`\"12.5\"`). At most 9 fractional digits (trailing zeros do not count); more \
+                 is refused with 422, never rounded.",
+            )
         }
     }
 
@@ -487,11 +531,33 @@ mod schema {
             Cow::Borrowed("DecimalInput")
         }
     }
+
+    /// The schema of a quota limit or threshold usage in a request: like [`DecimalInput`],
+    /// above 0 and at most 10^27.
+    #[derive(Debug, Clone, Copy)]
+    pub struct LimitInput;
+
+    impl PartialSchema for LimitInput {
+        fn schema() -> RefOr<Schema> {
+            positive_decimal(
+                super::MAX_LIMIT_EXPONENT,
+                "An exact decimal above 0 and at most 10^27: a JSON number, read from its \
+                 literal text (never through a float), or a decimal string in plain notation \
+                 (`\"12.5\"`). At most 9 fractional digits (trailing zeros do not count).",
+            )
+        }
+    }
+
+    impl ToSchema for LimitInput {
+        fn name() -> Cow<'static, str> {
+            Cow::Borrowed("LimitInput")
+        }
+    }
 }
 
 #[cfg(feature = "openapi")]
 #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
-pub use schema::DecimalInput;
+pub use schema::{DecimalInput, LimitInput};
 
 #[cfg(test)]
 mod tests {

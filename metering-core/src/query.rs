@@ -4,8 +4,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
@@ -97,10 +95,19 @@ impl EventFilter {
     }
 }
 
+/// The most digits of a cursor's microseconds (10^18 µs is about 31,700 years, well
+/// inside the range of a date-time).
+pub const MAX_CURSOR_MICROS_DIGITS: usize = 18;
+
 /// A position in the event order, handed out as an opaque string.
 ///
 /// Events are ordered newest `timestamp` first, ties by `id` descending; a cursor names
 /// the last event of a page, and the next page starts strictly after it.
+///
+/// Its text is `<micros>.<id>`: the timestamp in microseconds since the Unix epoch (an
+/// optional `-` and 1 to [`MAX_CURSOR_MICROS_DIGITS`] digits), a dot, and the event id's
+/// bytes in lowercase hexadecimal (each a printable ASCII character, 1 to 128 of them). Only
+/// that form is read back, so the OpenAPI document can state it as a pattern.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Cursor {
     /// The timestamp of the last event returned.
@@ -128,28 +135,46 @@ impl Cursor {
     /// The opaque text form.
     #[must_use]
     pub fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(format!(
-            "1:{}:{}",
-            self.timestamp.timestamp_micros(),
-            self.id
-        ))
+        use fmt::Write as _;
+        let mut text = format!("{}.", self.timestamp.timestamp_micros());
+        for byte in self.id.as_str().bytes() {
+            let _ = write!(text, "{byte:02x}");
+        }
+        text
     }
 
-    /// Reads the opaque text form.
+    /// Reads the opaque text form, around which white space is ignored.
     ///
     /// # Errors
     ///
-    /// When the text is not a cursor this service handed out.
+    /// When the text is not in the form [`Cursor::encode`] writes.
     pub fn decode(text: &str) -> Result<Self, String> {
         let invalid = || "is not a valid cursor".to_owned();
-        let bytes = URL_SAFE_NO_PAD.decode(text.trim()).map_err(|_| invalid())?;
-        let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-        let mut parts = text.splitn(3, ':');
-        let (Some("1"), Some(micros), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
+        let (micros, hex) = text.trim().split_once('.').ok_or_else(invalid)?;
+        let digits = micros.strip_prefix('-').unwrap_or(micros);
+        if digits.is_empty()
+            || digits.len() > MAX_CURSOR_MICROS_DIGITS
+            || !digits.bytes().all(|b| b.is_ascii_digit())
+        {
             return Err(invalid());
-        };
+        }
         let micros: i64 = micros.parse().map_err(|_| invalid())?;
         let timestamp = DateTime::from_timestamp_micros(micros).ok_or_else(invalid)?;
+        if hex.len() % 2 != 0 {
+            return Err(invalid());
+        }
+        let lower = |b: u8| match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            _ => None,
+        };
+        let id = hex
+            .as_bytes()
+            .chunks(2)
+            .map(|pair| Some((lower(pair[0])? << 4) | lower(pair[1])?))
+            .collect::<Option<Vec<u8>>>()
+            .ok_or_else(invalid)?;
+        let id = String::from_utf8(id).map_err(|_| invalid())?;
         let id = EventId::new(id).map_err(|_| invalid())?;
         Ok(Cursor { timestamp, id })
     }
@@ -257,6 +282,21 @@ pub enum Dimension {
     Resource,
     /// `feature`.
     Feature,
+}
+
+impl Dimension {
+    /// Every dimension, in the contract's order.
+    pub const ALL: [Dimension; 3] = [Dimension::TenantId, Dimension::Resource, Dimension::Feature];
+
+    /// The name on the wire (`tenant_id`, `resource`, `feature`).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dimension::TenantId => "tenant_id",
+            Dimension::Resource => "resource",
+            Dimension::Feature => "feature",
+        }
+    }
 }
 
 /// Which dimensions an aggregate groups by; none means one series.
@@ -579,9 +619,25 @@ mod tests {
             timestamp: DateTime::from_timestamp_micros(1_732_000_000_123_456).expect("valid"),
             id: EventId::new("a:b:c").expect("valid"),
         };
-        assert_eq!(Cursor::decode(&c.encode()), Ok(c));
-        assert!(Cursor::decode("garbage!").is_err());
-        assert!(Cursor::decode("").is_err());
+        assert_eq!(c.encode(), "1732000000123456.613a623a63");
+        assert_eq!(Cursor::decode(&c.encode()), Ok(c.clone()));
+        assert_eq!(Cursor::decode(" 1732000000123456.613a623a63\n"), Ok(c));
+        for bad in [
+            "",
+            "garbage!",
+            "1.",
+            ".61",
+            "+1.61",
+            "1.6",
+            "1.6A",
+            "1.7f",
+            "1234567890123456789.61",
+            "-.61",
+        ] {
+            assert!(Cursor::decode(bad).is_err(), "{bad}");
+        }
+        assert!(Cursor::decode(&format!("-1.{}", "61".repeat(128))).is_ok());
+        assert!(Cursor::decode(&format!("1.{}", "61".repeat(129))).is_err());
     }
 
     #[test]

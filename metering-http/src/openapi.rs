@@ -38,7 +38,18 @@ use utoipa_swagger_ui::SwaggerUi;
         ErrorBody,
         ErrorDetails,
         FieldError,
-        metering_core::api::ExportFormat
+        metering_core::api::ExportFormat,
+        metering_core::api::TenantFilter,
+        metering_core::api::NameFilter,
+        metering_core::api::RangeBound,
+        metering_core::api::RangeFilter,
+        metering_core::api::TimeZoneFilter,
+        metering_core::api::CursorFilter,
+        metering_core::api::GroupByFilter,
+        metering_core::api::DimensionFilters,
+        metering_core::api::LimitInput,
+        metering_core::api::DecimalInput,
+        metering_core::Threshold
     )),
     tags(
         (name = "events", description = "Recording and listing usage events"),
@@ -138,6 +149,16 @@ fn error_response(description: &str) -> RefOr<utoipa::openapi::Response> {
 /// paths are all in.
 pub(crate) fn complete(mut api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     Security.modify(&mut api);
+    // A void may be sent without a body (no reason); its body, when sent, is an object.
+    if let Some(body) = api
+        .paths
+        .paths
+        .get_mut("/v1/meter/events/{id}/void")
+        .and_then(|item| item.post.as_mut())
+        .and_then(|op| op.request_body.as_mut())
+    {
+        body.required = Some(utoipa::openapi::Required::False);
+    }
     api
 }
 

@@ -394,6 +394,161 @@ async fn openapi_documents_every_route_schema_and_error() {
     }
     assert!(doc["paths"]["/v1/meter/health"]["get"]["security"].is_null());
     assert!(doc["paths"]["/v1/meter/health"]["get"]["responses"]["401"].is_null());
+
+    // The rules the server enforces are stated: quantity bounds and precision, names,
+    // closed request bodies, required range bounds.
+    let schemas = &doc["components"]["schemas"];
+    let number = &schemas["DecimalInput"]["oneOf"][0];
+    assert_eq!(number["exclusiveMinimum"], json!(0));
+    assert_eq!(number["maximum"].as_f64(), Some(1e15));
+    assert_eq!(number["multipleOf"].as_f64(), Some(1e-9));
+    let text = schemas["DecimalInput"]["oneOf"][1]["pattern"]
+        .as_str()
+        .expect("decimal string pattern");
+    let text = regex::Regex::new(text).expect("pattern compiles");
+    for ok in [
+        "1",
+        "0.5",
+        ".000000001",
+        "+12.50",
+        "1000000000000000",
+        "007.1000000000",
+    ] {
+        assert!(text.is_match(ok), "{ok}");
+    }
+    for bad in [
+        "0",
+        "0.0",
+        "1000000000000000.1",
+        "1.0000000001",
+        "-1",
+        "1e3",
+        "5.",
+        "",
+    ] {
+        assert!(!text.is_match(bad), "{bad}");
+    }
+    for name in ["TenantId", "Resource", "Feature"] {
+        let pattern = schemas[name]["pattern"].as_str().expect("name pattern");
+        let pattern = regex::Regex::new(pattern).expect("pattern compiles");
+        assert!(pattern.is_match(" a b "), "{name}");
+        assert!(!pattern.is_match("a\u{1}b"), "{name}");
+        assert!(!pattern.is_match("  "), "{name}");
+        assert!(pattern.is_match(&"x".repeat(255)), "{name}");
+        assert!(!pattern.is_match(&"x".repeat(256)), "{name}");
+    }
+    for closed in [
+        "NewEvent",
+        "NewApiKey",
+        "QuotaSpec",
+        "ValidateRequest",
+        "MeterCheck",
+        "AmendRequest",
+        "VoidRequest",
+        "NewWebhook",
+    ] {
+        assert_eq!(
+            schemas[closed]["additionalProperties"],
+            json!(false),
+            "{closed}"
+        );
+    }
+    let aggregates = doc["paths"]["/v1/meter/aggregates"]["get"]["parameters"]
+        .as_array()
+        .expect("parameters");
+    for required in ["window_type", "start_date", "end_date"] {
+        assert!(
+            aggregates
+                .iter()
+                .any(|p| p["name"] == required && p["required"] == json!(true)),
+            "{required}"
+        );
+    }
+    for closed in ["MeterDefinition", "MeterFilterSchema"] {
+        assert_eq!(
+            schemas[closed]["additionalProperties"],
+            json!(false),
+            "{closed}"
+        );
+    }
+
+    // `group_by`: a comma-separated subset of the three dimensions, blank for one series.
+    let pattern = |name: &str| {
+        let text = schemas[name]["pattern"].as_str().expect("pattern");
+        regex::Regex::new(text).expect("pattern compiles")
+    };
+    let group_by = pattern("GroupBy");
+    for ok in [
+        "",
+        " ",
+        "tenant_id",
+        "resource, feature",
+        "feature,,feature ",
+        ",",
+    ] {
+        assert!(group_by.is_match(ok), "{ok:?}");
+    }
+    for bad in ["model", "tenant", "resource feature", "resource,x"] {
+        assert!(!group_by.is_match(bad), "{bad:?}");
+    }
+
+    // A reason: no control characters but line breaks and tabs, at most 1000 characters.
+    let reason = pattern("Reason");
+    assert!(reason.is_match("typo\r\n\tfixed"));
+    assert!(!reason.is_match("a\u{0}b") && !reason.is_match("\u{85}"));
+    assert_eq!(schemas["Reason"]["maxLength"], json!(1000));
+
+    // A quota names exactly one of `feature` and `meter`; thresholds are never repeated.
+    let quota = &schemas["QuotaBody"]["allOf"];
+    assert_eq!(quota[0]["$ref"], json!("#/components/schemas/QuotaSpec"));
+    assert_eq!(quota[1]["oneOf"].as_array().map(Vec::len), Some(2));
+    assert_eq!(schemas["ThresholdList"]["uniqueItems"], json!(true));
+    let dimensions = &schemas["Dimensions"];
+    assert_eq!(dimensions["uniqueItems"], json!(true));
+    assert_eq!(dimensions["maxItems"], json!(8));
+    assert_eq!(dimensions["items"]["maxLength"], json!(128));
+
+    // The cursor a page hands out matches the documented pattern.
+    for n in 0..2 {
+        let (status, _, _) = send(
+            &router,
+            Method::POST,
+            "/v1/meter/events",
+            Some(ADMIN),
+            Some(event(n)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let (status, _, body) = send(
+        &router,
+        Method::GET,
+        "/v1/meter/events?page_size=1&cursor=",
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let page: Value = serde_json::from_slice(&body).expect("json");
+    let cursor = page["next_cursor"].as_str().expect("a next cursor");
+    assert!(pattern("Cursor").is_match(cursor), "{cursor}");
+    for (bad, encoded) in [
+        ("abc", "abc"),
+        ("1.6", "1.6"),
+        ("1.7f", "1.7f"),
+        ("+1.61", "%2B1.61"),
+    ] {
+        assert!(!pattern("Cursor").is_match(bad), "{bad}");
+        let (status, _, _) = send(
+            &router,
+            Method::GET,
+            &format!("/v1/meter/events?cursor={encoded}"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    }
 }
 
 #[tokio::test]

@@ -49,10 +49,11 @@ pub struct EventHistory {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "openapi", schema(as = VoidRequest))]
+#[cfg_attr(feature = "openapi", serde(deny_unknown_fields))]
 pub struct VoidBody {
     /// Why, kept with the voided event: at most 1000 characters, no control characters but
     /// line breaks and tabs.
-    #[cfg_attr(feature = "openapi", schema(max_length = 1000))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<super::Reason>))]
     pub reason: Option<String>,
 }
 
@@ -61,12 +62,13 @@ pub struct VoidBody {
 #[derive(Debug, Clone, Default, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "openapi", schema(as = AmendRequest))]
+#[cfg_attr(feature = "openapi", serde(deny_unknown_fields))]
 pub struct AmendBody {
     /// The corrected quantity; the same rules as an event's.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::quantity::DecimalInput>))]
     pub quantity: Option<String>,
     /// The corrected timestamp (RFC 3339; without an offset it means UTC).
-    #[cfg_attr(feature = "openapi", schema(example = "2025-11-20T10:31:00Z"))]
+    #[cfg_attr(feature = "openapi", schema(format = DateTime, example = "2025-11-20T10:31:00Z"))]
     pub timestamp: Option<String>,
     /// The corrected metadata, replacing the original's whole.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
@@ -74,9 +76,11 @@ pub struct AmendBody {
     /// The replacement's id (1 to 128 printable ASCII characters); a UUIDv7 is made when
     /// absent. Send one to make retries safe: a retry with the same id returns the
     /// replacement already recorded (200).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::event::EventId>))]
     pub id: Option<String>,
-    /// Why, kept with the voided original: at most 1000 characters.
-    #[cfg_attr(feature = "openapi", schema(max_length = 1000))]
+    /// Why, kept with the voided original: at most 1000 characters, no control characters
+    /// but line breaks and tabs.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<super::Reason>))]
     pub reason: Option<String>,
 }
 

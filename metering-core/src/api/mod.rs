@@ -36,7 +36,7 @@ mod webhooks;
 
 #[cfg(feature = "openapi")]
 #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
-pub use crate::quantity::DecimalInput;
+pub use crate::quantity::{DecimalInput, LimitInput};
 pub use api_keys::{ApiKeyList, CreatedApiKeyBody};
 pub use error::{ErrorBody, ErrorCode, ErrorDetails, ErrorEnvelope, INTERNAL_MESSAGE};
 pub use events::{
@@ -50,10 +50,17 @@ pub use meters::MeterList;
 #[cfg(feature = "openapi")]
 #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
 pub use meters::{
-    MeterDefinition, MeterFilterSchema, MeterReportSchema, MeterRowSchema, MeterSchema, NameOrList,
+    DimensionFilters, Dimensions, FeatureOrList, Ignored, MetadataConditions, MeterBody,
+    MeterDefinition, MeterFilterSchema, MeterReportSchema, MeterRowSchema, MeterSchema,
+    ResourceOrList,
 };
 pub use quotas::QuotaList;
 #[cfg(feature = "openapi")]
+pub(crate) use schema::WHITE_SPACE;
+#[cfg(feature = "openapi")]
 #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
-pub use schema::{IngestBody, ValidateBody};
+pub use schema::{
+    CursorFilter, GroupByFilter, IngestBody, NameFilter, QuotaBody, RangeBound, RangeFilter,
+    Reason, TenantFilter, ThresholdList, TimeZone, TimeZoneFilter, ValidateBody,
+};
 pub use webhooks::{CreatedWebhookBody, DeliveryList, WebhookList};

@@ -128,15 +128,20 @@ impl EventRules {
 #[derive(Debug, Clone, Default, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "openapi", schema(description = "An event to record"))]
+#[cfg_attr(feature = "openapi", serde(deny_unknown_fields))]
 #[non_exhaustive]
 pub struct NewEvent {
     /// Idempotency key, 1 to 128 printable ASCII characters; a UUIDv7 is made when absent.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<EventId>))]
     pub id: Option<String>,
     /// Who used it: 1 to 255 characters after trimming, no control characters.
+    #[cfg_attr(feature = "openapi", schema(value_type = TenantId))]
     pub tenant_id: String,
     /// Which module, same rules.
+    #[cfg_attr(feature = "openapi", schema(value_type = Resource))]
     pub resource: String,
     /// Which feature, same rules.
+    #[cfg_attr(feature = "openapi", schema(value_type = Feature))]
     pub feature: String,
     /// How much; 1 when absent. Above 0, at most 10^15, at most 9 fractional digits; summed
     /// exactly.
@@ -145,7 +150,7 @@ pub struct NewEvent {
     /// When; the time of receipt when absent, at most the configured skew in the future.
     /// RFC 3339 (`2025-11-20T10:31:00Z`), or a date-time without an offset
     /// (`2025-11-20T10:31:00.123456`, as Python's `isoformat()` writes it), which means UTC.
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "2025-11-20T10:31:00Z"))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime, example = "2025-11-20T10:31:00Z"))]
     pub timestamp: Option<DateTime<Utc>>,
     /// Free-form details: a JSON object, at most 16 KiB serialized and 16 levels deep.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]

@@ -11,9 +11,9 @@ use crate::event::{Feature, Resource, report_duplicates};
 use crate::json::JsonObject;
 
 /// The longest meter name, in characters.
-const MAX_NAME_CHARS: usize = 200;
+pub(crate) const MAX_NAME_CHARS: usize = 200;
 /// The longest dimension or metadata filter key, in characters.
-const MAX_DIMENSION_CHARS: usize = 128;
+pub(crate) const MAX_DIMENSION_CHARS: usize = 128;
 
 impl MeterSpec {
     /// Decodes a meter definition (the body of `PUT /v1/meter/meters/{key}`), collecting

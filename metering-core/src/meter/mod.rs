@@ -46,7 +46,7 @@
 
 mod aggregate;
 mod amount;
-mod decode;
+pub(crate) mod decode;
 mod limit;
 mod query;
 pub mod rollup;

@@ -51,8 +51,8 @@ pub(super) fn thresholds(raw: &RawValue, errors: &mut ValidationErrors) -> Optio
             continue;
         };
         match key {
-            "percent" => match value.get().parse::<u8>() {
-                Ok(p) if (1..=100).contains(&p) => list.push(Threshold::Percent(p)),
+            "percent" => match crate::json::small_whole_number(value.get()) {
+                Some(p) if (1..=100).contains(&p) => list.push(Threshold::Percent(p)),
                 _ => errors.push(
                     None,
                     format!("thresholds[{i}].percent"),
@@ -210,8 +210,8 @@ impl QuotaSpec {
         };
         let alert_given = match map.get("alert_threshold").map(RawValue::get) {
             None | Some("null") => Ok(None),
-            Some(text) => match text.parse::<u8>() {
-                Ok(p) if p <= 100 => Ok(Some(p)),
+            Some(text) => match crate::json::small_whole_number(text) {
+                Some(p) if p <= 100 => Ok(Some(p)),
                 _ => {
                     errors.push(
                         None,

@@ -9,7 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::error::ValidationErrors;
 use crate::event::{EventId, Feature, Metadata, NewEvent, Resource, TenantId};
 use crate::meter::MeterKey;
-use crate::quantity::Quantity;
+use crate::quantity::{MAX_LIMIT, Quantity};
 use crate::window::{QuotaPeriod, Window};
 
 mod decode;
@@ -23,7 +23,6 @@ pub const MAX_THRESHOLDS: usize = 16;
 /// A level of usage at which a quota sends a `quota.threshold` message, once per tenant and
 /// period. In JSON, `{"percent": 80}` or `{"usage": 1000}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Threshold {
     /// A whole percentage of the limit, 1 to 100.
@@ -162,6 +161,7 @@ impl<'de> Deserialize<'de> for QuotaScope {
 /// Exactly one of `feature` and `meter` is set; a meter quota has no resource.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct QuotaSpec {
     /// The tenant, or `*` for the default of every tenant.
@@ -171,12 +171,12 @@ pub struct QuotaSpec {
     /// The feature whose usage (the sum of quantities) is limited; `None` for a meter quota.
     pub feature: Option<Feature>,
     /// The meter whose value is limited (a `sum`, `count` or `unique_count` meter), instead
-    /// of a feature.
+    /// of a feature: 1 to 64 characters of `a-z0-9_-`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, required = false))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, required = false, min_length = 1, max_length = 64, pattern = "^[a-z0-9_-]{1,64}$"))]
     pub meter: Option<MeterKey>,
-    /// The most usage allowed per period (> 0).
-    #[cfg_attr(feature = "openapi", schema(value_type = crate::quantity::DecimalInput))]
+    /// The most usage allowed per period (> 0, at most 10^27).
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::quantity::LimitInput))]
     pub limit: Quantity,
     /// The period usage is counted over.
     pub period: QuotaPeriod,
@@ -187,11 +187,11 @@ pub struct QuotaSpec {
     /// The usages at which a `quota.threshold` message is sent, once per tenant and period
     /// (default: `alert_threshold` percent, when above 0).
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(required = false, max_items = 16))]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::api::ThresholdList, required = false))]
     pub thresholds: Vec<Threshold>,
     /// IANA zone of the period boundaries (default `UTC`).
     #[serde(with = "crate::window::tz_serde")]
-    #[cfg_attr(feature = "openapi", schema(value_type = String, required = false, example = "UTC"))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::api::TimeZone>, required = false, example = "UTC"))]
     pub tz: Tz,
 }
 
@@ -294,6 +294,8 @@ impl QuotaSpec {
         }
         if self.limit.is_zero() {
             errors.push(None, "limit", "must be > 0");
+        } else if self.limit > MAX_LIMIT {
+            errors.push(None, "limit", "must be at most 10^27");
         }
         if self.alert_threshold > 100 {
             errors.push(None, "alert_threshold", "must be between 0 and 100");
@@ -363,6 +365,13 @@ fn check_thresholds(thresholds: &[Threshold], errors: &mut ValidationErrors) {
             }
             Threshold::Usage(u) if u.is_zero() => {
                 errors.push(None, format!("thresholds[{i}].usage"), "must be > 0");
+            }
+            Threshold::Usage(u) if *u > MAX_LIMIT => {
+                errors.push(
+                    None,
+                    format!("thresholds[{i}].usage"),
+                    "must be at most 10^27",
+                );
             }
             _ if thresholds[..i].contains(t) => {
                 errors.push(None, format!("thresholds[{i}]"), "appears more than once");
@@ -572,6 +581,7 @@ pub struct UsageLimit {
     feature = "openapi",
     schema(description = "A quota check, optionally consuming")
 )]
+#[cfg_attr(feature = "openapi", serde(deny_unknown_fields))]
 #[non_exhaustive]
 pub struct ValidateRequest {
     /// Who wants to use it.
@@ -581,14 +591,15 @@ pub struct ValidateRequest {
     pub resource: Option<Resource>,
     /// Which feature.
     pub feature: Feature,
-    /// How much they want to use (default 1).
-    #[cfg_attr(feature = "openapi", schema(value_type = crate::quantity::DecimalInput, required = false))]
+    /// How much they want to use (default 1; `null` is the default).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::quantity::DecimalInput>, required = false))]
     pub quantity: Quantity,
     /// The period to report usage over when no quota applies.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub period: Option<QuotaPeriod>,
-    /// Record the usage as an event when allowed, atomically with the check (default false).
-    #[cfg_attr(feature = "openapi", schema(required = false))]
+    /// Record the usage as an event when allowed, atomically with the check (default false;
+    /// `null` is the default).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<bool>, required = false))]
     pub consume: bool,
     /// Idempotency key of the consumed event (consume only).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -652,21 +663,23 @@ impl ValidateRequest {
     feature = "openapi",
     schema(description = "A meter quota check, optionally consuming an event")
 )]
+#[cfg_attr(feature = "openapi", serde(deny_unknown_fields))]
 #[non_exhaustive]
 pub struct MeterCheck {
     /// Whose meter value.
     pub tenant_id: TenantId,
-    /// Which meter.
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    /// Which meter: 1 to 64 characters of `a-z0-9_-`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, min_length = 1, max_length = 64, pattern = "^[a-z0-9_-]{1,64}$"))]
     pub meter: MeterKey,
     /// With no `event`: what a `sum` meter would add (default 1); `count` adds 1 and
     /// `unique_count` nothing.
-    #[cfg_attr(feature = "openapi", schema(value_type = crate::quantity::DecimalInput, required = false))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::quantity::DecimalInput>, required = false))]
     pub quantity: Quantity,
     /// The period to report the value over when no quota applies.
     pub period: Option<QuotaPeriod>,
-    /// Record `event` when allowed, atomically with the check (default false).
-    #[cfg_attr(feature = "openapi", schema(required = false))]
+    /// Record `event` when allowed, atomically with the check (default false; `null` is the
+    /// default).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<bool>, required = false))]
     pub consume: bool,
     /// The event whose contribution is checked (required to consume); its `tenant_id` may
     /// be omitted and must otherwise equal the body's.

@@ -111,13 +111,23 @@ impl std::str::FromStr for AlertKind {
 /// A request for a new endpoint: the body of `POST /v1/meter/webhooks`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", serde(deny_unknown_fields))]
 #[non_exhaustive]
 pub struct NewWebhook {
-    /// Where messages are POSTed: an `http` or `https` URL without credentials.
-    #[cfg_attr(feature = "openapi", schema(max_length = 2048))]
+    /// Where messages are POSTed: an absolute `http` or `https` URL with a host, without
+    /// credentials or a fragment, at most 2048 bytes. The pattern is the plain ASCII form
+    /// (a name host, an optional port, path and query); other URLs the WHATWG parser reads
+    /// are accepted too.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 2048,
+            pattern = r"^https?://(?:[a-z0-9]+\.)*[a-z][a-z0-9]*(?::[1-9][0-9]{0,3})?(?:/[A-Za-z0-9._~!$&'()*+,;=:@/-]*)?(?:\?[A-Za-z0-9._~!$&'()*+,;=:@/?-]*)?$"
+        )
+    )]
     pub url: String,
-    /// The kinds of message it receives, each once (default: every kind).
-    #[cfg_attr(feature = "openapi", schema(required = false, min_items = 1))]
+    /// The kinds of message it receives, each once (default, or `null`: every kind).
+    #[cfg_attr(feature = "openapi", schema(schema_with = alert_kinds_schema, required = false))]
     pub events: Vec<AlertKind>,
     /// A note for people.
     #[cfg_attr(feature = "openapi", schema(max_length = 1024))]
@@ -247,6 +257,27 @@ impl NewWebhook {
         }
         errors.into_result(new)
     }
+}
+
+/// The schema of [`NewWebhook::events`]: `null`, or 1 to 3 distinct kinds.
+#[cfg(feature = "openapi")]
+fn alert_kinds_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::ToSchema;
+    use utoipa::openapi::schema::{ArrayBuilder, Type};
+    use utoipa::openapi::{Ref, RefOr};
+    ArrayBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            Type::Array,
+            Type::Null,
+        ]))
+        .items(RefOr::Ref(Ref::from_schema_name(AlertKind::name())))
+        .min_items(Some(1))
+        .max_items(Some(AlertKind::ALL.len()))
+        .unique_items(true)
+        .description(Some(
+            "The kinds of message it receives, each once (default, or `null`: every kind)",
+        ))
+        .build()
 }
 
 /// Checks an endpoint URL: absolute `http` or `https` with a host, no credentials, no

@@ -28,7 +28,7 @@ fn event_id(id: String) -> Result<EventId, ApiError> {
                    a voided event changes nothing (200, unchanged). A tenant-scoped admin key \
                    may void only its tenant's events. The body is optional.",
     params(("id" = String, Path, description = "The event's id")),
-    request_body(content = Option<metering_core::api::VoidBody>, content_type = "application/json"),
+    request_body(content = metering_core::api::VoidBody, content_type = "application/json", description = "Optional: an empty body is no reason"),
     responses(
         (status = 200, description = "The event, voided", body = metering_core::Event),
         (status = 400, description = "BAD_REQUEST: the body is not JSON", body = metering_core::api::ErrorEnvelope),

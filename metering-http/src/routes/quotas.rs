@@ -17,7 +17,7 @@ use crate::state::AppState;
     path = "/v1/meter/quotas",
     tag = "quotas",
     summary = "Create or replace a quota (role admin)",
-    request_body(content = metering_core::QuotaSpec, content_type = "application/json"),
+    request_body(content = metering_core::api::QuotaBody, content_type = "application/json"),
     responses(
         (status = 200, description = "The stored quota", body = metering_core::Quota),
         (status = 400, description = "BAD_REQUEST", body = metering_core::api::ErrorEnvelope),
@@ -45,7 +45,7 @@ pub(crate) async fn upsert(
     path = "/v1/meter/quotas",
     tag = "quotas",
     summary = "List quotas (role read or admin)",
-    params(("tenant_id" = Option<String>, Query, description = "One tenant's quotas; `*` lists the defaults")),
+    params(("tenant_id" = Option<metering_core::api::NameFilter>, Query, description = "One tenant's quotas; `*` lists the defaults")),
     responses(
         (status = 200, description = "Quotas", body = metering_core::api::QuotaList),
         (status = 400, description = "BAD_REQUEST", body = metering_core::api::ErrorEnvelope),
