@@ -8,7 +8,8 @@ accepted range; every other value, valid or not, is sent as generated:
 
 - An event `timestamp` may be at most the configured skew (1 h) in the future.
 - An API key's `expires_at` must be in the future.
-- A query's `end_date` must be after its `start_date`.
+- A query's `end_date` must be after its `start_date`, and an aggregate query spans at
+  most 100,000 windows of its `window_type`.
 - The event listing takes `page` or `cursor`, not both: `page` goes when a cursor is set.
 - A quota's `alert_threshold` must equal the first percent entry of its `thresholds`.
 - A meter check's `event.tenant_id`, when given, must be its `tenant_id`.
@@ -152,7 +153,13 @@ def _fix_body(body):
         body["expires_at"] = _format(_now() + timedelta(days=1))
 
 
-def _fix_query(query):
+# metering_core::query::MAX_AGGREGATE_WINDOWS, and the shortest length of each window in
+# hours, as `AggregateQuery::windows_at_most` counts them.
+MAX_AGGREGATE_WINDOWS = 100_000
+_SHORTEST_HOURS = {"hourly": 1, "daily": 23, "weekly": 7 * 24 - 1, "monthly": 28 * 24 - 1}
+
+
+def _fix_query(query, aggregates):
     if not isinstance(query, dict):
         return
     start, end = _parse(query.get("start_date")), _parse(query.get("end_date"))
@@ -161,6 +168,13 @@ def _fix_query(query):
             query["end_date"] = _format(start + timedelta(days=1))
         except OverflowError:
             query["start_date"] = _format(end - timedelta(days=1))
+        start, end = _parse(query.get("start_date")), _parse(query.get("end_date"))
+    window = query.get("window_type")
+    shortest = _SHORTEST_HOURS.get(window) if isinstance(window, str) else None
+    if aggregates and shortest and start is not None and end is not None:
+        longest = timedelta(hours=(MAX_AGGREGATE_WINDOWS - 1) * shortest)
+        if end - start > longest:
+            query["end_date"] = _format(start + longest)
     cursor = query.get("cursor")
     if isinstance(cursor, str) and cursor.strip() and "page" in query:
         del query["page"]
@@ -185,7 +199,7 @@ def _spare_own_key(case):
 @schemathesis.hook
 def before_call(ctx, case, **kwargs):
     _fix_body(case.body)
-    _fix_query(case.query)
+    _fix_query(case.query, case.operation.path == "/v1/meter/aggregates")
     _spare_own_key(case)
 
 

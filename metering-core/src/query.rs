@@ -388,7 +388,25 @@ pub struct AggregateQuery {
     pub tz: Tz,
 }
 
+/// The most windows one aggregate query may span: over 11 years of hourly windows, 270 of
+/// daily ones. A longer range is refused before anything is read, since planning it takes
+/// time and memory in proportion to its windows whatever the store holds.
+pub const MAX_AGGREGATE_WINDOWS: i64 = 100_000;
+
 impl AggregateQuery {
+    /// At least the number of windows the query spans: its range over the shortest length
+    /// its window can have (23 hours for a day that skips an hour, 28 days for a month).
+    #[must_use]
+    pub fn windows_at_most(&self) -> i64 {
+        let shortest_hours = match self.window {
+            WindowType::Hourly => 1,
+            WindowType::Daily => 23,
+            WindowType::Weekly => 7 * 24 - 1,
+            WindowType::Monthly => 28 * 24 - 1,
+        };
+        (self.end - self.start).num_hours() / shortest_hours + 1
+    }
+
     /// Daily... windows of `window` over `[start, end)` in UTC, grouped by `resource,feature`.
     #[must_use]
     pub fn new(window: WindowType, start: DateTime<Utc>, end: DateTime<Utc>) -> Self {
@@ -612,6 +630,30 @@ impl<'q> AggregateBuilder<'q> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn windows_at_most_bounds_the_windows_of_a_range() {
+        let at = |s: &str| crate::time::parse_range_bound(s).expect("a date");
+        let q = |w, start, end| AggregateQuery::new(w, at(start), at(end));
+        assert_eq!(
+            q(WindowType::Hourly, "2025-11-01", "2025-11-02").windows_at_most(),
+            25
+        );
+        assert!(q(WindowType::Daily, "2025-11-01", "2025-12-01").windows_at_most() >= 30);
+        // 10 years of hours fit, 12 do not; a thousand years of months fit.
+        assert!(
+            q(WindowType::Hourly, "2015-01-01", "2025-01-01").windows_at_most()
+                <= MAX_AGGREGATE_WINDOWS
+        );
+        assert!(
+            q(WindowType::Hourly, "2013-01-01", "2025-01-01").windows_at_most()
+                > MAX_AGGREGATE_WINDOWS
+        );
+        assert!(
+            q(WindowType::Monthly, "1500-01-01", "2500-01-01").windows_at_most()
+                <= MAX_AGGREGATE_WINDOWS
+        );
+    }
 
     #[test]
     fn cursor_round_trip() {

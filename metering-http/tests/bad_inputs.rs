@@ -666,6 +666,12 @@ fn cases() -> Vec<Case> {
             "VALIDATION_ERROR",
         ),
         get(
+            "an aggregate range of over 100,000 windows",
+            "/v1/meter/aggregates?window_type=hourly&start_date=0001-01-01&end_date=9999-12-31",
+            422,
+            "VALIDATION_ERROR",
+        ),
+        get(
             "unknown group_by dimension",
             &format!("{AGG}&group_by=colour"),
             400,

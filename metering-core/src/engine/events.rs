@@ -8,8 +8,8 @@ use crate::event::{Event, NewEvent, validate_batch};
 use futures::stream::{self, BoxStream, StreamExt as _};
 
 use crate::query::{
-    AggregateQuery, AggregateReport, EventFilter, EventPage, EventQuery, MAX_PAGE, MAX_PAGE_SIZE,
-    Paging,
+    AggregateQuery, AggregateReport, EventFilter, EventPage, EventQuery, MAX_AGGREGATE_WINDOWS,
+    MAX_PAGE, MAX_PAGE_SIZE, Paging,
 };
 
 use super::{IngestReceipt, Metering, spawn_to_completion};
@@ -182,6 +182,16 @@ impl Metering {
     pub async fn aggregate(&self, query: &AggregateQuery) -> Result<AggregateReport> {
         if query.end <= query.start {
             return Err(Error::invalid("end_date", "must be after start_date"));
+        }
+        if query.windows_at_most() > MAX_AGGREGATE_WINDOWS {
+            return Err(Error::invalid(
+                "end_date",
+                format!(
+                    "the range spans more than {MAX_AGGREGATE_WINDOWS} {} windows; narrow it \
+                     or choose a longer window_type",
+                    query.window
+                ),
+            ));
         }
         let rows = self.inner.store.aggregate(query).await?;
         Ok(AggregateReport::from_rows(rows))

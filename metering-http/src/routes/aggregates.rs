@@ -36,7 +36,7 @@ const PARAMS: &[&str] = &[
     params(
         ("window_type" = metering_core::WindowType, Query, description = "Window size"),
         ("start_date" = metering_core::api::RangeBound, Query, description = "RFC 3339 or YYYY-MM-DD, inclusive"),
-        ("end_date" = metering_core::api::RangeBound, Query, description = "RFC 3339 or YYYY-MM-DD, exclusive"),
+        ("end_date" = metering_core::api::RangeBound, Query, description = "RFC 3339 or YYYY-MM-DD, exclusive; after start_date, with at most 100000 windows of window_type between them (422 otherwise)"),
         ("group_by" = Option<metering_core::api::GroupByFilter>, Query, description = "Comma-separated subset of tenant_id,resource,feature; default resource,feature; empty for one series"),
         ("tenant_id" = Option<metering_core::api::TenantFilter>, Query, description = "Only this tenant"),
         ("resource" = Option<metering_core::api::NameFilter>, Query, description = "Only this resource"),
