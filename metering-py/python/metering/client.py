@@ -12,7 +12,7 @@ import threading
 import weakref
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Dict, Mapping, Optional, Union
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 from . import _native
 from ._native import EventRejected, MeteringError
@@ -169,6 +169,27 @@ def _metadata(value: Optional[Mapping[str, Any]]) -> Optional[str]:
     return json.dumps(value, default=str, separators=(",", ":"))
 
 
+def _wire(
+    tenant_id: str,
+    resource: str,
+    feature: str,
+    quantity: Quantity,
+    metadata: Optional[Mapping[str, Any]],
+    timestamp: Union[None, str, _dt.datetime],
+    event_id: Optional[str],
+) -> Tuple[str, str, str, Quantity, Optional[str], Optional[str], Optional[str]]:
+    """One event's arguments as the native client takes them."""
+    return (
+        tenant_id,
+        resource,
+        feature,
+        quantity,
+        _metadata(metadata),
+        _timestamp(timestamp),
+        event_id,
+    )
+
+
 # Clients not closed yet: closed (and so flushed) when the interpreter exits.
 _open_clients: "weakref.WeakSet[MeteringClient]" = weakref.WeakSet()
 _open_lock = threading.Lock()
@@ -318,13 +339,7 @@ class MeteringClient:
                 tenant_id, resource, feature, quantity, metadata, timestamp, event_id
             )
         self._native.record(
-            tenant_id,
-            resource,
-            feature,
-            quantity,
-            _metadata(metadata),
-            _timestamp(timestamp),
-            event_id,
+            *_wire(tenant_id, resource, feature, quantity, metadata, timestamp, event_id)
         )
         return True
 
@@ -346,13 +361,7 @@ class MeteringClient:
         `EventRejected` when the server refuses the event as invalid.
         """
         return self._native.send(
-            tenant_id,
-            resource,
-            feature,
-            quantity,
-            _metadata(metadata),
-            _timestamp(timestamp),
-            event_id,
+            *_wire(tenant_id, resource, feature, quantity, metadata, timestamp, event_id)
         )
 
     async def record_event_async(
@@ -380,13 +389,7 @@ class MeteringClient:
         self._native.send_soon(
             loop,
             done,
-            tenant_id,
-            resource,
-            feature,
-            quantity,
-            _metadata(metadata),
-            _timestamp(timestamp),
-            event_id,
+            *_wire(tenant_id, resource, feature, quantity, metadata, timestamp, event_id),
         )
         return await future
 

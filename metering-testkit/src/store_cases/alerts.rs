@@ -51,6 +51,16 @@ fn summary(messages: &[(AlertKind, Value)]) -> Vec<(AlertKind, Value, String)> {
         .collect()
 }
 
+/// A monthly quota of `limit` on `calls` for `tenant`.
+fn calls_quota(tenant: &TenantId, limit: &str) -> QuotaSpec {
+    QuotaSpec::new(
+        QuotaScope::Tenant(tenant.clone()),
+        feature("calls"),
+        qty(limit),
+        QuotaPeriod::Monthly,
+    )
+}
+
 /// Ingests `q` of `calls` of `api` for `tenant`.
 async fn ingest_calls(engine: &Metering, tenant: &TenantId, q: &str) {
     engine
@@ -84,13 +94,8 @@ pub async fn alerts_fire_once_per_period_and_mark<S: Store + Clone>(store: S) {
     let exceeded_only = hook(&engine, &[AlertKind::Exceeded]).await;
     let quota = engine
         .upsert_quota(
-            QuotaSpec::new(
-                QuotaScope::Tenant(t.clone()),
-                feature("calls"),
-                qty("100"),
-                QuotaPeriod::Monthly,
-            )
-            .with_thresholds(vec![Threshold::Percent(50), Threshold::Usage(qty("75.5"))]),
+            calls_quota(&t, "100")
+                .with_thresholds(vec![Threshold::Percent(50), Threshold::Usage(qty("75.5"))]),
         )
         .await
         .expect("quota");
@@ -292,19 +297,11 @@ pub async fn concurrent_writes_place_each_mark_once<S: Store + Clone>(store: S) 
     let (second, _) = engine(&store);
     let hook = hook(&first, &AlertKind::ALL).await;
     first
-        .upsert_quota(
-            QuotaSpec::new(
-                QuotaScope::Tenant(t.clone()),
-                feature("calls"),
-                qty("40"),
-                QuotaPeriod::Monthly,
-            )
-            .with_thresholds(vec![
-                Threshold::Percent(25),
-                Threshold::Percent(50),
-                Threshold::Usage(qty("30")),
-            ]),
-        )
+        .upsert_quota(calls_quota(&t, "40").with_thresholds(vec![
+            Threshold::Percent(25),
+            Threshold::Percent(50),
+            Threshold::Usage(qty("30")),
+        ]))
         .await
         .expect("quota");
     let mut tasks = Vec::new();
@@ -364,13 +361,8 @@ pub async fn deliveries_are_leased_finished_and_retried<S: Store + Clone>(store:
     let b = hook(&engine, &[AlertKind::Threshold]).await;
     engine
         .upsert_quota(
-            QuotaSpec::new(
-                QuotaScope::Tenant(t.clone()),
-                feature("calls"),
-                qty("10"),
-                QuotaPeriod::Monthly,
-            )
-            .with_thresholds(vec![Threshold::Percent(10), Threshold::Percent(20)]),
+            calls_quota(&t, "10")
+                .with_thresholds(vec![Threshold::Percent(10), Threshold::Percent(20)]),
         )
         .await
         .expect("quota");
@@ -553,19 +545,11 @@ pub async fn old_alerts_are_pruned<S: Store + Clone>(store: S) {
     let (engine, clock) = engine(&store);
     let a = hook(&engine, &AlertKind::ALL).await;
     engine
-        .upsert_quota(
-            QuotaSpec::new(
-                QuotaScope::Tenant(t.clone()),
-                feature("calls"),
-                qty("10"),
-                QuotaPeriod::Monthly,
-            )
-            .with_thresholds(vec![
-                Threshold::Percent(10),
-                Threshold::Percent(20),
-                Threshold::Percent(30),
-            ]),
-        )
+        .upsert_quota(calls_quota(&t, "10").with_thresholds(vec![
+            Threshold::Percent(10),
+            Threshold::Percent(20),
+            Threshold::Percent(30),
+        ]))
         .await
         .expect("quota");
     let ingest = |q: &'static str| ingest_calls(&engine, &t, q);
@@ -664,15 +648,7 @@ pub async fn amends_that_raise_usage_alert<S: Store + Clone>(store: S) {
     let (engine, _clock) = engine(&store);
     let all = hook(&engine, &AlertKind::ALL).await;
     engine
-        .upsert_quota(
-            QuotaSpec::new(
-                QuotaScope::Tenant(t.clone()),
-                feature("calls"),
-                qty("10"),
-                QuotaPeriod::Monthly,
-            )
-            .with_thresholds(vec![Threshold::Percent(50)]),
-        )
+        .upsert_quota(calls_quota(&t, "10").with_thresholds(vec![Threshold::Percent(50)]))
         .await
         .expect("quota");
     let receipt = engine
