@@ -85,10 +85,13 @@ pub async fn open_store_with(url: &str, config: &ServerConfig) -> Result<Arc<dyn
 pub async fn open_quota_cache(url: &str) -> Result<Arc<dyn QuotaCache>> {
     match scheme(url) {
         "memory" => Ok(Arc::new(MemoryQuotaCache::new())),
-        "redis" | "rediss" => open_redis(url).await,
+        "redis" | "rediss" | "redis+cluster" => open_redis(url).await,
         other => Err(Error::invalid(
             "quota_cache",
-            format!("unknown quota cache URL scheme `{other}`; use memory:// or redis://..."),
+            format!(
+                "unknown quota cache URL scheme `{other}`; use memory://, redis://... or \
+                 redis+cluster://host:port,host:port,..."
+            ),
         )),
     }
 }
@@ -141,10 +144,16 @@ async fn open_postgres(_url: &str, _server: &ServerConfig) -> Result<Arc<dyn Sto
 
 #[cfg(feature = "redis")]
 async fn open_redis(url: &str) -> Result<Arc<dyn QuotaCache>> {
-    let (url, mut extra) = take_params(url, &["key_prefix"]);
+    let (url, mut extra) = take_params(url, &["key_prefix", "wait_replicas"]);
     let mut config = metering_store_redis::RedisConfig::default().with_url(url);
     if let Some(prefix) = extra.remove("key_prefix") {
         config = config.with_key_prefix(prefix);
+    }
+    if let Some(replicas) = extra.remove("wait_replicas") {
+        let replicas = replicas
+            .parse()
+            .map_err(|_| Error::invalid("quota_cache", "wait_replicas must be a whole number"))?;
+        config = config.with_wait_replicas(replicas);
     }
     Ok(Arc::new(
         metering_store_redis::RedisQuotaCache::open(config).await?,

@@ -750,22 +750,23 @@ async fn two_servers_on_postgres_and_redis_admit_exactly_the_limit() -> Result<(
         return Ok(());
     };
     let tag = tag();
-    let join = |url: &str, param: &str| {
-        let sep = if url.contains('?') { '&' } else { '?' };
-        format!("{url}{sep}{param}")
-    };
-    // Consumes on one quota serialise in the database; give the burst time to drain.
-    let store = join(
-        &pg,
-        &format!("schema=metering_http_e2e_{tag}&acquire_timeout_secs=60"),
-    );
-    let cache = join(&redis, &format!("key_prefix=metering:e2e:{tag}:"));
+    let store = postgres_schema(&pg, &tag);
+    let sep = if redis.contains('?') { '&' } else { '?' };
+    let cache = format!("{redis}{sep}key_prefix=metering:e2e:{tag}:");
     let a = start(&store, &cache, Some(ADMIN), &[]).await?;
     let b = start(&store, &cache, Some(ADMIN), &[]).await?;
     let client = reqwest::Client::new();
     exercise(&a, &client).await?;
+    race_for_the_limit(&a, &b, &client).await?;
+    a.stop().await?;
+    b.stop().await
+}
 
-    let (status, _) = call(&client, reqwest::Method::PUT, a.url("/v1/meter/quotas"), ADMIN,
+/// 200 concurrent consumes split between two servers on one store and cache, against a
+/// limit of 50: exactly 50 are admitted and stored.
+#[cfg(all(feature = "postgres", feature = "redis"))]
+async fn race_for_the_limit(a: &Server, b: &Server, client: &reqwest::Client) -> Result<()> {
+    let (status, _) = call(client, reqwest::Method::PUT, a.url("/v1/meter/quotas"), ADMIN,
         Some(json!({"tenant_id": "org_race", "resource": "api", "feature": "call", "limit": 50, "period": "monthly"}))).await?;
     assert_eq!(status, StatusCode::OK);
     let body =
@@ -793,9 +794,9 @@ async fn two_servers_on_postgres_and_redis_admit_exactly_the_limit() -> Result<(
         }
     }
     assert_eq!(admitted, 50, "exactly the limit across two servers");
-    for server in [&a, &b] {
+    for server in [a, b] {
         let (_, body) = call(
-            &client,
+            client,
             reqwest::Method::GET,
             server.url("/v1/meter/events?tenant_id=org_race&page_size=1"),
             ADMIN,
@@ -804,6 +805,51 @@ async fn two_servers_on_postgres_and_redis_admit_exactly_the_limit() -> Result<(
         .await?;
         assert_eq!(body["pagination"]["total"], 50, "{body}");
     }
+    Ok(())
+}
+
+/// The store URL of a fresh schema on the test PostgreSQL.
+#[cfg(all(feature = "postgres", feature = "redis"))]
+fn postgres_schema(pg: &str, tag: &str) -> String {
+    let sep = if pg.contains('?') { '&' } else { '?' };
+    // Consumes on one quota serialise in the database; give the burst time to drain.
+    format!("{pg}{sep}schema=metering_http_e2e_{tag}&acquire_timeout_secs=60")
+}
+
+#[cfg(all(feature = "postgres", feature = "redis"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_servers_on_a_redis_cluster_admit_exactly_the_limit() -> Result<()> {
+    let Some(pg) = metering_testkit::postgres_url() else {
+        println!("SKIPPED redis cluster end-to-end: METERING_TEST_POSTGRES_URL is not set");
+        return Ok(());
+    };
+    let Some(cluster) = metering_testkit::private::PrivateRedisCluster::start() else {
+        return Ok(());
+    };
+    let tag = tag();
+    let store = postgres_schema(&pg, &tag);
+    let cache = format!("{}?key_prefix=metering:e2e:{tag}:", cluster.url());
+    let a = start(&store, &cache, Some(ADMIN), &[]).await?;
+    let b = start(&store, &cache, Some(ADMIN), &[]).await?;
+    let client = reqwest::Client::new();
+    let (status, body) = call(
+        &client,
+        reqwest::Method::GET,
+        a.url("/v1/meter/health"),
+        ADMIN,
+        None,
+    )
+    .await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["services"]["quota_cache"], "connected", "{body}");
+    exercise(&a, &client).await?;
+    race_for_the_limit(&a, &b, &client).await?;
+    // The counters live in the cluster, spread over its primaries.
+    let keys: usize = cluster.nodes()[..3]
+        .iter()
+        .map(|n| n.cli(&["dbsize"]).trim().parse::<usize>().unwrap_or(0))
+        .sum();
+    assert!(keys > 0, "the servers keep their counters in the cluster");
     a.stop().await?;
     b.stop().await
 }

@@ -1,12 +1,14 @@
--- Marks streams busy and bumps their versions.
---   ARGV[5..]: pairs (stream, mark id)
+-- Marks streams busy and sets new versions.
+--   KEYS: pairs (marks, counters), one per stream; ARGV[3..]: per stream, a mark id and a version
 local expires = int(now_ms() + mark_ttl_ms)
-for i = 5, #ARGV, 2 do
-  local stream, mark = ARGV[i], ARGV[i + 1]
-  local key = marks_key(stream)
-  redis.call('ZADD', key, expires, mark)
+for s = 1, #KEYS / 2 do
+  local marks, counters = KEYS[2 * s - 1], KEYS[2 * s]
+  local mark, version = ARGV[2 * s + 1], ARGV[2 * s + 2]
+  -- Expired marks go first (dropping the counters they may have left short).
+  busy(marks, counters)
+  redis.call('ZADD', marks, expires, mark)
   -- Every mark expires no later than this, so the key may too.
-  redis.call('PEXPIRE', key, int(mark_ttl_ms))
-  bump_version(stream)
+  redis.call('PEXPIRE', marks, int(mark_ttl_ms))
+  set_version(counters, version)
 end
 return 1

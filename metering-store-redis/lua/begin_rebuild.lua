@@ -1,12 +1,11 @@
 -- A rebuild token (the stream's version), or nil while an ingest of the stream is in flight.
---   ARGV[5] stream
-local stream = ARGV[5]
-if busy(stream) then
+--   KEYS: the stream's marks and counters; ARGV[3] the version to set when there is none
+if busy(KEYS[1], KEYS[2]) then
   return false
 end
-local key = counters_key(stream)
-local v = redis.call('HGET', key, 'v')
+local v = redis.call('HGET', KEYS[2], 'v')
 if not v then
-  v = bump_version(stream)
+  v = ARGV[3]
+  set_version(KEYS[2], v)
 end
 return v

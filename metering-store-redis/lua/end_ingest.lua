@@ -1,16 +1,17 @@
 -- Adds new events to the present counters they count towards, removes the ingest marks and
--- bumps the versions.
---   ARGV[5] number of streams; then per stream: stream, mark id ('' for none), event count,
---   and per event: timestamp in microseconds, resource, units, nanos (< 10^9). A count of -1
---   (no events follow) drops the stream's counters: a correction took usage away.
-local i = 6
-for _ = 1, tonumber(ARGV[5]) do
-  local stream, mark, count = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+-- sets new versions.
+--   KEYS: pairs (marks, counters), one per stream, in the order of the arguments.
+--   ARGV[3..]: per stream: mark id ('' for none), version, event count, and per event:
+--   timestamp in microseconds, resource, units, nanos (< 10^9). A count of -1 (no events
+--   follow) drops the stream's counters: a correction took usage away.
+local i = 3
+for s = 1, #KEYS / 2 do
+  local marks, key = KEYS[2 * s - 1], KEYS[2 * s]
+  local mark, version, count = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
   i = i + 3
-  local key = counters_key(stream)
   local removed = 0
   if mark ~= '' then
-    removed = redis.call('ZREM', marks_key(stream), mark)
+    removed = redis.call('ZREM', marks, mark)
   end
   if count < 0 then
     redis.call('DEL', key)
@@ -41,6 +42,6 @@ for _ = 1, tonumber(ARGV[5]) do
       end
     end
   end
-  bump_version(stream)
+  set_version(key, version)
 end
 return 1

@@ -1,12 +1,11 @@
 -- Stores a rebuilt counter if the stream is idle, its version still equals the token and the
 -- counter is absent. Returns 1 when stored, 0 otherwise.
---   ARGV[5] stream, ARGV[6] counter suffix, ARGV[7] token,
---   ARGV[8] units, ARGV[9] nanos (< 10^9), ARGV[10] window end in milliseconds
-local stream, suffix, token = ARGV[5], ARGV[6], ARGV[7]
-if busy(stream) then
+--   KEYS: the stream's marks and counters; ARGV[3] counter suffix, ARGV[4] token,
+--   ARGV[5] units, ARGV[6] nanos (< 10^9), ARGV[7] window end in milliseconds
+local key, suffix, token = KEYS[2], ARGV[3], ARGV[4]
+if busy(KEYS[1], key) then
   return 0
 end
-local key = counters_key(stream)
 if redis.call('HGET', key, 'v') ~= token then
   return 0
 end
@@ -22,7 +21,7 @@ for _, field in ipairs(redis.call('HKEYS', key)) do
     drop_counter(key, c.suffix)
   end
 end
-redis.call('HSET', key, 'u|' .. suffix, ARGV[8], 'n|' .. suffix, ARGV[9])
+redis.call('HSET', key, 'u|' .. suffix, ARGV[5], 'n|' .. suffix, ARGV[6])
 -- The counter lives as long as its window (and the hash at least as long as its versions).
-keep_until(key, math.max(tonumber(ARGV[10]), now_ms() + state_ttl_ms))
+keep_until(key, math.max(tonumber(ARGV[7]), now_ms() + state_ttl_ms))
 return 1

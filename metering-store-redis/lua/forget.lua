@@ -1,4 +1,4 @@
 -- Drops one counter.
---   ARGV[5] stream, ARGV[6] counter suffix
-drop_counter(counters_key(ARGV[5]), ARGV[6])
+--   KEYS: the stream's marks and counters; ARGV[3] counter suffix
+drop_counter(KEYS[2], ARGV[3])
 return 1

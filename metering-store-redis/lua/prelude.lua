@@ -1,42 +1,23 @@
 -- Shared by every script (prepended to each one by the Rust side).
 --
 -- Common arguments:
---   ARGV[1] key prefix
---   ARGV[2] '1' to bump the namespace epoch first (this process missed an ingest), else '0'
---   ARGV[3] lifetime of an ingest mark, milliseconds
---   ARGV[4] minimum lifetime of a stream's counter hash, milliseconds
--- Script arguments start at ARGV[5].
+--   ARGV[1] lifetime of an ingest mark, milliseconds
+--   ARGV[2] minimum lifetime of a stream's counter hash, milliseconds
+-- Script arguments start at ARGV[3].
 --
--- Keys are built here, from the prefix and the epoch read in this very script, so no process
--- can ever use a stale epoch. (This is why the scripts need a standalone Redis, not a cluster.)
+-- Keys: for each stream the script touches, its marks key then its counters key
+-- (KEYS[2i - 1], KEYS[2i]). Both carry the stream in a hash tag, so on a Redis Cluster a
+-- script that touches one stream touches one hash slot; the Rust side sends one call per
+-- stream there, and one call for all streams on a standalone server.
 --
 -- Lua numbers are doubles: every quantity is passed to and from Redis as text and added with
 -- HINCRBY (64-bit integers in Redis itself); only timestamps (below 2^53) are compared here.
 
-local prefix = ARGV[1]
-local mark_ttl_ms = tonumber(ARGV[3])
-local state_ttl_ms = tonumber(ARGV[4])
-
-local epoch
-if ARGV[2] == '1' then
-  epoch = redis.call('INCR', prefix .. 'epoch')
-else
-  epoch = redis.call('GET', prefix .. 'epoch') or '0'
-end
-epoch = tostring(epoch)
+local mark_ttl_ms = tonumber(ARGV[1])
+local state_ttl_ms = tonumber(ARGV[2])
 
 local function int(n)
   return string.format('%.0f', n)
-end
-
--- Counters and the version of a stream, in the current epoch.
-local function counters_key(stream)
-  return prefix .. 'c:' .. epoch .. ':' .. stream
-end
-
--- Ingest marks of a stream; independent of the epoch, so a bump never hides an ingest in flight.
-local function marks_key(stream)
-  return prefix .. 'b:' .. stream
 end
 
 local now_cache
@@ -48,11 +29,15 @@ local function now_ms()
   return now_cache
 end
 
--- Whether an ingest of the stream is in flight (expired marks are dropped first).
-local function busy(stream)
-  local key = marks_key(stream)
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', int(now_ms()))
-  return redis.call('ZCARD', key) > 0
+-- Drops the stream's expired marks. A mark that expired belongs to an ingest that did not end
+-- in time (its process crashed, or it outlived the mark): its events may be committed without
+-- being counted, so the stream's counters are dropped with it (they are rebuilt from the
+-- store). Returns whether an ingest of the stream is still in flight.
+local function busy(marks, counters)
+  if redis.call('ZREMRANGEBYSCORE', marks, '-inf', int(now_ms())) > 0 then
+    redis.call('DEL', counters)
+  end
+  return redis.call('ZCARD', marks) > 0
 end
 
 -- Keeps `key` alive until at least `until_ms` (milliseconds since the epoch); never shortens it.
@@ -67,26 +52,12 @@ local function keep_until(key, until_ms)
   end
 end
 
--- A version never handed out before: versions come from one sequence per prefix, which starts
--- at the server's clock in microseconds when it is (re)created, so a counter hash that was
--- deleted and recreated never repeats an old version.
-local function next_version()
-  local seq_key = prefix .. 'seq'
-  local v = redis.call('INCR', seq_key)
-  if v == 1 then
-    local t = redis.call('TIME')
-    v = tonumber(t[1]) * 1000000 + tonumber(t[2])
-    redis.call('SET', seq_key, int(v))
-  end
-  return int(v)
-end
-
-local function bump_version(stream)
-  local key = counters_key(stream)
-  local v = next_version()
-  redis.call('HSET', key, 'v', v)
-  keep_until(key, now_ms() + state_ttl_ms)
-  return v
+-- Sets the stream's version. Versions are random 64-bit numbers chosen by the caller, so a
+-- counter hash that was deleted (eviction, FLUSHALL, a restart, a failover that lost writes)
+-- and recreated never hands a stale rebuild token a matching version.
+local function set_version(counters, version)
+  redis.call('HSET', counters, 'v', version)
+  keep_until(counters, now_ms() + state_ttl_ms)
 end
 
 -- Counter fields: 'u|<start>|<end>|<resource>' (whole units) and 'n|...' (nano-units), where

@@ -1,7 +1,7 @@
 -- The value of one counter, or nil.
---   ARGV[5] stream, ARGV[6] counter suffix '<start>|<end>|<resource>'
-local key = counters_key(ARGV[5])
-local parts = redis.call('HMGET', key, 'u|' .. ARGV[6], 'n|' .. ARGV[6])
+--   KEYS: the stream's marks and counters; ARGV[3] counter suffix '<start>|<end>|<resource>'
+busy(KEYS[1], KEYS[2])
+local parts = redis.call('HMGET', KEYS[2], 'u|' .. ARGV[3], 'n|' .. ARGV[3])
 if not parts[1] then
   return false
 end

@@ -3,35 +3,43 @@
 //! # How the protocol maps onto Redis
 //!
 //! Read the core docs first ([`metering_core::cache`]); this explains only what Redis adds.
-//! Every protocol step is one Lua script (`lua/*.lua`, run by `EVALSHA`), so each step is
-//! atomic across every process sharing the server. The key layout is in `keys.rs`.
+//! Every protocol step is one Lua script (`lua/*.lua`, run by `EVALSHA`) per stream, or one
+//! for all streams of a call on a standalone server, so each step is atomic across every
+//! process sharing the server. Every script names its keys (`KEYS`), and a stream's two keys
+//! share a hash tag, so on a Redis Cluster each call touches one hash slot. The key layout is
+//! in `keys.rs`.
 //!
 //! - **Busy marks.** `begin_ingest` adds one mark per stream to a sorted set (member: a mark
-//!   id unique to this handle, score: its expiry by the server's clock) and bumps the stream's
+//!   id unique to this handle, score: its expiry by the server's clock) and sets a new
 //!   version; `end_ingest` adds the new events to the present counters (or, after a
-//!   correction, deletes the stream's counter hash), removes one mark and bumps the version,
+//!   correction, deletes the stream's counter hash), removes one mark and sets a new version,
 //!   in one script. Marks are a set, not a flag, because ingests of one
 //!   stream overlap (several tasks, several processes); a stream is busy while it has a live
 //!   mark. A handle removes its *oldest* mark of the stream (marks are interchangeable, and
 //!   the oldest is the one whose `begin_ingest` is sure to have completed), so while any of its
 //!   ingests is in flight the stream keeps at least one live mark.
 //! - **Expiring marks.** A mark expires after [`RedisConfig::ingest_mark_ttl`], so a crashed
-//!   process blocks rebuilds of its streams for that long at most. If `end_ingest` finds its
+//!   process blocks rebuilds of its streams for that long at most. An expired mark belongs to
+//!   an ingest that did not end in time, whose events may be committed but not counted, so the
+//!   first script to find it expired drops the stream's counters. If `end_ingest` finds its
 //!   mark gone (expired, evicted, flushed), a rebuild may have counted the ingest's events
 //!   while the stream looked idle, so it drops the stream's counters instead of adding to them:
 //!   never a double count.
-//! - **Versions that never repeat.** Versions come from one sequence per prefix (starting at
-//!   the server clock in microseconds whenever it is recreated), not from a per-stream counter,
-//!   so a counter hash that is deleted (eviction, `DEL`, `FLUSHALL`, a restart) and recreated
-//!   cannot hand a stale rebuild token a matching version. A missing hash means "no counters":
-//!   the next check rebuilds from the store.
-//! - **The epoch.** Counter hashes live under the current epoch (`P c:<epoch>:<stream>`); each
-//!   script reads the epoch itself, so no process works with a stale one. A process whose
-//!   `begin_ingest` or `end_ingest` failed may have committed events that no counter saw; its
-//!   next successful call bumps the epoch first (in the same script), which drops every
-//!   counter of every process at once, and it bumps once more one mark lifetime later for an
-//!   ingest that was still committing (see `recovery.rs`). Marks live outside the epoch, so a
-//!   bump never hides an ingest in flight from a rebuild.
+//! - **Versions that never repeat.** A version is a random 64-bit number chosen by the caller,
+//!   so a counter hash that is deleted (eviction, `DEL`, `FLUSHALL`, a restart, a failover
+//!   that lost the last writes) and recreated cannot hand a stale rebuild token a matching
+//!   version. A missing hash means "no counters": the next check rebuilds from the store.
+//! - **Missed ingests.** A process whose `begin_ingest` or `end_ingest` failed may have
+//!   committed events that no counter saw, in the streams that call touched. Before its next
+//!   call it deletes those streams' counter hashes, and it deletes them once more one mark
+//!   lifetime later, for an ingest that was still committing (see `recovery.rs`). Until the
+//!   first delete succeeds, its calls on those streams fail (checks read the store).
+//! - **Replicas.** Redis replicates asynchronously, so a primary that dies can take
+//!   acknowledged writes with it. With [`RedisConfig::wait_replicas`] (on by default for a
+//!   cluster), `end_ingest` counts only once `WAIT` confirms that many replicas hold it; a
+//!   replica promoted in a failover then holds every counted event, and an unconfirmed
+//!   `end_ingest` is a missed ingest (above). Lost marks and versions are safe: a lost mark
+//!   makes `end_ingest` drop the counters, and a lost version only refuses a rebuild.
 //! - **Quantities** are two integer fields per counter (whole units and nano-units) added with
 //!   `HINCRBY` (exact 64-bit integers in Redis, never Lua doubles); the nano field is carried
 //!   into the units inside the script. A counter that would leave the safe integer range is
@@ -55,21 +63,22 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::future::try_join_all;
 use metering_core::{
     CounterKey, Error, Ingested, Quantity, QuotaCache, RebuildToken, Result, UsageStream,
     redact_url,
 };
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{FromRedisValue, Script, ScriptInvocation};
 
 use crate::config::RedisConfig;
+use crate::connection::Connection;
 use crate::error::RedisCacheError;
-use crate::keys;
+use crate::keys::{self, StreamKeys};
 use crate::recovery::Recovery;
 use crate::scripts::SCRIPTS;
 
-/// A [`QuotaCache`] on Redis, shared by every process that uses the same server and key
-/// prefix. A cheap `Clone` handle; clones share the connection.
+/// A [`QuotaCache`] on Redis, shared by every process that uses the same server (or
+/// cluster) and key prefix. A cheap `Clone` handle; clones share the connection.
 ///
 /// See the [crate docs](crate) for an example.
 #[derive(Clone)]
@@ -78,23 +87,29 @@ pub struct RedisQuotaCache {
 }
 
 struct Inner {
-    connection: ConnectionManager,
+    connection: Connection,
     config: RedisConfig,
+    /// Replicas that must confirm an `end_ingest` before it counts.
+    wait_replicas: u32,
     /// Longest wait for one call: connecting plus answering.
     call_timeout: Duration,
     /// Unique to this handle: the first part of its mark ids.
     handle_id: u64,
     next_mark: AtomicU64,
-    /// The marks this handle set and has not removed yet, oldest first, per stream.
+    /// The marks this handle set and has not removed yet, oldest first, per counter hash.
     marks: Mutex<HashMap<String, VecDeque<String>>>,
     recovery: Recovery,
 }
 
-/// Whether a failed call may have missed an ingest (then the counters must be dropped).
+/// What a failed call means for the counters.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Step {
+    /// Nothing: the counters stay right.
     Read,
+    /// An ingest may have been missed: the streams' counters must be dropped.
     Ingest,
+    /// As `Ingest`, and the call must reach the replicas before it counts.
+    Commit,
 }
 
 impl fmt::Debug for RedisQuotaCache {
@@ -107,7 +122,7 @@ impl fmt::Debug for RedisQuotaCache {
 }
 
 impl RedisQuotaCache {
-    /// Opens a cache on the server in `config`.
+    /// Opens a cache on the server (or cluster) in `config`.
     ///
     /// The connection is made lazily and re-made automatically: when Redis is unreachable,
     /// opening still succeeds (logging a warning), every call fails fast with
@@ -117,22 +132,19 @@ impl RedisQuotaCache {
     ///
     /// [`Error::Validation`] for a URL the driver cannot parse.
     pub async fn open(config: RedisConfig) -> Result<RedisQuotaCache> {
-        let client = redis::Client::open(config.url.as_str()).map_err(|e| {
+        let connection = Connection::open(&config).map_err(|e| {
             Error::invalid(
                 "redis.url",
                 format!("not a valid redis URL ({}): {e}", redact_url(&config.url)),
             )
         })?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.connect_timeout))
-            .set_response_timeout(Some(config.response_timeout))
-            // One attempt per call: a caller waits at most one timeout, then falls back.
-            .set_number_of_retries(0);
-        let connection = ConnectionManager::new_lazy_with_config(client, manager_config)
-            .map_err(|e| Error::invalid("redis.url", format!("unusable redis config: {e}")))?;
+        let wait_replicas = config
+            .wait_replicas
+            .unwrap_or(u32::from(connection.is_cluster()));
         let cache = RedisQuotaCache {
             inner: Arc::new(Inner {
                 connection,
+                wait_replicas,
                 call_timeout: config.connect_timeout + config.response_timeout,
                 handle_id: rand::random(),
                 next_mark: AtomicU64::new(0),
@@ -166,64 +178,126 @@ impl RedisQuotaCache {
         &self.inner.config
     }
 
-    /// Drops every counter under this key prefix, in every process, by bumping the epoch.
-    /// Checks rebuild them from the store. Use it after the store was changed behind the
-    /// engine's back (a restored backup, events deleted by hand).
+    /// Drops every counter under this key prefix, for every process: checks rebuild them from
+    /// the store. Use it after the store was changed behind the engine's back (a restored
+    /// backup, events deleted by hand). It walks the keys with `SCAN` (on every primary of a
+    /// cluster), so it takes time in proportion to the keys on the server.
     ///
     /// # Errors
     ///
-    /// [`Error::Unavailable`] when Redis cannot be reached.
+    /// [`Error::Unavailable`] when Redis (or a node of the cluster) cannot be reached.
     pub async fn drop_all_counters(&self) -> Result<()> {
-        let mut call = SCRIPTS.health.prepare_invoke();
-        self.common_args(&mut call, true);
-        let _epoch: String = self.run(&call, true, Step::Read).await?;
-        Ok(())
+        let pattern = format!(
+            "{}{{*}}:c",
+            keys::glob_escape(&self.inner.config.key_prefix)
+        );
+        let mut connection = self.inner.connection.clone();
+        connection
+            .drop_matching(&pattern)
+            .await
+            .map_err(|e| RedisCacheError::Redis(e).into())
     }
 
-    /// Adds the arguments every script takes (see `lua/prelude.lua`).
-    fn common_args(&self, call: &mut ScriptInvocation<'_>, bump: bool) {
+    fn keys(&self, stream: &UsageStream) -> StreamKeys {
+        StreamKeys::new(&self.inner.config.key_prefix, stream)
+    }
+
+    /// A script call with the arguments every script takes (see `lua/prelude.lua`).
+    fn invocation(&self, script: &'static Script) -> ScriptInvocation<'static> {
         let config = &self.inner.config;
-        call.arg(&config.key_prefix)
-            .arg(if bump { "1" } else { "0" })
-            .arg(millis(config.ingest_mark_ttl))
-            .arg(millis(config.ingest_mark_ttl.max(STATE_TTL)));
-    }
-
-    /// Starts a call of `script`, owning the epoch bump this process may owe.
-    fn prepare(&self, script: &'static Script) -> (ScriptInvocation<'static>, bool) {
-        let bump = self.inner.recovery.take_bump();
         let mut call = script.prepare_invoke();
-        self.common_args(&mut call, bump);
-        (call, bump)
+        call.arg(millis(config.ingest_mark_ttl))
+            .arg(millis(config.ingest_mark_ttl.max(STATE_TTL)));
+        call
     }
 
-    /// Runs a prepared call within the call timeout.
+    /// One script call over one stream.
+    async fn run_one<T: FromRedisValue>(
+        &self,
+        script: &'static Script,
+        keys: &StreamKeys,
+        args: impl FnOnce(&mut ScriptInvocation<'static>),
+    ) -> Result<T> {
+        let mut call = self.invocation(script);
+        call.key(&keys.marks).key(&keys.counters);
+        args(&mut call);
+        let mut answers = self
+            .run(
+                vec![(call, keys.counters.clone())],
+                std::slice::from_ref(keys),
+                Step::Read,
+            )
+            .await?;
+        Ok(answers.remove(0))
+    }
+
+    /// Runs calls (concurrently, over the multiplexed connection) within the call timeout,
+    /// after the drops this process owes. Each call comes with a key of its hash slot;
+    /// `touched` are the streams they cover.
     async fn run<T: FromRedisValue>(
         &self,
-        call: &ScriptInvocation<'_>,
-        bump: bool,
+        calls: Vec<(ScriptInvocation<'static>, String)>,
+        touched: &[StreamKeys],
         step: Step,
-    ) -> Result<T> {
-        let mut connection = self.inner.connection.clone();
-        let result = match tokio::time::timeout(
-            self.inner.call_timeout,
-            call.invoke_async::<T>(&mut connection),
-        )
-        .await
-        {
-            Ok(Ok(value)) => return Ok(value),
-            Ok(Err(e)) => RedisCacheError::Redis(e),
-            Err(_) => RedisCacheError::Timeout(self.inner.call_timeout),
+    ) -> Result<Vec<T>> {
+        let inner = &self.inner;
+        let work = async {
+            self.settle(touched).await?;
+            let wait = step == Step::Commit && inner.wait_replicas > 0;
+            try_join_all(calls.iter().map(|(call, slot_key)| async move {
+                let mut connection = inner.connection.clone();
+                let answer: T = connection.invoke(call).await?;
+                if wait {
+                    let wait_ms = millis(inner.config.response_timeout) / 2;
+                    let confirmed = connection
+                        .wait(slot_key, inner.wait_replicas, wait_ms)
+                        .await?;
+                    if confirmed < i64::from(inner.wait_replicas) {
+                        return Err(RedisCacheError::NotReplicated {
+                            confirmed,
+                            wanted: inner.wait_replicas,
+                        });
+                    }
+                }
+                Ok(answer)
+            }))
+            .await
         };
-        if bump {
-            self.inner.recovery.bump_failed();
-        }
-        if step == Step::Ingest {
-            self.inner
-                .recovery
-                .missed_ingest(self.inner.config.ingest_mark_ttl);
+        let result = match tokio::time::timeout(inner.call_timeout, work).await {
+            Ok(Ok(answers)) => return Ok(answers),
+            Ok(Err(e)) => e,
+            Err(_) => RedisCacheError::Timeout(inner.call_timeout),
+        };
+        if step != Step::Read {
+            inner.recovery.missed_ingest(
+                touched.iter().map(|k| &k.counters),
+                inner.config.ingest_mark_ttl,
+            );
         }
         Err(result.into())
+    }
+
+    /// Deletes the counter hashes this process owes a drop; refuses a call on a stream whose
+    /// drop is still owed.
+    async fn settle(&self, touched: &[StreamKeys]) -> std::result::Result<(), RedisCacheError> {
+        let recovery = &self.inner.recovery;
+        let due = recovery.take_due();
+        if !due.is_empty() {
+            let mut connection = self.inner.connection.clone();
+            match connection.del(&due).await {
+                Ok(()) => tracing::info!(
+                    streams = due.len(),
+                    "dropped the quota counters of streams whose ingest the cache missed"
+                ),
+                Err(e) => {
+                    recovery.not_dropped(due);
+                    if recovery.owes_now(touched.iter().map(|k| &k.counters)) {
+                        return Err(e.into());
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     fn marks(&self) -> MutexGuard<'_, HashMap<String, VecDeque<String>>> {
@@ -231,6 +305,31 @@ impl RedisQuotaCache {
             .marks
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The calls of a multi-stream step: one for all streams on a standalone server, one per
+    /// stream on a cluster (different streams live in different hash slots).
+    fn calls_for(
+        &self,
+        script: &'static Script,
+        keys: &[StreamKeys],
+        mut args: impl FnMut(usize, &mut ScriptInvocation<'static>),
+    ) -> Vec<(ScriptInvocation<'static>, String)> {
+        let per_call = if self.inner.connection.is_cluster() {
+            1
+        } else {
+            keys.len().max(1)
+        };
+        let mut calls = Vec::new();
+        for (chunk, group) in keys.chunks(per_call).enumerate() {
+            let mut call = self.invocation(script);
+            for (i, k) in group.iter().enumerate() {
+                call.key(&k.marks).key(&k.counters);
+                args(chunk * per_call + i, &mut call);
+            }
+            calls.push((call, group[0].counters.clone()));
+        }
+        calls
     }
 }
 
@@ -242,13 +341,20 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// A fresh version (see "Versions that never repeat" above).
+fn new_version() -> String {
+    rand::random::<u64>().to_string()
+}
+
 #[async_trait]
 impl QuotaCache for RedisQuotaCache {
     async fn usage(&self, key: &CounterKey) -> Result<Option<Quantity>> {
-        let (mut call, bump) = self.prepare(&SCRIPTS.usage);
-        call.arg(keys::stream(&key.stream()))
-            .arg(keys::counter(key));
-        let parts: Option<(String, String)> = self.run(&call, bump, Step::Read).await?;
+        let stream = self.keys(&key.stream());
+        let parts: Option<(String, String)> = self
+            .run_one(&SCRIPTS.usage, &stream, |call| {
+                call.arg(keys::counter(key));
+            })
+            .await?;
         parts
             .map(|(units, nanos)| {
                 keys::quantity(&units, &nanos).ok_or_else(|| {
@@ -259,9 +365,12 @@ impl QuotaCache for RedisQuotaCache {
     }
 
     async fn begin_rebuild(&self, key: &CounterKey) -> Result<Option<RebuildToken>> {
-        let (mut call, bump) = self.prepare(&SCRIPTS.begin_rebuild);
-        call.arg(keys::stream(&key.stream()));
-        let version: Option<String> = self.run(&call, bump, Step::Read).await?;
+        let stream = self.keys(&key.stream());
+        let version: Option<String> = self
+            .run_one(&SCRIPTS.begin_rebuild, &stream, |call| {
+                call.arg(new_version());
+            })
+            .await?;
         version
             .map(|v| {
                 v.parse()
@@ -282,14 +391,16 @@ impl QuotaCache for RedisQuotaCache {
             return Ok(false);
         }
         let (units, nanos) = keys::parts(usage);
-        let (mut call, bump) = self.prepare(&SCRIPTS.finish_rebuild);
-        call.arg(keys::stream(&key.stream()))
-            .arg(keys::counter(key))
-            .arg(token.0)
-            .arg(units)
-            .arg(nanos)
-            .arg(key.window.end.timestamp_millis());
-        let stored: i64 = self.run(&call, bump, Step::Read).await?;
+        let stream = self.keys(&key.stream());
+        let stored: i64 = self
+            .run_one(&SCRIPTS.finish_rebuild, &stream, |call| {
+                call.arg(keys::counter(key))
+                    .arg(token.0)
+                    .arg(units)
+                    .arg(nanos)
+                    .arg(key.window.end.timestamp_millis());
+            })
+            .await?;
         Ok(stored == 1)
     }
 
@@ -297,20 +408,22 @@ impl QuotaCache for RedisQuotaCache {
         if streams.is_empty() {
             return Ok(());
         }
-        let (mut call, bump) = self.prepare(&SCRIPTS.begin_ingest);
-        let mut marks = Vec::with_capacity(streams.len());
-        for stream in streams {
-            let n = self.inner.next_mark.fetch_add(1, Ordering::Relaxed);
-            let mark = format!("{:016x}-{n:x}", self.inner.handle_id);
-            let stream = keys::stream(stream);
-            call.arg(&stream).arg(&mark);
-            marks.push((stream, mark));
-        }
-        let _: i64 = self.run(&call, bump, Step::Ingest).await?;
+        let keys: Vec<StreamKeys> = streams.iter().map(|s| self.keys(s)).collect();
+        let marks: Vec<String> = keys
+            .iter()
+            .map(|_| {
+                let n = self.inner.next_mark.fetch_add(1, Ordering::Relaxed);
+                format!("{:016x}-{n:x}", self.inner.handle_id)
+            })
+            .collect();
+        let calls = self.calls_for(&SCRIPTS.begin_ingest, &keys, |i, call| {
+            call.arg(&marks[i]).arg(new_version());
+        });
+        let _: Vec<i64> = self.run(calls, &keys, Step::Ingest).await?;
         // Only now are the marks surely set; `end_ingest` may remove them from here on.
         let mut pending = self.marks();
-        for (stream, mark) in marks {
-            pending.entry(stream).or_default().push_back(mark);
+        for (k, mark) in keys.into_iter().zip(marks) {
+            pending.entry(k.counters).or_default().push_back(mark);
         }
         Ok(())
     }
@@ -326,33 +439,30 @@ impl QuotaCache for RedisQuotaCache {
                 .or_default()
                 .push(event);
         }
-        let named: Vec<String> = streams.iter().map(keys::stream).collect();
+        let keys: Vec<StreamKeys> = streams.iter().map(|s| self.keys(s)).collect();
         let marks: Vec<String> = {
             let mut pending = self.marks();
-            named
-                .iter()
-                .map(|stream| {
-                    let Some(queue) = pending.get_mut(stream) else {
+            keys.iter()
+                .map(|k| {
+                    let Some(queue) = pending.get_mut(&k.counters) else {
                         return String::new();
                     };
                     let mark = queue.pop_front().unwrap_or_default();
                     if queue.is_empty() {
-                        pending.remove(stream);
+                        pending.remove(&k.counters);
                     }
                     mark
                 })
                 .collect()
         };
-        let (mut call, bump) = self.prepare(&SCRIPTS.end_ingest);
-        call.arg(streams.len());
-        for ((stream, name), mark) in streams.iter().zip(&named).zip(&marks) {
-            let new = events.get(stream).map_or(&[][..], Vec::as_slice);
-            call.arg(name).arg(mark);
+        let calls = self.calls_for(&SCRIPTS.end_ingest, &keys, |i, call| {
+            call.arg(&marks[i]).arg(new_version());
             if ingested.recount {
                 // A negative count: drop the stream's counters (a correction took usage away).
                 call.arg(-1);
-                continue;
+                return;
             }
+            let new = events.get(&streams[i]).map_or(&[][..], Vec::as_slice);
             call.arg(new.len());
             for event in new {
                 let (units, nanos) = keys::parts(event.quantity);
@@ -361,22 +471,33 @@ impl QuotaCache for RedisQuotaCache {
                     .arg(units)
                     .arg(nanos);
             }
-        }
-        let _: i64 = self.run(&call, bump, Step::Ingest).await?;
+        });
+        let _: Vec<i64> = self.run(calls, &keys, Step::Commit).await?;
         Ok(())
     }
 
     async fn forget(&self, key: &CounterKey) -> Result<()> {
-        let (mut call, bump) = self.prepare(&SCRIPTS.forget);
-        call.arg(keys::stream(&key.stream()))
-            .arg(keys::counter(key));
-        let _: i64 = self.run(&call, bump, Step::Read).await?;
+        let stream = self.keys(&key.stream());
+        let _: i64 = self
+            .run_one(&SCRIPTS.forget, &stream, |call| {
+                call.arg(keys::counter(key));
+            })
+            .await?;
         Ok(())
     }
 
     async fn health(&self) -> Result<()> {
-        let (call, bump) = self.prepare(&SCRIPTS.health);
-        let _epoch: String = self.run(&call, bump, Step::Read).await?;
-        Ok(())
+        let inner = &self.inner;
+        let mut connection = inner.connection.clone();
+        let work = async {
+            connection.ping().await?;
+            // Owed drops go out as soon as Redis answers, not only with the next check.
+            self.settle(&[]).await
+        };
+        match tokio::time::timeout(inner.call_timeout, work).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(RedisCacheError::Timeout(inner.call_timeout).into()),
+        }
     }
 }

@@ -14,6 +14,14 @@ pub(crate) enum RedisCacheError {
     /// No answer within the configured time.
     #[error("redis did not answer within {0:?}")]
     Timeout(Duration),
+    /// Fewer replicas than required confirmed a write in time.
+    #[error("only {confirmed} of {wanted} replicas confirmed the write in time")]
+    NotReplicated {
+        /// How many did.
+        confirmed: i64,
+        /// How many must.
+        wanted: u32,
+    },
     /// A script answered something this crate does not understand.
     #[error("unexpected answer from a redis script: {0}")]
     Protocol(String),
@@ -23,7 +31,7 @@ impl RedisCacheError {
     /// Whether waiting (for a reconnect, a failover, a loading server) may help.
     fn is_transient(&self) -> bool {
         match self {
-            RedisCacheError::Timeout(_) => true,
+            RedisCacheError::Timeout(_) | RedisCacheError::NotReplicated { .. } => true,
             RedisCacheError::Protocol(_) => false,
             RedisCacheError::Redis(e) => {
                 e.is_io_error()

@@ -1,26 +1,58 @@
 //! How streams and counters are named inside Redis.
 //!
-//! Layout under the prefix `P` (the scripts in `lua/` build the full keys):
+//! Layout under the prefix `P`:
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `P epoch` | string | the namespace epoch |
-//! | `P seq` | string | the version sequence |
-//! | `P b:<stream>` | sorted set | ingest marks (member: mark id, score: expiry in ms) |
-//! | `P c:<epoch>:<stream>` | hash | `v` (version) and the counters of one stream |
+//! | `P{<stream>}:b` | sorted set | ingest marks (member: mark id, score: expiry in ms) |
+//! | `P{<stream>}:c` | hash | `v` (version) and the counters of one stream |
 //!
 //! `<stream>` is `<byte length of the tenant>:<tenant>:<feature>`: the length makes the
 //! encoding unambiguous whatever the names contain (`:`, `|`, any Unicode; Redis keys are
-//! binary safe). A counter is two hash fields, `u|<suffix>` (whole units) and `n|<suffix>`
-//! (nano-units), where `<suffix>` is `<window start µs>|<window end µs>|<resource>` and
-//! `<resource>` is `*` for any resource or `=` followed by its name.
+//! binary safe). The braces are a Redis Cluster hash tag: both keys of a stream share
+//! everything up to and including the first `}` after the first `{`, so they always land in
+//! one hash slot, whatever the prefix or the names contain. A counter is two hash fields,
+//! `u|<suffix>` (whole units) and `n|<suffix>` (nano-units), where `<suffix>` is
+//! `<window start µs>|<window end µs>|<resource>` and `<resource>` is `*` for any resource or
+//! `=` followed by its name.
 
 use metering_core::{CounterKey, Quantity, UsageStream};
 
-/// The stream part of a key.
-pub(crate) fn stream(stream: &UsageStream) -> String {
-    let tenant = stream.tenant_id.as_str();
-    format!("{}:{tenant}:{}", tenant.len(), stream.feature.as_str())
+/// The two keys of one stream, in the order the scripts take them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct StreamKeys {
+    /// The sorted set of ingest marks.
+    pub(crate) marks: String,
+    /// The hash of the version and the counters.
+    pub(crate) counters: String,
+}
+
+impl StreamKeys {
+    /// The keys of `stream` under `prefix`.
+    pub(crate) fn new(prefix: &str, stream: &UsageStream) -> StreamKeys {
+        let tenant = stream.tenant_id.as_str();
+        let base = format!(
+            "{prefix}{{{}:{tenant}:{}}}",
+            tenant.len(),
+            stream.feature.as_str()
+        );
+        StreamKeys {
+            marks: format!("{base}:b"),
+            counters: format!("{base}:c"),
+        }
+    }
+}
+
+/// `text` with Redis glob characters escaped, to match it literally in a `SCAN` pattern.
+pub(crate) fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The field suffix naming one counter within its stream's hash.
@@ -89,8 +121,10 @@ mod tests {
             tenant_id: TenantId::new("a").expect("valid"),
             feature: Feature::new("b:c").expect("valid"),
         };
-        assert_ne!(stream(&one), stream(&two));
-        assert_eq!(stream(&key("ü:x", None).stream()), "4:ü:x:a:b");
+        assert_ne!(StreamKeys::new("p:", &one), StreamKeys::new("p:", &two));
+        let keys = StreamKeys::new("p:", &key("ü:x", None).stream());
+        assert_eq!(keys.marks, "p:{4:ü:x:a:b}:b");
+        assert_eq!(keys.counters, "p:{4:ü:x:a:b}:c");
         assert_eq!(
             counter(&key("t", None)),
             "1761955200000000|1764547200000000|*"
@@ -99,6 +133,47 @@ mod tests {
             counter(&key("t", Some("|*"))),
             "1761955200000000|1764547200000000|=|*"
         );
+    }
+
+    #[test]
+    fn a_streams_keys_share_one_hash_slot() {
+        use redis::cluster_routing::Slot;
+        for (prefix, tenant) in [
+            ("metering:", "org_1"),
+            ("a{b", "t"),
+            ("a}b{", "t"),
+            ("{x}", "t"),
+            ("p:", "}{"),
+            ("p:", "{}"),
+        ] {
+            let stream = UsageStream {
+                tenant_id: TenantId::new(tenant).expect("valid"),
+                feature: Feature::new("f").expect("valid"),
+            };
+            let keys = StreamKeys::new(prefix, &stream);
+            assert_eq!(
+                Slot::for_key(&keys.marks),
+                Slot::for_key(&keys.counters),
+                "{keys:?}"
+            );
+        }
+        // Different tenants spread over the slots.
+        let slots: std::collections::HashSet<_> = (0..50)
+            .map(|i| {
+                let stream = UsageStream {
+                    tenant_id: TenantId::new(format!("org_{i}")).expect("valid"),
+                    feature: Feature::new("f").expect("valid"),
+                };
+                Slot::for_key(StreamKeys::new("metering:", &stream).counters)
+            })
+            .collect();
+        assert!(slots.len() > 40, "{}", slots.len());
+    }
+
+    #[test]
+    fn glob_escapes_specials() {
+        assert_eq!(glob_escape("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
+        assert_eq!(glob_escape("metering:"), "metering:");
     }
 
     #[test]

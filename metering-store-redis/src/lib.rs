@@ -3,6 +3,7 @@
 
 mod cache;
 mod config;
+mod connection;
 mod error;
 mod keys;
 mod recovery;

@@ -16,7 +16,6 @@ macro_rules! script {
 
 /// Every script, compiled once per process (redis loads them on first use per server).
 pub(crate) struct Scripts {
-    pub(crate) health: Script,
     pub(crate) usage: Script,
     pub(crate) begin_rebuild: Script,
     pub(crate) finish_rebuild: Script,
@@ -27,7 +26,6 @@ pub(crate) struct Scripts {
 
 /// The scripts.
 pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
-    health: script!("health.lua"),
     usage: script!("usage.lua"),
     begin_rebuild: script!("begin_rebuild.lua"),
     finish_rebuild: script!("finish_rebuild.lua"),

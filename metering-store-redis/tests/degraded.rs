@@ -9,7 +9,7 @@ use metering_core::{
     ValidateRequest,
 };
 use metering_store_redis::redis::AsyncCommands;
-use metering_store_redis::{RedisConfig, RedisQuotaCache};
+use metering_store_redis::{RedisConfig, RedisQuotaCache, redis};
 use metering_testkit::fixtures::{Namespace, engine_with_cache, feature, qty, resource};
 
 /// Nothing listens on port 1: every check is served exactly by the store, nothing errors.
@@ -83,9 +83,9 @@ async fn unreachable_redis_falls_back_to_the_store_exactly() {
 }
 
 /// One process loses Redis while it ingests; another keeps a counter that misses those
-/// events. When the first process reaches Redis again it bumps the epoch, so the stale counter
-/// is dropped and rebuilt from the store; one mark lifetime later it bumps again (for an
-/// ingest that may still have been committing).
+/// events. When the first process reaches Redis again it deletes the counters of the streams
+/// it missed, so the stale counter is rebuilt from the store; one mark lifetime later it
+/// deletes them again (for an ingest that may still have been committing).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_that_missed_an_ingest_drops_stale_counters_when_redis_returns() {
     let Some(url) = metering_testkit::redis_url() else {
@@ -143,7 +143,7 @@ async fn a_process_that_missed_an_ingest_drops_stale_counters_when_redis_returns
     assert_eq!(
         two.validate(check.clone()).await.expect("v").current_usage,
         qty("1"),
-        "the other process's counter missed the events (what the epoch is for)"
+        "the other process's counter missed the events (what the drop is for)"
     );
 
     proxy.restore();
@@ -155,18 +155,28 @@ async fn a_process_that_missed_an_ingest_drops_stale_counters_when_redis_returns
     assert_eq!(
         two.validate(check.clone()).await.expect("v").current_usage,
         qty("3"),
-        "the epoch bump dropped the stale counter"
+        "the drop of the missed streams' counters reached the other process"
     );
     let mut raw = common::raw_connection(&url).await;
-    let epoch: u64 = raw.get(format!("{prefix}epoch")).await.expect("GET");
-    assert_eq!(epoch, 1);
+    let counters = format!("{prefix}{{{}:{}:f}}:c", t.as_str().len(), t.as_str());
+    let exists = |raw: &mut redis::aio::MultiplexedConnection| {
+        let mut raw = raw.clone();
+        let key = counters.clone();
+        async move { raw.exists::<_, bool>(key).await.expect("EXISTS") }
+    };
+    assert!(exists(&mut raw).await, "rebuilt by the check");
     tokio::time::sleep(mark_ttl + Duration::from_millis(100)).await;
     flaky.health().await.expect("healthy");
-    let epoch: u64 = raw.get(format!("{prefix}epoch")).await.expect("GET");
-    assert_eq!(epoch, 2, "the late bump for ingests still committing");
+    assert!(
+        !exists(&mut raw).await,
+        "dropped again, for ingests still committing"
+    );
+    assert_eq!(
+        two.validate(check.clone()).await.expect("v").current_usage,
+        qty("3")
+    );
     flaky.health().await.expect("healthy");
-    let epoch: u64 = raw.get(format!("{prefix}epoch")).await.expect("GET");
-    assert_eq!(epoch, 2, "no more bumps");
+    assert!(exists(&mut raw).await, "no more drops");
     assert_eq!(
         one.validate(check.clone()).await.expect("v").current_usage,
         qty("3")

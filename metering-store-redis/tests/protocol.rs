@@ -1,4 +1,4 @@
-//! Redis-specific parts of the counter protocol: expiring marks, deleted keys, the epoch,
+//! Redis-specific parts of the counter protocol: expiring marks, deleted keys, dropping all counters,
 //! key naming and counter lifetimes.
 
 mod common;
@@ -134,7 +134,7 @@ async fn deleted_keys_never_revive_an_old_token() {
         .expect("begin")
         .expect("token");
     for _ in 0..3 {
-        // Delete everything, even the version sequence, and let versions be handed out again.
+        // Delete everything and let versions be handed out again.
         for key in common::keys(&mut raw, &format!("{prefix}*")).await {
             let _: () = raw.del(key).await.expect("DEL");
         }
@@ -162,7 +162,7 @@ async fn deleted_keys_never_revive_an_old_token() {
 }
 
 #[tokio::test]
-async fn an_epoch_bump_drops_every_counter_for_every_handle() {
+async fn dropping_all_counters_reaches_every_handle() {
     let Some(url) = metering_testkit::redis_url() else {
         return;
     };
@@ -172,12 +172,16 @@ async fn an_epoch_bump_drops_every_counter_for_every_handle() {
     let k = key(Namespace::new().tenant("a").as_str(), "f", Some("r"));
     assert!(rebuild(&one, &k, qty("3")).await);
     assert_eq!(two.usage(&k).await.expect("usage"), Some(qty("3")));
-    one.drop_all_counters().await.expect("bump");
+    // Other prefixes keep theirs.
+    let other = common::cache_at(&url, &common::unique_prefix()).await;
+    assert!(rebuild(&other, &k, qty("4")).await);
+    one.drop_all_counters().await.expect("drop");
     assert_eq!(two.usage(&k).await.expect("usage"), None);
     assert_eq!(one.usage(&k).await.expect("usage"), None);
-    // A token issued before the bump is stale after it.
+    assert_eq!(other.usage(&k).await.expect("usage"), Some(qty("4")));
+    // A token issued before the drop is stale after it.
     let token = two.begin_rebuild(&k).await.expect("begin").expect("token");
-    one.drop_all_counters().await.expect("bump");
+    one.drop_all_counters().await.expect("drop");
     assert!(
         !two.finish_rebuild(&k, token, qty("3"))
             .await
@@ -244,7 +248,7 @@ async fn counters_live_as_long_as_their_window() {
     let mut raw = common::raw_connection(&url).await;
     let k = key(Namespace::new().tenant("a").as_str(), "f", None);
     assert!(rebuild(&cache, &k, qty("1")).await);
-    let hashes = common::keys(&mut raw, &format!("{prefix}c:*")).await;
+    let hashes = common::keys(&mut raw, &format!("{prefix}{{*}}:c")).await;
     assert_eq!(hashes.len(), 1, "{hashes:?}");
     let ttl_ms: i64 = raw.pttl(&hashes[0]).await.expect("PTTL");
     let until_end = (k.window.end - wall_now()).num_milliseconds();

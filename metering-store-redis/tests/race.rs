@@ -181,7 +181,7 @@ async fn round(
             let mut raw = common::raw_connection(&url).await;
             let mut deletions = 0_u32;
             while progress.load(Ordering::SeqCst) < 80 {
-                for key in common::keys(&mut raw, &format!("{prefix}c:*")).await {
+                for key in common::keys(&mut raw, &format!("{prefix}{{*}}:c")).await {
                     let n: u32 = raw.del(key).await.expect("DEL");
                     deletions += n;
                 }

@@ -102,10 +102,45 @@ macro_rules! store_conformance {
 
 /// Expands to one `#[tokio::test]` per quota cache conformance case, each calling `$setup()`
 /// for a fresh cache (`async fn() -> Option<C>` with `C: QuotaCache + Clone`).
+///
+/// `cache_conformance!(in_sequence $make)`, used inside an async test, instead runs every case
+/// one after the other, each with the cache the expression `$make` evaluates to (it may
+/// `.await`): for a backend the test has to start itself, such as a private Redis Cluster.
 #[macro_export]
 macro_rules! cache_conformance {
     ($setup:path) => {
-        $crate::cache_conformance!(@cases $setup;
+        $crate::__cache_cases!(@tests $setup;);
+    };
+    (in_sequence $make:expr) => {
+        $crate::__cache_cases!(@in_sequence $make;);
+    };
+    (@tests $setup:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let Some(cache) = $setup().await else {
+                    println!("SKIPPED {}: backend not configured", stringify!($case));
+                    return;
+                };
+                $crate::cache_cases::$case(cache).await;
+            }
+        )*
+    };
+    (@in_sequence $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            println!("cache conformance: {}", stringify!($case));
+            $crate::cache_cases::$case($make).await;
+        )*
+    };
+}
+
+/// The quota cache conformance cases, handed to `cache_conformance!` (one list for both
+/// forms).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __cache_cases {
+    ($($form:tt)*) => {
+        $crate::cache_conformance!($($form)*
             missing_counter_is_absent,
             rebuild_stores_the_counter,
             busy_stream_refuses_rebuild,
@@ -119,17 +154,5 @@ macro_rules! cache_conformance {
             corrections_drop_the_streams_counters,
             corrections_reach_checks,
         );
-    };
-    (@cases $setup:path; $($case:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                let Some(cache) = $setup().await else {
-                    println!("SKIPPED {}: backend not configured", stringify!($case));
-                    return;
-                };
-                $crate::cache_cases::$case(cache).await;
-            }
-        )*
     };
 }

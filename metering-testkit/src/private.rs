@@ -147,12 +147,18 @@ pub struct PrivateRedis {
     dir: tempfile::TempDir,
     port: u16,
     child: Option<Child>,
+    extra_args: Vec<String>,
 }
 
 impl PrivateRedis {
     /// Starts one; `None` (with the reason printed) where `redis-server` is not installed,
     /// unless the backend tests are configured (CI), where that is a failure.
     pub fn start() -> Option<Self> {
+        Self::start_with(&[])
+    }
+
+    /// As [`PrivateRedis::start`], with more `redis-server` options.
+    pub fn start_with(extra_args: &[&str]) -> Option<Self> {
         if Command::new("redis-server")
             .arg("--version")
             .output()
@@ -174,6 +180,7 @@ impl PrivateRedis {
             dir: tempfile::tempdir().expect("a temporary directory"),
             port,
             child: None,
+            extra_args: extra_args.iter().map(|&a| a.to_owned()).collect(),
         };
         server.start_again();
         Some(server)
@@ -191,6 +198,7 @@ impl PrivateRedis {
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
             .args(["--save", "", "--appendonly", "no", "--dir"])
             .arg(self.dir.path())
+            .args(&self.extra_args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -204,6 +212,26 @@ impl PrivateRedis {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The server's port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Runs `redis-cli` against this server; its standard output.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli runs (it comes with redis-server)");
+        assert!(
+            out.status.success(),
+            "redis-cli {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Kills the server at once (SIGKILL), as a crash would.
@@ -230,5 +258,149 @@ impl PrivateRedis {
 impl Drop for PrivateRedis {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A private Redis Cluster: three primaries with one replica each, on six free loopback
+/// ports, with a 1 s node timeout so a failover takes a few seconds. Killed when dropped.
+#[derive(Debug)]
+pub struct PrivateRedisCluster {
+    nodes: Vec<PrivateRedis>,
+}
+
+impl PrivateRedisCluster {
+    /// Starts one and waits until every slot is served; `None` as for [`PrivateRedis`].
+    pub fn start() -> Option<Self> {
+        let mut nodes = Vec::new();
+        for _ in 0..6 {
+            nodes.push(PrivateRedis::start_with(&[
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "1000",
+            ])?);
+        }
+        let mut create = vec!["--cluster".to_owned(), "create".to_owned()];
+        create.extend(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)));
+        create.extend(["--cluster-replicas", "1", "--cluster-yes"].map(str::to_owned));
+        let create: Vec<&str> = create.iter().map(String::as_str).collect();
+        nodes[0].cli(&create);
+        let cluster = PrivateRedisCluster { nodes };
+        cluster.wait_until_served(Duration::from_secs(30));
+        // And until every primary's replica has synced (writes confirmed by `WAIT` need it).
+        cluster.wait_for_replicas(Duration::from_secs(30));
+        Some(cluster)
+    }
+
+    /// The `redis+cluster://` URL naming every node.
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        format!("redis+cluster://{}", hosts.join(","))
+    }
+
+    /// The nodes, in the order they were created (the first three start as primaries).
+    pub fn nodes(&self) -> &[PrivateRedis] {
+        &self.nodes
+    }
+
+    /// The index of the node serving `key` now, asked of a running node; `None` while no
+    /// healthy primary serves it (during a failover).
+    pub fn primary_of(&self, key: &str) -> Option<usize> {
+        let asker = self.running().next().expect("a running node");
+        let slot: u16 = asker
+            .cli(&["cluster", "keyslot", key])
+            .trim()
+            .parse()
+            .expect("a slot number");
+        for line in asker.cli(&["cluster", "nodes"]).lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() < 9 || !fields[2].contains("master") || fields[2].contains("fail") {
+                continue;
+            }
+            let serves = fields[8..].iter().any(|range| {
+                let (start, end) = range.split_once('-').unwrap_or((range, range));
+                match (start.parse::<u16>(), end.parse::<u16>()) {
+                    (Ok(start), Ok(end)) => (start..=end).contains(&slot),
+                    _ => false,
+                }
+            });
+            if serves {
+                let port: u16 = fields[1]
+                    .split(['@', ':'])
+                    .nth(1)
+                    .and_then(|p| p.parse().ok())
+                    .expect("host:port@bus");
+                return self.nodes.iter().position(|n| n.port == port);
+            }
+        }
+        None
+    }
+
+    /// Kills node `i` (SIGKILL).
+    pub fn kill(&mut self, i: usize) {
+        self.nodes[i].kill();
+    }
+
+    /// Starts node `i` again; it rejoins the cluster (as a replica, if it was failed over).
+    pub fn restart(&mut self, i: usize) {
+        self.nodes[i].start_again();
+    }
+
+    /// Waits until another node serves `key` in place of node `was`, with every slot served.
+    pub fn wait_for_failover(&self, key: &str, was: usize, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.primary_of(key).is_none_or(|now| now == was) {
+            assert!(
+                Instant::now() < deadline,
+                "no replica took over from node {was} within {within:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.wait_until_served(deadline.saturating_duration_since(Instant::now()));
+    }
+
+    /// Waits until every running primary has an online replica.
+    pub fn wait_for_replicas(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        while !self.running().all(|n| {
+            let info = n.cli(&["info", "replication"]);
+            !info.contains("role:master")
+                || (!info.contains("connected_slaves:0") && info.contains("state=online"))
+        }) {
+            assert!(
+                Instant::now() < deadline,
+                "the replicas did not sync within {within:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits until every running node reports `cluster_state:ok`, with every slot served.
+    pub fn wait_until_served(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let ok = self.running().all(|n| {
+                let info = n.cli(&["cluster", "info"]);
+                info.contains("cluster_state:ok") && info.contains("cluster_slots_ok:16384")
+            });
+            if ok {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the cluster did not serve every slot within {within:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn running(&self) -> impl Iterator<Item = &PrivateRedis> {
+        self.nodes.iter().filter(|n| n.child.is_some())
     }
 }

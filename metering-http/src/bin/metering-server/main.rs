@@ -42,8 +42,8 @@ struct Cli {
     #[arg(long, global = true, env = "METERING_STORE", hide_env_values = true)]
     store: Option<String>,
 
-    /// Quota cache URL: memory:// or redis://... [default: memory://; env:
-    /// METERING_QUOTA_CACHE, else REDIS_URL]
+    /// Quota cache URL: memory://, redis://... or redis+cluster://host:port,host:port,...
+    /// [default: memory://; env: METERING_QUOTA_CACHE, else REDIS_URL]
     #[arg(
         long,
         global = true,

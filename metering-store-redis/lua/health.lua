@@ -1,2 +1,0 @@
--- Answers with the current epoch (bumping it first when asked).
-return epoch
