@@ -138,12 +138,8 @@ async fn a_primary_killed_during_consumes_loses_nothing() {
     // Writers: batches over several tenants (several slots per call).
     let sent = Arc::new(std::sync::Mutex::new(vec![Quantity::ZERO; TENANTS]));
     for (w, engine) in engines.iter().enumerate() {
-        let (engine, tenants, stop, sent) = (
-            engine.clone(),
-            tenants.clone(),
-            stop.clone(),
-            sent.clone(),
-        );
+        let (engine, tenants, stop, sent) =
+            (engine.clone(), tenants.clone(), stop.clone(), sent.clone());
         tasks.push(tokio::spawn(async move {
             let mut round = 0usize;
             while !stop.load(Ordering::SeqCst) {
