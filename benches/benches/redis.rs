@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use metering_benches::percentile;
 use metering_core::{
     Clock, CounterKey, Feature, MemoryQuotaCache, MemoryStore, Metering, QuotaCache, QuotaPeriod,
     QuotaScope, QuotaSpec, TenantId, Tz, UsageScope, ValidateRequest,
@@ -198,21 +199,6 @@ async fn load(
     let elapsed = start.elapsed();
     let latencies = std::mem::take(&mut *latencies.lock().expect("not poisoned"));
     (checks, elapsed, latencies)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let last = sorted.len() - 1;
-    // Index of the p-th percentile; the float-to-index conversion is bounded by `last`.
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss
-    )]
-    let i = ((last as f64) * p).round() as usize;
-    sorted[i.min(last)]
 }
 
 fn redis_validate(c: &mut Criterion) {

@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use metering_benches::percentile;
 use metering_core::{
     Clock, MemoryStore, Metering, NewEvent, Quantity, QuotaPeriod, QuotaScope, QuotaSpec,
     SystemClock, ValidateRequest,
@@ -124,20 +125,6 @@ where
     let mut latencies = std::mem::take(&mut *latencies.lock().expect("not poisoned"));
     latencies.sort();
     (total, elapsed, latencies)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let last = sorted.len() - 1;
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss
-    )]
-    let i = ((last as f64) * p).round() as usize;
-    sorted[i.min(last)]
 }
 
 /// Both workloads on one cache; (checks/s, events/s).
